@@ -1,0 +1,32 @@
+"""Numba compilation flags, in one place.
+
+Every kernel module takes its decorator options from here instead of
+scattering flags over the code.  Environment overrides:
+
+``NLM_NUMBA_CACHE=0``
+    disable the on-disk cache (``cache=True`` by default, so a second process
+    does not recompile).
+``NLM_NUMBA_PARALLEL=0``
+    compile the kernels single-threaded (``prange`` becomes ``range``).
+
+``fastmath`` is deliberately off: results must match the NumPy oracles in
+``tests/`` to the documented tolerance.
+"""
+
+import os
+
+
+def _flag(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+CACHE = _flag("NLM_NUMBA_CACHE", True)
+PARALLEL = _flag("NLM_NUMBA_PARALLEL", True)
+
+#: options for serial kernels
+JIT = dict(nopython=True, cache=CACHE, nogil=True, error_model="numpy", fastmath=False)
+#: options for kernels that use ``prange``
+JIT_PARALLEL = dict(JIT, parallel=PARALLEL)
