@@ -27,6 +27,6 @@ CACHE = _flag("NLM_NUMBA_CACHE", True)
 PARALLEL = _flag("NLM_NUMBA_PARALLEL", True)
 
 #: options for serial kernels
-JIT = dict(nopython=True, cache=CACHE, nogil=True, error_model="numpy", fastmath=False)
+JIT = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=False)
 #: options for kernels that use ``prange``
 JIT_PARALLEL = dict(JIT, parallel=PARALLEL)

@@ -1,0 +1,356 @@
+"""Non-local means denoising: the public, validating front end.
+
+:func:`denoise_nl_means` checks and converts its arguments, then evaluates the
+generic non-local operation (:func:`nlm.operation.nonlocal_op`) with the patch
+similarity :class:`nlm.kernels.PatchEuclideanGaussian` and ``g = Identity``;
+the operation dispatches to the compiled kernel in :mod:`nlm._nlm_kernels`.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["denoise_nl_means", "estimate_sigma", "default_h", "H_FACTOR"]
+
+#: ``default_h(sigma) = H_FACTOR * sigma``.  Chosen by a grid search (PSNR
+#: against the clean image, Gaussian noise sigma 10/20/30 on camera, astronaut
+#: and coins, default patch 7 / distance 11, with the variance subtraction of
+#: the estimated sigma): see the README's "Automatic parameters" section.
+H_FACTOR = 0.6
+
+# Daubechies-2 high-pass decomposition filter (identical to PyWavelets'
+# ``Wavelet('db2').dec_hi``)
+_DB2_HI = np.array([-0.48296291314469025, 0.836516303737469, -0.22414386804185735, -0.12940952255092145])
+
+
+def _dwt_detail(a, axis):
+    """Finest detail coefficients of a one-level db2 DWT along ``axis``.
+
+    Symmetric extension, as PyWavelets' default mode, so the result equals
+    ``pywt.dwt(a, 'db2', axis=axis)[1]``.
+    """
+    L = _DB2_HI.size
+    a = np.moveaxis(a, axis, -1)
+    n = a.shape[-1]
+    p = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(L - 1, L - 1)], mode="symmetric")
+    full = np.zeros(a.shape[:-1] + (n + L - 1,), dtype=np.float64)
+    for k in range(L):
+        full += _DB2_HI[k] * p[..., L - 1 - k : L - 1 - k + n + L - 1]
+    return np.moveaxis(full[..., 1::2][..., : (n + L - 1) // 2], -1, axis)
+
+
+def _sigma_mad(a):
+    detail = np.asarray(a, dtype=np.float64)
+    for axis in range(detail.ndim):
+        detail = _dwt_detail(detail, axis)
+    detail = detail[detail != 0]
+    if detail.size == 0:
+        return 0.0
+    return float(np.median(np.abs(detail)) / 0.6744897501960817)
+
+
+def estimate_sigma(image, *, channel_axis=None, average_sigmas=False):
+    """Robust (wavelet MAD) estimate of the standard deviation of Gaussian noise.
+
+    Parameters
+    ----------
+    image : array_like
+        1-, 2- or 3-D image (plus a channel axis if ``channel_axis`` is set).
+    channel_axis : int or None, keyword-only
+        Axis of the channels; each channel gets its own estimate.
+    average_sigmas : bool, keyword-only
+        Return the mean of the per-channel estimates instead of a list.
+
+    Returns
+    -------
+    sigma : float or list of float
+        In the units of ``image`` as given (no rescaling of integer images).
+
+    Raises
+    ------
+    TypeError
+        If ``image`` is not numeric.
+    ValueError
+        If ``image`` is empty, has NaN/Inf, or has an unsupported shape.
+
+    Notes
+    -----
+    Donoho's estimator: ``sigma = median(|d|) / 0.6745`` over the non-zero
+    finest "all-detail" coefficients ``d`` of a one-level Daubechies-2
+    wavelet transform (symmetric extension).  This is the estimator of
+    scikit-image's ``estimate_sigma``; it is computed here with NumPy, so
+    PyWavelets is not needed.  Time and memory ``O(N)``.  It assumes
+    signal-independent noise and underestimates multiplicative (speckle) noise.
+
+    References
+    ----------
+    .. [1] D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet
+       shrinkage", Biometrika 81(3), 1994.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> round(estimate_sigma(rng.normal(0, 0.1, (256, 256))), 2)
+    0.1
+    """
+    image = _as_numeric(image)
+    if channel_axis is None:
+        _check_spatial(image.ndim, "image")
+        return _sigma_mad(image)
+    channel_axis = _check_axis(channel_axis, image.ndim)
+    image = np.moveaxis(image, channel_axis, -1)
+    _check_spatial(image.ndim - 1, "image (without its channel axis)")
+    sigmas = [_sigma_mad(image[..., c]) for c in range(image.shape[-1])]
+    return float(np.mean(sigmas)) if average_sigmas else sigmas
+
+
+def default_h(sigma):
+    """The automatic filtering parameter for a noise standard deviation.
+
+    Parameters
+    ----------
+    sigma : float >= 0
+        Noise standard deviation, in image units.
+
+    Returns
+    -------
+    h : float
+        ``H_FACTOR * sigma`` (``H_FACTOR = 0.6``), used together with the
+        variance subtraction ``2 sigma^2`` of the weights.
+
+    Raises
+    ------
+    ValueError
+        If ``sigma`` is negative or not finite.
+    """
+    sigma = _check_nonneg(sigma, "sigma")
+    return H_FACTOR * sigma
+
+
+def _as_numeric(image):
+    image = np.asarray(image)
+    if image.dtype == object or image.dtype.kind not in "biuf":
+        raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError("image contains NaN or Inf values")
+    return image
+
+
+def _check_spatial(nd, what):
+    if not 1 <= nd <= 3:
+        raise ValueError(f"{what} must have 1, 2 or 3 spatial dimensions, got {nd}")
+
+
+def _check_axis(axis, ndim):
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"channel_axis must be an int or None, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"channel_axis={axis} is out of range for an image with {ndim} dimensions")
+    return int(axis) % ndim
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_nonneg(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def _to_float(image, preserve_range):
+    """scikit-image's conversion rules (see the dtype table in the README)."""
+    if image.dtype.kind == "f":
+        return image.astype(np.float32 if image.dtype.itemsize <= 4 else np.float64, copy=False)
+    if preserve_range:
+        return image.astype(np.float64)
+    from skimage.util import img_as_float
+
+    return img_as_float(image)
+
+
+def denoise_nl_means(
+    image,
+    patch_size=7,
+    patch_distance=11,
+    h=None,
+    sigma=0.0,
+    *,
+    channel_axis=None,
+    preserve_range=False,
+    noise="gaussian",
+):
+    """Non-local means denoising of 1-D, 2-D or 3-D images, grey or multichannel.
+
+    Each pixel becomes the weighted mean of the pixels in its search window,
+    weighted by the similarity of the patches around them:
+
+        u(i) = sum_j w(i, j) v(j) / sum_j w(i, j),
+        w(i, j) = exp(-max(d^2(P_i, P_j) - 2 sigma^2, 0) / h^2)
+
+    with ``d^2`` the mean squared difference of the two ``patch_size^D``
+    patches over all channels.
+
+    Parameters
+    ----------
+    image : array_like
+        1-D, 2-D or 3-D image, with one extra channel axis if ``channel_axis``
+        is given.  Real numeric dtype; no NaN/Inf.
+    patch_size : int, odd, >= 1
+        Side of the (square / cubic) patches.  Default 7.
+    patch_distance : int >= 0
+        Radius of the search window: ``j`` ranges over
+        ``|j_a - i_a| <= patch_distance`` on every axis (window side
+        ``2 patch_distance + 1``), clipped at the image borders.  Default 11.
+    h : float > 0 or None
+        Filtering parameter, in the units of the (converted) image: larger is
+        smoother.  ``None`` (default): automatic, ``h = default_h(sigma)`` with
+        ``sigma`` estimated by :func:`estimate_sigma` when not given; the
+        estimated ``sigma`` is then also used in the weights.
+    sigma : float >= 0
+        Standard deviation of the noise; ``2 sigma^2`` is subtracted from the
+        patch distance.  0 (default) disables the subtraction, except in the
+        automatic mode (``h=None``) where the estimate is used.
+    channel_axis : int or None, keyword-only
+        Axis of the channels; the patch distance is taken jointly over all
+        channels.  ``None``: grey image.
+    preserve_range : bool, keyword-only
+        Integer images only: keep the original value range (converted to
+        float64) instead of scikit-image's scaling to [0, 1] / [-1, 1].
+    noise : {"gaussian", "speckle"}, keyword-only
+        ``"speckle"`` denoises multiplicative noise with
+        :func:`nlm.speckle.denoise_speckle`, which sets its own parameters
+        from the image when they are left to their defaults.
+
+    Returns
+    -------
+    result : ndarray
+        Same shape as ``image``.  float32 (and float16) input gives float32;
+        float64 gives float64; integer and bool input give float64.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric ``image``; non-integer ``patch_size``/``patch_distance``;
+        non-real ``h``/``sigma``; bad ``channel_axis`` type.
+    ValueError
+        Empty image, NaN/Inf, unsupported number of dimensions, even or
+        non-positive ``patch_size``, a patch larger than the image, a search
+        window larger than the image along every axis
+        (``patch_distance >= n`` for every spatial size ``n``), ``h <= 0``,
+        ``sigma < 0``, unknown ``noise``.
+
+    Notes
+    -----
+    Differences from ``skimage.restoration.denoise_nl_means`` (otherwise a
+    drop-in replacement, same argument order and meaning):
+
+    * ``h=None`` is the default and means automatic (scikit-image: 0.1);
+    * patches are exactly ``patch_size`` wide and uniformly weighted
+      (scikit-image's fast mode uses ``patch_size - 1`` pixels divided by
+      ``patch_size^D``; its slow mode weights patches with a Gaussian);
+    * the search window is clipped at the borders and patches crossing a
+      border read reflect padding (scikit-image's fast mode searches the
+      padding too);
+    * ``patch_size`` must be odd; 1-D signals are accepted; there is no
+      ``fast_mode`` argument (there is only the fast algorithm, and it is
+      exact).
+
+    Algorithm: for each offset ``t`` of half the window, the squared
+    differences ``(v(p) - v(p + t))^2`` are box-filtered with running sums to
+    give every patch distance, and the weight serves both ``p`` and ``p + t``
+    (Darbon et al. 2008).  Time ``O(N W C)`` for ``N`` pixels, ``W`` window
+    positions and ``C`` channels, independent of the patch size; memory about
+    ``(C + 1) (1 + 2 patch_distance / band)`` image-sized buffers.  The kernel
+    runs on all Numba threads (``numba.set_num_threads``).
+
+    float32 results match float64 to about 1e-6 of the value range.
+
+    References
+    ----------
+    .. [1] A. Buades, B. Coll, J.-M. Morel, "A non-local algorithm for image
+       denoising", CVPR 2005.
+    .. [2] J. Darbon, A. Cunha, T. F. Chan, S. Osher, G. J. Jensen, "Fast
+       nonlocal filtering applied to electron cryomicroscopy", ISBI 2008.
+    .. [3] A. Buades, B. Coll, J.-M. Morel, "Non-Local Means Denoising",
+       Image Processing On Line 1 (2011).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nlm import denoise_nl_means
+    >>> rng = np.random.default_rng(0)
+    >>> clean = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    >>> noisy = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+    >>> out = denoise_nl_means(noisy, patch_size=5, patch_distance=6)
+    >>> out.dtype
+    dtype('float32')
+    >>> bool(np.abs(out - clean).mean() < np.abs(noisy - clean).mean())
+    True
+    """
+    if noise not in ("gaussian", "speckle"):
+        raise ValueError(f"noise must be 'gaussian' or 'speckle', got {noise!r}")
+    if noise == "speckle":
+        from nlm.speckle import denoise_speckle
+
+        return denoise_speckle(
+            image,
+            patch_size=patch_size,
+            patch_distance=patch_distance,
+            h=h,
+            channel_axis=channel_axis,
+            preserve_range=preserve_range,
+        )
+    image = _as_numeric(image)
+    patch_size = _check_int(patch_size, "patch_size", 1)
+    if patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be odd, got {patch_size}")
+    patch_distance = _check_int(patch_distance, "patch_distance", 0)
+    sigma = _check_nonneg(sigma, "sigma")
+    if h is not None:
+        h = _check_nonneg(h, "h")
+        if h == 0:
+            raise ValueError("h must be > 0, got 0.0")
+
+    x = _to_float(image, preserve_range)
+    if channel_axis is None:
+        x = x[..., None]
+    else:
+        x = np.moveaxis(x, _check_axis(channel_axis, image.ndim), -1)
+    nd = x.ndim - 1
+    _check_spatial(nd, "image (without its channel axis)" if channel_axis is not None else "image")
+    spatial = x.shape[:-1]
+    if patch_size > min(spatial):
+        raise ValueError(f"patch_size={patch_size} is larger than the image (spatial shape {spatial})")
+    if all(patch_distance >= n for n in spatial):
+        raise ValueError(
+            f"patch_distance={patch_distance}: the search window is larger than the image "
+            f"(spatial shape {spatial}) along every axis; use patch_distance < {max(spatial)}"
+        )
+
+    if h is None:
+        if sigma == 0:
+            sigma = estimate_sigma(x, channel_axis=-1, average_sigmas=True)
+        h = default_h(sigma)
+        if h == 0:  # noise-free (e.g. constant) image: any tiny h keeps it as it is
+            h = float(np.finfo(x.dtype).eps) * max(1.0, float(np.abs(x).max()))
+
+    from nlm.kernels import PatchEuclideanGaussian
+    from nlm.operation import nonlocal_op
+
+    f = PatchEuclideanGaussian(h, sigma, patch_size, spatial_ndim=nd)
+    y = nonlocal_op(np.ascontiguousarray(x), f, window=patch_distance)
+    if channel_axis is None:
+        return y[..., 0]
+    return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))

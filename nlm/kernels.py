@@ -1,0 +1,569 @@
+"""The kernel interface of the generic non-local operation.
+
+The operation (Wang et al. 2018, eq. 1) is
+
+    y_i = 1 / C(x) * sum_j f(x_i, x_j) g(x_j)
+
+and this module defines its two pluggable parts:
+
+* a **pairwise function** (:class:`Pairwise`): turns the input map into query
+  features ``q`` (for positions i) and key features ``k`` (for positions j),
+  scores pairs of them, and names its normaliser ``C``;
+* a **representation** (:class:`Representation`): the values ``g(x_j)`` that
+  are averaged.
+
+Adding a new ``f`` means subclassing :class:`Pairwise` and writing
+``features``, ``scores`` and ``pair_scores`` (a few lines of NumPy); the
+engines in :mod:`nlm.operation` do the rest (chunking, windowing, the stable
+softmax).  A pairwise function may also offer a compiled fast path
+(:meth:`Pairwise.fast_windowed`) that the engine uses instead of the generic
+NumPy loop when it applies; :class:`PatchEuclideanGaussian` does, and that fast
+path *is* the non-local means filter.
+
+Normalisation
+-------------
+``normalization = "softmax"``
+    ``f = exp(score)`` and ``C = sum_j f``.  ``scores`` returns the *log* of
+    ``f``; the engine subtracts the row maximum before exponentiating, so the
+    result is exact and overflow-free.
+``normalization = "count"``
+    ``f = score`` and ``C = N'``, the number of positions ``j`` that were summed
+    (all of them, or those inside the window).
+
+Gradients
+---------
+The four pairwise functions of Wang et al. (:class:`Gaussian`,
+:class:`EmbeddedGaussian`, :class:`DotProduct`, :class:`Concatenation`) also
+implement :meth:`Pairwise.score_grads` and :meth:`Pairwise.pair_score_grads`,
+the vector-Jacobian products of ``scores``/``pair_scores``; the backward
+engines of :mod:`nlm.operation` chain them with the softmax / count
+normalisation.  The Euclidean Gaussians of non-local means do not (they are
+not trained).
+
+Array layout: every map is channel-last, ``(*spatial, channels)``; ``q``/``k``
+rows handed to ``scores`` are flattened positions, ``(n, d)``.
+"""
+
+import numpy as np
+
+__all__ = [
+    "Pairwise",
+    "Representation",
+    "EuclideanGaussian",
+    "PatchEuclideanGaussian",
+    "Identity",
+    "Linear",
+    "Gaussian",
+    "EmbeddedGaussian",
+    "DotProduct",
+    "Concatenation",
+]
+
+
+class Pairwise:
+    """Base class of pairwise functions ``f`` with their normaliser ``C``.
+
+    Subclasses set :attr:`normalization` and implement :meth:`features`,
+    :meth:`scores` and :meth:`pair_scores`.
+    """
+
+    #: ``"softmax"`` (C = sum of f, f = exp(score)) or ``"count"`` (C = N')
+    normalization = "softmax"
+
+    def features(self, x):
+        """Return ``(q, k)``: query and key feature maps of ``x``.
+
+        Parameters
+        ----------
+        x : ndarray, shape (*spatial, C)
+
+        Returns
+        -------
+        q, k : ndarray, shapes (*spatial, dq) and (*spatial, dk)
+        """
+        raise NotImplementedError
+
+    def scores(self, q, k):
+        """Scores of every pair: ``(n, dq), (m, dk) -> (n, m)``."""
+        raise NotImplementedError
+
+    def pair_scores(self, q, k):
+        """Scores of aligned pairs of rows: ``(n, dq), (n, dk) -> (n,)``."""
+        raise NotImplementedError
+
+    def fast_windowed(self, x, g, window):
+        """Optional compiled path for the windowed operation.
+
+        Return the result ``y`` (same layout as :func:`nlm.operation.nonlocal_op`)
+        or ``None`` when no fast path applies to this ``g``/``window``.
+        """
+        return None
+
+    def score_grads(self, q, k, ds):
+        """Vector-Jacobian product of :meth:`scores`.
+
+        Parameters
+        ----------
+        q : ndarray, shape (n, dq)
+        k : ndarray, shape (m, dk)
+        ds : ndarray, shape (n, m)
+            Gradient of a loss with respect to ``scores(q, k)``.
+
+        Returns
+        -------
+        dq : ndarray, shape (n, dq)
+        dk : ndarray, shape (m, dk)
+        dparams : dict of str to ndarray
+            Gradients of the function's own parameters (empty when it has none).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement gradients")
+
+    def pair_score_grads(self, q, k, ds):
+        """Vector-Jacobian product of :meth:`pair_scores`: ``ds`` has shape (n,).
+
+        Returns ``(dq, dk, dparams)`` with ``dq``/``dk`` of the shapes of ``q``/``k``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement gradients")
+
+
+class Representation:
+    """Base class of representations ``g``: ``(*spatial, C) -> (*spatial, C')``."""
+
+    def __call__(self, x):
+        raise NotImplementedError
+
+
+class Identity(Representation):
+    """``g(x_j) = x_j``."""
+
+    def __call__(self, x):
+        return x
+
+    def __repr__(self):
+        return "Identity()"
+
+
+class Linear(Representation):
+    """``g(x_j) = W x_j + b``: a 1x1 (1x1x1) convolution.
+
+    Parameters
+    ----------
+    weight : array_like, shape (out_channels, in_channels)
+        The layout PyTorch uses for the weight of a 1x1 convolution (with the
+        trailing singleton kernel axes dropped).
+    bias : array_like, shape (out_channels,), optional
+    """
+
+    def __init__(self, weight, bias=None):
+        weight = np.asarray(weight)
+        if weight.ndim != 2:
+            raise ValueError(f"weight must be 2-D (out_channels, in_channels), got shape {weight.shape}")
+        if bias is not None:
+            bias = np.asarray(bias)
+            if bias.shape != (weight.shape[0],):
+                raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        self.weight = weight
+        self.bias = bias
+
+    def __call__(self, x):
+        if x.shape[-1] != self.weight.shape[1]:
+            raise ValueError(
+                f"input has {x.shape[-1]} channels, weight expects {self.weight.shape[1]}"
+            )
+        w = self.weight.astype(x.dtype, copy=False)
+        y = x @ w.T
+        if self.bias is not None:
+            y = y + self.bias.astype(x.dtype, copy=False)
+        return y
+
+
+def _check_h_sigma(h, sigma):
+    h = float(h)
+    sigma = float(sigma)
+    if not np.isfinite(h) or h <= 0:
+        raise ValueError(f"h must be a finite number > 0, got {h}")
+    if not np.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
+    return h, sigma
+
+
+class EuclideanGaussian(Pairwise):
+    """Gaussian of the mean squared Euclidean distance, with noise correction.
+
+    ``f(a, b) = exp(-max(|a - b|^2 / d - 2 sigma^2, 0) / h^2)`` where ``d`` is
+    the feature length.  This is the similarity of non-local means (Buades et
+    al. 2005) when the features are patches; ``C = sum_j f``.
+
+    Parameters
+    ----------
+    h : float > 0
+        Filtering parameter, in the units of the features.
+    sigma : float >= 0
+        Noise standard deviation subtracted (as ``2 sigma^2``) from the
+        distance; 0 disables the correction.
+    """
+
+    normalization = "softmax"
+
+    def __init__(self, h, sigma=0.0):
+        self.h, self.sigma = _check_h_sigma(h, sigma)
+
+    def features(self, x):
+        return x, x
+
+    def _from_d2(self, d2):
+        return -np.maximum(d2 - 2.0 * self.sigma**2, 0.0) / self.h**2
+
+    def scores(self, q, k):
+        # |a-b|^2 = |a|^2 + |b|^2 - 2 a.b, clipped at 0 against rounding
+        d2 = (q * q).sum(1)[:, None] + (k * k).sum(1)[None, :] - 2.0 * (q @ k.T)
+        np.maximum(d2, 0.0, out=d2)
+        return self._from_d2(d2 / q.shape[1])
+
+    def pair_scores(self, q, k):
+        diff = q - k
+        return self._from_d2((diff * diff).mean(axis=1))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(h={self.h!r}, sigma={self.sigma!r})"
+
+
+class PatchEuclideanGaussian(EuclideanGaussian):
+    """:class:`EuclideanGaussian` over square (cubic) patches: non-local means.
+
+    The features of position ``i`` are the values of the ``patch_size^D``
+    patch centred on it, over all channels, with reflect padding at the
+    borders.  With ``g = Identity`` and a window, the operation is exactly the
+    non-local means filter, and :meth:`fast_windowed` evaluates it with the
+    compiled per-offset algorithm (:mod:`nlm._nlm_kernels`) instead of
+    materialising patch vectors.
+
+    Parameters
+    ----------
+    h, sigma : float
+        See :class:`EuclideanGaussian`.
+    patch_size : int, odd, >= 1
+        Side of the patch, in pixels.
+    spatial_ndim : int
+        Number of spatial axes of the maps this function is applied to (the
+        last axis is always channels).
+    """
+
+    def __init__(self, h, sigma=0.0, patch_size=7, spatial_ndim=2):
+        super().__init__(h, sigma)
+        if int(patch_size) != patch_size or patch_size < 1 or patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be an odd integer >= 1, got {patch_size!r}")
+        self.patch_size = int(patch_size)
+        self.spatial_ndim = int(spatial_ndim)
+
+    def features(self, x):
+        r = self.patch_size // 2
+        nd = self.spatial_ndim
+        padded = np.pad(x, [(r, r)] * nd + [(0, 0)], mode="reflect")
+        spatial = x.shape[:nd]
+        parts = []
+        for off in np.ndindex(*([self.patch_size] * nd)):
+            sl = tuple(slice(o, o + n) for o, n in zip(off, spatial))
+            parts.append(padded[sl])
+        p = np.concatenate(parts, axis=-1)
+        return p, p
+
+    def fast_windowed(self, x, g, window):
+        if not isinstance(g, Identity):
+            return None
+        from nlm._nlm_kernels import nl_means_windowed
+
+        return nl_means_windowed(x, self.patch_size, window, self.h, self.sigma, self.spatial_ndim)
+
+    def __repr__(self):
+        return (
+            f"PatchEuclideanGaussian(h={self.h!r}, sigma={self.sigma!r}, "
+            f"patch_size={self.patch_size!r}, spatial_ndim={self.spatial_ndim!r})"
+        )
+
+
+# --------------------------------------------------------------------------
+# The pairwise functions of the non-local neural block (Wang et al. 2018)
+# --------------------------------------------------------------------------
+
+
+def _check_scale(scale):
+    if isinstance(scale, (bool, np.bool_)):
+        raise TypeError("scale must be a number (use 1/sqrt(d) for the scaled form), got a bool")
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise TypeError(f"scale must be a real number, got {type(scale).__name__}") from None
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a finite number > 0, got {scale}")
+    return scale
+
+
+def _check_repr(name, r):
+    if r is None:
+        return Identity()
+    if not isinstance(r, Representation):
+        raise TypeError(f"{name} must be a nlm.kernels.Representation (e.g. Linear), got {type(r).__name__}")
+    return r
+
+
+class _Bilinear(Pairwise):
+    """Shared code of the pairwise functions whose score is ``scale * q.k``."""
+
+    def __init__(self, theta=None, phi=None, scale=1.0):
+        self.theta = _check_repr("theta", theta)
+        self.phi = _check_repr("phi", phi)
+        self.scale = _check_scale(scale)
+
+    def features(self, x):
+        return self.theta(x), self.phi(x)
+
+    def scores(self, q, k):
+        s = q @ k.T
+        if self.scale != 1.0:
+            s *= s.dtype.type(self.scale)
+        return s
+
+    def pair_scores(self, q, k):
+        s = np.einsum("nd,nd->n", q, k)
+        if self.scale != 1.0:
+            s *= s.dtype.type(self.scale)
+        return s
+
+    def score_grads(self, q, k, ds):
+        dq = ds @ k
+        dk = ds.T @ q
+        if self.scale != 1.0:
+            dq *= dq.dtype.type(self.scale)
+            dk *= dk.dtype.type(self.scale)
+        return dq, dk, {}
+
+    def pair_score_grads(self, q, k, ds):
+        ds = ds[:, None] * ds.dtype.type(self.scale)
+        return ds * k, ds * q, {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(theta={self.theta!r}, phi={self.phi!r}, scale={self.scale!r})"
+
+
+class Gaussian(_Bilinear):
+    """The paper's Gaussian: ``f(x_i, x_j) = exp(scale * x_i^T x_j)``, ``C = sum_j f``.
+
+    The features are the input channels themselves (no embedding), so the
+    operation is a softmax over ``j`` of the raw dot products.
+
+    Parameters
+    ----------
+    scale : float > 0, default 1
+        Multiplies the dot product before the exponential; ``1/sqrt(C)`` is
+        the scaled form.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a ``scale`` that is not a finite positive number.
+
+    Notes
+    -----
+    Scores of an ``n x m`` block cost ``O(n m C)``; gradients the same.
+
+    References
+    ----------
+    .. [1] X. Wang et al., "Non-local Neural Networks", CVPR 2018, sec. 3.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nlm.operation import nonlocal_op
+    >>> x = np.random.default_rng(0).normal(size=(5, 3))
+    >>> y = nonlocal_op(x, Gaussian())
+    >>> y.shape
+    (5, 3)
+    """
+
+    normalization = "softmax"
+
+    def __init__(self, scale=1.0):
+        super().__init__(None, None, scale)
+
+    def __repr__(self):
+        return f"Gaussian(scale={self.scale!r})"
+
+
+class EmbeddedGaussian(_Bilinear):
+    """Embedded Gaussian: ``f = exp(scale * theta(x_i)^T phi(x_j))``, ``C = sum_j f``.
+
+    With ``C = sum_j f`` the operation is a softmax over ``j``: the
+    self-attention of Vaswani et al.
+
+    Parameters
+    ----------
+    theta, phi : Representation
+        The embeddings, usually :class:`Linear` (a 1x1 convolution); their
+        outputs must have the same length ``d``.
+    scale : float > 0, default 1
+        ``1/sqrt(d)`` gives the scaled form of the official code.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For embeddings that are not representations or a bad ``scale``.
+
+    Notes
+    -----
+    Scores of an ``n x m`` block cost ``O(n m d)``.
+
+    References
+    ----------
+    .. [1] X. Wang et al., "Non-local Neural Networks", CVPR 2018, sec. 3.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.eye(2, 3)
+    >>> f = EmbeddedGaussian(Linear(w), Linear(w), scale=2 ** -0.5)
+    >>> f.normalization
+    'softmax'
+    """
+
+    normalization = "softmax"
+
+
+class DotProduct(_Bilinear):
+    """Dot product: ``f = scale * theta(x_i)^T phi(x_j)``, ``C = N'``.
+
+    ``N'`` is the number of positions ``j`` summed (all of them, or the ones
+    inside the window).
+
+    Parameters
+    ----------
+    theta, phi : Representation
+        The embeddings (usually :class:`Linear`).
+    scale : float > 0, default 1
+
+    Raises
+    ------
+    TypeError, ValueError
+        For embeddings that are not representations or a bad ``scale``.
+
+    Notes
+    -----
+    Scores of an ``n x m`` block cost ``O(n m d)``.
+
+    References
+    ----------
+    .. [1] X. Wang et al., "Non-local Neural Networks", CVPR 2018, sec. 3.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = DotProduct(Linear(np.eye(2)), Linear(np.eye(2)))
+    >>> f.scores(np.ones((1, 2)), np.ones((3, 2)))
+    array([[2., 2., 2.]])
+    """
+
+    normalization = "count"
+
+
+class Concatenation(Pairwise):
+    """Concatenation: ``f = ReLU(w_f^T [theta(x_i), phi(x_j)])``, ``C = N'``.
+
+    The score is separable, ``w_f^T [theta_i, phi_j] = a_i + b_j`` with
+    ``a = theta w_f[:d]`` and ``b = phi w_f[d:]``, so a block of scores is
+    ``relu(a[:, None] + b[None, :])`` and the ``2d x N x N'`` tensor of the
+    literal definition is never formed.
+
+    Parameters
+    ----------
+    theta, phi : Representation
+        The embeddings (usually :class:`Linear`), of output lengths ``dq`` and
+        ``dk``.
+    weight : array_like, shape (1, dq + dk) or (dq + dk,)
+        ``w_f``: the weight of the 1x1 convolution (one output channel, no
+        bias) that projects the concatenated vector to a scalar; the first
+        ``dq`` entries act on ``theta``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For embeddings that are not representations or a ``weight`` that is
+        not a vector.
+
+    Notes
+    -----
+    Scores of an ``n x m`` block cost ``O((n + m) d + n m)``.  Gradients are
+    taken through the ReLU with the convention ``relu'(0) = 0``.
+
+    References
+    ----------
+    .. [1] X. Wang et al., "Non-local Neural Networks", CVPR 2018, sec. 3.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = Concatenation(Linear(np.eye(1)), Linear(np.eye(1)), weight=[1.0, -1.0])
+    >>> f.scores(np.array([[1.0], [3.0]]), np.array([[2.0]]))
+    array([[0.],
+           [1.]])
+    """
+
+    normalization = "count"
+
+    def __init__(self, theta=None, phi=None, weight=None):
+        self.theta = _check_repr("theta", theta)
+        self.phi = _check_repr("phi", phi)
+        if weight is None:
+            raise TypeError("weight (w_f) is required")
+        weight = np.asarray(weight)
+        if weight.ndim == 2 and weight.shape[0] == 1:
+            weight = weight[0]
+        if weight.ndim != 1 or weight.size < 2 or not np.issubdtype(weight.dtype, np.number):
+            raise ValueError(f"weight must be numeric of shape (1, dq + dk) or (dq + dk,), got shape {weight.shape}")
+        self.weight = weight
+
+    def features(self, x):
+        return self.theta(x), self.phi(x)
+
+    def _split(self, q, k):
+        dq = q.shape[1]
+        if dq + k.shape[1] != self.weight.size:
+            raise ValueError(
+                f"weight has {self.weight.size} entries, features have {dq} + {k.shape[1]}"
+            )
+        w = self.weight.astype(np.result_type(q, k), copy=False)
+        return w[:dq], w[dq:]
+
+    def _ab(self, q, k):
+        wq, wk = self._split(q, k)
+        return q @ wq, k @ wk
+
+    def scores(self, q, k):
+        a, b = self._ab(q, k)
+        s = a[:, None] + b[None, :]
+        np.maximum(s, 0, out=s)
+        return s
+
+    def pair_scores(self, q, k):
+        a, b = self._ab(q, k)
+        return np.maximum(a + b, 0)
+
+    def _grads(self, q, k, da, db):
+        wq, wk = self._split(q, k)
+        dq = da[:, None] * wq[None, :]
+        dk = db[:, None] * wk[None, :]
+        dw = np.concatenate([q.T @ da, k.T @ db])[None, :]
+        return dq, dk, {"weight": dw}
+
+    def score_grads(self, q, k, ds):
+        a, b = self._ab(q, k)
+        pre = a[:, None] + b[None, :]
+        g = np.where(pre > 0, ds, 0)
+        return self._grads(q, k, g.sum(axis=1), g.sum(axis=0))
+
+    def pair_score_grads(self, q, k, ds):
+        a, b = self._ab(q, k)
+        g = np.where(a + b > 0, ds, 0)
+        return self._grads(q, k, g, g)
+
+    def __repr__(self):
+        return f"Concatenation(theta={self.theta!r}, phi={self.phi!r}, weight={self.weight!r})"

@@ -1,0 +1,50 @@
+"""Slow, obviously-correct NumPy twins of the compiled kernels (test oracles).
+
+Written straight from the formulas, one pixel at a time, for tiny inputs only.
+"""
+
+import itertools
+
+import numpy as np
+
+
+def nl_means(x, patch_size, patch_distance, h, sigma):
+    """Non-local means of a channel-last map ``x`` of shape (*spatial, C).
+
+    For every pixel i and every j with ``|j_a - i_a| <= patch_distance`` inside
+    the image: ``d2`` = mean over the patch (reflect padding) and channels of
+    the squared difference, ``w = exp(-max(d2 - 2 sigma^2, 0) / h^2)``,
+    ``u(i) = sum_j w v(j) / sum_j w``.  Computed in float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[:-1]
+    r = patch_size // 2
+    padded = np.pad(x, [(r, r)] * len(spatial) + [(0, 0)], mode="reflect")
+
+    def patch(p):
+        return padded[tuple(slice(c, c + patch_size) for c in p)]
+
+    out = np.empty_like(x)
+    for i in itertools.product(*map(range, spatial)):
+        pi = patch(i)
+        ranges = [range(max(0, c - patch_distance), min(n, c + patch_distance + 1)) for c, n in zip(i, spatial)]
+        num = np.zeros(x.shape[-1])
+        den = 0.0
+        for j in itertools.product(*ranges):
+            d2 = np.mean((pi - patch(j)) ** 2)
+            w = np.exp(-max(d2 - 2 * sigma**2, 0.0) / h**2)
+            num += w * x[j]
+            den += w
+        out[i] = num / den
+    return out
+
+
+def window_mean(x, patch_distance):
+    """Mean of each pixel's (clipped) search window: the h -> inf limit."""
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[:-1]
+    out = np.empty_like(x)
+    for i in itertools.product(*map(range, spatial)):
+        sl = tuple(slice(max(0, c - patch_distance), c + patch_distance + 1) for c in i)
+        out[i] = x[sl].reshape(-1, x.shape[-1]).mean(axis=0)
+    return out
