@@ -74,7 +74,8 @@ def _exp_neg_ov(a):
 
         def impl(a):
             a = min(a, _EXP_MAX)
-            n = np.float32(math.floor(a * _INV_LN2 + np.float32(0.5)))
+            k = np.int32(a * _INV_LN2 + np.float32(0.5))  # a >= 0: truncation rounds
+            n = np.float32(k)
             r = (a - n * _LN2_HI) - n * _LN2_LO
             p = _E[7]
             p = p * r + _E[6]
@@ -84,7 +85,7 @@ def _exp_neg_ov(a):
             p = p * r + _E[2]
             p = p * r + _E[1]
             p = p * r + _E[0]
-            return p * _bits_to_float32(np.int32((127 - np.int32(n)) << 23))
+            return p * _bits_to_float32(np.int32((127 - k) << 23))
 
         return impl
     return lambda a: math.exp(-a)
@@ -217,20 +218,22 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, inv_h2):
             ny = yhi - ylo
             nx = xhi - xlo
             W = nx + 2 * px
-            # 1. squared differences over the pairs' patches (padded coordinates)
+            # 1. squared differences over the pairs' patches (padded coordinates);
+            #    inner loops index row views from 0 so that Numba can vectorise them
             for zz in range(nz + 2 * pz):
                 for yy in range(ny + 2 * py):
-                    a = padded[0, zlo + zz, ylo + yy]
-                    bb = padded[0, zlo + zz + tz, ylo + yy + ty]
+                    drow = D[zz, yy, :W]
+                    a = padded[0, zlo + zz, ylo + yy, xlo : xlo + W]
+                    bb = padded[0, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
                     for xx in range(W):
-                        d = a[xlo + xx] - bb[xlo + xx + tx]
-                        D[zz, yy, xx] = d * d
+                        d = a[xx] - bb[xx]
+                        drow[xx] = d * d
                     for c in range(1, C):
-                        a = padded[c, zlo + zz, ylo + yy]
-                        bb = padded[c, zlo + zz + tz, ylo + yy + ty]
+                        a = padded[c, zlo + zz, ylo + yy, xlo : xlo + W]
+                        bb = padded[c, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
                         for xx in range(W):
-                            d = a[xlo + xx] - bb[xlo + xx + tx]
-                            D[zz, yy, xx] += d * d
+                            d = a[xx] - bb[xx]
+                            drow[xx] += d * d
             # 2. box sums over the patch: y, then z, then x
             _box_y(D, V, nz + 2 * pz, ny, W, py)
             if pz > 0:
@@ -246,26 +249,26 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, inv_h2):
                 for y in range(ny):
                     li = ylo + y - y0 + wy
                     yi = ylo + y
-                    w = P[z, y]
+                    w = P[z, y, :nx]
                     for x in range(nx):
                         d = w[x] * inv_norm - var2
                         d = d if d > zero else zero
                         w[x] = _exp_neg(d * inv_h2)
-                    row = den[zi, li]
+                    row = den[zi, li, xlo : xlo + nx]
                     for x in range(nx):
-                        row[xlo + x] += w[x]
-                    row = den[zi + tz, li + ty]
+                        row[x] += w[x]
+                    row = den[zi + tz, li + ty, xlo + tx : xlo + tx + nx]
                     for x in range(nx):
-                        row[xlo + tx + x] += w[x]
+                        row[x] += w[x]
                     for c in range(C):
-                        row = num[c, zi, li]
-                        src = padded[c, zi + tz + pz, yi + ty + py]
+                        row = num[c, zi, li, xlo : xlo + nx]
+                        src = padded[c, zi + tz + pz, yi + ty + py, xlo + tx + px : xlo + tx + px + nx]
                         for x in range(nx):
-                            row[xlo + x] += w[x] * src[xlo + x + tx + px]
-                        row = num[c, zi + tz, li + ty]
-                        src = padded[c, zi + pz, yi + py]
+                            row[x] += w[x] * src[x]
+                        row = num[c, zi + tz, li + ty, xlo + tx : xlo + tx + nx]
+                        src = padded[c, zi + pz, yi + py, xlo + px : xlo + px + nx]
                         for x in range(nx):
-                            row[xlo + tx + x] += w[x] * src[xlo + x + px]
+                            row[x] += w[x] * src[x]
     return bnum, bden
 
 
