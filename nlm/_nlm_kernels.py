@@ -357,7 +357,9 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
         band,
         typ(1.0 / norm),
         typ(2.0 * sigma * sigma),
-        typ(1.0 / (h * h)),
+        # 1/h^2 clamped to the largest finite value: a tiny h must give weights
+        # 0 (or exactly 1 for d^2 = 0), never inf * 0 = NaN
+        typ(min(1.0 / (h * h), float(np.finfo(dtype).max))),
     )
     out = _nlm_reduce(bnum, bden, band, win[1], Y)
     return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)

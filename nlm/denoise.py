@@ -342,9 +342,9 @@ def denoise_nl_means(
     if h is None:
         if sigma == 0:
             sigma = estimate_sigma(x, channel_axis=-1, average_sigmas=True)
-        h = default_h(sigma)
-        if h == 0:  # noise-free (e.g. constant) image: any tiny h keeps it as it is
-            h = float(np.finfo(x.dtype).eps) * max(1.0, float(np.abs(x).max()))
+        # a noise-free (e.g. constant) image estimates sigma ~ 0: floor h at the
+        # dtype's resolution of the data, which keeps such an image as it is
+        h = max(default_h(sigma), float(np.finfo(x.dtype).eps) * max(1.0, float(np.abs(x).max())))
 
     from nlm.kernels import PatchEuclideanGaussian
     from nlm.operation import nonlocal_op

@@ -122,6 +122,16 @@ def test_float32_close_to_float64():
     np.testing.assert_allclose(b, a, atol=2e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_noise_free_and_tiny_h_give_no_nan(dtype):
+    const = np.full((12, 12), 0.5, dtype)
+    np.testing.assert_array_equal(denoise_nl_means(const), const)  # automatic h on sigma ~ 0
+    ramp = np.tile(np.arange(12, dtype=dtype), (12, 1))  # identical patches along columns
+    out = denoise_nl_means(ramp, 3, 2, h=1e-30)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, ramp, atol=1e-6)
+
+
 def test_window_zero_returns_input():
     image = _rng(6).random((8, 9))
     np.testing.assert_allclose(denoise_nl_means(image, 3, 0, 0.1), image, atol=0)
