@@ -1,18 +1,610 @@
 """The ``nlm`` command line (click).
 
 Heavy modules (NumPy, Numba, the filter) are imported inside the commands, so
-``nlm --help`` answers quickly.
+``nlm --help`` answers quickly.  Reading and writing follow the lossless rules
+of :mod:`nlm.io`; ``docs/cli.md`` is the user documentation.
+
+Exit codes: 0 success; 1 a data or library error (unreadable or corrupt
+input, a pixel type the output format cannot hold, a failed filter call);
+2 a usage error (wrong arguments, an invalid option value, an existing output
+without ``--overwrite``).  No output file is left behind by a failed run.
 """
+
+import glob
+import os
+import sys
+import time
+from pathlib import Path
 
 import click
 
 from nlm import __version__
+from nlm import _cli_options as opts
+
+_GLOB_CHARS = set("*?[")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nlm")
 def main():
-    """Non-local means denoising from the command line."""
+    """Non-local means denoising from the command line.
+
+    \b
+    Start with:
+      nlm denoise samples/camera_speckle04.png camera_denoised.png
+    """
+
+
+# --------------------------------------------------------------------------- #
+# helpers
+# --------------------------------------------------------------------------- #
+def _readable_ext(path):
+    from nlm.io import READ_EXTENSIONS
+
+    return Path(path).suffix.lower() in READ_EXTENSIONS
+
+
+def _check_input_file(path, hint):
+    """Usage checks on one input path: exists, is a file, readable extension."""
+    from nlm.io import READ_EXTENSIONS
+
+    p = Path(path)
+    if not p.exists():
+        raise click.BadParameter(f"{path}: no such file", param_hint=hint)
+    if p.is_dir():
+        raise click.BadParameter(
+            f"{path}: is a directory, not an image file "
+            "(to denoise every image in it: nlm denoise DIR -o OUTDIR)",
+            param_hint=hint,
+        )
+    if not _readable_ext(p):
+        raise click.BadParameter(
+            f"{path}: unsupported extension {p.suffix or '(none)'!r}; "
+            f"readable: {', '.join(READ_EXTENSIONS)}",
+            param_hint=hint,
+        )
+    return p
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def _check_output_file(path, inputs, overwrite, hint):
+    """Usage checks on one output path (before any work is done)."""
+    from nlm.io import ImageIOError, check_writable
+
+    p = Path(path)
+    if p.is_dir():
+        raise click.BadParameter(
+            f"{path}: is a directory; give an output file name (or use -o DIR for a batch)",
+            param_hint=hint,
+        )
+    try:
+        check_writable(p, None, None)
+    except ImageIOError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.BadParameter(f"{path}: directory {parent} does not exist", param_hint=hint)
+    if p.exists() and not overwrite:
+        if any(_same_file(p, i) for i in inputs):
+            raise click.BadParameter(
+                f"{path}: is the input file; pass --overwrite to replace it", param_hint=hint
+            )
+        raise click.BadParameter(
+            f"{path}: already exists; pass --overwrite to replace it", param_hint=hint
+        )
+    return p
+
+
+def _expand_inputs(paths):
+    """Batch inputs: files as given, directories' images, glob matches; sorted, unique."""
+    files = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and _readable_ext(f)
+            )
+            if not found:
+                raise click.BadParameter(f"{raw}: directory holds no readable image", param_hint="PATHS")
+            files.extend(found)
+        elif p.exists():
+            files.append(_check_input_file(p, "PATHS"))
+        elif _GLOB_CHARS & set(raw):
+            found = sorted(
+                Path(f) for f in glob.glob(raw) if Path(f).is_file() and _readable_ext(f)
+            )
+            if not found:
+                raise click.BadParameter(f"{raw}: matches no readable image", param_hint="PATHS")
+            files.extend(found)
+        else:
+            raise click.BadParameter(f"{raw}: no such file or directory", param_hint="PATHS")
+    unique, seen = [], set()
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _batch_jobs(paths, output_dir, suffix, ext, overwrite):
+    """Pair every input with its output in ``output_dir``; all usage checks first."""
+    from nlm.io import WRITE_EXTENSIONS
+
+    if not paths:
+        raise click.UsageError("no input given: nlm denoise INPUT... -o OUTDIR")
+    inputs = _expand_inputs(paths)
+    outdir = Path(output_dir)
+    jobs, targets = [], {}
+    for src in inputs:
+        out_ext = "." + ext if ext else src.suffix.lower()
+        if out_ext not in WRITE_EXTENSIONS:
+            out_ext = ".png"
+        dst = outdir / f"{src.stem}{suffix}{out_ext}"
+        key = str(dst.resolve())
+        if key in targets:
+            raise click.BadParameter(
+                f"{targets[key]} and {src} would both be written to {dst}; "
+                "use --suffix or --ext, or process them separately",
+                param_hint="PATHS",
+            )
+        targets[key] = src
+        jobs.append((src, dst))
+    if outdir.exists():
+        for src, dst in jobs:
+            if dst.exists() and not overwrite:
+                what = "is the input file" if _same_file(src, dst) else "already exists"
+                raise click.BadParameter(
+                    f"{dst}: {what}; pass --overwrite to replace it (or use --suffix)",
+                    param_hint="'-o' / '--output-dir'",
+                )
+            if dst.is_dir():
+                raise click.BadParameter(f"{dst}: is a directory", param_hint="'-o' / '--output-dir'")
+    return jobs
+
+
+def _read(path, *, volume):
+    """Read an image for a command; data problems become ClickException (exit 1)."""
+    from nlm.io import ImageIOError, read_image
+
+    try:
+        image = read_image(path)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if volume is not None:
+        if image.stack and not volume:
+            raise click.ClickException(
+                f"{path}: holds a stack of {image.data.shape[0]} images "
+                f"({image.describe()}); pass --volume to denoise it as one 3-D volume"
+            )
+        if volume and not image.stack:
+            raise click.ClickException(
+                f"{path}: --volume given, but it holds a single 2-D image ({image.describe()})"
+            )
+    return image
+
+
+def _write(path, data, image, overwrite):
+    from nlm.io import ImageIOError, write_image
+
+    try:
+        write_image(path, data, image.mode, stack=image.stack, overwrite=overwrite)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _check_format(path, image):
+    """Fail before computing when the output format cannot hold the result."""
+    from nlm.io import ImageIOError, check_writable
+
+    try:
+        check_writable(path, image.data, image.mode, stack=image.stack)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _reattach_alpha(result, alpha, mode):
+    import numpy as np
+
+    if alpha is None:
+        return result
+    if mode == "LA":
+        return np.stack([result, alpha], axis=-1)
+    return np.concatenate([result, alpha[..., None]], axis=-1)
+
+
+def _denoise_file(src, dst, params, *, volume, overwrite):
+    """Denoise one file into another; return a dict describing what was done."""
+    import numpy as np
+
+    import nlm
+    from nlm.io import ImageIOError, from_float, to_float
+
+    timings = {}
+    t0 = time.perf_counter()
+    image = _read(src, volume=volume)
+    _check_format(dst, image)
+    colour, alpha = image.split_alpha()
+    channel_axis = -1 if colour.ndim > len(image.spatial_shape) else None
+    work = to_float(colour)
+    if not np.all(np.isfinite(work)):
+        raise click.ClickException(f"{src}: image holds NaN or infinite values")
+    timings["read"] = time.perf_counter() - t0
+
+    sigma, h = params["sigma"], params["h"]
+    sigma_source, h_source = "given", "given"
+    kwargs = dict(
+        patch_size=params["patch_size"],
+        patch_distance=params["patch_distance"],
+        channel_axis=channel_axis,
+        preserve_range=True,
+    )
+    t1 = time.perf_counter()
+    if params["noise"] == "speckle":
+        # the speckle filter sets its own parameters; sigma is not used
+        sigma_source = "not used by the speckle model"
+        if h is None:
+            h_source = "automatic, set by the speckle filter"
+        kwargs.update(h=h, noise="speckle")
+    else:
+        try:
+            if sigma is None:
+                sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
+                sigma_source = "estimated"
+            if h is None:
+                h = float(nlm.default_h(sigma))
+                h_source = "automatic, from sigma"
+                # no noise detected (sigma 0 or round-off): the smallest h whose
+                # 1/h^2 the float type can hold leaves the image as it is
+                h_min = float(np.finfo(work.dtype).eps) * max(1.0, float(np.abs(work).max()))
+                if h < h_min:
+                    h = h_min
+                    h_source = "automatic; no noise detected"
+        except (ValueError, TypeError) as exc:
+            raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+        kwargs.update(h=h, sigma=sigma)
+    timings["estimate"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    try:
+        result = nlm.denoise_nl_means(work, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    except ImportError as exc:
+        raise click.ClickException(f"{src}: this filter mode is not available: {exc}") from None
+    except MemoryError:
+        raise click.ClickException(f"{src}: not enough memory to denoise it") from None
+    timings["filter"] = time.perf_counter() - t2
+    if not np.all(np.isfinite(result)):
+        raise click.ClickException(
+            f"{src}: the filter produced NaN or infinite values (is h {_num(h)} too small "
+            f"for {work.dtype}?); nothing was written"
+        )
+
+    t3 = time.perf_counter()
+    try:
+        out = from_float(result, colour.dtype)
+    except ImageIOError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    out = _reattach_alpha(out, alpha, image.mode)
+    _write(dst, out, image, overwrite)
+    timings["write"] = time.perf_counter() - t3
+    return dict(
+        src=src,
+        dst=dst,
+        image=image,
+        sigma=sigma,
+        sigma_source=sigma_source,
+        h=h,
+        h_source=h_source,
+        timings=timings,
+        total=time.perf_counter() - t0,
+    )
+
+
+def _num(value, digits=6):
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _report(rec, params, verbose):
+    lines = [
+        f"{rec['src']} ({rec['image'].describe()}) -> {rec['dst']}",
+        f"  sigma           {_num(rec['sigma'])} ({rec['sigma_source']})",
+        f"  h               {_num(rec['h'])} ({rec['h_source']})",
+        f"  patch size      {params['patch_size']}",
+        f"  patch distance  {params['patch_distance']}",
+        f"  noise model     {params['noise']}",
+        f"  time            {rec['timings']['filter']:.2f} s filter, {rec['total']:.2f} s in all",
+    ]
+    if rec["image"].has_alpha:
+        lines.insert(1, "  alpha           passed through unchanged")
+    if verbose:
+        steps = ", ".join(f"{k} {v:.3f} s" for k, v in rec["timings"].items())
+        lines.append(f"  steps           {steps}")
+    return lines
+
+
+def _notes(rec_or_image, src):
+    image = rec_or_image["image"] if isinstance(rec_or_image, dict) else rec_or_image
+    return [f"note: {src}: {n}" for n in image.notes]
+
+
+# --------------------------------------------------------------------------- #
+# nlm denoise
+# --------------------------------------------------------------------------- #
+@main.command(cls=opts.SectionedCommand, short_help="Denoise images with non-local means.")
+@click.argument("paths", nargs=-1, metavar="INPUT OUTPUT | INPUT... -o OUTDIR")
+@opts.filter_options
+@opts.output_dir_opt
+@click.option(
+    "--suffix",
+    default="",
+    metavar="TEXT",
+    cls=opts.SectionedOption,
+    section="Input/output",
+    help="Batch mode: add TEXT to each output name (a.png -> a_dn.png with --suffix _dn).",
+)
+@click.option(
+    "--ext",
+    type=click.Choice(["png", "tif", "tiff"]),
+    default=None,
+    cls=opts.SectionedOption,
+    section="Input/output",
+    help="Batch mode: output format. [default: the input's when it is PNG/TIFF, else png]",
+)
+@opts.volume_opt
+@opts.overwrite_opt
+@opts.verbosity_options
+def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suffix, ext,
+            volume, overwrite, quiet, verbose):
+    """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
+
+    \b
+      nlm denoise noisy.png clean.png
+      nlm denoise a.png b.tif -o out/
+      nlm denoise photos/ -o out/ --suffix _dn
+      nlm denoise 'scans/*.tif' -o out/ --volume
+
+    The filter works on the values as stored (a uint8 image as 0..255), so
+    --sigma and --h are in those units.  Without --sigma the noise level is
+    estimated; without --h it is set from sigma.  The output has the input's
+    data type: integers are rounded back (and clipped to the type's range),
+    floats are kept.  Alpha is passed through unchanged.  Outputs are written
+    to a temporary file and renamed into place; existing files (and the input)
+    are only replaced with --overwrite.
+    """
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    if noise == "speckle" and sigma is not None:
+        raise click.BadParameter("is not used with --noise speckle", param_hint="'--sigma'")
+    params = dict(patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=sigma, noise=noise)
+    if output_dir is None:
+        if suffix or ext:
+            raise click.UsageError("--suffix and --ext are for batch mode (-o OUTDIR)")
+        if len(paths) != 2:
+            raise click.UsageError(
+                f"expected INPUT OUTPUT, or several inputs with -o OUTDIR; got {len(paths)} path(s)"
+            )
+        src = _check_input_file(paths[0], "INPUT")
+        dst = _check_output_file(paths[1], [src], overwrite, "OUTPUT")
+        rec = _denoise_file(src, dst, params, volume=volume, overwrite=overwrite)
+        if not quiet:
+            for note in _notes(rec, src):
+                click.echo(note, err=True)
+            click.echo("\n".join(_report(rec, params, verbose)))
+        return
+
+    jobs = _batch_jobs(paths, output_dir, suffix, ext, overwrite)
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"{output_dir}: cannot create directory: {exc.strerror or exc}")
+    records, errors = [], []
+    t0 = time.perf_counter()
+    bar = click.progressbar(
+        jobs,
+        label=f"Denoising {len(jobs)} image(s)",
+        file=sys.stderr,
+        item_show_func=lambda job: job[0].name if job else "",
+        hidden=quiet,
+    )
+    with bar:
+        for src, dst in bar:
+            try:
+                records.append(_denoise_file(src, dst, params, volume=volume, overwrite=overwrite))
+            except click.ClickException as exc:
+                errors.append(exc.format_message())
+    if not quiet:
+        for rec in records:
+            for note in _notes(rec, rec["src"]):
+                click.echo(note, err=True)
+            if verbose:
+                click.echo("\n".join(_report(rec, params, verbose)))
+            else:
+                click.echo(
+                    f"{rec['src']} -> {rec['dst']}: sigma {_num(rec['sigma'], 4)} ({rec['sigma_source']}), "
+                    f"h {_num(rec['h'], 4)} ({rec['h_source']}), {rec['timings']['filter']:.2f} s"
+                )
+        click.echo(
+            f"denoised {len(records)} of {len(jobs)} image(s) into {output_dir} "
+            f"in {time.perf_counter() - t0:.2f} s"
+        )
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    if errors:
+        raise click.ClickException(f"{len(errors)} of {len(jobs)} image(s) failed; no output was written for them")
+
+
+# --------------------------------------------------------------------------- #
+# nlm noise
+# --------------------------------------------------------------------------- #
+@main.command(cls=opts.SectionedCommand, short_help="Add seeded synthetic noise to an image.")
+@click.argument("input_path", metavar="INPUT")
+@click.argument("output_path", metavar="OUTPUT")
+@click.option(
+    "--model",
+    type=click.Choice(["speckle", "gaussian", "gamma"]),
+    default="speckle",
+    show_default=True,
+    cls=opts.SectionedOption,
+    section="Noise",
+    help="speckle: y = x + x*n (scikit-image's); gaussian: y = x + n; n ~ N(0, var). "
+    "gamma: y = x*s, s ~ Gamma(L, 1/L) (SAR intensity with L looks).",
+)
+@click.option(
+    "--var",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    cls=opts.SectionedOption,
+    section="Noise",
+    help="Variance of n, on the [0, 1] intensity scale. [default: 0.01; gamma: 1/looks]",
+)
+@click.option(
+    "--looks",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    cls=opts.SectionedOption,
+    section="Noise",
+    help="Number of looks L (gamma model only).",
+)
+@opts.seed_opt
+@opts.overwrite_opt
+@opts.verbosity_options
+def noise(input_path, output_path, model, var, looks, seed, overwrite, quiet, verbose):
+    """Add noise to INPUT and write OUTPUT (to make test images).
+
+    \b
+      nlm noise samples/camera.png noisy.png --model speckle --var 0.04 --seed 0
+
+    The noise is added on the [0, 1] scale: unsigned integer images are divided
+    by their type's maximum (255, 65535) first and rounded back after; float
+    images must already lie in [0, 1].  The result is clipped to [0, 1], as
+    scikit-image does.  Alpha is passed through; stacks are noised page by page.
+    """
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    if looks is not None and model != "gamma":
+        raise click.BadParameter("is only used by --model gamma", param_hint="'--looks'")
+    if model == "gamma" and looks is not None and var is not None:
+        raise click.BadParameter("give --looks or --var for --model gamma, not both", param_hint="'--looks'")
+    if seed < 0:
+        raise click.BadParameter("must be >= 0", param_hint="'--seed'")
+    src = _check_input_file(input_path, "INPUT")
+    dst = _check_output_file(output_path, [src], overwrite, "OUTPUT")
+
+    import numpy as np
+
+    from nlm.io import from_float
+    from nlm.noise import add_noise
+
+    image = _read(src, volume=None)
+    _check_format(dst, image)
+    colour, alpha = image.split_alpha()
+    if colour.dtype.kind == "i":
+        raise click.ClickException(f"{src}: signed integer images are not supported by nlm noise")
+    if model == "gamma" and looks is None and var is None:
+        raise click.BadParameter("--model gamma needs --looks (or --var)", param_hint="'--looks'")
+    try:
+        noisy = add_noise(colour, model, var=var, looks=looks, seed=seed)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    if colour.dtype.kind == "u":
+        out = from_float(noisy * np.iinfo(colour.dtype).max, colour.dtype)
+    else:
+        out = from_float(noisy, colour.dtype)
+    _write(dst, _reattach_alpha(out, alpha, image.mode), image, overwrite)
+    if not quiet:
+        for note in _notes(image, src):
+            click.echo(note, err=True)
+        if model == "gamma":
+            amount = f"looks {looks:g}" if looks is not None else f"var {var:g}"
+        else:
+            amount = f"var {var if var is not None else 0.01:g}"
+        click.echo(f"{src} ({image.describe()}) -> {dst}: {model} noise, {amount}, seed {seed}")
+
+
+# --------------------------------------------------------------------------- #
+# nlm psnr
+# --------------------------------------------------------------------------- #
+@main.command(cls=opts.SectionedCommand, short_help="PSNR and SSIM of an image against a reference.")
+@click.argument("reference_path", metavar="REFERENCE")
+@click.argument("image_path", metavar="IMAGE")
+@click.option(
+    "--data-range",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    cls=opts.SectionedOption,
+    section="Metrics",
+    help="Peak-to-peak range of the values. [default: the type's maximum for "
+    "integers (255, 65535); 1 for floats in [0, 1]]",
+)
+def psnr(reference_path, image_path, data_range):
+    """Print the PSNR (dB) and SSIM of IMAGE against REFERENCE.
+
+    Both must have the same size, channels and data type.  Alpha channels are
+    left out of the comparison.  SSIM needs every side to be at least 7.
+    """
+    ref_p = _check_input_file(reference_path, "REFERENCE")
+    img_p = _check_input_file(image_path, "IMAGE")
+
+    from nlm import metrics
+
+    ref = _read(ref_p, volume=None)
+    img = _read(img_p, volume=None)
+    if ref.mode != img.mode or ref.data.shape != img.data.shape:
+        raise click.ClickException(
+            f"{img_p} ({img.describe()}) does not match {ref_p} ({ref.describe()})"
+        )
+    if ref.data.dtype != img.data.dtype:
+        raise click.ClickException(
+            f"{ref_p} is {ref.data.dtype} but {img_p} is {img.data.dtype}; "
+            "compare images of the same data type"
+        )
+    a, _ = ref.split_alpha()
+    b, _ = img.split_alpha()
+    channel_axis = -1 if a.ndim > len(ref.spatial_shape) else None
+    try:
+        value = metrics.psnr(a, b, data_range=data_range)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        similarity = f"{metrics.ssim(a, b, data_range=data_range, channel_axis=channel_axis):.4f}"
+    except ValueError as exc:
+        similarity = f"n/a ({exc})"
+    click.echo(f"PSNR  {value:.2f} dB")
+    click.echo(f"SSIM  {similarity}")
+
+
+# --------------------------------------------------------------------------- #
+# nlm bench
+# --------------------------------------------------------------------------- #
+@main.command(
+    context_settings=dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=[]),
+    add_help_option=False,
+    short_help="Run the benchmark harness (source checkout only).",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args):
+    """Run benchmarks/psnr.py with ARGS (all of them, --help included)."""
+    root = Path(__file__).resolve().parent
+    if not (root / "benchmarks" / "psnr.py").is_file():
+        raise click.ClickException(
+            "nlm bench needs a source checkout of nlm (benchmarks/psnr.py is not "
+            f"next to {Path(__file__).name}); clone the repository and pip install -e ."
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import psnr as harness
+
+    status = harness.main(list(args))
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover
