@@ -1,0 +1,1 @@
+"""Benchmarks of the ``nlm`` toolkit (``python -m benchmarks.psnr``)."""
