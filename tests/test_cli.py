@@ -699,6 +699,8 @@ def test_psnr_errors(tmp_path):
 # --------------------------------------------------------------------------- #
 def test_bench_forwards_every_argument(tmp_path, monkeypatch):
     (tmp_path / "benchmarks").mkdir()
+    # a regular package, so it shadows the real benchmarks/ like a checkout would
+    (tmp_path / "benchmarks" / "__init__.py").write_text("")
     (tmp_path / "benchmarks" / "psnr.py").write_text(
         "def main(argv=None):\n    print('HARNESS', argv)\n    return 3 if '--fail' in argv else 0\n"
     )
