@@ -18,6 +18,12 @@ _LAZY = {
     "PatchEuclideanGaussian": "nlm.kernels",
     "Identity": "nlm.kernels",
     "Linear": "nlm.kernels",
+    "Gaussian": "nlm.kernels",
+    "EmbeddedGaussian": "nlm.kernels",
+    "DotProduct": "nlm.kernels",
+    "Concatenation": "nlm.kernels",
+    "NonLocalBlock": "nlm.block",
+    "convert_pytorch_port_state": "nlm.block",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -167,7 +167,7 @@ def _add_params(total, part):
             total[key] = np.array(val)
 
 
-def attend_backward(q, k, v, f, dy, *, chunk_size=1024):
+def attend_backward(q, k, v, f, dy, *, chunk_size=1024, y=None):
     """Gradients of :func:`attend`, computed chunk by chunk along ``i``.
 
     Parameters
@@ -181,6 +181,9 @@ def attend_backward(q, k, v, f, dy, *, chunk_size=1024):
         Gradient of the loss with respect to ``attend(q, k, v, f)``.
     chunk_size : int
         Rows ``i`` per affinity chunk; the result does not depend on it.
+    y : ndarray, shape (n, c), optional
+        The forward result ``attend(q, k, v, f)``, if kept: saves one
+        ``chunk x m x c`` product per chunk (softmax only).
 
     Returns
     -------
@@ -214,8 +217,9 @@ def attend_backward(q, k, v, f, dy, *, chunk_size=1024):
     """
     chunk_size = _check_chunk(chunk_size)
     n, m = q.shape[0], k.shape[0]
-    if v.shape[0] != m or dy.shape != (n, v.shape[1]):
-        raise ValueError(f"inconsistent shapes q {q.shape}, k {k.shape}, v {v.shape}, dy {dy.shape}")
+    if v.shape[0] != m or dy.shape != (n, v.shape[1]) or (y is not None and y.shape != dy.shape):
+        shapes = f"q {q.shape}, k {k.shape}, v {v.shape}, dy {dy.shape}" + ("" if y is None else f", y {y.shape}")
+        raise ValueError(f"inconsistent shapes {shapes}")
     dtype = np.result_type(q, k, v, dy)
     dq = np.empty(q.shape, dtype=dtype)
     dk = np.zeros(k.shape, dtype=dtype)
@@ -229,7 +233,8 @@ def attend_backward(q, k, v, f, dy, *, chunk_size=1024):
         dv += p.T @ dyc
         ds = dyc @ v.T  # dP
         if softmax:
-            delta = np.einsum("nc,nc->n", dyc, p @ v)  # rowsum(dP * P) = dy_i . y_i
+            yc = p @ v if y is None else y[sl]
+            delta = np.einsum("nc,nc->n", dyc, yc)  # rowsum(dP * P) = dy_i . y_i
             ds -= delta[:, None]
             ds *= p
         else:
