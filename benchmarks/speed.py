@@ -11,9 +11,10 @@ Parameters: 7x7 patches and a 21x21 search window (``patch_distance=10``) in
 the same image (it has no float L2 mode) and has no volume filter; for RGB it
 is ``fastNlMeansDenoisingColored`` (Lab space), so that row is indicative.
 
-The peak memory of the filter is the growth of the process high-water mark
-(``ru_maxrss``) over one call, measured in a fresh subprocess per case, and is
-given as a multiple of the float32 input size.  The cold time is the first
+The peak memory of the filter is the growth of the resident set over one
+call (Linux: the high-water mark ``VmHWM`` is reset through
+``/proc/self/clear_refs`` just before the call), measured in a fresh subprocess
+per case, as a multiple of the float32 input size.  The cold time is the first
 call in a process with an empty Numba cache (compilation included).
 """
 
@@ -71,16 +72,23 @@ def _median_time(fn, repeat):
 def _peak_memory(kind, channel_axis, patch, dist):
     """Peak RSS growth of one filter call, in a fresh process."""
     code = f"""
-import resource, numpy as np, sys
+import numpy as np, sys
 sys.path.insert(0, {HERE!r})
 from speed import _image
 from nlm import denoise_nl_means
+
+def status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
 img = _image({kind!r})
 denoise_nl_means(img[:16, :16] if img.ndim == 2 else img[:8, :16, :16], 3, 1, 0.1)  # compile / load
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open('/proc/self/clear_refs', 'w') as f:  # reset the high-water mark (VmHWM) to the current RSS
+    f.write('5')
+before = status('VmRSS')
 denoise_nl_means(img, {patch}, {dist}, {H}, channel_axis={channel_axis})
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024 / img.nbytes)
+print((status('VmHWM') - before) / img.nbytes)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
