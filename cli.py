@@ -383,7 +383,16 @@ def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suff
         raise click.UsageError("--quiet and --verbose exclude each other")
     if noise == "speckle" and sigma is not None:
         raise click.BadParameter("is not used with --noise speckle", param_hint="'--sigma'")
-    params = dict(patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=sigma, noise=noise)
+    from nlm.denoise import default_patch
+
+    default_size, default_distance = default_patch(noise)
+    params = dict(
+        patch_size=default_size if patch_size is None else patch_size,
+        patch_distance=default_distance if patch_distance is None else patch_distance,
+        h=h,
+        sigma=sigma,
+        noise=noise,
+    )
     if output_dir is None:
         if suffix or ext:
             raise click.UsageError("--suffix and --ext are for batch mode (-o OUTDIR)")

@@ -11,6 +11,7 @@ _LAZY = {
     "denoise_nl_means": "nlm.denoise",
     "estimate_sigma": "nlm.denoise",
     "default_h": "nlm.denoise",
+    "default_patch": "nlm.denoise",
     "nonlocal_op": "nlm.operation",
     "Pairwise": "nlm.kernels",
     "Representation": "nlm.kernels",

@@ -78,20 +78,19 @@ def _odd(ctx, param, value):
 patch_size_opt = _option(
     "--patch-size",
     type=click.IntRange(min=1),
-    default=7,
-    show_default=True,
+    default=None,
     callback=_odd,
     section="Filter",
-    help="Side of the square (cubic for --volume) patches compared, in pixels; odd.",
+    help="Side of the square (cubic for --volume) patches compared, in pixels; odd. "
+    "[default: 7, or 5 with --noise speckle]",
 )
 
 patch_distance_opt = _option(
     "--patch-distance",
     type=click.IntRange(min=0),
-    default=11,
-    show_default=True,
+    default=None,
     section="Filter",
-    help="Search radius: patches up to this many pixels away are compared.",
+    help="Search radius: patches up to this many pixels away are compared. [default: 11]",
 )
 
 h_opt = _option(

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["denoise_nl_means", "estimate_sigma", "default_h", "H_FACTOR"]
+__all__ = ["denoise_nl_means", "estimate_sigma", "default_h", "default_patch", "H_FACTOR"]
 
 #: ``default_h(sigma) = H_FACTOR * sigma``.  Chosen by a grid search (PSNR
 #: against the clean image, Gaussian noise sigma 10/20/30 on camera, astronaut
@@ -128,6 +128,27 @@ def default_h(sigma):
     return H_FACTOR * sigma
 
 
+def default_patch(noise="gaussian"):
+    """The default ``(patch_size, patch_distance)`` of a noise model.
+
+    ``"gaussian"``: (7, 11), scikit-image's defaults.  ``"speckle"``:
+    ``nlm.speckle.DEFAULT_PATCH_SIZE``/``DEFAULT_PATCH_DISTANCE`` (5, 11), the
+    values the speckle mode was tuned with.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``noise``.
+    """
+    if noise == "gaussian":
+        return 7, 11
+    if noise == "speckle":
+        from nlm.speckle import DEFAULT_PATCH_DISTANCE, DEFAULT_PATCH_SIZE
+
+        return DEFAULT_PATCH_SIZE, DEFAULT_PATCH_DISTANCE
+    raise ValueError(f"noise must be 'gaussian' or 'speckle', got {noise!r}")
+
+
 def _as_numeric(image):
     image = np.asarray(image)
     if image.dtype == object or image.dtype.kind not in "biuf":
@@ -182,8 +203,8 @@ def _to_float(image, preserve_range):
 
 def denoise_nl_means(
     image,
-    patch_size=7,
-    patch_distance=11,
+    patch_size=None,
+    patch_distance=None,
     h=None,
     sigma=0.0,
     *,
@@ -207,12 +228,14 @@ def denoise_nl_means(
     image : array_like
         1-D, 2-D or 3-D image, with one extra channel axis if ``channel_axis``
         is given.  Real numeric dtype; no NaN/Inf.
-    patch_size : int, odd, >= 1
-        Side of the (square / cubic) patches.  Default 7.
-    patch_distance : int >= 0
+    patch_size : int, odd, >= 1, or None
+        Side of the (square / cubic) patches.  ``None``: the noise model's
+        default (:func:`default_patch`): 7 for Gaussian noise, 5 for speckle.
+    patch_distance : int >= 0, or None
         Radius of the search window: ``j`` ranges over
         ``|j_a - i_a| <= patch_distance`` on every axis (window side
-        ``2 patch_distance + 1``), clipped at the image borders.  Default 11.
+        ``2 patch_distance + 1``), clipped at the image borders.  ``None``:
+        the noise model's default, 11.
     h : float > 0 or None
         Filtering parameter, in the units of the (converted) image: larger is
         smoother.  ``None`` (default): automatic, ``h = default_h(sigma)`` with
@@ -257,6 +280,8 @@ def denoise_nl_means(
     drop-in replacement, same argument order and meaning):
 
     * ``h=None`` is the default and means automatic (scikit-image: 0.1);
+    * ``patch_size``/``patch_distance`` default to ``None``, the noise
+      model's defaults; for Gaussian noise these are scikit-image's 7 and 11;
     * patches are exactly ``patch_size`` wide and uniformly weighted
       (scikit-image's fast mode uses ``patch_size - 1`` pixels divided by
       ``patch_size^D``; its slow mode weights patches with a Gaussian);
@@ -301,6 +326,9 @@ def denoise_nl_means(
     """
     if noise not in ("gaussian", "speckle"):
         raise ValueError(f"noise must be 'gaussian' or 'speckle', got {noise!r}")
+    default_size, default_distance = default_patch(noise)
+    patch_size = default_size if patch_size is None else patch_size
+    patch_distance = default_distance if patch_distance is None else patch_distance
     if noise == "speckle":
         from nlm.speckle import denoise_speckle
 

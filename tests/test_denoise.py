@@ -260,3 +260,17 @@ def test_input_not_modified():
     copy = image.copy()
     denoise_nl_means(image, 3, 2, 0.1)
     np.testing.assert_array_equal(image, copy)
+
+
+def test_patch_defaults_follow_the_noise_model():
+    from nlm import default_patch
+    from nlm.speckle import denoise_speckle
+
+    assert default_patch() == (7, 11)
+    assert default_patch("speckle") == (5, 11)
+    with pytest.raises(ValueError, match="noise"):
+        default_patch("poisson")
+    image = np.clip(_rng(14).random((24, 26)), 0.05, 1)
+    np.testing.assert_array_equal(denoise_nl_means(image, noise="speckle"), denoise_speckle(image))
+    np.testing.assert_array_equal(denoise_nl_means(image, h=0.1), denoise_nl_means(image, 7, 11, 0.1))
+    assert not np.array_equal(denoise_nl_means(image, noise="speckle"), denoise_speckle(image, patch_size=7))
