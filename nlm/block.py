@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from nlm.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Identity, Linear
-from nlm.operation import _check_chunk, _windowed, _windowed_backward, affinity, attend, attend_backward
+from nlm.operation import _check_chunk, _windowed, _windowed_backward, affinity, attend, attend_backward, check_window
 
 __all__ = ["NonLocalBlock", "convert_pytorch_port_state"]
 
@@ -324,12 +324,9 @@ class NonLocalBlock:
         self.channels_first = bool(channels_first)
         self.scale = self._check_scale(scale)
         if window is not None:
-            window = (window,) * spatial_ndim if np.ndim(window) == 0 else tuple(window)
-            if len(window) != spatial_ndim or not all(_is_int(w) and w >= 0 for w in window):
-                raise ValueError(f"window must be a non-negative int or {spatial_ndim} of them, got {window!r}")
+            window = check_window(window, spatial_ndim)
             if self.sub_sample:
                 raise ValueError("window cannot be combined with sub_sample (j would live on another grid)")
-            window = tuple(int(w) for w in window)
         self.window = window
         self.chunk_size = None if chunk_size is None else _check_chunk(chunk_size)
         self._params = self._init_params(seed, bool(zero_init))

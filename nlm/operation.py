@@ -44,6 +44,7 @@ and ``f.score_grads`` (``f.pair_score_grads``) carries ``dS`` back to ``q`` and
 """
 
 import itertools
+import numbers
 
 import numpy as np
 
@@ -340,6 +341,28 @@ def _windowed_backward(q, k, v, f, dy, window):
     return dq, dk, dv, dparams
 
 
+def check_window(window, nd):
+    """Validate a window radius: one non-negative integer, or ``nd`` of them.
+
+    Returns
+    -------
+    tuple of int, length ``nd``
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    radii = (window,) * nd if np.ndim(window) == 0 else tuple(window)
+
+    def ok(w):
+        return isinstance(w, numbers.Real) and not isinstance(w, bool) and float(w).is_integer() and w >= 0
+
+    if len(radii) != nd or not all(ok(w) for w in radii):
+        raise ValueError(f"window must be a non-negative int or {nd} of them, got {window!r}")
+    return tuple(int(w) for w in radii)
+
+
 def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
     """Generic non-local operation ``y_i = 1/C(x) sum_j f(x_i, x_j) g(x_j)``.
 
@@ -405,10 +428,7 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     nd = x.ndim - 1
     if window is not None:
-        window = (window,) * nd if np.ndim(window) == 0 else tuple(window)
-        if len(window) != nd or any(int(w) != w or w < 0 for w in window):
-            raise ValueError(f"window must be a non-negative int or {nd} of them, got {window!r}")
-        window = tuple(int(w) for w in window)
+        window = check_window(window, nd)
         if engine == "auto":
             y = f.fast_windowed(x, g, window)
             if y is not None:
