@@ -48,3 +48,18 @@ def window_mean(x, patch_distance):
         sl = tuple(slice(max(0, c - patch_distance), c + patch_distance + 1) for c in i)
         out[i] = x[sl].reshape(-1, x.shape[-1]).mean(axis=0)
     return out
+
+
+def numeric_grad(fun, a, eps=1e-6):
+    """Central differences of the scalar ``fun()`` with respect to every entry of ``a`` (in place)."""
+    g = np.empty_like(a)
+    flat, gflat = a.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        hi = fun()
+        flat[i] = old - eps
+        lo = fun()
+        flat[i] = old
+        gflat[i] = (hi - lo) / (2 * eps)
+    return g

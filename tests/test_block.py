@@ -11,6 +11,7 @@ from nlm.block import NonLocalBlock, _max_pool, _max_unpool, convert_pytorch_por
 
 sys.path.insert(0, os.path.dirname(__file__))
 from naive_block import naive_affinity, naive_block, naive_pool  # noqa: E402
+from naive import numeric_grad  # noqa: E402
 
 MODES = ["gaussian", "embedded", "dot", "concat"]
 POOLING = ["none", "before", "after"]
@@ -248,20 +249,6 @@ def test_memory_of_a_large_map_is_bounded():
 
 # ---------------------------------------------------------------- backward
 
-
-def numeric_grad(fun, a, eps=1e-6):
-    """Central differences of the scalar ``fun()`` with respect to every entry of ``a`` (in place)."""
-    g = np.empty_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        hi = fun()
-        flat[i] = old - eps
-        lo = fun()
-        flat[i] = old
-        gflat[i] = (hi - lo) / (2 * eps)
-    return g
 
 
 def check_gradients(block, params, x, seed=0):

@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from naive import numeric_grad
 
 from nlm.kernels import (
     Concatenation,
@@ -129,19 +130,6 @@ def test_patch_gaussian_fast_path_equals_numpy_engine():
 
 # ---------------------------------------------------------------- backward
 
-
-def numeric_grad(fun, a, eps=1e-6):
-    g = np.empty_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        hi = fun()
-        flat[i] = old - eps
-        lo = fun()
-        flat[i] = old
-        gflat[i] = (hi - lo) / (2 * eps)
-    return g
 
 
 def _features(name, shape, seed):
