@@ -34,6 +34,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from nlm._config import JIT, JIT_PARALLEL
@@ -51,44 +52,117 @@ def _bits_to_float32(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
-# exp(-a) for float32: n = round(a / ln 2), r = a - n ln 2 (Cody-Waite split of
-# ln 2, so the reduction is exact to float32 precision), exp(-a) = 2^-n e^-r
-# with e^-r from its degree-7 Taylor polynomial on |r| <= ln(2)/2 (truncation
-# < 5e-9).  Max relative error measured over [0, 87]: 9.7e-8 (1.6 ulp); tested
-# in tests/test_kernels.py.  Branch-free, so LLVM vectorises the weight loop.
-_LN2_HI = np.float32(0.693359375)
-_LN2_LO = np.float32(-2.12194440e-4)
-_INV_LN2 = np.float32(1.4426950408889634)
-_EXP_MAX = np.float32(87.0)  # exp(-87) ~ 1.6e-38, the smallest normal float32 scale
-_E = tuple(np.float32((-1.0) ** k / math.factorial(k)) for k in range(8))
+@intrinsic
+def _bits_to_float64(typingctx, bits):
+    """Reinterpret the bits of an int64 as a float64."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
 
 
-def _exp_neg(a):
-    """exp(-a) for a >= 0 (float32: polynomial; float64: libm)."""
-    return math.exp(-a)
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c with one rounding (``llvm.fma``; one instruction, vectorises).
+
+    Numba without ``fastmath`` never contracts ``a * b + c`` itself; the fused
+    form is also the more accurate one.
+    """
+    if not (a == b == c and a in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = args[0].type
+        name = "llvm.fma.f32" if ty == ir.FloatType() else "llvm.fma.f64"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty, ty]), name)
+        return builder.call(fn, args)
+
+    return a(a, a, a), codegen
 
 
-@overload(_exp_neg, jit_options=dict(JIT))
-def _exp_neg_ov(a):
-    if a == types.float32:
+# 2^-t for t >= 0, branch-free so that LLVM vectorises the weight loops:
+# k = round(t), f = t - k in [-1/2, 1/2] (exact), 2^-t = 2^-k p(f) with p the
+# Chebyshev fit of 2^-f on [-1/2, 1/2] (mpmath.chebyfit; fit error 1.9e-9 for
+# float32, degree 6, and 3.1e-18 for float64, degree 11), evaluated by Horner
+# with fused multiply-adds; 2^-k is built in the exponent bits.  Measured
+# maximum relative error (tests/test_kernels.py): 7.9e-8 (1.3 ulp) in float32
+# over [0, 125], 2.3e-16 in float64 over [0, 1000].  t is clamped at 125
+# (float32) / 1000 (float64) so that the result stays a normal number
+# (2^-125 ~ 2.4e-38): such weights are 0 for every practical purpose.
+_P32 = tuple(
+    np.float32(c)
+    for c in (1.0, -0.6931472, 0.2402265, -0.05550327, 0.009618057, -0.0013400428, 0.00015461445)
+)
+_P64 = (
+    1.0,
+    -0.6931471805599453,
+    0.24022650695910158,
+    -0.055504108664821625,
+    0.009618129107587256,
+    -0.001333355814640647,
+    0.00015403530463724353,
+    -1.5252733841556773e-05,
+    1.3215432535912375e-06,
+    -1.0178057087733941e-07,
+    7.074194297288521e-09,
+    -4.4558179083360645e-10,
+)
+_T32_MAX = np.float32(125.0)
+_HALF32 = np.float32(0.5)
+#: 1 / ln 2: exp(-a) = 2^-(a / ln 2)
+INV_LN2 = 1.4426950408889634
 
-        def impl(a):
-            a = min(a, _EXP_MAX)
-            k = np.int32(a * _INV_LN2 + np.float32(0.5))  # a >= 0: truncation rounds
-            n = np.float32(k)
-            r = (a - n * _LN2_HI) - n * _LN2_LO
-            p = _E[7]
-            p = p * r + _E[6]
-            p = p * r + _E[5]
-            p = p * r + _E[4]
-            p = p * r + _E[3]
-            p = p * r + _E[2]
-            p = p * r + _E[1]
-            p = p * r + _E[0]
+
+def _exp2_neg(t):
+    """2^-t for t >= 0 (pure-Python fallback; the compiled versions are below)."""
+    return 2.0 ** (-t)
+
+
+@overload(_exp2_neg, jit_options=dict(JIT))
+def _exp2_neg_ov(t):
+    if t == types.float32:
+
+        def impl32(t):
+            t = min(t, _T32_MAX)
+            k = np.int32(t + _HALF32)  # t >= 0: truncation rounds
+            f = t - np.float32(k)
+            p = _fma(_P32[6], f, _P32[5])
+            p = _fma(p, f, _P32[4])
+            p = _fma(p, f, _P32[3])
+            p = _fma(p, f, _P32[2])
+            p = _fma(p, f, _P32[1])
+            p = _fma(p, f, _P32[0])
             return p * _bits_to_float32(np.int32((127 - k) << 23))
 
-        return impl
-    return lambda a: math.exp(-a)
+        return impl32
+    if t == types.float64:
+
+        def impl64(t):
+            t = min(t, 1000.0)
+            k = np.int64(t + 0.5)
+            f = t - np.float64(k)
+            p = _fma(_P64[11], f, _P64[10])
+            p = _fma(p, f, _P64[9])
+            p = _fma(p, f, _P64[8])
+            p = _fma(p, f, _P64[7])
+            p = _fma(p, f, _P64[6])
+            p = _fma(p, f, _P64[5])
+            p = _fma(p, f, _P64[4])
+            p = _fma(p, f, _P64[3])
+            p = _fma(p, f, _P64[2])
+            p = _fma(p, f, _P64[1])
+            p = _fma(p, f, _P64[0])
+            # 2^-k as two factors so that k up to 1000 stays in range
+            k1 = k >> 1
+            return (p * _bits_to_float64(np.int64((1023 - k1) << 52))) * _bits_to_float64(
+                np.int64((1023 - (k - k1)) << 52)
+            )
+
+        return impl64
+    return None
 
 
 @njit(**JIT)
@@ -165,7 +239,7 @@ def _box_z(src, dst, nz, ny, nx, r):
 
 
 @njit(**JIT_PARALLEL)
-def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, inv_h2):
+def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
     """Band-private numerators and denominators of the NLM filter.
 
     padded : (C, Z + 2 pz, Y + 2 py, X + 2 px), reflect-padded image
@@ -178,7 +252,7 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, inv_h2):
     Y = padded.shape[2] - 2 * py
     X = padded.shape[3] - 2 * px
     dt = padded.dtype
-    one = inv_h2 / inv_h2  # 1 in the kernel's float type (keeps float32 float32)
+    one = gamma / gamma  # 1 in the kernel's float type (keeps float32 float32)
     zero = one - one
     nb = (Y + band - 1) // band
     H = band + 2 * wy
@@ -251,9 +325,9 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, inv_h2):
                     yi = ylo + y
                     w = P[z, y, :nx]
                     for x in range(nx):
-                        d = w[x] * inv_norm - var2
+                        d = _fma(w[x], inv_norm, -var2)
                         d = d if d > zero else zero
-                        w[x] = _exp_neg(d * inv_h2)
+                        w[x] = _exp2_neg(d * gamma)
                     row = den[zi, li, xlo : xlo + nx]
                     for x in range(nx):
                         row[x] += w[x]
@@ -270,6 +344,187 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, inv_h2):
                         for x in range(nx):
                             row[x] += w[x] * src[x]
     return bnum, bden
+
+
+@njit(**JIT)
+def _row_weights(cs, w, n, rx, inv_norm, var2, gamma):
+    """w[i] = 2^-(max(inv_norm * sum_{k=0}^{2 rx} cs[i + k] - var2, 0) * gamma), i < n.
+
+    The horizontal box sum is a direct sum of shifted loads (vectorised over
+    i; no serial running-sum chain), written out for the common patch widths.
+    """
+    zero = var2 - var2
+    if rx == 3:
+        for i in range(n):
+            s = cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4] + cs[i + 5] + cs[i + 6]
+            d = _fma(s, inv_norm, -var2)
+            d = d if d > zero else zero
+            w[i] = _exp2_neg(d * gamma)
+    elif rx == 2:
+        for i in range(n):
+            s = cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4]
+            d = _fma(s, inv_norm, -var2)
+            d = d if d > zero else zero
+            w[i] = _exp2_neg(d * gamma)
+    elif rx == 1:
+        for i in range(n):
+            s = cs[i] + cs[i + 1] + cs[i + 2]
+            d = _fma(s, inv_norm, -var2)
+            d = d if d > zero else zero
+            w[i] = _exp2_neg(d * gamma)
+    else:
+        for i in range(n):
+            w[i] = cs[i]
+        for k in range(1, 2 * rx + 1):
+            for i in range(n):
+                w[i] += cs[i + k]
+        for i in range(n):
+            d = _fma(w[i], inv_norm, -var2)
+            d = d if d > zero else zero
+            w[i] = _exp2_neg(d * gamma)
+
+
+@njit(**JIT_PARALLEL)
+def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamma):
+    """Non-local means of a 2-D (or 1-D) image, streaming rows.
+
+    padded : (C, Y + 2 ry, X + 2 rx), reflect-padded image
+    offsets : (n, 2) int64, half window (ty, tx) > 0 lexicographically, ty >= 0
+    Returns the filtered image (C, Y, X).
+
+    Threads take bands of rows, each band walks its rows top to bottom in
+    column strips.  Per offset the band keeps ``cs``, the vertical patch sums
+    of the squared differences for the current row (one row of state per
+    offset, updated by one row in and one row out), so that the distance,
+    weight and both symmetric accumulations of a row happen while the row is
+    in L1.  Accumulators live in a ring of ``wy + 1`` rows (row ``y`` is
+    complete once row ``y`` has been processed, since every pair's first pixel
+    is above or left of its second); complete rows go to the result, the last
+    ``wy`` rows of a band to a per-band overflow added afterwards.
+    """
+    C = padded.shape[0]
+    Y = padded.shape[1] - 2 * ry
+    X = padded.shape[2] - 2 * rx
+    dt = padded.dtype
+    n_off = offsets.shape[0]
+    nb = (Y + band - 1) // band
+    ns = (X + strip - 1) // strip
+    R = wy + 1
+    sw = min(strip, X)
+    acc = np.zeros((C + 1, Y, X), dt)  # plane C: the denominators
+    ovf = np.zeros((nb, C + 1, wy, X), dt)
+    for b in prange(nb):
+        y0 = b * band
+        y1 = min(Y, y0 + band)
+        cs = np.empty((n_off, sw + 2 * rx), dt)
+        ring = np.zeros((C + 1, R, sw + 2 * wx), dt)
+        w = np.empty(sw, dt)
+        for s in range(ns):
+            x0 = s * strip
+            x1 = min(X, x0 + strip)
+            # vertical patch sums for row y0 (padded rows y0 .. y0 + 2 ry)
+            for o in range(n_off):
+                ty = offsets[o, 0]
+                tx = offsets[o, 1]
+                xlo = max(x0, -tx)
+                xhi = min(x1, X - tx)
+                if y0 + ty >= Y or xlo >= xhi:
+                    continue
+                W = xhi - xlo + 2 * rx
+                row = cs[o, :W]
+                for i in range(W):
+                    row[i] = 0
+                for k in range(2 * ry + 1):
+                    for c in range(C):
+                        a = padded[c, y0 + k, xlo : xlo + W]
+                        bb = padded[c, y0 + k + ty, xlo + tx : xlo + tx + W]
+                        for i in range(W):
+                            d = a[i] - bb[i]
+                            row[i] = _fma(d, d, row[i])
+            for y in range(y0, y1):
+                s0 = y % R
+                for o in range(n_off):
+                    ty = offsets[o, 0]
+                    tx = offsets[o, 1]
+                    xlo = max(x0, -tx)
+                    xhi = min(x1, X - tx)
+                    n = xhi - xlo
+                    if y + ty >= Y or n <= 0:
+                        continue
+                    W = n + 2 * rx
+                    row = cs[o, :W]
+                    _row_weights(row, w, n, rx, inv_norm, var2, gamma)
+                    s1 = (y + ty) % R
+                    l0 = xlo - x0 + wx
+                    l1 = l0 + tx
+                    for c in range(C):
+                        acc0 = ring[c, s0, l0 : l0 + n]
+                        src = padded[c, y + ry + ty, xlo + tx + rx : xlo + tx + rx + n]
+                        for i in range(n):
+                            acc0[i] = _fma(w[i], src[i], acc0[i])
+                        acc1 = ring[c, s1, l1 : l1 + n]
+                        src = padded[c, y + ry, xlo + rx : xlo + rx + n]
+                        for i in range(n):
+                            acc1[i] = _fma(w[i], src[i], acc1[i])
+                    acc0 = ring[C, s0, l0 : l0 + n]
+                    for i in range(n):
+                        acc0[i] += w[i]
+                    acc1 = ring[C, s1, l1 : l1 + n]
+                    for i in range(n):
+                        acc1[i] += w[i]
+                    # slide the vertical sums down one row
+                    if y + 1 < y1 and y + 1 + ty < Y:
+                        for c in range(C):
+                            a1 = padded[c, y + 1 + 2 * ry, xlo : xlo + W]
+                            b1 = padded[c, y + 1 + 2 * ry + ty, xlo + tx : xlo + tx + W]
+                            a0 = padded[c, y, xlo : xlo + W]
+                            b0 = padded[c, y + ty, xlo + tx : xlo + tx + W]
+                            for i in range(W):
+                                d1 = a1[i] - b1[i]
+                                d0 = a0[i] - b0[i]
+                                row[i] = _fma(d1, d1, _fma(-d0, d0, row[i]))
+                # row y is complete for this strip
+                c0 = max(0, x0 - wx)
+                c1 = min(X, x1 + wx)
+                for c in range(C + 1):
+                    dst = acc[c, y, c0:c1]
+                    rr = ring[c, s0, c0 - x0 + wx : c1 - x0 + wx]
+                    for i in range(c1 - c0):
+                        dst[i] += rr[i]
+                        rr[i] = 0
+            # rows y1 .. y1 + wy - 1 belong to the next band(s)
+            for k in range(wy):
+                if y1 + k >= Y:
+                    break
+                s0 = (y1 + k) % R
+                c0 = max(0, x0 - wx)
+                c1 = min(X, x1 + wx)
+                for c in range(C + 1):
+                    dst = ovf[b, c, k, c0:c1]
+                    rr = ring[c, s0, c0 - x0 + wx : c1 - x0 + wx]
+                    for i in range(c1 - c0):
+                        dst[i] += rr[i]
+                        rr[i] = 0
+    for b in range(nb):
+        y1 = min(Y, (b + 1) * band)
+        for k in range(wy):
+            if y1 + k >= Y:
+                break
+            for c in range(C + 1):
+                for x in range(X):
+                    acc[c, y1 + k, x] += ovf[b, c, k, x]
+    out = np.empty((C, Y, X), dt)
+    one = gamma / gamma
+    for y in prange(Y):
+        # the pixel itself: distance 0, weight 1
+        den = acc[C, y]
+        for c in range(C):
+            num = acc[c, y]
+            v = padded[c, y + ry, rx : rx + X]
+            dst = out[c, y]
+            for x in range(X):
+                dst[x] = (num[x] + v[x]) / (den[x] + one)
+    return out
 
 
 @njit(**JIT_PARALLEL)
@@ -314,6 +569,23 @@ def _band_rows(Y, wy):
     return int(max(band, min(Y, 16, 2 * wy + 1), 1))
 
 
+def _row_tiles(Y, X, n_off, r, dtype, state_bytes=1 << 20):
+    """Band height and strip width for :func:`_nlm_rows`.
+
+    Bands: at least two per thread (load balance) and at most 128 rows, which
+    bounds the drift of the running vertical sums.  Strips: as wide as the
+    per-offset state ``n_off * (strip + 2 r)`` allows within ``state_bytes``
+    (it must stay in L2), split evenly.
+    """
+    import numba
+
+    threads = numba.get_num_threads()
+    band = max(1, min(128, -(-Y // (2 * threads))))
+    widest = max(64, state_bytes // (max(n_off, 1) * np.dtype(dtype).itemsize) - 2 * r)
+    ns = -(-X // widest)
+    return int(band), int(-(-X // ns))
+
+
 def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     """Non-local means of a channel-last map with the compiled kernel.
 
@@ -343,23 +615,31 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     win = tuple(min(w, n - 1) for w, n in zip(win, pad3))
     padded = np.pad(img, [(0, 0)] + [(p, p) for p in radii], mode="reflect")
     offsets = _half_offsets(win)
+    typ = dtype.type if hasattr(dtype, "type") else np.dtype(dtype).type
+    scalars = (
+        typ(1.0 / float(patch_size**spatial_ndim * C)),
+        typ(2.0 * sigma * sigma),
+        # exp(-a / h^2) = 2^-(a gamma) with gamma = 1 / (h^2 ln 2), clamped to
+        # the largest finite value: a tiny h must give weights 0 (or exactly 1
+        # for d^2 <= 2 sigma^2), never inf * 0 = NaN
+        typ(min(INV_LN2 / h / h, float(np.finfo(dtype).max))),
+    )
+    if spatial_ndim <= 2:
+        band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], r, dtype)
+        out = _nlm_rows(
+            np.ascontiguousarray(padded[:, 0]),
+            np.ascontiguousarray(offsets[:, 1:]),
+            radii[1],
+            radii[2],
+            win[1],
+            win[2],
+            band,
+            strip,
+            *scalars,
+        )
+        return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)
     Y = pad3[1]
     band = _band_rows(Y, win[1])
-    norm = float(patch_size**spatial_ndim * C)
-    typ = dtype.type if hasattr(dtype, "type") else np.dtype(dtype).type
-    bnum, bden = _nlm_bands(
-        padded,
-        offsets,
-        radii[0],
-        radii[1],
-        radii[2],
-        win[1],
-        band,
-        typ(1.0 / norm),
-        typ(2.0 * sigma * sigma),
-        # 1/h^2 clamped to the largest finite value: a tiny h must give weights
-        # 0 (or exactly 1 for d^2 = 0), never inf * 0 = NaN
-        typ(min(1.0 / (h * h), float(np.finfo(dtype).max))),
-    )
+    bnum, bden = _nlm_bands(padded, offsets, radii[0], radii[1], radii[2], win[1], band, *scalars)
     out = _nlm_reduce(bnum, bden, band, win[1], Y)
     return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)

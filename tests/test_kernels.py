@@ -3,36 +3,62 @@
 import numpy as np
 from numba import njit
 
-from nlm._nlm_kernels import _exp_neg, _half_offsets
+from nlm._nlm_kernels import _exp2_neg, _fma, _half_offsets
 
 
 @njit(cache=False)
-def _apply(a, out):
+def _apply(t, out):
+    for i in range(t.size):
+        out[i] = _exp2_neg(t[i])
+
+
+@njit(cache=False)
+def _apply_fma(a, b, c, out):
     for i in range(a.size):
-        out[i] = _exp_neg(a[i])
+        out[i] = _fma(a[i], b[i], c[i])
 
 
-def test_float32_exp_is_accurate():
-    """The vectorisable float32 exp(-a): relative error < 2e-7 (about 2 ulp)
-    over [0, 87], and 0 < exp(-a) <= 1 beyond (clamped at 87)."""
-    a = np.concatenate([np.linspace(0, 87, 400_001), np.random.default_rng(0).uniform(0, 87, 100_000)])
-    a = a.astype(np.float32)
-    out = np.empty_like(a)
-    _apply(a, out)
+def test_float32_exp2_is_accurate():
+    """The vectorisable float32 2^-t: relative error < 1e-7 (1.7 ulp) over
+    [0, 125], and 0 < 2^-t <= 2^-125 beyond (clamped at 125, still normal)."""
+    t = np.concatenate([np.linspace(0, 125, 400_001), np.random.default_rng(0).uniform(0, 125, 100_000)])
+    t = t.astype(np.float32)
+    out = np.empty_like(t)
+    _apply(t, out)
     assert out.dtype == np.float32
-    ref = np.exp(-a.astype(np.float64))
-    assert np.max(np.abs(out - ref) / ref) < 2e-7
-    big = np.array([87.0, 100.0, 1e30], np.float32)
+    ref = np.exp2(-t.astype(np.float64))
+    assert np.max(np.abs(out - ref) / ref) < 1e-7
+    assert _exp2_neg(np.float32(0.0)) == 1.0
+    big = np.array([125.0, 126.0, 1e30, np.inf], np.float32)
     out = np.empty_like(big)
     _apply(big, out)
-    assert np.all((out > 0) & (out < 2e-38))
+    assert np.all((out >= np.finfo(np.float32).tiny) & (out < 2.5e-38))
 
 
-def test_float64_exp_is_libm():
-    a = np.linspace(0, 700, 1001)
-    out = np.empty_like(a)
-    _apply(a, out)
-    np.testing.assert_allclose(out, np.exp(-a), rtol=1e-15, atol=0)
+def test_float64_exp2_is_accurate():
+    t = np.concatenate([np.linspace(0, 1000, 200_001), np.random.default_rng(1).uniform(0, 2, 100_000)])
+    out = np.empty_like(t)
+    _apply(t, out)
+    np.testing.assert_allclose(out, np.exp2(-t), rtol=5e-16, atol=0)
+    big = np.array([1000.0, 2000.0, np.inf])
+    out = np.empty_like(big)
+    _apply(big, out)
+    assert np.all((out >= np.finfo(np.float64).tiny) & (out < 1e-300))
+
+
+def test_fma_rounds_once():
+    """(1 + e)(1 - e) - 1 = -e^2 exactly; the unfused product rounds to 1 and gives 0."""
+    for dt, e in ((np.float32, 2.0**-13), (np.float64, 2.0**-30)):
+        a, b, c = (np.full(5, v, dt) for v in (1 + e, 1 - e, -1.0))
+        out = np.empty_like(a)
+        _apply_fma(a, b, c, out)
+        assert out.dtype == dt
+        assert a[0] * b[0] + c[0] == 0
+        np.testing.assert_array_equal(out, -dt(e * e))
+        rng = np.random.default_rng(2)
+        a, b, c = (rng.standard_normal(1000).astype(dt) for _ in range(3))
+        _apply_fma(a, b, c, out := np.empty_like(a))
+        np.testing.assert_allclose(out, a.astype(np.float64) * b + c, rtol=0, atol=4 * np.finfo(dt).eps)
 
 
 def test_half_offsets_cover_window_once():
