@@ -37,7 +37,28 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from nlm._config import JIT, JIT_PARALLEL
+from nlm._config import JIT, JIT_PARALLEL, VECTOR_WIDTH
+
+
+@intrinsic
+def _wide_vectors(typingctx):
+    """Ask LLVM to vectorise the calling function's loops at ``VECTOR_WIDTH`` bits.
+
+    Sets the ``"prefer-vector-width"`` function attribute (see
+    :mod:`nlm._config`).  The attribute set of llvmlite only admits its known
+    flags, so the string attribute goes in through ``set.add``; should that
+    ever fail, the function keeps LLVM's default width.
+    """
+
+    def codegen(context, builder, sig, args):
+        if VECTOR_WIDTH:
+            try:
+                set.add(builder.function.attributes, f'"prefer-vector-width"="{VECTOR_WIDTH}"')
+            except Exception:  # pragma: no cover - depends on llvmlite internals
+                pass
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 @intrinsic
@@ -172,6 +193,7 @@ def _box_rows(src, dst, nrows, n, r):
     Running sums along each row (O(1) per pixel whatever r); four rows advance
     together so that four independent add chains keep the pipeline full.
     """
+    _wide_vectors()
     i = 0
     while i + 4 <= nrows:
         a0 = src[i, 0]
@@ -211,6 +233,7 @@ def _box_rows(src, dst, nrows, n, r):
 @njit(**JIT)
 def _box_y(src, dst, nplanes, ny, nx, r):
     """dst[a, y, :nx] = sum_{k=0}^{2r} src[a, y + k, :nx] for y < ny (vectorised over x)."""
+    _wide_vectors()
     for a in range(nplanes):
         for x in range(nx):
             dst[a, 0, x] = src[a, 0, x]
@@ -225,6 +248,7 @@ def _box_y(src, dst, nplanes, ny, nx, r):
 @njit(**JIT)
 def _box_z(src, dst, nz, ny, nx, r):
     """dst[z, :ny, :nx] = sum_{k=0}^{2r} src[z + k, :ny, :nx] for z < nz."""
+    _wide_vectors()
     for y in range(ny):
         for x in range(nx):
             dst[0, y, x] = src[0, y, x]
@@ -247,6 +271,7 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
     Returns bnum (nb, C, Z, band + 2 wy, X) and bden (nb, Z, band + 2 wy, X);
     local row ``l`` of band ``b`` is image row ``b * band - wy + l``.
     """
+    _wide_vectors()
     C = padded.shape[0]
     Z = padded.shape[1] - 2 * pz
     Y = padded.shape[2] - 2 * py
@@ -353,6 +378,7 @@ def _row_weights(cs, w, n, rx, inv_norm, var2, gamma):
     The horizontal box sum is a direct sum of shifted loads (vectorised over
     i; no serial running-sum chain), written out for the common patch widths.
     """
+    _wide_vectors()
     zero = var2 - var2
     if rx == 3:
         for i in range(n):
@@ -402,6 +428,7 @@ def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamm
     is above or left of its second); complete rows go to the result, the last
     ``wy`` rows of a band to a per-band overflow added afterwards.
     """
+    _wide_vectors()
     C = padded.shape[0]
     Y = padded.shape[1] - 2 * ry
     X = padded.shape[2] - 2 * rx
@@ -457,21 +484,29 @@ def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamm
                     s1 = (y + ty) % R
                     l0 = xlo - x0 + wx
                     l1 = l0 + tx
-                    for c in range(C):
-                        acc0 = ring[c, s0, l0 : l0 + n]
+                    # p accumulates w v(p + t), p + t accumulates w v(p); the
+                    # denominators ride along with channel 0
+                    num = ring[0, s0, l0 : l0 + n]
+                    den = ring[C, s0, l0 : l0 + n]
+                    src = padded[0, y + ry + ty, xlo + tx + rx : xlo + tx + rx + n]
+                    for i in range(n):
+                        num[i] = _fma(w[i], src[i], num[i])
+                        den[i] += w[i]
+                    num = ring[0, s1, l1 : l1 + n]
+                    den = ring[C, s1, l1 : l1 + n]
+                    src = padded[0, y + ry, xlo + rx : xlo + rx + n]
+                    for i in range(n):
+                        num[i] = _fma(w[i], src[i], num[i])
+                        den[i] += w[i]
+                    for c in range(1, C):
+                        num = ring[c, s0, l0 : l0 + n]
                         src = padded[c, y + ry + ty, xlo + tx + rx : xlo + tx + rx + n]
                         for i in range(n):
-                            acc0[i] = _fma(w[i], src[i], acc0[i])
-                        acc1 = ring[c, s1, l1 : l1 + n]
+                            num[i] = _fma(w[i], src[i], num[i])
+                        num = ring[c, s1, l1 : l1 + n]
                         src = padded[c, y + ry, xlo + rx : xlo + rx + n]
                         for i in range(n):
-                            acc1[i] = _fma(w[i], src[i], acc1[i])
-                    acc0 = ring[C, s0, l0 : l0 + n]
-                    for i in range(n):
-                        acc0[i] += w[i]
-                    acc1 = ring[C, s1, l1 : l1 + n]
-                    for i in range(n):
-                        acc1[i] += w[i]
+                            num[i] = _fma(w[i], src[i], num[i])
                     # slide the vertical sums down one row
                     if y + 1 < y1 and y + 1 + ty < Y:
                         for c in range(C):
@@ -530,6 +565,7 @@ def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamm
 @njit(**JIT_PARALLEL)
 def _nlm_reduce(bnum, bden, band, wy, Y):
     """Add the band accumulators into the image and divide: (C, Z, Y, X)."""
+    _wide_vectors()
     nb, C, Z, H, X = bnum.shape
     out = np.empty((C, Z, Y, X), bnum.dtype)
     for y in prange(Y):
