@@ -74,6 +74,18 @@ def _bits_to_float32(typingctx, bits):
 
 
 @intrinsic
+def _float32_to_bits(typingctx, x):
+    """Reinterpret the bits of a float32 as an int32."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
 def _bits_to_float64(typingctx, bits):
     """Reinterpret the bits of an int64 as a float64."""
     if bits != types.int64:
@@ -131,8 +143,11 @@ _P64 = (
     7.074194297288521e-09,
     -4.4558179083360645e-10,
 )
+#: offsets accumulated together by _nlm_rows (the kernel is written for 4)
+_GROUP = 4
 _T32_MAX = np.float32(125.0)
-_HALF32 = np.float32(0.5)
+_ROUND32 = np.float32(12582912.0)  # 1.5 * 2^23
+_ROUND32_BITS = np.int32(np.float32(12582912.0).view(np.int32) + 127)
 #: 1 / ln 2: exp(-a) = 2^-(a / ln 2)
 INV_LN2 = 1.4426950408889634
 
@@ -148,15 +163,17 @@ def _exp2_neg_ov(t):
 
         def impl32(t):
             t = min(t, _T32_MAX)
-            k = np.int32(t + _HALF32)  # t >= 0: truncation rounds
-            f = t - np.float32(k)
+            # round to nearest by adding 1.5 2^23: k lands in the low mantissa bits
+            y = t + _ROUND32
+            f = t - (y - _ROUND32)
             p = _fma(_P32[6], f, _P32[5])
             p = _fma(p, f, _P32[4])
             p = _fma(p, f, _P32[3])
             p = _fma(p, f, _P32[2])
             p = _fma(p, f, _P32[1])
             p = _fma(p, f, _P32[0])
-            return p * _bits_to_float32(np.int32((127 - k) << 23))
+            # 2^-k: exponent field 127 - k = (bits(1.5 2^23) + 127) - bits(y)
+            return p * _bits_to_float32(np.int32((_ROUND32_BITS - _float32_to_bits(y)) << 23))
 
         return impl32
     if t == types.float64:
@@ -372,67 +389,124 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
 
 
 @njit(**JIT)
-def _row_weights(cs, w, n, rx, inv_norm, var2, gamma):
-    """w[i] = 2^-(max(inv_norm * sum_{k=0}^{2 rx} cs[i + k] - var2, 0) * gamma), i < n.
+def _slide(cs, i, a1, b1, a0, b0):
+    """cs[i] += (a1[i] - b1[i])^2 - (a0[i] - b0[i])^2: one patch row in, one out."""
+    d1 = a1[i] - b1[i]
+    d0 = a0[i] - b0[i]
+    cs[i] = _fma(d1, d1, _fma(-d0, d0, cs[i]))
+
+
+@njit(**JIT)
+def _row_weights(cs, w, n, rx, inv_norm, var2, gamma, slide, a1, b1, a0, b0):
+    """Weights of one row for one offset, optionally sliding ``cs`` down a row.
+
+    ``w[i] = 2^-(max(inv_norm * sum_{k=0}^{2 rx} cs[i + k] - var2, 0) * gamma)``
+    for i < n; with ``slide``, also ``cs[i] += (a1 - b1)^2 - (a0 - b0)^2`` for
+    ``i < n + 2 rx`` in the same pass (entry i is updated after its last read).
 
     The horizontal box sum is a direct sum of shifted loads (vectorised over
-    i; no serial running-sum chain), written out for the common patch widths.
+    i; no serial running-sum chain), straight-line code for patch widths 3, 5
+    and 7.  The exponent is ``max(s * alpha - beta, 0)`` with ``alpha =
+    inv_norm * gamma`` and ``beta = var2 * gamma`` (one fused multiply-add);
+    when h is so small that these products overflow, the three-step form.
     """
     _wide_vectors()
     zero = var2 - var2
-    if rx == 3:
+    alpha = inv_norm * gamma
+    beta = var2 * gamma
+    big = np.finfo(var2).max
+    fast = alpha <= big and beta <= big
+    if fast and rx == 3 and slide:
         for i in range(n):
             s = cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4] + cs[i + 5] + cs[i + 6]
-            d = _fma(s, inv_norm, -var2)
-            d = d if d > zero else zero
-            w[i] = _exp2_neg(d * gamma)
-    elif rx == 2:
+            _slide(cs, i, a1, b1, a0, b0)
+            t = _fma(s, alpha, -beta)
+            w[i] = _exp2_neg(t if t > zero else zero)
+    elif fast and rx == 3:
+        for i in range(n):
+            t = _fma(cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4] + cs[i + 5] + cs[i + 6], alpha, -beta)
+            w[i] = _exp2_neg(t if t > zero else zero)
+    elif fast and rx == 2 and slide:
         for i in range(n):
             s = cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4]
-            d = _fma(s, inv_norm, -var2)
-            d = d if d > zero else zero
-            w[i] = _exp2_neg(d * gamma)
-    elif rx == 1:
+            _slide(cs, i, a1, b1, a0, b0)
+            t = _fma(s, alpha, -beta)
+            w[i] = _exp2_neg(t if t > zero else zero)
+    elif fast and rx == 2:
+        for i in range(n):
+            t = _fma(cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4], alpha, -beta)
+            w[i] = _exp2_neg(t if t > zero else zero)
+    elif fast and rx == 1 and slide:
         for i in range(n):
             s = cs[i] + cs[i + 1] + cs[i + 2]
-            d = _fma(s, inv_norm, -var2)
-            d = d if d > zero else zero
-            w[i] = _exp2_neg(d * gamma)
+            _slide(cs, i, a1, b1, a0, b0)
+            t = _fma(s, alpha, -beta)
+            w[i] = _exp2_neg(t if t > zero else zero)
+    elif fast and rx == 1:
+        for i in range(n):
+            t = _fma(cs[i] + cs[i + 1] + cs[i + 2], alpha, -beta)
+            w[i] = _exp2_neg(t if t > zero else zero)
+    else:
+        _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast)
+        if slide:
+            for i in range(n):
+                _slide(cs, i, a1, b1, a0, b0)
+    if slide:
+        for i in range(n, n + 2 * rx):
+            _slide(cs, i, a1, b1, a0, b0)
+
+
+@njit(**JIT)
+def _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast):
+    """:func:`_row_weights` for any patch radius (box sum in 2 rx passes), no slide."""
+    _wide_vectors()
+    zero = var2 - var2
+    for i in range(n):
+        w[i] = cs[i]
+    for k in range(1, 2 * rx + 1):
+        for i in range(n):
+            w[i] += cs[i + k]
+    if fast:
+        for i in range(n):
+            t = _fma(w[i], alpha, -beta)
+            w[i] = _exp2_neg(t if t > zero else zero)
     else:
         for i in range(n):
-            w[i] = cs[i]
-        for k in range(1, 2 * rx + 1):
-            for i in range(n):
-                w[i] += cs[i + k]
-        for i in range(n):
             d = _fma(w[i], inv_norm, -var2)
-            d = d if d > zero else zero
-            w[i] = _exp2_neg(d * gamma)
+            w[i] = _exp2_neg((d if d > zero else zero) * gamma)
 
 
 @njit(**JIT_PARALLEL)
-def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamma):
+def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm, var2, gamma):
     """Non-local means of a 2-D (or 1-D) image, streaming rows.
 
-    padded : (C, Y + 2 ry, X + 2 rx), reflect-padded image
+    padded : (C, Y + 2 ry, X + 2 rx + 2 ex), reflect-padded image (patch
+        radii ry, rx) with ``ex`` more columns of zeros on each side
     offsets : (n, 2) int64, half window (ty, tx) > 0 lexicographically, ty >= 0
+    groups : (ng, 4) int64, runs of ``_GROUP`` offsets sharing ty with
+        consecutive tx: (ty, tx of the first, count, index of the first)
     Returns the filtered image (C, Y, X).
 
-    Threads take bands of rows, each band walks its rows top to bottom in
+    Threads take bands of rows; each band walks its rows top to bottom, in
     column strips.  Per offset the band keeps ``cs``, the vertical patch sums
     of the squared differences for the current row (one row of state per
-    offset, updated by one row in and one row out), so that the distance,
-    weight and both symmetric accumulations of a row happen while the row is
-    in L1.  Accumulators live in a ring of ``wy + 1`` rows (row ``y`` is
-    complete once row ``y`` has been processed, since every pair's first pixel
-    is above or left of its second); complete rows go to the result, the last
-    ``wy`` rows of a band to a per-band overflow added afterwards.
+    offset, slid down by one row in and one row out), so that distances,
+    weights and both symmetric accumulations of a row happen while the row
+    is in cache.  Weights are computed over the whole strip width and set to
+    0 where the pair leaves the image (so every loop has the same length), and
+    the ``_GROUP`` offsets of a group accumulate in one pass over the
+    accumulator rows.  Accumulators live in a ring of ``wy + 1`` rows (row
+    ``y`` is complete once row ``y`` has been processed, since the first pixel
+    of every pair is above or left of its second); complete rows go to the
+    result, the last ``wy`` rows of a band to a per-band overflow added
+    afterwards.
     """
     _wide_vectors()
     C = padded.shape[0]
     Y = padded.shape[1] - 2 * ry
-    X = padded.shape[2] - 2 * rx
+    X = padded.shape[2] - 2 * rx - 2 * ex
     dt = padded.dtype
+    K = _GROUP
     n_off = offsets.shape[0]
     nb = (Y + band - 1) // band
     ns = (X + strip - 1) // strip
@@ -444,80 +518,119 @@ def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamm
         y0 = b * band
         y1 = min(Y, y0 + band)
         cs = np.empty((n_off, sw + 2 * rx), dt)
-        ring = np.zeros((C + 1, R, sw + 2 * wx), dt)
-        w = np.empty(sw, dt)
+        ring = np.zeros((C + 1, R, sw + 2 * wx + K), dt)
+        wb = np.zeros((K, sw + 2 * K), dt)  # weights at [K, K + n), zeros around
         for s in range(ns):
             x0 = s * strip
             x1 = min(X, x0 + strip)
+            n = x1 - x0
+            W = n + 2 * rx
+            for k in range(K):
+                for i in range(K + n, sw + 2 * K):
+                    wb[k, i] = 0
             # vertical patch sums for row y0 (padded rows y0 .. y0 + 2 ry)
             for o in range(n_off):
                 ty = offsets[o, 0]
                 tx = offsets[o, 1]
-                xlo = max(x0, -tx)
-                xhi = min(x1, X - tx)
-                if y0 + ty >= Y or xlo >= xhi:
+                if y0 + ty >= Y:
                     continue
-                W = xhi - xlo + 2 * rx
                 row = cs[o, :W]
                 for i in range(W):
                     row[i] = 0
                 for k in range(2 * ry + 1):
                     for c in range(C):
-                        a = padded[c, y0 + k, xlo : xlo + W]
-                        bb = padded[c, y0 + k + ty, xlo + tx : xlo + tx + W]
+                        a = padded[c, y0 + k, ex + x0 : ex + x0 + W]
+                        bb = padded[c, y0 + k + ty, ex + x0 + tx : ex + x0 + tx + W]
                         for i in range(W):
                             d = a[i] - bb[i]
                             row[i] = _fma(d, d, row[i])
             for y in range(y0, y1):
                 s0 = y % R
-                for o in range(n_off):
-                    ty = offsets[o, 0]
-                    tx = offsets[o, 1]
-                    xlo = max(x0, -tx)
-                    xhi = min(x1, X - tx)
-                    n = xhi - xlo
-                    if y + ty >= Y or n <= 0:
+                for g in range(groups.shape[0]):
+                    ty = groups[g, 0]
+                    if y + ty >= Y:
                         continue
-                    W = n + 2 * rx
-                    row = cs[o, :W]
-                    _row_weights(row, w, n, rx, inv_norm, var2, gamma)
+                    t0 = groups[g, 1]
+                    cnt = groups[g, 2]
+                    for k in range(K):
+                        wk = wb[k, K : K + n]
+                        if k >= cnt:
+                            for i in range(n):
+                                wk[i] = 0
+                            continue
+                        o = groups[g, 3] + k
+                        tx = t0 + k
+                        row = cs[o, :W]
+                        # weights, and the vertical sums slid down one row
+                        # (fused for one channel, a second pass otherwise)
+                        slide = y + 1 < y1 and y + 1 + ty < Y
+                        yn = y + 1 + 2 * ry if slide else y  # the row entering (unused without slide)
+                        a1 = padded[0, yn, ex + x0 : ex + x0 + W]
+                        b1 = padded[0, yn + ty, ex + x0 + tx : ex + x0 + tx + W]
+                        a0 = padded[0, y, ex + x0 : ex + x0 + W]
+                        b0 = padded[0, y + ty, ex + x0 + tx : ex + x0 + tx + W]
+                        _row_weights(row, wk, n, rx, inv_norm, var2, gamma, slide and C == 1, a1, b1, a0, b0)
+                        if slide and C > 1:
+                            for c in range(C):
+                                a1 = padded[c, y + 1 + 2 * ry, ex + x0 : ex + x0 + W]
+                                b1 = padded[c, y + 1 + 2 * ry + ty, ex + x0 + tx : ex + x0 + tx + W]
+                                a0 = padded[c, y, ex + x0 : ex + x0 + W]
+                                b0 = padded[c, y + ty, ex + x0 + tx : ex + x0 + tx + W]
+                                for i in range(W):
+                                    _slide(row, i, a1, b1, a0, b0)
+                        # pairs that leave the image weigh nothing
+                        for i in range(min(n, -tx - x0)):
+                            wk[i] = 0
+                        for i in range(max(0, X - tx - x0), n):
+                            wk[i] = 0
+                    # p = (y, x0 + i) accumulates w_k v(p + t_k) ...
                     s1 = (y + ty) % R
-                    l0 = xlo - x0 + wx
-                    l1 = l0 + tx
-                    # p accumulates w v(p + t), p + t accumulates w v(p); the
-                    # denominators ride along with channel 0
-                    num = ring[0, s0, l0 : l0 + n]
-                    den = ring[C, s0, l0 : l0 + n]
-                    src = padded[0, y + ry + ty, xlo + tx + rx : xlo + tx + rx + n]
+                    w0 = wb[0, K : K + n]
+                    w1 = wb[1, K : K + n]
+                    w2 = wb[2, K : K + n]
+                    w3 = wb[3, K : K + n]
+                    den = ring[C, s0, wx : wx + n]
+                    num = ring[0, s0, wx : wx + n]
+                    p = ex + rx + x0 + t0
+                    v0 = padded[0, y + ry + ty, p : p + n]
+                    v1 = padded[0, y + ry + ty, p + 1 : p + 1 + n]
+                    v2 = padded[0, y + ry + ty, p + 2 : p + 2 + n]
+                    v3 = padded[0, y + ry + ty, p + 3 : p + 3 + n]
                     for i in range(n):
-                        num[i] = _fma(w[i], src[i], num[i])
-                        den[i] += w[i]
-                    num = ring[0, s1, l1 : l1 + n]
-                    den = ring[C, s1, l1 : l1 + n]
-                    src = padded[0, y + ry, xlo + rx : xlo + rx + n]
-                    for i in range(n):
-                        num[i] = _fma(w[i], src[i], num[i])
-                        den[i] += w[i]
+                        den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
+                        num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
                     for c in range(1, C):
-                        num = ring[c, s0, l0 : l0 + n]
-                        src = padded[c, y + ry + ty, xlo + tx + rx : xlo + tx + rx + n]
+                        num = ring[c, s0, wx : wx + n]
+                        v0 = padded[c, y + ry + ty, p : p + n]
+                        v1 = padded[c, y + ry + ty, p + 1 : p + 1 + n]
+                        v2 = padded[c, y + ry + ty, p + 2 : p + 2 + n]
+                        v3 = padded[c, y + ry + ty, p + 3 : p + 3 + n]
                         for i in range(n):
-                            num[i] = _fma(w[i], src[i], num[i])
-                        num = ring[c, s1, l1 : l1 + n]
-                        src = padded[c, y + ry, xlo + rx : xlo + rx + n]
-                        for i in range(n):
-                            num[i] = _fma(w[i], src[i], num[i])
-                    # slide the vertical sums down one row
-                    if y + 1 < y1 and y + 1 + ty < Y:
-                        for c in range(C):
-                            a1 = padded[c, y + 1 + 2 * ry, xlo : xlo + W]
-                            b1 = padded[c, y + 1 + 2 * ry + ty, xlo + tx : xlo + tx + W]
-                            a0 = padded[c, y, xlo : xlo + W]
-                            b0 = padded[c, y + ty, xlo + tx : xlo + tx + W]
-                            for i in range(W):
-                                d1 = a1[i] - b1[i]
-                                d0 = a0[i] - b0[i]
-                                row[i] = _fma(d1, d1, _fma(-d0, d0, row[i]))
+                            num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
+                    # ... and p + t_k = (y + ty, x0 + m + t0), m = i + k, accumulates w_k v(p)
+                    m1 = n + K - 1
+                    w0 = wb[0, K : K + m1]
+                    w1 = wb[1, K - 1 : K - 1 + m1]
+                    w2 = wb[2, K - 2 : K - 2 + m1]
+                    w3 = wb[3, K - 3 : K - 3 + m1]
+                    den = ring[C, s1, wx + t0 : wx + t0 + m1]
+                    num = ring[0, s1, wx + t0 : wx + t0 + m1]
+                    p = ex + rx + x0
+                    v0 = padded[0, y + ry, p : p + m1]
+                    v1 = padded[0, y + ry, p - 1 : p - 1 + m1]
+                    v2 = padded[0, y + ry, p - 2 : p - 2 + m1]
+                    v3 = padded[0, y + ry, p - 3 : p - 3 + m1]
+                    for i in range(m1):
+                        den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
+                        num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
+                    for c in range(1, C):
+                        num = ring[c, s1, wx + t0 : wx + t0 + m1]
+                        v0 = padded[c, y + ry, p : p + m1]
+                        v1 = padded[c, y + ry, p - 1 : p - 1 + m1]
+                        v2 = padded[c, y + ry, p - 2 : p - 2 + m1]
+                        v3 = padded[c, y + ry, p - 3 : p - 3 + m1]
+                        for i in range(m1):
+                            num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
                 # row y is complete for this strip
                 c0 = max(0, x0 - wx)
                 c1 = min(X, x1 + wx)
@@ -526,6 +639,9 @@ def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamm
                     rr = ring[c, s0, c0 - x0 + wx : c1 - x0 + wx]
                     for i in range(c1 - c0):
                         dst[i] += rr[i]
+                for c in range(C + 1):
+                    rr = ring[c, s0]
+                    for i in range(rr.shape[0]):
                         rr[i] = 0
             # rows y1 .. y1 + wy - 1 belong to the next band(s)
             for k in range(wy):
@@ -539,6 +655,8 @@ def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamm
                     rr = ring[c, s0, c0 - x0 + wx : c1 - x0 + wx]
                     for i in range(c1 - c0):
                         dst[i] += rr[i]
+                    rr = ring[c, s0]
+                    for i in range(rr.shape[0]):
                         rr[i] = 0
     for b in range(nb):
         y1 = min(Y, (b + 1) * band)
@@ -555,11 +673,25 @@ def _nlm_rows(padded, offsets, ry, rx, wy, wx, band, strip, inv_norm, var2, gamm
         den = acc[C, y]
         for c in range(C):
             num = acc[c, y]
-            v = padded[c, y + ry, rx : rx + X]
+            v = padded[c, y + ry, ex + rx : ex + rx + X]
             dst = out[c, y]
             for x in range(X):
                 dst[x] = (num[x] + v[x]) / (den[x] + one)
     return out
+
+
+def _offset_groups(offsets):
+    """Runs of up to ``_GROUP`` offsets with equal ty and consecutive tx: (ty, tx0, count, first)."""
+    groups = []
+    o = 0
+    while o < len(offsets):
+        ty, tx = offsets[o]
+        k = 1
+        while k < _GROUP and o + k < len(offsets) and offsets[o + k, 0] == ty and offsets[o + k, 1] == tx + k:
+            k += 1
+        groups.append((ty, tx, k, o))
+        o += k
+    return np.array(groups, dtype=np.int64).reshape(-1, 4)
 
 
 @njit(**JIT_PARALLEL)
@@ -662,11 +794,15 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     )
     if spatial_ndim <= 2:
         band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], r, dtype)
+        offsets2 = np.ascontiguousarray(offsets[:, 1:])
+        ex = win[2] + _GROUP
         out = _nlm_rows(
-            np.ascontiguousarray(padded[:, 0]),
-            np.ascontiguousarray(offsets[:, 1:]),
+            np.pad(padded[:, 0], [(0, 0), (0, 0), (ex, ex)]),
+            offsets2,
+            _offset_groups(offsets2),
             radii[1],
             radii[2],
+            ex,
             win[1],
             win[2],
             band,
