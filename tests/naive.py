@@ -11,7 +11,8 @@ import numpy as np
 def nl_means(x, patch_size, patch_distance, h, sigma):
     """Non-local means of a channel-last map ``x`` of shape (*spatial, C).
 
-    For every pixel i and every j with ``|j_a - i_a| <= patch_distance`` inside
+    For every pixel i and every j with ``|j_a - i_a| <= patch_distance`` (an
+    int, or one radius per spatial axis) inside
     the image: ``d2`` = mean over the patch (reflect padding) and channels of
     the squared difference, ``w = exp(-max(d2 - 2 sigma^2, 0) / h^2)``,
     ``u(i) = sum_j w v(j) / sum_j w``.  Computed in float64.
@@ -20,6 +21,7 @@ def nl_means(x, patch_size, patch_distance, h, sigma):
     spatial = x.shape[:-1]
     r = patch_size // 2
     padded = np.pad(x, [(r, r)] * len(spatial) + [(0, 0)], mode="reflect")
+    radii = tuple(patch_distance) if np.ndim(patch_distance) else (patch_distance,) * len(spatial)
 
     def patch(p):
         return padded[tuple(slice(c, c + patch_size) for c in p)]
@@ -27,7 +29,7 @@ def nl_means(x, patch_size, patch_distance, h, sigma):
     out = np.empty_like(x)
     for i in itertools.product(*map(range, spatial)):
         pi = patch(i)
-        ranges = [range(max(0, c - patch_distance), min(n, c + patch_distance + 1)) for c, n in zip(i, spatial)]
+        ranges = [range(max(0, c - d), min(n, c + d + 1)) for c, n, d in zip(i, spatial, radii)]
         num = np.zeros(x.shape[-1])
         den = 0.0
         for j in itertools.product(*ranges):

@@ -29,6 +29,9 @@ CASES = [
     ((15, 1), None, 1, 2),
     ((8, 9), 3, 3, 2),  # colour: joint distance over channels
     ((7, 6), 2, 5, 1),
+    ((12, 14), None, 7, 3),  # the default patch (straight-line box sum)
+    ((10, 9), 2, 7, 2),
+    ((11, 12), None, 9, 2),  # wider patches: generic box sum
     ((5, 6, 7), None, 3, 1),  # volume
     ((4, 5, 6), 2, 3, 2),  # volume + channels
     ((4, 5, 6), None, 1, 2),
@@ -130,6 +133,17 @@ def test_noise_free_and_tiny_h_give_no_nan(dtype):
     out = denoise_nl_means(ramp, 3, 2, h=1e-30)
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, ramp, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sigma", [0.0, 0.3, 0.8])
+def test_tiny_h_keeps_exactly_the_pairs_within_2_sigma2(dtype, sigma):
+    """h -> 0 with sigma > 0: weight 1 where d^2 <= 2 sigma^2, 0 elsewhere (also
+    where 1/h^2 times the distance scale overflows the float type)."""
+    image = (_rng(7).random((9, 10)) * 4).astype(dtype)
+    out = denoise_nl_means(image, 3, 2, h=1e-30, sigma=sigma)
+    ref = naive.nl_means(image[..., None], 3, 2, 1e-30, sigma)[..., 0]
+    np.testing.assert_allclose(out, ref, atol=TOL[dtype] * 4)
 
 
 def test_window_zero_returns_input():

@@ -1,7 +1,11 @@
 """Tests of private kernel building blocks against NumPy."""
 
 import numpy as np
+import pytest
 from numba import njit
+
+import naive
+from nlm import _nlm_kernels
 
 from nlm._nlm_kernels import _exp2_neg, _fma, _half_offsets
 
@@ -68,3 +72,16 @@ def test_half_offsets_cover_window_once():
         size = np.prod([2 * w + 1 for w in window])
         assert len(half) == (size - 1) // 2
         assert len(full) == size
+
+
+@pytest.mark.parametrize("band,strip", [(1, 4), (3, 5), (4, 64), (128, 7)])
+@pytest.mark.parametrize("patch_size,channels,dtype", [(7, 1, np.float32), (3, 2, np.float64), (5, 1, np.float64)])
+def test_row_kernel_bands_and_strips(monkeypatch, band, strip, patch_size, channels, dtype):
+    """Bands (threads, ring overflow) and column strips (halo accumulation)
+    only appear on large images by default; force them on a small one."""
+    monkeypatch.setattr(_nlm_kernels, "_row_tiles", lambda *args: (band, strip))
+    x = np.random.default_rng(band * strip + patch_size).random((17, 23, channels)).astype(dtype)
+    out = _nlm_kernels.nl_means_windowed(x, patch_size, (3, 4), 0.2, 0.03, 2)
+    ref = naive.nl_means(x, patch_size, (3, 4), 0.2, 0.03)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, ref, rtol=0, atol=2e-5 if dtype == np.float32 else 1e-10)
