@@ -29,6 +29,7 @@ clipped at the borders); patches that cross the border read the reflect
 padding.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -476,6 +477,35 @@ def _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast):
             w[i] = _exp2_neg((d if d > zero else zero) * gamma)
 
 
+@njit(**JIT)
+def _reflect(i, n):
+    """Index i mirrored into [0, n) without repeating the edge (NumPy's ``reflect``)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i = i % period
+    return period - i if i >= n else i
+
+
+@njit(**JIT_PARALLEL)
+def _pad_rows(img, ry, rx, ex):
+    """(C, Y, X) -> (C, Y + 2 ry, X + 2 rx + 2 ex): reflect padding by (ry, rx)
+    (as ``np.pad(mode="reflect")``), then ``ex`` columns of zeros each side."""
+    C, Y, X = img.shape
+    out = np.zeros((C, Y + 2 * ry, X + 2 * rx + 2 * ex), img.dtype)
+    for yy in prange(Y + 2 * ry):
+        y = _reflect(yy - ry, Y)
+        for c in range(C):
+            src = img[c, y]
+            dst = out[c, yy, ex : ex + X + 2 * rx]
+            for x in range(X):
+                dst[rx + x] = src[x]
+            for x in range(rx):
+                dst[x] = src[_reflect(x - rx, X)]
+                dst[rx + X + x] = src[_reflect(X + x, X)]
+    return out
+
+
 @njit(**JIT_PARALLEL)
 def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm, var2, gamma):
     """Non-local means of a 2-D (or 1-D) image, streaming rows.
@@ -720,12 +750,25 @@ def _nlm_reduce(bnum, bden, band, wy, Y):
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def _half_offsets(window):
-    """Offsets t of the window with t > 0 lexicographically, as (n, 3) int64."""
+    """Offsets t of the window with t > 0 lexicographically, as (n, 3) int64 (read-only, cached)."""
     wz, wy, wx = window
     grid = np.mgrid[-wz : wz + 1, -wy : wy + 1, -wx : wx + 1].reshape(3, -1).T
     keep = (grid[:, 0] > 0) | ((grid[:, 0] == 0) & ((grid[:, 1] > 0) | ((grid[:, 1] == 0) & (grid[:, 2] > 0))))
-    return np.ascontiguousarray(grid[keep], dtype=np.int64)
+    out = np.ascontiguousarray(grid[keep], dtype=np.int64)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _row_offsets(wy, wx):
+    """(ty, tx) half-window offsets and their groups for :func:`_nlm_rows` (read-only, cached)."""
+    offsets = np.ascontiguousarray(_half_offsets((0, wy, wx))[:, 1:])
+    groups = _offset_groups(offsets)
+    offsets.flags.writeable = False
+    groups.flags.writeable = False
+    return offsets, groups
 
 
 def _band_rows(Y, wy):
@@ -771,19 +814,15 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     ndarray, same shape and dtype as ``x``.
     """
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+    typ = np.dtype(dtype).type
     spatial = x.shape[:spatial_ndim]
     C = x.shape[-1]
-    # to channel-first (C, Z, Y, X), missing spatial axes of size 1
-    pad3 = (1,) * (3 - spatial_ndim) + tuple(spatial)
-    img = np.ascontiguousarray(np.moveaxis(x, -1, 0).reshape((C,) + pad3), dtype=dtype)
     r = patch_size // 2
-    radii = (0,) * (3 - spatial_ndim) + (r,) * spatial_ndim
+    # channel-first (C, Z, Y, X), missing spatial axes of size 1
+    pad3 = (1,) * (3 - spatial_ndim) + tuple(spatial)
     win = (0,) * (3 - spatial_ndim) + tuple(window)
     # a window wider than the image adds no pairs; clip it
     win = tuple(min(w, n - 1) for w, n in zip(win, pad3))
-    padded = np.pad(img, [(0, 0)] + [(p, p) for p in radii], mode="reflect")
-    offsets = _half_offsets(win)
-    typ = dtype.type if hasattr(dtype, "type") else np.dtype(dtype).type
     scalars = (
         typ(1.0 / float(patch_size**spatial_ndim * C)),
         typ(2.0 * sigma * sigma),
@@ -793,15 +832,17 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
         typ(min(INV_LN2 / h / h, float(np.finfo(dtype).max))),
     )
     if spatial_ndim <= 2:
+        ry = r if spatial_ndim == 2 else 0
+        offsets, groups = _row_offsets(win[1], win[2])
         band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], r, dtype)
-        offsets2 = np.ascontiguousarray(offsets[:, 1:])
         ex = win[2] + _GROUP
+        img = np.moveaxis(x, -1, 0).reshape((C, pad3[1], pad3[2]))
         out = _nlm_rows(
-            np.pad(padded[:, 0], [(0, 0), (0, 0), (ex, ex)]),
-            offsets2,
-            _offset_groups(offsets2),
-            radii[1],
-            radii[2],
+            _pad_rows(np.ascontiguousarray(img, dtype=dtype), ry, r, ex),
+            offsets,
+            groups,
+            ry,
+            r,
             ex,
             win[1],
             win[2],
@@ -810,6 +851,10 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
             *scalars,
         )
         return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)
+    img = np.ascontiguousarray(np.moveaxis(x, -1, 0).reshape((C,) + pad3), dtype=dtype)
+    radii = (r,) * 3
+    padded = np.pad(img, [(0, 0)] + [(p, p) for p in radii], mode="reflect")
+    offsets = _half_offsets(win)
     Y = pad3[1]
     band = _band_rows(Y, win[1])
     bnum, bden = _nlm_bands(padded, offsets, radii[0], radii[1], radii[2], win[1], band, *scalars)

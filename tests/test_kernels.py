@@ -85,3 +85,14 @@ def test_row_kernel_bands_and_strips(monkeypatch, band, strip, patch_size, chann
     ref = naive.nl_means(x, patch_size, (3, 4), 0.2, 0.03)
     assert out.dtype == dtype
     np.testing.assert_allclose(out, ref, rtol=0, atol=2e-5 if dtype == np.float32 else 1e-10)
+
+
+def test_pad_rows_is_numpy_reflect_then_zeros():
+    rng = np.random.default_rng(3)
+    for shape, ry, rx, ex in [((1, 5, 7), 2, 3, 4), ((2, 1, 6), 3, 2, 0), ((1, 3, 1), 4, 5, 1), ((3, 2, 2), 0, 6, 2)]:
+        img = rng.random(shape).astype(np.float32)
+        out = _nlm_kernels._pad_rows(img, ry, rx, ex)
+        ref = np.pad(img, [(0, 0), (ry, ry), (rx, rx)], mode="reflect")
+        ref = np.pad(ref, [(0, 0), (0, 0), (ex, ex)])
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, ref)
