@@ -40,6 +40,10 @@ from numba.extending import intrinsic, overload
 
 from nlm._config import JIT, JIT_PARALLEL, VECTOR_WIDTH
 
+#: helpers that only read and write arrays they are given (no allocation): no
+#: reference counting, so calls in the hot loops cost no atomic operations
+JIT_BORROW = dict(JIT, _nrt=False)
+
 
 @intrinsic
 def _wide_vectors(typingctx):
@@ -389,7 +393,7 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
     return bnum, bden
 
 
-@njit(**JIT)
+@njit(**JIT_BORROW)
 def _slide(cs, i, a1, b1, a0, b0):
     """cs[i] += (a1[i] - b1[i])^2 - (a0[i] - b0[i])^2: one patch row in, one out."""
     d1 = a1[i] - b1[i]
@@ -397,7 +401,7 @@ def _slide(cs, i, a1, b1, a0, b0):
     cs[i] = _fma(d1, d1, _fma(-d0, d0, cs[i]))
 
 
-@njit(**JIT)
+@njit(**JIT_BORROW)
 def _row_weights(cs, w, n, rx, inv_norm, var2, gamma, slide, a1, b1, a0, b0):
     """Weights of one row for one offset, optionally sliding ``cs`` down a row.
 
@@ -457,7 +461,7 @@ def _row_weights(cs, w, n, rx, inv_norm, var2, gamma, slide, a1, b1, a0, b0):
             _slide(cs, i, a1, b1, a0, b0)
 
 
-@njit(**JIT)
+@njit(**JIT_BORROW)
 def _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast):
     """:func:`_row_weights` for any patch radius (box sum in 2 rx passes), no slide."""
     _wide_vectors()
@@ -504,6 +508,142 @@ def _pad_rows(img, ry, rx, ex):
                 dst[x] = src[_reflect(x - rx, X)]
                 dst[rx + X + x] = src[_reflect(X + x, X)]
     return out
+
+
+@njit(**JIT_BORROW)
+def _nlm_row(padded, cs, wb, ring, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma):
+    """All the offsets of image row ``y`` in the strip ``[x0, x0 + n)`` (see :func:`_nlm_rows`).
+
+    Compiled without reference counting: the views it takes of its arguments
+    would otherwise cost atomic operations on shared counters in the hot loop.
+    """
+    _wide_vectors()
+    C = padded.shape[0]
+    Y = padded.shape[1] - 2 * ry
+    X = padded.shape[2] - 2 * rx - 2 * ex
+    K = _GROUP
+    R = ring.shape[1]
+    W = n + 2 * rx
+    for g in range(groups.shape[0]):
+        ty = groups[g, 0]
+        if y + ty >= Y:
+            continue
+        t0 = groups[g, 1]
+        cnt = groups[g, 2]
+        for k in range(K):
+            wk = wb[k, K : K + n]
+            if k >= cnt:
+                for i in range(n):
+                    wk[i] = 0
+                continue
+            o = groups[g, 3] + k
+            tx = t0 + k
+            row = cs[o, :W]
+            # weights, and the vertical sums slid down one row
+            # (fused for one channel, a second pass otherwise)
+            slide = y + 1 < y1 and y + 1 + ty < Y
+            yn = y + 1 + 2 * ry if slide else y  # the row entering (unused without slide)
+            a1 = padded[0, yn, ex + x0 : ex + x0 + W]
+            b1 = padded[0, yn + ty, ex + x0 + tx : ex + x0 + tx + W]
+            a0 = padded[0, y, ex + x0 : ex + x0 + W]
+            b0 = padded[0, y + ty, ex + x0 + tx : ex + x0 + tx + W]
+            _row_weights(row, wk, n, rx, inv_norm, var2, gamma, slide and C == 1, a1, b1, a0, b0)
+            if slide and C > 1:
+                for c in range(C):
+                    a1 = padded[c, y + 1 + 2 * ry, ex + x0 : ex + x0 + W]
+                    b1 = padded[c, y + 1 + 2 * ry + ty, ex + x0 + tx : ex + x0 + tx + W]
+                    a0 = padded[c, y, ex + x0 : ex + x0 + W]
+                    b0 = padded[c, y + ty, ex + x0 + tx : ex + x0 + tx + W]
+                    for i in range(W):
+                        _slide(row, i, a1, b1, a0, b0)
+            # pairs that leave the image weigh nothing
+            for i in range(min(n, -tx - x0)):
+                wk[i] = 0
+            for i in range(max(0, X - tx - x0), n):
+                wk[i] = 0
+        # p = (y, x0 + i) accumulates w_k v(p + t_k) ...
+        s1 = (y + ty) % R
+        w0 = wb[0, K : K + n]
+        w1 = wb[1, K : K + n]
+        w2 = wb[2, K : K + n]
+        w3 = wb[3, K : K + n]
+        den = ring[C, s0, wx : wx + n]
+        num = ring[0, s0, wx : wx + n]
+        p = ex + rx + x0 + t0
+        v0 = padded[0, y + ry + ty, p : p + n]
+        v1 = padded[0, y + ry + ty, p + 1 : p + 1 + n]
+        v2 = padded[0, y + ry + ty, p + 2 : p + 2 + n]
+        v3 = padded[0, y + ry + ty, p + 3 : p + 3 + n]
+        for i in range(n):
+            den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
+            num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
+        for c in range(1, C):
+            num = ring[c, s0, wx : wx + n]
+            v0 = padded[c, y + ry + ty, p : p + n]
+            v1 = padded[c, y + ry + ty, p + 1 : p + 1 + n]
+            v2 = padded[c, y + ry + ty, p + 2 : p + 2 + n]
+            v3 = padded[c, y + ry + ty, p + 3 : p + 3 + n]
+            for i in range(n):
+                num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
+        # ... and p + t_k = (y + ty, x0 + m + t0), m = i + k, accumulates w_k v(p)
+        m1 = n + K - 1
+        w0 = wb[0, K : K + m1]
+        w1 = wb[1, K - 1 : K - 1 + m1]
+        w2 = wb[2, K - 2 : K - 2 + m1]
+        w3 = wb[3, K - 3 : K - 3 + m1]
+        den = ring[C, s1, wx + t0 : wx + t0 + m1]
+        num = ring[0, s1, wx + t0 : wx + t0 + m1]
+        p = ex + rx + x0
+        v0 = padded[0, y + ry, p : p + m1]
+        v1 = padded[0, y + ry, p - 1 : p - 1 + m1]
+        v2 = padded[0, y + ry, p - 2 : p - 2 + m1]
+        v3 = padded[0, y + ry, p - 3 : p - 3 + m1]
+        for i in range(m1):
+            den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
+            num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
+        for c in range(1, C):
+            num = ring[c, s1, wx + t0 : wx + t0 + m1]
+            v0 = padded[c, y + ry, p : p + m1]
+            v1 = padded[c, y + ry, p - 1 : p - 1 + m1]
+            v2 = padded[c, y + ry, p - 2 : p - 2 + m1]
+            v3 = padded[c, y + ry, p - 3 : p - 3 + m1]
+            for i in range(m1):
+                num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
+
+
+@njit(**JIT_BORROW)
+def _start_sums(padded, cs, offsets, y0, x0, W, ry, ex):
+    """cs[o, :W]: vertical patch sums of the squared differences for image row y0."""
+    C = padded.shape[0]
+    Y = padded.shape[1] - 2 * ry
+    for o in range(offsets.shape[0]):
+        ty = offsets[o, 0]
+        tx = offsets[o, 1]
+        if y0 + ty >= Y:
+            continue
+        row = cs[o, :W]
+        for i in range(W):
+            row[i] = 0
+        for k in range(2 * ry + 1):  # padded rows y0 .. y0 + 2 ry
+            for c in range(C):
+                a = padded[c, y0 + k, ex + x0 : ex + x0 + W]
+                b = padded[c, y0 + k + ty, ex + x0 + tx : ex + x0 + tx + W]
+                for i in range(W):
+                    d = a[i] - b[i]
+                    row[i] = _fma(d, d, row[i])
+
+
+@njit(**JIT_BORROW)
+def _drain(dst, y, ring, s, offset, c0, c1):
+    """dst[:, y, c0:c1] += ring[:, s, c0 - offset : c1 - offset], then ring[:, s] = 0."""
+    for c in range(ring.shape[0]):
+        out = dst[c, y, c0:c1]
+        rr = ring[c, s, c0 - offset : c1 - offset]
+        for i in range(c1 - c0):
+            out[i] += rr[i]
+        rr = ring[c, s]
+        for i in range(rr.shape[0]):
+            rr[i] = 0
 
 
 @njit(**JIT_PARALLEL)
@@ -558,136 +698,15 @@ def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm
             for k in range(K):
                 for i in range(K + n, sw + 2 * K):
                     wb[k, i] = 0
-            # vertical patch sums for row y0 (padded rows y0 .. y0 + 2 ry)
-            for o in range(n_off):
-                ty = offsets[o, 0]
-                tx = offsets[o, 1]
-                if y0 + ty >= Y:
-                    continue
-                row = cs[o, :W]
-                for i in range(W):
-                    row[i] = 0
-                for k in range(2 * ry + 1):
-                    for c in range(C):
-                        a = padded[c, y0 + k, ex + x0 : ex + x0 + W]
-                        bb = padded[c, y0 + k + ty, ex + x0 + tx : ex + x0 + tx + W]
-                        for i in range(W):
-                            d = a[i] - bb[i]
-                            row[i] = _fma(d, d, row[i])
+            _start_sums(padded, cs, offsets, y0, x0, W, ry, ex)
             for y in range(y0, y1):
                 s0 = y % R
-                for g in range(groups.shape[0]):
-                    ty = groups[g, 0]
-                    if y + ty >= Y:
-                        continue
-                    t0 = groups[g, 1]
-                    cnt = groups[g, 2]
-                    for k in range(K):
-                        wk = wb[k, K : K + n]
-                        if k >= cnt:
-                            for i in range(n):
-                                wk[i] = 0
-                            continue
-                        o = groups[g, 3] + k
-                        tx = t0 + k
-                        row = cs[o, :W]
-                        # weights, and the vertical sums slid down one row
-                        # (fused for one channel, a second pass otherwise)
-                        slide = y + 1 < y1 and y + 1 + ty < Y
-                        yn = y + 1 + 2 * ry if slide else y  # the row entering (unused without slide)
-                        a1 = padded[0, yn, ex + x0 : ex + x0 + W]
-                        b1 = padded[0, yn + ty, ex + x0 + tx : ex + x0 + tx + W]
-                        a0 = padded[0, y, ex + x0 : ex + x0 + W]
-                        b0 = padded[0, y + ty, ex + x0 + tx : ex + x0 + tx + W]
-                        _row_weights(row, wk, n, rx, inv_norm, var2, gamma, slide and C == 1, a1, b1, a0, b0)
-                        if slide and C > 1:
-                            for c in range(C):
-                                a1 = padded[c, y + 1 + 2 * ry, ex + x0 : ex + x0 + W]
-                                b1 = padded[c, y + 1 + 2 * ry + ty, ex + x0 + tx : ex + x0 + tx + W]
-                                a0 = padded[c, y, ex + x0 : ex + x0 + W]
-                                b0 = padded[c, y + ty, ex + x0 + tx : ex + x0 + tx + W]
-                                for i in range(W):
-                                    _slide(row, i, a1, b1, a0, b0)
-                        # pairs that leave the image weigh nothing
-                        for i in range(min(n, -tx - x0)):
-                            wk[i] = 0
-                        for i in range(max(0, X - tx - x0), n):
-                            wk[i] = 0
-                    # p = (y, x0 + i) accumulates w_k v(p + t_k) ...
-                    s1 = (y + ty) % R
-                    w0 = wb[0, K : K + n]
-                    w1 = wb[1, K : K + n]
-                    w2 = wb[2, K : K + n]
-                    w3 = wb[3, K : K + n]
-                    den = ring[C, s0, wx : wx + n]
-                    num = ring[0, s0, wx : wx + n]
-                    p = ex + rx + x0 + t0
-                    v0 = padded[0, y + ry + ty, p : p + n]
-                    v1 = padded[0, y + ry + ty, p + 1 : p + 1 + n]
-                    v2 = padded[0, y + ry + ty, p + 2 : p + 2 + n]
-                    v3 = padded[0, y + ry + ty, p + 3 : p + 3 + n]
-                    for i in range(n):
-                        den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
-                        num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
-                    for c in range(1, C):
-                        num = ring[c, s0, wx : wx + n]
-                        v0 = padded[c, y + ry + ty, p : p + n]
-                        v1 = padded[c, y + ry + ty, p + 1 : p + 1 + n]
-                        v2 = padded[c, y + ry + ty, p + 2 : p + 2 + n]
-                        v3 = padded[c, y + ry + ty, p + 3 : p + 3 + n]
-                        for i in range(n):
-                            num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
-                    # ... and p + t_k = (y + ty, x0 + m + t0), m = i + k, accumulates w_k v(p)
-                    m1 = n + K - 1
-                    w0 = wb[0, K : K + m1]
-                    w1 = wb[1, K - 1 : K - 1 + m1]
-                    w2 = wb[2, K - 2 : K - 2 + m1]
-                    w3 = wb[3, K - 3 : K - 3 + m1]
-                    den = ring[C, s1, wx + t0 : wx + t0 + m1]
-                    num = ring[0, s1, wx + t0 : wx + t0 + m1]
-                    p = ex + rx + x0
-                    v0 = padded[0, y + ry, p : p + m1]
-                    v1 = padded[0, y + ry, p - 1 : p - 1 + m1]
-                    v2 = padded[0, y + ry, p - 2 : p - 2 + m1]
-                    v3 = padded[0, y + ry, p - 3 : p - 3 + m1]
-                    for i in range(m1):
-                        den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
-                        num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
-                    for c in range(1, C):
-                        num = ring[c, s1, wx + t0 : wx + t0 + m1]
-                        v0 = padded[c, y + ry, p : p + m1]
-                        v1 = padded[c, y + ry, p - 1 : p - 1 + m1]
-                        v2 = padded[c, y + ry, p - 2 : p - 2 + m1]
-                        v3 = padded[c, y + ry, p - 3 : p - 3 + m1]
-                        for i in range(m1):
-                            num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
+                _nlm_row(padded, cs, wb, ring, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
                 # row y is complete for this strip
-                c0 = max(0, x0 - wx)
-                c1 = min(X, x1 + wx)
-                for c in range(C + 1):
-                    dst = acc[c, y, c0:c1]
-                    rr = ring[c, s0, c0 - x0 + wx : c1 - x0 + wx]
-                    for i in range(c1 - c0):
-                        dst[i] += rr[i]
-                for c in range(C + 1):
-                    rr = ring[c, s0]
-                    for i in range(rr.shape[0]):
-                        rr[i] = 0
+                _drain(acc, y, ring, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
             # rows y1 .. y1 + wy - 1 belong to the next band(s)
-            for k in range(wy):
-                if y1 + k >= Y:
-                    break
-                s0 = (y1 + k) % R
-                c0 = max(0, x0 - wx)
-                c1 = min(X, x1 + wx)
-                for c in range(C + 1):
-                    dst = ovf[b, c, k, c0:c1]
-                    rr = ring[c, s0, c0 - x0 + wx : c1 - x0 + wx]
-                    for i in range(c1 - c0):
-                        dst[i] += rr[i]
-                    rr = ring[c, s0]
-                    for i in range(rr.shape[0]):
-                        rr[i] = 0
+            for k in range(min(wy, Y - y1)):
+                _drain(ovf[b], k, ring, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
     for b in range(nb):
         y1 = min(Y, (b + 1) * band)
         for k in range(wy):
