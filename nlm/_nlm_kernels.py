@@ -208,7 +208,7 @@ def _exp2_neg_ov(t):
     return None
 
 
-@njit(**JIT)
+@njit(**JIT_BORROW)
 def _box_rows(src, dst, nrows, n, r):
     """dst[i, x] = sum_{k=0}^{2r} src[i, x + k] for x < n, i < nrows.
 
@@ -252,7 +252,7 @@ def _box_rows(src, dst, nrows, n, r):
         i += 1
 
 
-@njit(**JIT)
+@njit(**JIT_BORROW)
 def _box_y(src, dst, nplanes, ny, nx, r):
     """dst[a, y, :nx] = sum_{k=0}^{2r} src[a, y + k, :nx] for y < ny (vectorised over x)."""
     _wide_vectors()
@@ -267,7 +267,7 @@ def _box_y(src, dst, nplanes, ny, nx, r):
                 dst[a, y, x] = dst[a, y - 1, x] + src[a, y + 2 * r, x] - src[a, y - 1, x]
 
 
-@njit(**JIT)
+@njit(**JIT_BORROW)
 def _box_z(src, dst, nz, ny, nx, r):
     """dst[z, :ny, :nx] = sum_{k=0}^{2r} src[z + k, :ny, :nx] for z < nz."""
     _wide_vectors()
@@ -282,6 +282,84 @@ def _box_z(src, dst, nz, ny, nx, r):
         for y in range(ny):
             for x in range(nx):
                 dst[z, y, x] = dst[z - 1, y, x] + src[z + 2 * r, y, x] - src[z - 1, y, x]
+
+
+@njit(**JIT_BORROW)
+def _band_offset(padded, num, den, D, V, Vz, P, tz, ty, tx, y0, y1, pz, py, px, wy, inv_norm, var2, gamma):
+    """One offset ``t = (tz, ty, tx)`` of :func:`_nlm_bands` on the band ``[y0, y1)``.
+
+    Compiled without reference counting (no atomic operations on shared
+    counters for the many views it takes).
+    """
+    _wide_vectors()
+    C = padded.shape[0]
+    Z = padded.shape[1] - 2 * pz
+    Y = padded.shape[2] - 2 * py
+    X = padded.shape[3] - 2 * px
+    zero = var2 - var2
+    zlo = max(0, -tz)
+    zhi = min(Z, Z - tz)
+    ylo = max(y0, -ty)
+    yhi = min(y1, Y - ty)
+    xlo = max(0, -tx)
+    xhi = min(X, X - tx)
+    if zlo >= zhi or ylo >= yhi or xlo >= xhi:
+        return
+    nz = zhi - zlo
+    ny = yhi - ylo
+    nx = xhi - xlo
+    W = nx + 2 * px
+    # 1. squared differences over the pairs' patches (padded coordinates);
+    #    inner loops index row views from 0 so that Numba can vectorise them
+    for zz in range(nz + 2 * pz):
+        for yy in range(ny + 2 * py):
+            drow = D[zz, yy, :W]
+            a = padded[0, zlo + zz, ylo + yy, xlo : xlo + W]
+            bb = padded[0, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
+            for xx in range(W):
+                d = a[xx] - bb[xx]
+                drow[xx] = d * d
+            for c in range(1, C):
+                a = padded[c, zlo + zz, ylo + yy, xlo : xlo + W]
+                bb = padded[c, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
+                for xx in range(W):
+                    d = a[xx] - bb[xx]
+                    drow[xx] += d * d
+    # 2. box sums over the patch: y, then z, then x
+    _box_y(D, V, nz + 2 * pz, ny, W, py)
+    if pz > 0:
+        _box_z(V, Vz, nz, ny, W, pz)
+        S = Vz
+    else:
+        S = V
+    for z in range(nz):
+        _box_rows(S[z], P[z], ny, nx, px)
+    # 3. weights, 4. symmetric accumulation
+    for z in range(nz):
+        zi = zlo + z
+        for y in range(ny):
+            li = ylo + y - y0 + wy
+            yi = ylo + y
+            w = P[z, y, :nx]
+            for x in range(nx):
+                d = _fma(w[x], inv_norm, -var2)
+                d = d if d > zero else zero
+                w[x] = _exp2_neg(d * gamma)
+            row = den[zi, li, xlo : xlo + nx]
+            for x in range(nx):
+                row[x] += w[x]
+            row = den[zi + tz, li + ty, xlo + tx : xlo + tx + nx]
+            for x in range(nx):
+                row[x] += w[x]
+            for c in range(C):
+                row = num[c, zi, li, xlo : xlo + nx]
+                src = padded[c, zi + tz + pz, yi + ty + py, xlo + tx + px : xlo + tx + px + nx]
+                for x in range(nx):
+                    row[x] += w[x] * src[x]
+                row = num[c, zi + tz, li + ty, xlo + tx : xlo + tx + nx]
+                src = padded[c, zi + pz, yi + py, xlo + px : xlo + px + nx]
+                for x in range(nx):
+                    row[x] += w[x] * src[x]
 
 
 @njit(**JIT_PARALLEL)
@@ -324,72 +402,10 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
                     for x in range(X):
                         num[c, z, ly, x] += padded[c, z + pz, y + py, x + px]
         for o in range(offsets.shape[0]):
-            tz = offsets[o, 0]
-            ty = offsets[o, 1]
-            tx = offsets[o, 2]
-            zlo = max(0, -tz)
-            zhi = min(Z, Z - tz)
-            ylo = max(y0, -ty)
-            yhi = min(y1, Y - ty)
-            xlo = max(0, -tx)
-            xhi = min(X, X - tx)
-            if zlo >= zhi or ylo >= yhi or xlo >= xhi:
-                continue
-            nz = zhi - zlo
-            ny = yhi - ylo
-            nx = xhi - xlo
-            W = nx + 2 * px
-            # 1. squared differences over the pairs' patches (padded coordinates);
-            #    inner loops index row views from 0 so that Numba can vectorise them
-            for zz in range(nz + 2 * pz):
-                for yy in range(ny + 2 * py):
-                    drow = D[zz, yy, :W]
-                    a = padded[0, zlo + zz, ylo + yy, xlo : xlo + W]
-                    bb = padded[0, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
-                    for xx in range(W):
-                        d = a[xx] - bb[xx]
-                        drow[xx] = d * d
-                    for c in range(1, C):
-                        a = padded[c, zlo + zz, ylo + yy, xlo : xlo + W]
-                        bb = padded[c, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
-                        for xx in range(W):
-                            d = a[xx] - bb[xx]
-                            drow[xx] += d * d
-            # 2. box sums over the patch: y, then z, then x
-            _box_y(D, V, nz + 2 * pz, ny, W, py)
-            if pz > 0:
-                _box_z(V, Vz, nz, ny, W, pz)
-                S = Vz
-            else:
-                S = V
-            for z in range(nz):
-                _box_rows(S[z], P[z], ny, nx, px)
-            # 3. weights, 4. symmetric accumulation
-            for z in range(nz):
-                zi = zlo + z
-                for y in range(ny):
-                    li = ylo + y - y0 + wy
-                    yi = ylo + y
-                    w = P[z, y, :nx]
-                    for x in range(nx):
-                        d = _fma(w[x], inv_norm, -var2)
-                        d = d if d > zero else zero
-                        w[x] = _exp2_neg(d * gamma)
-                    row = den[zi, li, xlo : xlo + nx]
-                    for x in range(nx):
-                        row[x] += w[x]
-                    row = den[zi + tz, li + ty, xlo + tx : xlo + tx + nx]
-                    for x in range(nx):
-                        row[x] += w[x]
-                    for c in range(C):
-                        row = num[c, zi, li, xlo : xlo + nx]
-                        src = padded[c, zi + tz + pz, yi + ty + py, xlo + tx + px : xlo + tx + px + nx]
-                        for x in range(nx):
-                            row[x] += w[x] * src[x]
-                        row = num[c, zi + tz, li + ty, xlo + tx : xlo + tx + nx]
-                        src = padded[c, zi + pz, yi + py, xlo + px : xlo + px + nx]
-                        for x in range(nx):
-                            row[x] += w[x] * src[x]
+            _band_offset(
+                padded, num, den, D, V, Vz, P, offsets[o, 0], offsets[o, 1], offsets[o, 2],
+                y0, y1, pz, py, px, wy, inv_norm, var2, gamma,
+            )
     return bnum, bden
 
 
