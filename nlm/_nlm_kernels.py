@@ -4,25 +4,35 @@ Private module.  The kernels take validated, C-contiguous arrays and do no
 checking; :func:`nl_means_windowed` is the only entry point, called by
 :meth:`nlm.kernels.PatchEuclideanGaussian.fast_windowed`.
 
-Algorithm (Darbon et al. 2008; Froment 2014), per row band and per offset t
-of the half window (t > 0 lexicographically):
+Algorithm (Darbon et al. 2008; Froment 2014): for every offset t of the half
+window (t > 0 lexicographically),
 
-1. ``D(p) = sum_c (v(p, c) - v(p + t, c))^2`` on the band plus a patch-radius
-   halo, from the reflect-padded image;
+1. ``D(p) = sum_c (v(p, c) - v(p + t, c))^2`` from the reflect-padded image;
 2. the patch distance of every pair ``(p, p + t)`` is the box sum of ``D``
-   over the patch, obtained with separable running sums along y, z and x
-   (``O(1)`` per pixel, independent of the patch size);
+   over the patch (``O(1)`` per pixel along the streamed axis);
 3. ``w = exp(-max(d^2 - 2 sigma^2, 0) / h^2)`` with ``d^2`` the box sum
-   divided by ``patch_size^D * channels``;
+   divided by ``patch_size^D * channels``, computed as ``2^-(...)`` with a
+   vectorisable polynomial (:func:`_exp2_neg`);
 4. the weight serves both pixels of the pair (``w(p, p+t) = w(p+t, p)``):
    ``p`` accumulates ``w v(p + t)`` and ``p + t`` accumulates ``w v(p)``.
 
-Threads work on bands of rows (axis y).  Each band owns private accumulators
-covering its rows plus the window radius above and below, since the symmetric
-update writes to ``p + t``; a second parallel pass adds the band accumulators
-into the result.  Memory: the image, its padded copy, the accumulators
-(about ``(1 + 2 wy / band)`` image-sized copies of ``channels + 1`` planes) and
-four band-sized scratch buffers per band.
+1-D and 2-D images (:func:`_nlm_rows`) stream rows: threads take bands of
+rows, and per offset a band keeps one row of vertical patch sums, slid down
+one row at a time (one row in, one out) in the same pass that computes the
+row's weights (horizontal box sum of shifted loads, then the exponential).
+Groups of four offsets with the same ty accumulate together into a ring of
+``wy + 1`` accumulator rows, so every pass works on rows that stay in cache
+whatever the image size.  The per-row work runs in helpers compiled without
+reference counting (``_nrt=False``): otherwise every array view in the hot
+loop costs atomic increments of counters shared between threads.  Memory:
+the padded image, ``channels + 1`` accumulator planes, the output, and per
+band ``n_offsets`` state rows (capped at 1 MiB by splitting wide images into
+column strips).
+
+Volumes (:func:`_nlm_bands`) work per row band and per offset on whole band
+buffers: differences, box sums by running sums along y, z and x, weights,
+then accumulation into band-private accumulators with a halo of the window
+radius, added together by :func:`_nlm_reduce`.
 
 Only pairs with both pixels inside the image are used (the search window is
 clipped at the borders); patches that cross the border read the reflect
