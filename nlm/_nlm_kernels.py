@@ -40,7 +40,6 @@ padding.
 """
 
 import functools
-import math
 
 import numpy as np
 from llvmlite import ir
@@ -388,7 +387,6 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
     X = padded.shape[3] - 2 * px
     dt = padded.dtype
     one = gamma / gamma  # 1 in the kernel's float type (keeps float32 float32)
-    zero = one - one
     nb = (Y + band - 1) // band
     H = band + 2 * wy
     bnum = np.zeros((nb, C, Z, H, X), dt)
