@@ -39,14 +39,61 @@ def _dwt_detail(a, axis):
     return np.moveaxis(full[..., 1::2][..., : (n + L - 1) // 2], -1, axis)
 
 
-def _sigma_mad(a):
-    detail = np.asarray(a, dtype=np.float64)
-    for axis in range(detail.ndim):
-        detail = _dwt_detail(detail, axis)
-    detail = detail[detail != 0]
-    if detail.size == 0:
+def _detail_abs(a, block_bytes=1 << 24, valid=False):
+    """Non-zero ``|d|`` of the finest all-detail db2 coefficients of ``a``, float64, 1-D.
+
+    ``valid=True`` keeps only the coefficients that do not read the symmetric
+    extension (for windows cut out of a larger image, whose edges are not
+    the image's).
+
+    The same coefficients as applying :func:`_dwt_detail` along every axis of
+    ``a`` converted to float64, computed in slabs along the first axis so that
+    neither the float64 copy nor the padded temporaries of the whole image are
+    ever made: memory is the result (at most ``N / 2^D`` float64 values) plus
+    about ``block_bytes``.
+    """
+    a = np.asarray(a)
+    L = _DB2_HI.size
+    n = a.shape[0]
+    m_total = (n + L - 1) // 2
+    rest = a.shape[1:]
+    # input rows of p = symmetric padding of axis 0 (np.pad handles tiny n)
+    rows = np.pad(np.arange(n), L - 1, mode="symmetric")
+    per_row = 8 * max(1, int(np.prod(rest, dtype=np.int64)))
+    step = max(1, block_bytes // (2 * per_row))
+    n_out = m_total * int(np.prod([(k + L - 1) // 2 for k in rest], dtype=np.int64))
+    out = np.empty(n_out, dtype=np.float64)
+    count = 0
+    # coefficient m reads a[2m - 2 .. 2m + 1]: inside for 1 <= m <= (n - 2) // 2
+    first, last = (1, (n - 2) // 2 + 1) if valid else (0, m_total)
+    crop = (slice(None),) + tuple(slice(1, (k - 2) // 2 + 1) if valid else slice(None) for k in rest)
+    for m0 in range(first, last, step):
+        m1 = min(last, m0 + step)
+        # output m uses p[2m + 1 .. 2m + L] (see _dwt_detail)
+        slab = np.asarray(a[rows[2 * m0 + 1 : 2 * m1 + L]], dtype=np.float64)
+        full = np.zeros((m1 - m0,) + rest, dtype=np.float64)
+        for k in range(L):
+            full += _DB2_HI[k] * slab[L - 1 - k : L - 1 - k + 2 * (m1 - m0) : 2]
+        detail = full
+        for axis in range(1, a.ndim):
+            detail = _dwt_detail(detail, axis)
+        detail = detail[crop]
+        detail = np.abs(detail[detail != 0])
+        out[count : count + detail.size] = detail
+        count += detail.size
+    return out[:count]
+
+
+def _mad(details):
+    """Donoho's ``median(|d|) / 0.6745`` of pooled ``|d|`` arrays (consumed)."""
+    details = details[0] if len(details) == 1 else np.concatenate(details)
+    if details.size == 0:
         return 0.0
-    return float(np.median(np.abs(detail)) / 0.6744897501960817)
+    return float(np.median(details, overwrite_input=True) / 0.6744897501960817)
+
+
+def _sigma_mad(a):
+    return _mad([_detail_abs(a)])
 
 
 def estimate_sigma(image, *, channel_axis=None, average_sigmas=False):
@@ -79,8 +126,19 @@ def estimate_sigma(image, *, channel_axis=None, average_sigmas=False):
     finest "all-detail" coefficients ``d`` of a one-level Daubechies-2
     wavelet transform (symmetric extension).  This is the estimator of
     scikit-image's ``estimate_sigma``; it is computed here with NumPy, so
-    PyWavelets is not needed.  Time and memory ``O(N)``.  It assumes
-    signal-independent noise and underestimates multiplicative (speckle) noise.
+    PyWavelets is not needed.  Time ``O(N)``; the coefficients are computed in
+    slabs, so the extra memory is their float64 magnitudes (``N / 2^D``
+    values, a quarter of a float64 copy in 2-D) plus a few MB, whatever the
+    input dtype.  It assumes signal-independent noise and underestimates
+    multiplicative (speckle) noise.
+
+    A ``dask.array.Array`` is estimated from a bounded sample (see
+    :func:`nlm.tiling.sample_regions`): an image of at most
+    ``nlm.tiling.SAMPLE_PIXELS`` pixels per channel is read whole and gives
+    exactly the in-memory estimate; a larger one is estimated from
+    ``nlm.tiling.SAMPLE_WINDOWS`` windows spread evenly over it (about
+    ``SAMPLE_PIXELS`` pixels in all), their coefficients pooled into one
+    median.
 
     References
     ----------
@@ -94,6 +152,10 @@ def estimate_sigma(image, *, channel_axis=None, average_sigmas=False):
     >>> round(estimate_sigma(rng.normal(0, 0.1, (256, 256))), 2)
     0.1
     """
+    from nlm.tiling import is_dask_array
+
+    if is_dask_array(image):
+        return _estimate_sigma_dask(image, channel_axis, average_sigmas)
     image = _as_numeric(image)
     if channel_axis is None:
         _check_spatial(image.ndim, "image")
@@ -190,6 +252,31 @@ def _check_nonneg(value, name):
     return value
 
 
+def _check_params(patch_size, patch_distance, h, sigma):
+    """Validate the filter parameters; returns them as int, int, float or None, float."""
+    patch_size = _check_int(patch_size, "patch_size", 1)
+    if patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be odd, got {patch_size}")
+    patch_distance = _check_int(patch_distance, "patch_distance", 0)
+    sigma = _check_nonneg(sigma, "sigma")
+    if h is not None:
+        h = _check_nonneg(h, "h")
+        if h == 0:
+            raise ValueError("h must be > 0, got 0.0")
+    return patch_size, patch_distance, h, sigma
+
+
+def _check_extent(spatial, patch_size, patch_distance):
+    """The patch must fit in the image, and the window must be smaller along some axis."""
+    if patch_size > min(spatial):
+        raise ValueError(f"patch_size={patch_size} is larger than the image (spatial shape {spatial})")
+    if all(patch_distance >= n for n in spatial):
+        raise ValueError(
+            f"patch_distance={patch_distance}: the search window is larger than the image "
+            f"(spatial shape {spatial}) along every axis; use patch_distance < {max(spatial)}"
+        )
+
+
 def _to_float(image, preserve_range):
     """scikit-image's conversion rules (see the dtype table in the README)."""
     if image.dtype.kind == "f":
@@ -211,6 +298,7 @@ def denoise_nl_means(
     channel_axis=None,
     preserve_range=False,
     noise="gaussian",
+    num_threads=None,
 ):
     """Non-local means denoising of 1-D, 2-D or 3-D images, grey or multichannel.
 
@@ -255,12 +343,21 @@ def denoise_nl_means(
         ``"speckle"`` denoises multiplicative noise with
         :func:`nlm.speckle.denoise_speckle`, which sets its own parameters
         from the image when they are left to their defaults.
+    num_threads : int >= 1 or None, keyword-only
+        Threads of the compiled kernel for this call only (clipped to
+        ``numba.config.NUMBA_NUM_THREADS``); the calling thread's Numba
+        setting is restored afterwards, and other threads are not affected.
+        ``None``: the calling thread's current Numba setting (all cores by
+        default) for a NumPy array; 1 per tile for a dask array, whose
+        scheduler runs tiles in parallel (pass more when a dask worker has
+        fewer threads than cores).
 
     Returns
     -------
-    result : ndarray
+    result : ndarray or dask.array.Array
         Same shape as ``image``.  float32 (and float16) input gives float32;
-        float64 gives float64; integer and bool input give float64.
+        float64 gives float64; integer and bool input give float64.  A dask
+        array gives a lazy dask array (see Notes).
 
     Raises
     ------
@@ -302,6 +399,20 @@ def denoise_nl_means(
 
     float32 results match float64 to about 1e-6 of the value range.
 
+    **Dask arrays** are filtered lazily, tile by tile, by
+    :func:`nlm.tiling.map_tiles` (``dask.array.map_overlap`` with a margin of
+    ``patch_distance + patch_size // 2`` pixels per side and no invented
+    border): each tile sees every pixel its result depends on, so the result
+    equals the in-memory one up to summation order (tested to 1e-6 of the
+    value range) under any chunking.  Chunks narrower than the margin are
+    merged with a neighbour first, and the channel axis is made one chunk.
+    Automatic parameters (``h=None``) are estimated once, before the graph is
+    built, from :func:`nlm.tiling.sample_regions` (the whole image up to
+    ``nlm.tiling.SAMPLE_PIXELS`` pixels per channel, which gives exactly the
+    in-memory ``h`` and ``sigma``; else 16 windows spread over the image) and
+    shared by every tile.  The kernels release the GIL, so dask's threaded
+    scheduler runs tiles in parallel.
+
     References
     ----------
     .. [1] A. Buades, B. Coll, J.-M. Morel, "A non-local algorithm for image
@@ -326,30 +437,31 @@ def denoise_nl_means(
     """
     if noise not in ("gaussian", "speckle"):
         raise ValueError(f"noise must be 'gaussian' or 'speckle', got {noise!r}")
+    if num_threads is not None:
+        num_threads = _check_int(num_threads, "num_threads", 1)
     default_size, default_distance = default_patch(noise)
     patch_size = default_size if patch_size is None else patch_size
     patch_distance = default_distance if patch_distance is None else patch_distance
+    from nlm.tiling import is_dask_array
+
+    if is_dask_array(image):
+        return _denoise_dask(
+            image, patch_size, patch_distance, h, sigma, channel_axis, preserve_range, noise, num_threads
+        )
     if noise == "speckle":
         from nlm.speckle import denoise_speckle
 
-        return denoise_speckle(
-            image,
-            patch_size=patch_size,
-            patch_distance=patch_distance,
-            h=h,
-            channel_axis=channel_axis,
-            preserve_range=preserve_range,
-        )
+        with _threads(num_threads):
+            return denoise_speckle(
+                image,
+                patch_size=patch_size,
+                patch_distance=patch_distance,
+                h=h,
+                channel_axis=channel_axis,
+                preserve_range=preserve_range,
+            )
     image = _as_numeric(image)
-    patch_size = _check_int(patch_size, "patch_size", 1)
-    if patch_size % 2 == 0:
-        raise ValueError(f"patch_size must be odd, got {patch_size}")
-    patch_distance = _check_int(patch_distance, "patch_distance", 0)
-    sigma = _check_nonneg(sigma, "sigma")
-    if h is not None:
-        h = _check_nonneg(h, "h")
-        if h == 0:
-            raise ValueError("h must be > 0, got 0.0")
+    patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
 
     x = _to_float(image, preserve_range)
     if channel_axis is None:
@@ -359,26 +471,150 @@ def denoise_nl_means(
     nd = x.ndim - 1
     _check_spatial(nd, "image (without its channel axis)" if channel_axis is not None else "image")
     spatial = x.shape[:-1]
-    if patch_size > min(spatial):
-        raise ValueError(f"patch_size={patch_size} is larger than the image (spatial shape {spatial})")
-    if all(patch_distance >= n for n in spatial):
-        raise ValueError(
-            f"patch_distance={patch_distance}: the search window is larger than the image "
-            f"(spatial shape {spatial}) along every axis; use patch_distance < {max(spatial)}"
-        )
+    _check_extent(spatial, patch_size, patch_distance)
 
     if h is None:
         if sigma == 0:
             sigma = estimate_sigma(x, channel_axis=-1, average_sigmas=True)
-        # a noise-free (e.g. constant) image estimates sigma ~ 0: floor h at the
-        # dtype's resolution of the data, which keeps such an image as it is
-        h = max(default_h(sigma), float(np.finfo(x.dtype).eps) * max(1.0, float(np.abs(x).max())))
+        h = _auto_h(sigma, x)
 
     from nlm.kernels import PatchEuclideanGaussian
     from nlm.operation import nonlocal_op
 
     f = PatchEuclideanGaussian(h, sigma, patch_size, spatial_ndim=nd)
-    y = nonlocal_op(np.ascontiguousarray(x), f, window=patch_distance)
+    with _threads(num_threads):
+        y = nonlocal_op(np.ascontiguousarray(x), f, window=patch_distance)
     if channel_axis is None:
         return y[..., 0]
     return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))
+
+
+def _auto_h(sigma, *arrays):
+    """``default_h(sigma)``, floored at the dtype's resolution of the data.
+
+    A noise-free (e.g. constant) image estimates sigma ~ 0: the floor keeps
+    such an image as it is.
+    """
+    peak = max(max(abs(float(a.min())), abs(float(a.max()))) for a in arrays)
+    return max(default_h(sigma), float(np.finfo(arrays[0].dtype).eps) * max(1.0, peak))
+
+
+class _threads:
+    """Context manager: Numba threads of the calling thread for one call."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        if self.n is None:
+            return self
+        import numba
+
+        self.old = numba.get_num_threads()
+        numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+        return self
+
+    def __exit__(self, *exc):
+        if self.n is not None:
+            import numba
+
+            numba.set_num_threads(self.old)
+        return False
+
+
+def _float_dtype(dtype):
+    """dtype of the result for an input dtype (the README's dtype rules)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype.itemsize <= 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _dask_checks(image, channel_axis):
+    """Validation of a dask array's dtype and shape; returns (channel axis, spatial axes)."""
+    if image.dtype == object or image.dtype.kind not in "biuf":
+        raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
+    if any(n == 0 for n in image.shape) or image.ndim == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if channel_axis is None:
+        _check_spatial(image.ndim, "image")
+        return None, tuple(range(image.ndim))
+    axis = _check_axis(channel_axis, image.ndim)
+    _check_spatial(image.ndim - 1, "image (without its channel axis)")
+    return axis, tuple(a for a in range(image.ndim) if a != axis)
+
+
+def _sample_float(image, spatial_axes, preserve_range):
+    """Regions of the sample (nlm.tiling.sample_regions), validated and converted."""
+    from nlm.tiling import sample_regions
+
+    regions = sample_regions(image, spatial_axes=spatial_axes)
+    return [_to_float(_as_numeric(r), preserve_range) for r in regions]
+
+
+def _pooled_sigma(regions, axis):
+    """Per-channel pooled wavelet-MAD estimates over the regions of a sample.
+
+    One region is the whole image (the in-memory estimate); several are
+    windows, of which only the coefficients clear of their edges are used.
+    """
+    channels = [None] if axis is None else range(regions[0].shape[axis])
+    sigmas = []
+    for c in channels:
+        planes = [r if c is None else np.take(r, c, axis=axis) for r in regions]
+        details = [_detail_abs(p, valid=len(regions) > 1) for p in planes]
+        if len(regions) > 1 and sum(x.size for x in details) == 0:  # windows too thin to crop
+            details = [_detail_abs(p) for p in planes]
+        sigmas.append(_mad(details))
+    return sigmas
+
+
+def _estimate_sigma_dask(image, channel_axis, average_sigmas):
+    axis, spatial = _dask_checks(image, channel_axis)
+    from nlm.tiling import sample_regions
+
+    regions = [_as_numeric(r) for r in sample_regions(image, spatial_axes=spatial)]
+    sigmas = _pooled_sigma(regions, axis)
+    if axis is None:
+        return sigmas[0]
+    return float(np.mean(sigmas)) if average_sigmas else sigmas
+
+
+def _denoise_dask(image, patch_size, patch_distance, h, sigma, channel_axis, preserve_range, noise, num_threads):
+    """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile."""
+    import functools
+
+    from nlm.tiling import halo, map_tiles
+
+    if noise == "speckle":
+        raise ValueError(
+            "noise='speckle' is not available for dask arrays (its debiasing needs the mean of the "
+            "whole result); compute the array, or use the Gaussian filter on a transformed image"
+        )
+    axis, spatial_axes = _dask_checks(image, channel_axis)
+    patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
+    _check_extent(tuple(image.shape[a] for a in spatial_axes), patch_size, patch_distance)
+    if h is None:
+        regions = _sample_float(image, spatial_axes, preserve_range)
+        if sigma == 0:
+            sigma = float(np.mean(_pooled_sigma(regions, axis)))
+        h = _auto_h(sigma, *regions)
+        del regions
+    func = functools.partial(
+        denoise_nl_means,
+        patch_size=patch_size,
+        patch_distance=patch_distance,
+        h=h,
+        sigma=sigma,
+        channel_axis=axis,
+        preserve_range=preserve_range,
+        num_threads=1 if num_threads is None else num_threads,
+    )
+    return map_tiles(
+        func,
+        image,
+        halo(patch_size, patch_distance),
+        spatial_axes=spatial_axes,
+        dtype=_float_dtype(image.dtype),
+        minimum=patch_size,
+    )

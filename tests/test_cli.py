@@ -110,7 +110,7 @@ HELP_PROBE = textwrap.dedent(
     for args in (["--help"], ["denoise", "--help"], ["noise", "--help"], ["psnr", "--help"], ["--version"]):
         result = CliRunner().invoke(cli.main, args)
         assert result.exit_code == 0, (args, result.output)
-    heavy = sorted(m for m in ("numba", "numpy", "nlm.denoise", "scipy", "skimage", "imageio") if m in sys.modules)
+    heavy = sorted(m for m in ("numba", "numpy", "nlm.denoise", "scipy", "skimage", "imageio", "dask", "distributed", "zarr") if m in sys.modules)
     print("HEAVY", heavy)
     """
 )

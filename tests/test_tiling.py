@@ -1,0 +1,229 @@
+"""Tiled (dask) non-local means: equal to the in-memory filter under any chunking."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+
+from nlm import denoise_nl_means, estimate_sigma  # noqa: E402
+from nlm import tiling  # noqa: E402
+
+# of the value range: float64 (and integer input, filtered in float64) must
+# meet 1e-6; float32 results are rounded at the 1e-6 level anyway (the
+# in-memory float32 result itself differs from float64 by ~1.2e-6 of the
+# range, and its running sums depend on where bands start), so 2e-6
+TOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 2e-6}
+
+
+def _noisy(shape, seed=0, channels=None, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
+    clean = (np.sin(6 * sum(grids)) > 0).astype(np.float64) * 0.6 + 0.2
+    if channels:
+        clean = np.stack([clean * (1 - 0.2 * c) for c in range(channels)], axis=-1)
+    return (clean + rng.normal(0, 0.08, clean.shape)).astype(dtype)
+
+
+def _close(tiled, ref):
+    assert isinstance(tiled, da.Array)
+    got = tiled.compute(scheduler="threads")
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    span = float(ref.max() - ref.min()) or 1.0
+    err = float(np.abs(got.astype(np.float64) - ref).max()) / span
+    assert err <= TOL[ref.dtype], err
+    return got
+
+
+CHUNKINGS_2D = [
+    (64, 64),
+    (1000, 1000),
+    (1, 300),  # 1-pixel chunks: all smaller than the halo
+    (50, 7),
+    ((128, 128, 1), (150, 149, 1)),  # 1-pixel-thin edge chunks
+    ((1, 255, 1), (1, 1, 298)),
+    ((13, 244), (290, 10)),
+]
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS_2D)
+def test_automatic_parameters_equal_in_memory(chunks):
+    img = _noisy((257, 300))
+    ref = denoise_nl_means(img)
+    _close(denoise_nl_means(da.from_array(img, chunks=chunks)), ref)
+
+
+@pytest.mark.parametrize("chunks", [(40, 40), ((1, 69, 30), (99, 1))])
+def test_float64_given_parameters(chunks):
+    img = _noisy((100, 100), seed=1, dtype=np.float64)
+    kw = dict(patch_size=5, patch_distance=6, h=0.06, sigma=0.08)
+    ref = denoise_nl_means(img, **kw)
+    _close(denoise_nl_means(da.from_array(img, chunks=chunks), **kw), ref)
+
+
+@pytest.mark.parametrize("preserve_range", [False, True])
+def test_uint8(preserve_range):
+    img = (np.clip(_noisy((90, 111), seed=2), 0, 1) * 255).astype(np.uint8)
+    ref = denoise_nl_means(img, patch_size=3, patch_distance=5, preserve_range=preserve_range)
+    assert ref.dtype == np.float64
+    out = denoise_nl_means(
+        da.from_array(img, chunks=(17, 40)), patch_size=3, patch_distance=5, preserve_range=preserve_range
+    )
+    _close(out, ref)
+
+
+@pytest.mark.parametrize("channel_axis", [-1, 0])
+def test_channels(channel_axis):
+    img = np.moveaxis(_noisy((70, 83), seed=3, channels=3), -1, channel_axis)
+    ref = denoise_nl_means(img, patch_size=5, patch_distance=4, channel_axis=channel_axis)
+    chunks = (1, 30, 20) if channel_axis == 0 else (30, 20, 1)  # channels split too
+    _close(denoise_nl_means(da.from_array(img, chunks=chunks), patch_size=5, patch_distance=4,
+                            channel_axis=channel_axis), ref)
+
+
+@pytest.mark.parametrize("chunks", [(7, 5, 9), ((1, 19), (23, 1), (2, 20))])
+def test_volume(chunks):
+    img = _noisy((20, 24, 22), seed=4)
+    kw = dict(patch_size=3, patch_distance=2)
+    ref = denoise_nl_means(img, **kw)
+    _close(denoise_nl_means(da.from_array(img, chunks=chunks), **kw), ref)
+
+
+def test_signal_1d_and_window_zero():
+    sig = _noisy((400,), seed=5)
+    ref = denoise_nl_means(sig, patch_size=5, patch_distance=9)
+    _close(denoise_nl_means(da.from_array(sig, chunks=33), patch_size=5, patch_distance=9), ref)
+    img = _noisy((30, 30), seed=5)
+    ref = denoise_nl_means(img, patch_size=7, patch_distance=0, h=0.1)
+    _close(denoise_nl_means(da.from_array(img, chunks=(3, 4)), patch_size=7, patch_distance=0, h=0.1), ref)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_chunkings(data):
+    shape = (data.draw(st.integers(16, 60)), data.draw(st.integers(16, 60)))
+    img = _noisy(shape, seed=data.draw(st.integers(0, 100)))
+    patch_size = data.draw(st.sampled_from([1, 3, 5]))
+    patch_distance = data.draw(st.integers(0, 6))
+    chunks = []
+    for n in shape:
+        cuts = sorted(set(data.draw(st.lists(st.integers(1, n - 1), max_size=6))))
+        chunks.append(tuple(np.diff([0, *cuts, n]).tolist()))
+    kw = dict(patch_size=patch_size, patch_distance=patch_distance, h=0.07, sigma=0.05)
+    ref = denoise_nl_means(img, **kw)
+    _close(denoise_nl_means(da.from_array(img, chunks=tuple(chunks)), **kw), ref)
+
+
+def test_lazy_and_no_read_with_given_parameters():
+    calls = []
+
+    def load(block):
+        calls.append(block.shape)
+        return block
+
+    img = _noisy((64, 64), seed=6)
+    lazy = da.from_array(img, chunks=32).map_blocks(load, dtype=img.dtype, meta=np.empty((0, 0), img.dtype))
+    out = denoise_nl_means(lazy, patch_size=3, patch_distance=3, h=0.1)
+    assert calls == [] and isinstance(out, da.Array) and out.dtype == np.float32
+    out.compute(scheduler="sync")
+    assert calls
+
+
+def test_sampled_parameters_of_a_large_array(monkeypatch):
+    img = _noisy((300, 280), seed=7)
+    monkeypatch.setattr(tiling, "SAMPLE_PIXELS", 64 * 64)
+    regions = tiling.sample_regions(da.from_array(img, chunks=50), spatial_axes=(0, 1))
+    assert len(regions) == 16 and sum(r.size for r in regions) <= 64 * 64 * 1.01
+    lazy = da.from_array(img, chunks=50)
+    full = estimate_sigma(img)
+    sampled = estimate_sigma(lazy)
+    assert abs(sampled - full) / full < 0.05
+    # the sample sets one sigma and h for every tile: same as in memory with them
+    from nlm import default_h
+
+    ref = denoise_nl_means(img, h=default_h(sampled), sigma=sampled)
+    _close(denoise_nl_means(lazy), ref)
+
+
+def test_estimate_sigma_channels_exact_when_small():
+    img = _noisy((64, 70), seed=8, channels=3)
+    lazy = da.from_array(img, chunks=(10, 10, 1))
+    assert estimate_sigma(lazy, channel_axis=-1) == estimate_sigma(img, channel_axis=-1)
+    assert estimate_sigma(lazy, channel_axis=-1, average_sigmas=True) == estimate_sigma(
+        img, channel_axis=-1, average_sigmas=True
+    )
+
+
+def test_min_chunks():
+    assert tiling.min_chunks((1, 1, 1, 5, 1), 3) == (3, 6)
+    assert tiling.min_chunks((10, 10, 1), 4) == (10, 11)
+    assert tiling.min_chunks((2,), 14) == (2,)
+    for chunks in [(3, 7, 1, 1, 20), (1,) * 30]:
+        out = tiling.min_chunks(chunks, 5)
+        assert sum(out) == sum(chunks) and min(out) >= 5
+
+
+def test_threaded_scheduler_with_threads_per_tile():
+    img = _noisy((128, 128), seed=9)
+    kw = dict(patch_size=5, patch_distance=5, h=0.08, sigma=0.08)
+    ref = denoise_nl_means(img, **kw)
+    out = denoise_nl_means(da.from_array(img, chunks=40), num_threads=2, **kw)
+    with dask.config.set(scheduler="threads", num_workers=3):
+        got = out.compute()
+    assert np.abs(got - ref).max() <= 2e-6
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(patch_size=4), ValueError, "patch_size"),
+        (dict(patch_size=99), ValueError, "patch_size"),
+        (dict(patch_distance=-1), ValueError, "patch_distance"),
+        (dict(h=0.0), ValueError, "h"),
+        (dict(sigma=-1.0), ValueError, "sigma"),
+        (dict(channel_axis=5), ValueError, "channel_axis"),
+        (dict(noise="speckle"), ValueError, "speckle"),
+        (dict(num_threads=0), ValueError, "num_threads"),
+        (dict(num_threads=1.5), TypeError, "num_threads"),
+    ],
+)
+def test_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        denoise_nl_means(da.from_array(np.zeros((40, 40), np.float32), chunks=10), **kwargs)
+
+
+def test_bad_dtype_and_nan():
+    with pytest.raises(TypeError, match="dtype"):
+        denoise_nl_means(da.from_array(np.zeros((20, 20), complex), chunks=10))
+    img = np.zeros((30, 30), np.float32)
+    img[25, 25] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        denoise_nl_means(da.from_array(img, chunks=10), h=0.1).compute()
+
+
+def test_num_threads_in_memory():
+    import numba
+
+    img = _noisy((96, 96), seed=10)
+    before = numba.get_num_threads()
+    a = denoise_nl_means(img, h=0.08, num_threads=1)
+    assert numba.get_num_threads() == before
+    b = denoise_nl_means(img, h=0.08, num_threads=10_000)  # clipped
+    assert np.abs(a - b).max() <= 2e-6
+
+
+def test_import_nlm_does_not_import_dask():
+    code = (
+        "import sys, numpy as np, nlm\n"
+        "nlm.denoise_nl_means(np.random.default_rng(0).random((32, 32)), h=0.1)\n"
+        "nlm.estimate_sigma(np.random.default_rng(0).random((32, 32)))\n"
+        "print(sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
