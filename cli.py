@@ -235,6 +235,13 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
     work = to_float(colour)
     if not np.all(np.isfinite(work)):
         raise click.ClickException(f"{src}: image holds NaN or infinite values")
+    # the library filters images smaller than the patch (clipped patch radius);
+    # the command line keeps refusing them, as its README section promises
+    patch = params["patch_size"] or nlm.default_patch(params["noise"])[0]
+    if patch > min(image.spatial_shape):
+        raise click.ClickException(
+            f"{src}: patch_size={patch} is larger than the image (spatial shape {tuple(image.spatial_shape)})"
+        )
     timings["read"] = time.perf_counter() - t0
 
     sigma, h = params["sigma"], params["h"]

@@ -12,6 +12,7 @@ _LAZY = {
     "estimate_sigma": "nlm.denoise",
     "default_h": "nlm.denoise",
     "default_patch": "nlm.denoise",
+    "UnsupportedDimensionError": "nlm.denoise",
     "nonlocal_op": "nlm.operation",
     "Pairwise": "nlm.kernels",
     "Representation": "nlm.kernels",

@@ -847,35 +847,41 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     ----------
     x : ndarray, shape (*spatial, C), float32 or float64
         Finite values (validated by the caller).
-    patch_size : int, odd
+    patch_size : int, odd, or a tuple of one odd size per spatial axis
     window : tuple of int, one radius per spatial axis
     h, sigma : float
+        ``h`` may be ``inf`` (every weight 1).
     spatial_ndim : int, 1 to 3
 
     Returns
     -------
     ndarray, same shape and dtype as ``x``.
     """
-    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    typ = np.dtype(dtype).type
+    # any byte order; float16 computes in float32
+    dtype = np.dtype(np.float32 if x.dtype.kind == "f" and x.dtype.itemsize <= 4 else np.float64)
+    typ = dtype.type
     spatial = x.shape[:spatial_ndim]
     C = x.shape[-1]
-    r = patch_size // 2
+    sizes = (patch_size,) * spatial_ndim if np.ndim(patch_size) == 0 else tuple(patch_size)
+    radii = (0,) * (3 - spatial_ndim) + tuple(int(p) // 2 for p in sizes)
     # channel-first (C, Z, Y, X), missing spatial axes of size 1
     pad3 = (1,) * (3 - spatial_ndim) + tuple(spatial)
     win = (0,) * (3 - spatial_ndim) + tuple(window)
     # a window wider than the image adds no pairs; clip it
     win = tuple(min(w, n - 1) for w, n in zip(win, pad3))
+    info = np.finfo(dtype)
+    gamma = INV_LN2 / h / h if h > 0 else np.inf
     scalars = (
-        typ(1.0 / float(patch_size**spatial_ndim * C)),
-        typ(2.0 * sigma * sigma),
+        typ(1.0 / float(np.prod([2 * r + 1 for r in radii]) * C)),
+        typ(min(2.0 * sigma * sigma, float(info.max))),
         # exp(-a / h^2) = 2^-(a gamma) with gamma = 1 / (h^2 ln 2), clamped to
-        # the largest finite value: a tiny h must give weights 0 (or exactly 1
-        # for d^2 <= 2 sigma^2), never inf * 0 = NaN
-        typ(min(INV_LN2 / h / h, float(np.finfo(dtype).max))),
+        # the finite normal range: a tiny h must give weights 0 (or exactly 1
+        # for d^2 <= 2 sigma^2), never inf * 0 = NaN; a huge (or infinite) h
+        # gives weights 1 (the kernels also divide gamma by itself for a 1)
+        typ(min(max(gamma, float(info.tiny)), float(info.max))),
     )
     if spatial_ndim <= 2:
-        ry = r if spatial_ndim == 2 else 0
+        ry, r = radii[1], radii[2]
         offsets, groups = _row_offsets(win[1], win[2])
         band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], r, dtype)
         ex = win[2] + _GROUP
@@ -895,7 +901,6 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
         )
         return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)
     img = np.ascontiguousarray(np.moveaxis(x, -1, 0).reshape((C,) + pad3), dtype=dtype)
-    radii = (r,) * 3
     padded = np.pad(img, [(0, 0)] + [(p, p) for p in radii], mode="reflect")
     offsets = _half_offsets(win)
     Y = pad3[1]

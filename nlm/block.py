@@ -58,8 +58,8 @@ def _is_int(v):
 
 
 def _compute_dtype(x):
-    """float32 and float64 are kept; anything else is computed in float64."""
-    return x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    """float16/float32 (any byte order) compute in native float32; anything else in native float64."""
+    return np.dtype(np.float32 if x.dtype.kind == "f" and x.dtype.itemsize <= 4 else np.float64)
 
 
 def _max_pool(x, pool):
@@ -481,6 +481,10 @@ class NonLocalBlock:
             raise ValueError(f"{name} has {a.shape[-1]} channels, the block expects {self.in_channels}")
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.iscomplexobj(a):
             raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+        if a.size == 0:
+            raise ValueError(f"{name} is empty (shape {a.shape})")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError(f"{name} contains NaN or Inf values")
         return a
 
     def _from_last(self, a):
@@ -529,13 +533,15 @@ class NonLocalBlock:
 
         Returns
         -------
-        z : ndarray, same shape as ``x``; float32 for float32 input, else float64.
+        z : ndarray, same shape as ``x``; float32 for float16/float32 input
+            (any byte order), else float64.
 
         Raises
         ------
         ValueError, TypeError
-            For a wrong number of axes or channels, a non-numeric ``x``, or a
-            map smaller than the pooling kernel.
+            For a wrong number of axes or channels, a non-numeric, empty or
+            non-finite (NaN/Inf) ``x``, or a map smaller than the pooling
+            kernel.
 
         Examples
         --------
@@ -628,7 +634,7 @@ class NonLocalBlock:
         RuntimeError
             If there was no ``forward(x, cache=True)`` since the weights last changed.
         ValueError
-            If ``dz`` does not match ``z``.
+            If ``dz`` does not match ``z`` or holds NaN/Inf.
 
         Notes
         -----

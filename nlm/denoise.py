@@ -7,10 +7,27 @@ the operation dispatches to the compiled kernel in :mod:`nlm._nlm_kernels`.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
-__all__ = ["denoise_nl_means", "estimate_sigma", "default_h", "default_patch", "H_FACTOR"]
+__all__ = [
+    "denoise_nl_means",
+    "estimate_sigma",
+    "default_h",
+    "default_patch",
+    "H_FACTOR",
+    "UnsupportedDimensionError",
+]
+
+
+class UnsupportedDimensionError(ValueError, NotImplementedError):
+    """An image with a number of dimensions the function does not support.
+
+    It derives from both :class:`ValueError` (nlm's rule: bad input raises
+    ``ValueError``/``TypeError``) and :class:`NotImplementedError` (what
+    scikit-image raises for it), so callers written for either catch it.
+    """
 
 #: ``default_h(sigma) = H_FACTOR * sigma``.  Chosen by a grid search (PSNR
 #: against the clean image, Gaussian noise sigma 10/20/30 on camera, astronaut
@@ -96,17 +113,22 @@ def _sigma_mad(a):
     return _mad([_detail_abs(a)])
 
 
-def estimate_sigma(image, *, channel_axis=None, average_sigmas=False):
+def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
     """Robust (wavelet MAD) estimate of the standard deviation of Gaussian noise.
+
+    Same signature and behaviour as ``skimage.restoration.estimate_sigma``.
 
     Parameters
     ----------
-    image : array_like
-        1-, 2- or 3-D image (plus a channel axis if ``channel_axis`` is set).
+    image : array_like or dask.array.Array
+        Image of any number (>= 1) of dimensions (a dask array: 1 to 3),
+        plus a channel axis if ``channel_axis`` is set.  Real numeric dtype,
+        finite values.
+    average_sigmas : bool
+        Return the mean of the per-channel estimates instead of a list
+        (only used with ``channel_axis``).
     channel_axis : int or None, keyword-only
         Axis of the channels; each channel gets its own estimate.
-    average_sigmas : bool, keyword-only
-        Return the mean of the per-channel estimates instead of a list.
 
     Returns
     -------
@@ -116,9 +138,18 @@ def estimate_sigma(image, *, channel_axis=None, average_sigmas=False):
     Raises
     ------
     TypeError
-        If ``image`` is not numeric.
+        If ``image`` is not real numeric, ``average_sigmas`` is not a bool or
+        ``channel_axis`` is not an int.
     ValueError
-        If ``image`` is empty, has NaN/Inf, or has an unsupported shape.
+        If ``image`` is empty or has NaN/Inf; :class:`UnsupportedDimensionError`
+        (also a ``NotImplementedError``) if it has no axis besides the
+        channel axis.
+
+    Warns
+    -----
+    UserWarning
+        Without ``channel_axis``, when the last axis has 4 or fewer entries
+        (it may be colour channels), as scikit-image does.
 
     Notes
     -----
@@ -154,15 +185,26 @@ def estimate_sigma(image, *, channel_axis=None, average_sigmas=False):
     """
     from nlm.tiling import is_dask_array
 
+    if not isinstance(average_sigmas, (bool, np.bool_)):
+        raise TypeError(f"average_sigmas must be a bool, got {average_sigmas!r}")
+    if channel_axis is None and np.ndim(image) > 0 and np.shape(image)[-1] <= 4:
+        warnings.warn(
+            f"image is size {np.shape(image)[-1]} on the last axis, but channel_axis is None. "
+            "If this is a color image, please set channel_axis=-1 for proper noise estimation.",
+            UserWarning,
+            stacklevel=2,
+        )
     if is_dask_array(image):
         return _estimate_sigma_dask(image, channel_axis, average_sigmas)
     image = _as_numeric(image)
     if channel_axis is None:
-        _check_spatial(image.ndim, "image")
+        if image.ndim == 0:
+            raise UnsupportedDimensionError("image must have at least 1 dimension, got a 0-D array")
         return _sigma_mad(image)
     channel_axis = _check_axis(channel_axis, image.ndim)
     image = np.moveaxis(image, channel_axis, -1)
-    _check_spatial(image.ndim - 1, "image (without its channel axis)")
+    if image.ndim < 2:
+        raise UnsupportedDimensionError("image must have at least 1 dimension besides its channel axis")
     sigmas = [_sigma_mad(image[..., c]) for c in range(image.shape[-1])]
     return float(np.mean(sigmas)) if average_sigmas else sigmas
 
@@ -224,7 +266,7 @@ def _as_numeric(image):
 
 def _check_spatial(nd, what):
     if not 1 <= nd <= 3:
-        raise ValueError(f"{what} must have 1, 2 or 3 spatial dimensions, got {nd}")
+        raise UnsupportedDimensionError(f"{what} must have 1, 2 or 3 spatial dimensions, got {nd}")
 
 
 def _check_axis(axis, ndim):
@@ -243,13 +285,20 @@ def _check_int(value, name, minimum):
     return int(value)
 
 
-def _check_nonneg(value, name):
+def _check_nonneg(value, name, allow_inf=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if not np.isfinite(value) or value < 0:
+    if np.isnan(value) or value < 0 or (value == np.inf and not allow_inf):
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        hint = " (the fifth positional argument is fast_mode, as in scikit-image; pass sigma by keyword)" if name == "fast_mode" else ""
+        raise TypeError(f"{name} must be a bool (True or False), got {value!r}{hint}")
+    return bool(value)
 
 
 def _check_params(patch_size, patch_distance, h, sigma):
@@ -260,21 +309,10 @@ def _check_params(patch_size, patch_distance, h, sigma):
     patch_distance = _check_int(patch_distance, "patch_distance", 0)
     sigma = _check_nonneg(sigma, "sigma")
     if h is not None:
-        h = _check_nonneg(h, "h")
+        h = _check_nonneg(h, "h", allow_inf=True)
         if h == 0:
             raise ValueError("h must be > 0, got 0.0")
     return patch_size, patch_distance, h, sigma
-
-
-def _check_extent(spatial, patch_size, patch_distance):
-    """The patch must fit in the image, and the window must be smaller along some axis."""
-    if patch_size > min(spatial):
-        raise ValueError(f"patch_size={patch_size} is larger than the image (spatial shape {spatial})")
-    if all(patch_distance >= n for n in spatial):
-        raise ValueError(
-            f"patch_distance={patch_distance}: the search window is larger than the image "
-            f"(spatial shape {spatial}) along every axis; use patch_distance < {max(spatial)}"
-        )
 
 
 def _to_float(image, preserve_range):
@@ -293,10 +331,11 @@ def denoise_nl_means(
     patch_size=None,
     patch_distance=None,
     h=None,
+    fast_mode=True,
     sigma=0.0,
     *,
-    channel_axis=None,
     preserve_range=False,
+    channel_axis=None,
     noise="gaussian",
     num_threads=None,
 ):
@@ -309,7 +348,9 @@ def denoise_nl_means(
         w(i, j) = exp(-max(d^2(P_i, P_j) - 2 sigma^2, 0) / h^2)
 
     with ``d^2`` the mean squared difference of the two ``patch_size^D``
-    patches over all channels.
+    patches over all channels.  The signature is scikit-image's
+    (``image, patch_size, patch_distance, h, fast_mode, sigma``, then
+    keyword-only arguments), so positional calls port unchanged.
 
     Parameters
     ----------
@@ -319,26 +360,39 @@ def denoise_nl_means(
     patch_size : int, odd, >= 1, or None
         Side of the (square / cubic) patches.  ``None``: the noise model's
         default (:func:`default_patch`): 7 for Gaussian noise, 5 for speckle.
+        Images smaller than the patch are accepted: along an axis of ``n``
+        pixels the patch radius is clipped to ``n - 1`` (patches read reflect
+        padding, which supplies at most ``n - 1`` pixels each side), so e.g.
+        a 5x5 image is filtered with the full 7x7 patch, a 6x40 image too,
+        and an axis of 1 pixel with radius 0 along it.
     patch_distance : int >= 0, or None
         Radius of the search window: ``j`` ranges over
         ``|j_a - i_a| <= patch_distance`` on every axis (window side
-        ``2 patch_distance + 1``), clipped at the image borders.  ``None``:
-        the noise model's default, 11.
-    h : float > 0 or None
+        ``2 patch_distance + 1``), clipped at the image borders (so a window
+        larger than the image searches the whole image).  ``None``: the
+        noise model's default, 11.
+    h : float > 0, ``inf`` or None
         Filtering parameter, in the units of the (converted) image: larger is
-        smoother.  ``None`` (default): automatic, ``h = default_h(sigma)`` with
-        ``sigma`` estimated by :func:`estimate_sigma` when not given; the
-        estimated ``sigma`` is then also used in the weights.
+        smoother.  ``inf`` gives every pixel of the (clipped) window the
+        weight 1: the window mean.  ``None`` (default): automatic,
+        ``h = default_h(sigma)`` with ``sigma`` estimated by
+        :func:`estimate_sigma` when not given; the estimated ``sigma`` is
+        then also used in the weights.
+    fast_mode : bool
+        Accepted for compatibility with scikit-image, where it chooses
+        between two algorithms.  Here one algorithm serves both values: it
+        is fast *and* exact (uniform patch weights, see Notes), so
+        ``fast_mode`` does not change the result.  Must be a bool.
     sigma : float >= 0
         Standard deviation of the noise; ``2 sigma^2`` is subtracted from the
         patch distance.  0 (default) disables the subtraction, except in the
         automatic mode (``h=None``) where the estimate is used.
-    channel_axis : int or None, keyword-only
-        Axis of the channels; the patch distance is taken jointly over all
-        channels.  ``None``: grey image.
     preserve_range : bool, keyword-only
         Integer images only: keep the original value range (converted to
         float64) instead of scikit-image's scaling to [0, 1] / [-1, 1].
+    channel_axis : int or None, keyword-only
+        Axis of the channels; the patch distance is taken jointly over all
+        channels.  ``None``: grey image.
     noise : {"gaussian", "speckle"}, keyword-only
         ``"speckle"`` denoises multiplicative noise with
         :func:`nlm.speckle.denoise_speckle`, which sets its own parameters
@@ -355,21 +409,26 @@ def denoise_nl_means(
     Returns
     -------
     result : ndarray or dask.array.Array
-        Same shape as ``image``.  float32 (and float16) input gives float32;
-        float64 gives float64; integer and bool input give float64.  A dask
+        Same shape as ``image``, finite.  float32 (and float16) input gives
+        float32 (whatever the byte order); float64 (and longer floats) give
+        float64; integer and bool input give float64.  Every value lies
+        between the minimum and maximum of the (converted) image.  A dask
         array gives a lazy dask array (see Notes).
 
     Raises
     ------
     TypeError
-        Non-numeric ``image``; non-integer ``patch_size``/``patch_distance``;
-        non-real ``h``/``sigma``; bad ``channel_axis`` type.
+        Non-numeric (or complex) ``image``; non-integer
+        ``patch_size``/``patch_distance``; non-real ``h``/``sigma``;
+        non-bool ``fast_mode``/``preserve_range``; bad ``channel_axis`` type.
     ValueError
-        Empty image, NaN/Inf, unsupported number of dimensions, even or
-        non-positive ``patch_size``, a patch larger than the image, a search
-        window larger than the image along every axis
-        (``patch_distance >= n`` for every spatial size ``n``), ``h <= 0``,
-        ``sigma < 0``, unknown ``noise``.
+        Empty image, NaN/Inf, even or non-positive ``patch_size``, negative
+        ``patch_distance``, ``h <= 0`` or NaN, ``sigma`` negative, NaN or
+        infinite, unknown ``noise``, out-of-range ``channel_axis``.
+    UnsupportedDimensionError
+        Fewer than 1 or more than 3 spatial dimensions.  A subclass of both
+        ``ValueError`` and ``NotImplementedError`` (what scikit-image raises
+        there), so callers written for either catch it.
 
     Notes
     -----
@@ -381,13 +440,21 @@ def denoise_nl_means(
       model's defaults; for Gaussian noise these are scikit-image's 7 and 11;
     * patches are exactly ``patch_size`` wide and uniformly weighted
       (scikit-image's fast mode uses ``patch_size - 1`` pixels divided by
-      ``patch_size^D``; its slow mode weights patches with a Gaussian);
+      ``patch_size^D``; its slow mode weights patches with a Gaussian), so
+      the same ``h`` smooths differently: see the README's porting note;
     * the search window is clipped at the borders and patches crossing a
       border read reflect padding (scikit-image's fast mode searches the
       padding too);
-    * ``patch_size`` must be odd; 1-D signals are accepted; there is no
-      ``fast_mode`` argument (there is only the fast algorithm, and it is
-      exact).
+    * ``patch_size`` must be odd; 1-D signals are accepted; 4-D images are
+      not (yet); ``fast_mode`` is accepted but there is one algorithm, fast
+      and exact, for both values.
+
+    Extreme values: the weights do not change when the image, ``h`` and
+    ``sigma`` are multiplied by the same factor, so images whose magnitude is
+    far from 1 (beyond ``2^±24`` in float32, ``2^±128`` in float64) are
+    filtered after an exact scaling by a power of two; values up to the float
+    type's maximum, and any finite ``h``/``sigma``, give finite results
+    (a huge ``h`` or ``sigma`` tends to the window mean).
 
     Algorithm: for each offset ``t`` of half the window, the squared
     differences ``(v(p) - v(p + t))^2`` are box-filtered with running sums to
@@ -435,8 +502,10 @@ def denoise_nl_means(
     >>> bool(np.abs(out - clean).mean() < np.abs(noisy - clean).mean())
     True
     """
-    if noise not in ("gaussian", "speckle"):
+    if not isinstance(noise, str) or noise not in ("gaussian", "speckle"):
         raise ValueError(f"noise must be 'gaussian' or 'speckle', got {noise!r}")
+    _check_bool(fast_mode, "fast_mode")
+    preserve_range = _check_bool(preserve_range, "preserve_range")
     if num_threads is not None:
         num_threads = _check_int(num_threads, "num_threads", 1)
     default_size, default_distance = default_patch(noise)
@@ -470,8 +539,6 @@ def denoise_nl_means(
         x = np.moveaxis(x, _check_axis(channel_axis, image.ndim), -1)
     nd = x.ndim - 1
     _check_spatial(nd, "image (without its channel axis)" if channel_axis is not None else "image")
-    spatial = x.shape[:-1]
-    _check_extent(spatial, patch_size, patch_distance)
 
     if h is None:
         if sigma == 0:
@@ -496,7 +563,10 @@ def _auto_h(sigma, *arrays):
     such an image as it is.
     """
     peak = max(max(abs(float(a.min())), abs(float(a.max()))) for a in arrays)
-    return max(default_h(sigma), float(np.finfo(arrays[0].dtype).eps) * max(1.0, peak))
+    # relative to the data's magnitude (the result scales with the image);
+    # at least the smallest normal number (an all-zero image)
+    info = np.finfo(arrays[0].dtype)
+    return max(default_h(sigma), float(info.eps) * peak, float(info.tiny))
 
 
 class _threads:
@@ -593,7 +663,6 @@ def _denoise_dask(image, patch_size, patch_distance, h, sigma, channel_axis, pre
         )
     axis, spatial_axes = _dask_checks(image, channel_axis)
     patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
-    _check_extent(tuple(image.shape[a] for a in spatial_axes), patch_size, patch_distance)
     if h is None:
         regions = _sample_float(image, spatial_axes, preserve_range)
         if sigma == 0:

@@ -44,6 +44,8 @@ Array layout: every map is channel-last, ``(*spatial, channels)``; ``q``/``k``
 rows handed to ``scores`` are flattened positions, ``(n, d)``.
 """
 
+import numbers
+
 import numpy as np
 
 __all__ = [
@@ -177,14 +179,57 @@ class Linear(Representation):
         return y
 
 
+def _check_real(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
 def _check_h_sigma(h, sigma):
-    h = float(h)
-    sigma = float(sigma)
-    if not np.isfinite(h) or h <= 0:
-        raise ValueError(f"h must be a finite number > 0, got {h}")
+    h = _check_real(h, "h")
+    sigma = _check_real(sigma, "sigma")
+    if np.isnan(h) or h <= 0:
+        raise ValueError(f"h must be a number > 0 (inf allowed: uniform weights), got {h}")
     if not np.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     return h, sigma
+
+
+#: |x| range (powers of two, per float type) inside which the compiled NLM
+#: kernel runs on the values as given; outside it the data, h and sigma are
+#: scaled by a power of two (exact) so that squared differences, their box sums
+#: and the weighted sums can neither overflow nor underflow
+_SAFE_EXP = {4: 24, 8: 128}
+
+
+def _float_dtype(dtype):
+    """Native float32 for float16/float32 of any byte order, else native float64."""
+    return np.dtype(np.float32 if dtype.kind == "f" and dtype.itemsize <= 4 else np.float64)
+
+
+def _rescale(x, h, sigma):
+    """``(x s, h s, sigma' s, k)`` with ``s = 2^k``, for the NLM kernel.
+
+    The weights ``exp(-max(d^2 - 2 sigma^2, 0) / h^2)`` are invariant under
+    ``x, h, sigma -> s x, s h, s sigma``, and multiplying by a power of two is
+    exact, so the result is the same as without scaling (bit for bit where no
+    value is subnormal) but overflow-free near the float type's maximum.
+    ``sigma`` is also clipped to the value range of ``x``: any ``sigma >=
+    max - min`` already gives every pair the weight 1 (``d^2 <= (max - min)^2
+    < 2 sigma^2``), and the clip keeps ``2 sigma^2`` finite.  ``x`` must be
+    finite and float32 or float64.
+    """
+    lo, hi = float(x.min()), float(x.max())
+    big = max(abs(lo), abs(hi))
+    k = 0
+    if big > 0:
+        e = int(np.frexp(big)[1])  # big = m 2^e, 0.5 <= m < 1
+        if abs(e) > _SAFE_EXP.get(x.dtype.itemsize, 24):
+            k = -e
+            x = np.ldexp(x, k).astype(x.dtype, copy=False)
+    sigma = min(sigma, hi - lo)
+    with np.errstate(over="ignore", under="ignore"):  # h s -> inf is the right limit (weights 1)
+        return x, float(np.ldexp(h, k)), float(np.ldexp(sigma, k)), k
 
 
 class EuclideanGaussian(Pairwise):
@@ -197,7 +242,8 @@ class EuclideanGaussian(Pairwise):
     Parameters
     ----------
     h : float > 0
-        Filtering parameter, in the units of the features.
+        Filtering parameter, in the units of the features.  ``inf`` gives
+        uniform weights (the plain mean over the window).
     sigma : float >= 0
         Noise standard deviation subtracted (as ``2 sigma^2``) from the
         distance; 0 disables the correction.
@@ -212,7 +258,12 @@ class EuclideanGaussian(Pairwise):
         return x, x
 
     def _from_d2(self, d2):
-        return -np.maximum(d2 - 2.0 * self.sigma**2, 0.0) / self.h**2
+        # products, not powers: a huge h or sigma gives inf (weights 1), never
+        # an OverflowError
+        e = np.maximum(d2 - 2.0 * self.sigma * self.sigma, 0.0)
+        if self.h == np.inf:
+            return np.zeros_like(e)  # uniform weights, even where d2 overflowed
+        return -(e / self.h) / self.h
 
     def scores(self, q, k):
         # |a-b|^2 = |a|^2 + |b|^2 - 2 a.b, clipped at 0 against rounding
@@ -251,18 +302,41 @@ class PatchEuclideanGaussian(EuclideanGaussian):
 
     def __init__(self, h, sigma=0.0, patch_size=7, spatial_ndim=2):
         super().__init__(h, sigma)
-        if int(patch_size) != patch_size or patch_size < 1 or patch_size % 2 == 0:
+        ok = isinstance(patch_size, (numbers.Integral, np.integer)) and not isinstance(patch_size, (bool, np.bool_))
+        if not ok or patch_size < 1 or patch_size % 2 == 0:
             raise ValueError(f"patch_size must be an odd integer >= 1, got {patch_size!r}")
+        ok = isinstance(spatial_ndim, (numbers.Integral, np.integer)) and not isinstance(spatial_ndim, (bool, np.bool_))
+        if not ok or not 1 <= spatial_ndim <= 3:
+            raise ValueError(f"spatial_ndim must be 1, 2 or 3, got {spatial_ndim!r}")
         self.patch_size = int(patch_size)
         self.spatial_ndim = int(spatial_ndim)
 
-    def features(self, x):
+    def patch_radii(self, spatial):
+        """Patch radius used along each spatial axis of a map of shape ``spatial``.
+
+        ``patch_size // 2``, clipped to ``n - 1`` on an axis of ``n`` pixels:
+        the most that reflect padding can supply without repeating a pixel
+        twice in a row.  An image at least ``patch_size // 2 + 1`` pixels
+        long on every axis uses the full patch.
+        """
         r = self.patch_size // 2
+        return tuple(min(r, max(int(n) - 1, 0)) for n in spatial)
+
+    def _check_nd(self, x):
+        if x.ndim != self.spatial_ndim + 1:
+            raise ValueError(
+                f"x has {x.ndim - 1} spatial axes (plus channels), this PatchEuclideanGaussian "
+                f"was built with spatial_ndim={self.spatial_ndim}"
+            )
+
+    def features(self, x):
+        self._check_nd(x)
         nd = self.spatial_ndim
-        padded = np.pad(x, [(r, r)] * nd + [(0, 0)], mode="reflect")
         spatial = x.shape[:nd]
+        radii = self.patch_radii(spatial)
+        padded = np.pad(x, [(r, r) for r in radii] + [(0, 0)], mode="reflect")
         parts = []
-        for off in np.ndindex(*([self.patch_size] * nd)):
+        for off in np.ndindex(*[2 * r + 1 for r in radii]):
             sl = tuple(slice(o, o + n) for o, n in zip(off, spatial))
             parts.append(padded[sl])
         p = np.concatenate(parts, axis=-1)
@@ -273,7 +347,13 @@ class PatchEuclideanGaussian(EuclideanGaussian):
             return None
         from nlm._nlm_kernels import nl_means_windowed
 
-        return nl_means_windowed(x, self.patch_size, window, self.h, self.sigma, self.spatial_ndim)
+        self._check_nd(x)
+        nd = self.spatial_ndim
+        sizes = tuple(2 * r + 1 for r in self.patch_radii(x.shape[:nd]))
+        x = np.asarray(x, dtype=_float_dtype(x.dtype))
+        xs, h, sigma, shift = _rescale(x, self.h, self.sigma)
+        y = nl_means_windowed(xs, sizes, window, h, sigma, nd)
+        return np.ldexp(y, -shift) if shift else y  # exact
 
     def __repr__(self):
         return (

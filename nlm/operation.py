@@ -363,13 +363,32 @@ def check_window(window, nd):
     return tuple(int(w) for w in radii)
 
 
+def _check_x(x):
+    """``x`` as a native-order float array (float16/32 -> float32, else float64), validated."""
+    x = np.asarray(x)
+    if x.dtype == object or x.dtype.kind not in "biuf":
+        raise TypeError(f"x must be a real numeric array, got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise ValueError(f"x must be channel-last with >= 1 spatial axis, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"x is empty (shape {x.shape})")
+    from nlm.kernels import _float_dtype
+
+    x = np.asarray(x, dtype=_float_dtype(x.dtype))
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf values")
+    return x
+
+
 def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
     """Generic non-local operation ``y_i = 1/C(x) sum_j f(x_i, x_j) g(x_j)``.
 
     Parameters
     ----------
     x : ndarray, shape (*spatial, channels)
-        Channel-last input map (one sample; 1, 2 or 3 spatial axes).
+        Channel-last input map (one sample; 1, 2 or 3 spatial axes), real
+        numeric and finite.  Computed in float32 for float16/float32 input
+        (any byte order, any strides) and in float64 otherwise.
     f : Pairwise
         Pairwise function with its normaliser (see :mod:`nlm.kernels`).
     g : Representation, optional
@@ -387,13 +406,16 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
     Returns
     -------
     y : ndarray, shape (*spatial, channels_of_g)
+        float32 for float16/float32 ``x``, float64 otherwise.
 
     Raises
     ------
     TypeError
-        If ``f`` or ``g`` do not implement the kernel interface.
+        If ``f`` or ``g`` do not implement the kernel interface, or ``x`` is
+        not a real numeric array.
     ValueError
-        For a bad ``window``, ``chunk_size`` or ``engine``.
+        For an empty ``x``, NaN/Inf in ``x``, fewer than 2 axes, a bad
+        ``window``, ``chunk_size`` or ``engine``.
 
     Notes
     -----
@@ -419,13 +441,10 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
         raise TypeError(f"f must be a nlm.kernels.Pairwise, got {type(f).__name__}")
     if not isinstance(g, Representation):
         raise TypeError(f"g must be a nlm.kernels.Representation, got {type(g).__name__}")
-    x = np.asarray(x)
-    if x.ndim < 2:
-        raise ValueError(f"x must be channel-last with >= 1 spatial axis, got shape {x.shape}")
-    if engine not in ("auto", "numpy"):
+    x = _check_x(x)
+    if not isinstance(engine, str) or engine not in ("auto", "numpy"):
         raise ValueError(f"engine must be 'auto' or 'numpy', got {engine!r}")
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = _check_chunk(chunk_size)
     nd = x.ndim - 1
     if window is not None:
         window = check_window(window, nd)

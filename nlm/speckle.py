@@ -320,7 +320,7 @@ def denoise_speckle(
         # the image as it is (what the Gaussian filter does in that case too)
         h = float(np.finfo(dtype).eps) * max(1.0, float(np.abs(z).max()))
     zh = denoise_nl_means(
-        z.astype(dtype), patch_size, patch_distance, h, sigma, channel_axis=-1
+        z.astype(dtype), patch_size, patch_distance, h, sigma=sigma, channel_axis=-1
     )
     out = _inverse(zh.astype(np.float64), transform)
     # debias: speckle preserves the mean of every channel

@@ -137,9 +137,10 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
     )
     if chunks != image.chunks:
         image = image.rechunk(chunks)
-    depths = {ax: (depth if ax in spatial_axes else 0) for ax in range(image.ndim)}
+    # an axis held in one chunk needs no margin (and may be shorter than it)
+    depths = {ax: (depth if ax in spatial_axes and len(image.chunks[ax]) > 1 else 0) for ax in range(image.ndim)}
     dtype = np.dtype(dtype)
-    if depth == 0:
+    if not any(depths.values()):
         return image.map_blocks(func, dtype=dtype, meta=np.empty((0,) * image.ndim, dtype))
     return da.map_overlap(
         func,

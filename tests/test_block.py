@@ -463,7 +463,7 @@ def test_nonlocal_op_with_patch_gaussian_is_the_nlm_filter():
     yy, xx = np.mgrid[0:19, 0:23]
     image = 0.5 + 0.3 * np.sin(xx / 3.0) * np.cos(yy / 4.0) + rng.normal(scale=0.1, size=xx.shape)
     for patch_size, patch_distance, h, sigma in [(3, 2, 0.15, 0.0), (5, 3, 0.1, 0.05)]:
-        ref = denoise_nl_means(image, patch_size, patch_distance, h, sigma)
+        ref = denoise_nl_means(image, patch_size, patch_distance, h, sigma=sigma)
         f = PatchEuclideanGaussian(h, sigma, patch_size, spatial_ndim=2)
         y = nonlocal_op(image[..., None], f, Identity(), window=patch_distance, engine="numpy")[..., 0]
         np.testing.assert_allclose(y, ref, atol=1e-6)

@@ -47,7 +47,7 @@ def test_matches_naive_oracle(spatial, channels, patch_size, patch_distance, sig
     shape = spatial + ((channels,) if channels else ())
     image = rng.random(shape).astype(dtype)
     h = 0.15
-    out = denoise_nl_means(image, patch_size, patch_distance, h, sigma, channel_axis=-1 if channels else None)
+    out = denoise_nl_means(image, patch_size, patch_distance, h, sigma=sigma, channel_axis=-1 if channels else None)
     x = image if channels else image[..., None]
     ref = naive.nl_means(x, patch_size, patch_distance, h, sigma)
     ref = ref if channels else ref[..., 0]
@@ -71,7 +71,7 @@ def test_generic_operation_reproduces_filter(patch_size, patch_distance, sigma):
     h = 0.2
     f = PatchEuclideanGaussian(h, sigma, patch_size, spatial_ndim=2)
     generic = nonlocal_op(x, f, window=patch_distance, engine="numpy")
-    filt = denoise_nl_means(x, patch_size, patch_distance, h, sigma, channel_axis=-1)
+    filt = denoise_nl_means(x, patch_size, patch_distance, h, sigma=sigma, channel_axis=-1)
     np.testing.assert_allclose(generic, filt, atol=1e-12)
 
 
@@ -87,7 +87,7 @@ small_images = arrays(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(image=small_images, h=st.floats(0.01, 10), sigma=st.floats(0, 1))
 def test_output_inside_input_range(image, h, sigma):
-    out = denoise_nl_means(image, 3, 2, h, sigma)
+    out = denoise_nl_means(image, 3, 2, h, sigma=sigma)
     span = max(1.0, np.abs(image).max()) * 1e-12
     assert out.min() >= image.min() - span
     assert out.max() <= image.max() + span
@@ -119,8 +119,8 @@ def test_h_to_infinity_gives_window_mean(spatial, channels):
 
 def test_float32_close_to_float64():
     image = _rng(5).random((40, 37))
-    a = denoise_nl_means(image, 5, 4, 0.1, 0.02)
-    b = denoise_nl_means(image.astype(np.float32), 5, 4, 0.1, 0.02)
+    a = denoise_nl_means(image, 5, 4, 0.1, sigma=0.02)
+    b = denoise_nl_means(image.astype(np.float32), 5, 4, 0.1, sigma=0.02)
     assert b.dtype == np.float32
     np.testing.assert_allclose(b, a, atol=2e-5)
 
@@ -248,12 +248,10 @@ def test_estimate_sigma_constant_and_channels():
         (dict(image=np.array(3.0)), ValueError, "spatial dimensions"),
         (dict(image=np.array([["a", "b"]])), TypeError, "numeric"),
         (dict(image=np.zeros((4, 4), complex)), TypeError, "numeric"),
-        (dict(image=np.zeros((8, 8)), patch_size=9), ValueError, "patch_size=9 is larger"),
         (dict(image=np.zeros((8, 8)), patch_size=4), ValueError, "odd"),
         (dict(image=np.zeros((8, 8)), patch_size=0), ValueError, "patch_size must be >= 1"),
         (dict(image=np.zeros((8, 8)), patch_size=3.5), TypeError, "patch_size must be an integer"),
         (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=-1), ValueError, "patch_distance"),
-        (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=8), ValueError, "search window is larger"),
         (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, h=-1.0), ValueError, "h must be"),
         (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, h=0), ValueError, "h must be > 0"),
         (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, h="big"), TypeError, "h must be a real"),

@@ -182,7 +182,7 @@ def test_threaded_scheduler_with_threads_per_tile():
     "kwargs, exc, match",
     [
         (dict(patch_size=4), ValueError, "patch_size"),
-        (dict(patch_size=99), ValueError, "patch_size"),
+        (dict(patch_size=0), ValueError, "patch_size"),
         (dict(patch_distance=-1), ValueError, "patch_distance"),
         (dict(h=0.0), ValueError, "h"),
         (dict(sigma=-1.0), ValueError, "sigma"),
