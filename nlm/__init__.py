@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _LAZY = {
     "denoise_nl_means": "nlm.denoise",
-    "estimate_sigma": "nlm.denoise",
+    "estimate_sigma": "nlm.noise",
+    "estimate_noise": "nlm.noise",
     "default_h": "nlm.denoise",
     "default_patch": "nlm.denoise",
     "UnsupportedDimensionError": "nlm.denoise",

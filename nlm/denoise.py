@@ -7,9 +7,23 @@ the operation dispatches to the compiled kernel in :mod:`nlm._nlm_kernels`.
 """
 
 import numbers
-import warnings
+import warnings  # noqa: F401
 
 import numpy as np
+
+from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
+    UnsupportedDimensionError,
+    _as_numeric,
+    _check_bool,
+    _check_axis,
+    _check_int,
+    _check_nonneg,
+    _check_spatial,
+    _to_float,
+)
+from nlm.noise import NOISE_MODELS, NoiseModel, estimate_noise, estimate_sigma
+from nlm.noise.estimate import _dask_checks, _pooled_sigma
+from nlm.noise import transforms as _vst
 
 __all__ = [
     "denoise_nl_means",
@@ -17,197 +31,30 @@ __all__ = [
     "default_h",
     "default_patch",
     "H_FACTOR",
+    "H_FACTORS",
+    "SPECKLE_TRANSFORMS",
     "UnsupportedDimensionError",
 ]
 
+#: automatic ``h = H_FACTORS[transform] * sigma_t`` of the transformed modes
+#: (``sigma_t``: noise std in the transformed domain).  ``sqrt``/``log`` were
+#: tuned on the benchmark image set (see :func:`nlm.speckle.denoise_speckle`);
+#: ``anscombe`` uses the Gaussian ``H_FACTOR``.
+H_FACTORS = {"sqrt": 0.95, "log": 0.8, "anscombe": 0.6}
 
-class UnsupportedDimensionError(ValueError, NotImplementedError):
-    """An image with a number of dimensions the function does not support.
+#: the transforms of the speckle mode
+SPECKLE_TRANSFORMS = ("sqrt", "log")
 
-    It derives from both :class:`ValueError` (nlm's rule: bad input raises
-    ``ValueError``/``TypeError``) and :class:`NotImplementedError` (what
-    scikit-image raises for it), so callers written for either catch it.
-    """
+# patch side and search radius per noise model (None -> these)
+_PATCH = {"gaussian": (7, 11), "poisson": (7, 11), "speckle": (5, 11), "gamma": (5, 11)}
+# default transform per noise model
+_TRANSFORM = {"poisson": "anscombe", "speckle": "sqrt", "gamma": "log"}
 
 #: ``default_h(sigma) = H_FACTOR * sigma``.  Chosen by a grid search (PSNR
 #: against the clean image, Gaussian noise sigma 10/20/30 on camera, astronaut
 #: and coins, default patch 7 / distance 11, with the variance subtraction of
 #: the estimated sigma): see the README's "Automatic parameters" section.
 H_FACTOR = 0.6
-
-# Daubechies-2 high-pass decomposition filter (identical to PyWavelets'
-# ``Wavelet('db2').dec_hi``)
-_DB2_HI = np.array([-0.48296291314469025, 0.836516303737469, -0.22414386804185735, -0.12940952255092145])
-
-
-def _dwt_detail(a, axis):
-    """Finest detail coefficients of a one-level db2 DWT along ``axis``.
-
-    Symmetric extension, as PyWavelets' default mode, so the result equals
-    ``pywt.dwt(a, 'db2', axis=axis)[1]``.
-    """
-    L = _DB2_HI.size
-    a = np.moveaxis(a, axis, -1)
-    n = a.shape[-1]
-    p = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(L - 1, L - 1)], mode="symmetric")
-    full = np.zeros(a.shape[:-1] + (n + L - 1,), dtype=np.float64)
-    for k in range(L):
-        full += _DB2_HI[k] * p[..., L - 1 - k : L - 1 - k + n + L - 1]
-    return np.moveaxis(full[..., 1::2][..., : (n + L - 1) // 2], -1, axis)
-
-
-def _detail_abs(a, block_bytes=1 << 24, valid=False):
-    """Non-zero ``|d|`` of the finest all-detail db2 coefficients of ``a``, float64, 1-D.
-
-    ``valid=True`` keeps only the coefficients that do not read the symmetric
-    extension (for windows cut out of a larger image, whose edges are not
-    the image's).
-
-    The same coefficients as applying :func:`_dwt_detail` along every axis of
-    ``a`` converted to float64, computed in slabs along the first axis so that
-    neither the float64 copy nor the padded temporaries of the whole image are
-    ever made: memory is the result (at most ``N / 2^D`` float64 values) plus
-    about ``block_bytes``.
-    """
-    a = np.asarray(a)
-    L = _DB2_HI.size
-    n = a.shape[0]
-    m_total = (n + L - 1) // 2
-    rest = a.shape[1:]
-    # input rows of p = symmetric padding of axis 0 (np.pad handles tiny n)
-    rows = np.pad(np.arange(n), L - 1, mode="symmetric")
-    per_row = 8 * max(1, int(np.prod(rest, dtype=np.int64)))
-    step = max(1, block_bytes // (2 * per_row))
-    n_out = m_total * int(np.prod([(k + L - 1) // 2 for k in rest], dtype=np.int64))
-    out = np.empty(n_out, dtype=np.float64)
-    count = 0
-    # coefficient m reads a[2m - 2 .. 2m + 1]: inside for 1 <= m <= (n - 2) // 2
-    first, last = (1, (n - 2) // 2 + 1) if valid else (0, m_total)
-    crop = (slice(None),) + tuple(slice(1, (k - 2) // 2 + 1) if valid else slice(None) for k in rest)
-    for m0 in range(first, last, step):
-        m1 = min(last, m0 + step)
-        # output m uses p[2m + 1 .. 2m + L] (see _dwt_detail)
-        slab = np.asarray(a[rows[2 * m0 + 1 : 2 * m1 + L]], dtype=np.float64)
-        full = np.zeros((m1 - m0,) + rest, dtype=np.float64)
-        for k in range(L):
-            full += _DB2_HI[k] * slab[L - 1 - k : L - 1 - k + 2 * (m1 - m0) : 2]
-        detail = full
-        for axis in range(1, a.ndim):
-            detail = _dwt_detail(detail, axis)
-        detail = detail[crop]
-        detail = np.abs(detail[detail != 0])
-        out[count : count + detail.size] = detail
-        count += detail.size
-    return out[:count]
-
-
-def _mad(details):
-    """Donoho's ``median(|d|) / 0.6745`` of pooled ``|d|`` arrays (consumed)."""
-    details = details[0] if len(details) == 1 else np.concatenate(details)
-    if details.size == 0:
-        return 0.0
-    return float(np.median(details, overwrite_input=True) / 0.6744897501960817)
-
-
-def _sigma_mad(a):
-    return _mad([_detail_abs(a)])
-
-
-def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
-    """Robust (wavelet MAD) estimate of the standard deviation of Gaussian noise.
-
-    Same signature and behaviour as ``skimage.restoration.estimate_sigma``.
-
-    Parameters
-    ----------
-    image : array_like or dask.array.Array
-        Image of any number (>= 1) of dimensions (a dask array: 1 to 3),
-        plus a channel axis if ``channel_axis`` is set.  Real numeric dtype,
-        finite values.
-    average_sigmas : bool
-        Return the mean of the per-channel estimates instead of a list
-        (only used with ``channel_axis``).
-    channel_axis : int or None, keyword-only
-        Axis of the channels; each channel gets its own estimate.
-
-    Returns
-    -------
-    sigma : float or list of float
-        In the units of ``image`` as given (no rescaling of integer images).
-
-    Raises
-    ------
-    TypeError
-        If ``image`` is not real numeric, ``average_sigmas`` is not a bool or
-        ``channel_axis`` is not an int.
-    ValueError
-        If ``image`` is empty or has NaN/Inf; :class:`UnsupportedDimensionError`
-        (also a ``NotImplementedError``) if it has no axis besides the
-        channel axis.
-
-    Warns
-    -----
-    UserWarning
-        Without ``channel_axis``, when the last axis has 4 or fewer entries
-        (it may be colour channels), as scikit-image does.
-
-    Notes
-    -----
-    Donoho's estimator: ``sigma = median(|d|) / 0.6745`` over the non-zero
-    finest "all-detail" coefficients ``d`` of a one-level Daubechies-2
-    wavelet transform (symmetric extension).  This is the estimator of
-    scikit-image's ``estimate_sigma``; it is computed here with NumPy, so
-    PyWavelets is not needed.  Time ``O(N)``; the coefficients are computed in
-    slabs, so the extra memory is their float64 magnitudes (``N / 2^D``
-    values, a quarter of a float64 copy in 2-D) plus a few MB, whatever the
-    input dtype.  It assumes signal-independent noise and underestimates
-    multiplicative (speckle) noise.
-
-    A ``dask.array.Array`` is estimated from a bounded sample (see
-    :func:`nlm.tiling.sample_regions`): an image of at most
-    ``nlm.tiling.SAMPLE_PIXELS`` pixels per channel is read whole and gives
-    exactly the in-memory estimate; a larger one is estimated from
-    ``nlm.tiling.SAMPLE_WINDOWS`` windows spread evenly over it (about
-    ``SAMPLE_PIXELS`` pixels in all), their coefficients pooled into one
-    median.
-
-    References
-    ----------
-    .. [1] D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet
-       shrinkage", Biometrika 81(3), 1994.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> round(estimate_sigma(rng.normal(0, 0.1, (256, 256))), 2)
-    0.1
-    """
-    from nlm.tiling import is_dask_array
-
-    if not isinstance(average_sigmas, (bool, np.bool_)):
-        raise TypeError(f"average_sigmas must be a bool, got {average_sigmas!r}")
-    if channel_axis is None and np.ndim(image) > 0 and np.shape(image)[-1] <= 4:
-        warnings.warn(
-            f"image is size {np.shape(image)[-1]} on the last axis, but channel_axis is None. "
-            "If this is a color image, please set channel_axis=-1 for proper noise estimation.",
-            UserWarning,
-            stacklevel=2,
-        )
-    if is_dask_array(image):
-        return _estimate_sigma_dask(image, channel_axis, average_sigmas)
-    image = _as_numeric(image)
-    if channel_axis is None:
-        if image.ndim == 0:
-            raise UnsupportedDimensionError("image must have at least 1 dimension, got a 0-D array")
-        return _sigma_mad(image)
-    channel_axis = _check_axis(channel_axis, image.ndim)
-    image = np.moveaxis(image, channel_axis, -1)
-    if image.ndim < 2:
-        raise UnsupportedDimensionError("image must have at least 1 dimension besides its channel axis")
-    sigmas = [_sigma_mad(image[..., c]) for c in range(image.shape[-1])]
-    return float(np.mean(sigmas)) if average_sigmas else sigmas
-
 
 def default_h(sigma):
     """The automatic filtering parameter for a noise standard deviation.
@@ -235,70 +82,169 @@ def default_h(sigma):
 def default_patch(noise="gaussian"):
     """The default ``(patch_size, patch_distance)`` of a noise model.
 
-    ``"gaussian"``: (7, 11), scikit-image's defaults.  ``"speckle"``:
-    ``nlm.speckle.DEFAULT_PATCH_SIZE``/``DEFAULT_PATCH_DISTANCE`` (5, 11), the
-    values the speckle mode was tuned with.
+    ``"gaussian"`` and ``"poisson"``: (7, 11), scikit-image's defaults.
+    ``"speckle"`` and ``"gamma"``: (5, 11), the values the speckle mode was
+    tuned with.
 
     Raises
     ------
     ValueError
         For an unknown ``noise``.
     """
+    if isinstance(noise, NoiseModel):
+        noise = noise.name
+    if not isinstance(noise, str) or noise not in _PATCH:
+        raise ValueError(f"noise must be one of {tuple(_PATCH)}, got {noise!r}")
+    return _PATCH[noise]
+
+
+def _resolve_noise(noise):
+    """``noise`` argument -> (name, model or None)."""
+    if isinstance(noise, NoiseModel):
+        return noise.name, noise
+    if not isinstance(noise, str) or noise not in ("auto",) + NOISE_MODELS:
+        raise ValueError(
+            f"noise must be one of {('auto',) + NOISE_MODELS} or a nlm.noise.NoiseModel, got {noise!r}"
+        )
+    return noise, None
+
+
+def _floor_h(h, z, dtype):
+    """A vanishing ``h`` (no measurable noise) keeps the image as it is."""
+    if h == 0:
+        return float(np.finfo(dtype).eps) * max(1.0, float(np.abs(z).max()))
+    return h
+
+
+def _nl_means_transformed(
+    image, *, noise, model, patch_size, patch_distance, h, sigma_t, transform, h_factor,
+    channel_axis, preserve_range,
+):
+    """Non-local means of signal-dependent noise through a stabilising transform.
+
+    The image is converted like :func:`denoise_nl_means`, mapped by
+    ``transform`` (``None``: the model's default), denoised there by the
+    Gaussian filter with ``sigma_t`` (``None``: known for ``anscombe``,
+    otherwise estimated in the transformed domain) and ``h = h_factor *
+    sigma_t`` (``None``: ``H_FACTORS[transform]``), mapped back and debiased.
+    ``noise="auto"`` estimates the model first; a Gaussian estimate goes to the
+    plain filter.  Returns ``(result, info)``; ``info`` says what was used.
+    """
+    image = _as_numeric(image)
+    if not isinstance(preserve_range, (bool, np.bool_)):
+        raise TypeError(f"preserve_range must be a bool, got {preserve_range!r}")
+    x = _to_float(image, bool(preserve_range))
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
+    if channel_axis is None:
+        xc, axis = x[..., None], None
+    else:
+        axis = _check_axis(channel_axis, image.ndim)
+        xc = np.moveaxis(x, axis, -1)
+    _check_spatial(xc.ndim - 1, "image (without its channel axis)" if axis is not None else "image")
+    info = {"noise": noise}
+    if noise == "auto":
+        model = estimate_noise(xc, channel_axis=-1)
+        noise = model.name
+        info.update(noise=noise, estimated=True)
+    info["model"] = model
     if noise == "gaussian":
-        return 7, 11
-    if noise == "speckle":
-        from nlm.speckle import DEFAULT_PATCH_DISTANCE, DEFAULT_PATCH_SIZE
+        size, dist = _PATCH["gaussian"]
+        sigma = model.sigma
+        out = denoise_nl_means(
+            xc, size if patch_size is None else patch_size, dist if patch_distance is None else patch_distance,
+            None if h is None else h, sigma=sigma, channel_axis=-1,
+        )
+        info.update(sigma=sigma, h=h if h is not None else max(default_h(sigma), 0.0))
+        return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
+    size, dist = _PATCH[noise]
+    patch_size = _check_int(size if patch_size is None else patch_size, "patch_size", 1)
+    patch_distance = _check_int(dist if patch_distance is None else patch_distance, "patch_distance", 0)
+    if noise != "poisson" and float(xc.min()) < 0:
+        raise ValueError(
+            f"image must be non-negative for the {noise!r} noise model, got a minimum of {float(xc.min()):g}"
+        )
+    if transform is None:
+        transform = _TRANSFORM[noise]
+    if transform == "anscombe" and (model is None or model.name != "poisson"):
+        model = estimate_noise(xc, "poisson", channel_axis=-1)
+        info["model"] = model
+        if model.name != "poisson":  # no signal-dependent part found
+            return _nl_means_transformed(
+                image, noise="gaussian", model=model, patch_size=patch_size, patch_distance=patch_distance,
+                h=h, sigma_t=None, transform=None, h_factor=None, channel_axis=channel_axis,
+                preserve_range=preserve_range,
+            )
+    if h_factor is None:
+        h_factor = H_FACTORS[transform]
+    dtype = xc.dtype
+    x64 = xc.astype(np.float64)
+    floor = _vst.LOG_FLOOR * max(float(x64.max()), np.finfo(np.float64).tiny)
+    z = _vst.forward(x64, transform, floor=floor, model=model)
+    if sigma_t is None:
+        if transform == "anscombe":
+            sigma_t = 1.0
+        else:
+            sigma_t = float(estimate_sigma(z, channel_axis=-1, average_sigmas=True))
+    if h is None:
+        h = h_factor * sigma_t
+    h = _floor_h(h, z, dtype)
+    guided = noise in ("gamma", "poisson")
+    if guided:
+        # weights from the stabilised image, average of the intensities: the
+        # weighted mean of observations with E[y | x] = x keeps local means
+        # (no inverse transform, no bias).  The intensities ride along as extra
+        # channels scaled by eps so that they do not change the distances
+        # (the distance is a mean over channels, hence the sqrt(2)).
+        c = z.shape[-1]
+        peak = max(float(np.abs(x64).max()), np.finfo(np.float64).tiny)
+        eps = 1e-3 * max(float(np.abs(z).max()), 1.0) / peak
+        stacked = np.concatenate([z, eps * x64], axis=-1).astype(dtype)
+        r2 = np.sqrt(2.0)
+        zh = denoise_nl_means(stacked, patch_size, patch_distance, h / r2, sigma=sigma_t / r2, channel_axis=-1)
+        out = zh[..., c:].astype(np.float64) / eps
+    else:
+        zh = denoise_nl_means(z.astype(dtype), patch_size, patch_distance, h, sigma=sigma_t, channel_axis=-1)
+        out = _vst.inverse(zh.astype(np.float64), transform, model=model)
+    if transform == "sqrt" or (transform == "log" and not guided):
+        # speckle preserves the mean of every channel: restore it
+        spatial = tuple(range(out.ndim - 1))
+        m_in = x64.mean(axis=spatial)
+        m_out = out.mean(axis=spatial)
+        safe = np.where(m_out > 0, m_out, 1.0)
+        out = out * np.where(m_out > 0, m_in / safe, 1.0)
+    info.update(transform=transform, sigma=sigma_t, h=h)
+    out = out.astype(dtype, copy=False)
+    return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
 
-        return DEFAULT_PATCH_SIZE, DEFAULT_PATCH_DISTANCE
-    raise ValueError(f"noise must be 'gaussian' or 'speckle', got {noise!r}")
 
 
-def _as_numeric(image):
-    image = np.asarray(image)
-    if image.dtype == object or image.dtype.kind not in "biuf":
-        raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
-    if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape})")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError("image contains NaN or Inf values")
-    return image
+
+def _check_params(patch_size, patch_distance, h, sigma):
+    """Validate the filter parameters; returns them as int, int, float or None, float."""
+    patch_size = _check_int(patch_size, "patch_size", 1)
+    if patch_size % 2 == 0:
+        raise ValueError(f"patch_size must be odd, got {patch_size}")
+    patch_distance = _check_int(patch_distance, "patch_distance", 0)
+    sigma = _check_nonneg(sigma, "sigma")
+    if h is not None:
+        h = _check_nonneg(h, "h")
+        if h == 0:
+            raise ValueError("h must be > 0, got 0.0")
+    return patch_size, patch_distance, h, sigma
 
 
-def _check_spatial(nd, what):
-    if not 1 <= nd <= 3:
-        raise UnsupportedDimensionError(f"{what} must have 1, 2 or 3 spatial dimensions, got {nd}")
+def _check_extent(spatial, patch_size, patch_distance):
+    """The patch must fit in the image, and the window must be smaller along some axis."""
+    if patch_size > min(spatial):
+        raise ValueError(f"patch_size={patch_size} is larger than the image (spatial shape {spatial})")
+    if all(patch_distance >= n for n in spatial):
+        raise ValueError(
+            f"patch_distance={patch_distance}: the search window is larger than the image "
+            f"(spatial shape {spatial}) along every axis; use patch_distance < {max(spatial)}"
+        )
 
 
-def _check_axis(axis, ndim):
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"channel_axis must be an int or None, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"channel_axis={axis} is out of range for an image with {ndim} dimensions")
-    return int(axis) % ndim
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_nonneg(value, name, allow_inf=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if np.isnan(value) or value < 0 or (value == np.inf and not allow_inf):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        hint = " (the fifth positional argument is fast_mode, as in scikit-image; pass sigma by keyword)" if name == "fast_mode" else ""
-        raise TypeError(f"{name} must be a bool (True or False), got {value!r}{hint}")
-    return bool(value)
 
 
 def _check_params(patch_size, patch_distance, h, sigma):
@@ -313,17 +259,6 @@ def _check_params(patch_size, patch_distance, h, sigma):
         if h == 0:
             raise ValueError("h must be > 0, got 0.0")
     return patch_size, patch_distance, h, sigma
-
-
-def _to_float(image, preserve_range):
-    """scikit-image's conversion rules (see the dtype table in the README)."""
-    if image.dtype.kind == "f":
-        return image.astype(np.float32 if image.dtype.itemsize <= 4 else np.float64, copy=False)
-    if preserve_range:
-        return image.astype(np.float64)
-    from skimage.util import img_as_float
-
-    return img_as_float(image)
 
 
 def denoise_nl_means(
@@ -393,10 +328,20 @@ def denoise_nl_means(
     channel_axis : int or None, keyword-only
         Axis of the channels; the patch distance is taken jointly over all
         channels.  ``None``: grey image.
-    noise : {"gaussian", "speckle"}, keyword-only
-        ``"speckle"`` denoises multiplicative noise with
-        :func:`nlm.speckle.denoise_speckle`, which sets its own parameters
-        from the image when they are left to their defaults.
+    noise : str or nlm.noise.NoiseModel, keyword-only
+        Noise model: ``"gaussian"`` (default; additive, the filter above),
+        ``"poisson"`` (Poisson-Gaussian, through the generalised Anscombe
+        transform), ``"speckle"`` (scikit-image's multiplicative speckle,
+        through a square root: :func:`nlm.speckle.denoise_speckle`),
+        ``"gamma"`` (SAR intensity speckle: weights from the logarithm,
+        average of the intensities, so that homogeneous areas keep their
+        mean; Poisson-Gaussian likewise with the Anscombe transform),
+        ``"auto"`` (the model is estimated with :func:`nlm.estimate_noise`),
+        or a model instance (:class:`nlm.noise.Gamma` ``(looks)`` etc.) whose
+        parameters are then used instead of estimated ones.  For models other
+        than Gaussian, ``h`` is in the transformed domain and ``sigma`` is
+        not used.
+
     num_threads : int >= 1 or None, keyword-only
         Threads of the compiled kernel for this call only (clipped to
         ``numba.config.NUMBA_NUM_THREADS``); the calling thread's Numba
@@ -424,7 +369,8 @@ def denoise_nl_means(
     ValueError
         Empty image, NaN/Inf, even or non-positive ``patch_size``, negative
         ``patch_distance``, ``h <= 0`` or NaN, ``sigma`` negative, NaN or
-        infinite, unknown ``noise``, out-of-range ``channel_axis``.
+        infinite, unknown ``noise``, out-of-range ``channel_axis``, negative
+        values with a multiplicative noise model.
     UnsupportedDimensionError
         Fewer than 1 or more than 3 spatial dimensions.  A subclass of both
         ``ValueError`` and ``NotImplementedError`` (what scikit-image raises
@@ -502,33 +448,38 @@ def denoise_nl_means(
     >>> bool(np.abs(out - clean).mean() < np.abs(noisy - clean).mean())
     True
     """
-    if not isinstance(noise, str) or noise not in ("gaussian", "speckle"):
-        raise ValueError(f"noise must be 'gaussian' or 'speckle', got {noise!r}")
+    name, model = _resolve_noise(noise)
     _check_bool(fast_mode, "fast_mode")
     preserve_range = _check_bool(preserve_range, "preserve_range")
     if num_threads is not None:
         num_threads = _check_int(num_threads, "num_threads", 1)
-    default_size, default_distance = default_patch(noise)
-    patch_size = default_size if patch_size is None else patch_size
-    patch_distance = default_distance if patch_distance is None else patch_distance
     from nlm.tiling import is_dask_array
 
+    if name != "gaussian":
+        if is_dask_array(image):
+            raise ValueError(
+                f"noise={name!r} is not available for dask arrays with non-local means (the model is "
+                "estimated from the whole image); compute the array, or pass a Gaussian model"
+            )
+        if h is not None:
+            h = _check_nonneg(h, "h")
+            if h == 0:
+                raise ValueError("h must be > 0, got 0.0")
+        with _threads(num_threads):
+            return _nl_means_transformed(
+                image, noise=name, model=model, patch_size=patch_size, patch_distance=patch_distance, h=h,
+                sigma_t=None, transform=None, h_factor=None, channel_axis=channel_axis,
+                preserve_range=preserve_range,
+            )[0]
+    if model is not None and sigma == 0:
+        sigma = model.sigma
+    default_size, default_distance = default_patch("gaussian")
+    patch_size = default_size if patch_size is None else patch_size
+    patch_distance = default_distance if patch_distance is None else patch_distance
     if is_dask_array(image):
         return _denoise_dask(
-            image, patch_size, patch_distance, h, sigma, channel_axis, preserve_range, noise, num_threads
+            image, patch_size, patch_distance, h, sigma, channel_axis, preserve_range, name, num_threads
         )
-    if noise == "speckle":
-        from nlm.speckle import denoise_speckle
-
-        with _threads(num_threads):
-            return denoise_speckle(
-                image,
-                patch_size=patch_size,
-                patch_distance=patch_distance,
-                h=h,
-                channel_axis=channel_axis,
-                preserve_range=preserve_range,
-            )
     image = _as_numeric(image)
     patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
 
@@ -600,54 +551,12 @@ def _float_dtype(dtype):
     return np.dtype(np.float64)
 
 
-def _dask_checks(image, channel_axis):
-    """Validation of a dask array's dtype and shape; returns (channel axis, spatial axes)."""
-    if image.dtype == object or image.dtype.kind not in "biuf":
-        raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
-    if any(n == 0 for n in image.shape) or image.ndim == 0:
-        raise ValueError(f"image is empty (shape {image.shape})")
-    if channel_axis is None:
-        _check_spatial(image.ndim, "image")
-        return None, tuple(range(image.ndim))
-    axis = _check_axis(channel_axis, image.ndim)
-    _check_spatial(image.ndim - 1, "image (without its channel axis)")
-    return axis, tuple(a for a in range(image.ndim) if a != axis)
-
-
 def _sample_float(image, spatial_axes, preserve_range):
     """Regions of the sample (nlm.tiling.sample_regions), validated and converted."""
     from nlm.tiling import sample_regions
 
     regions = sample_regions(image, spatial_axes=spatial_axes)
     return [_to_float(_as_numeric(r), preserve_range) for r in regions]
-
-
-def _pooled_sigma(regions, axis):
-    """Per-channel pooled wavelet-MAD estimates over the regions of a sample.
-
-    One region is the whole image (the in-memory estimate); several are
-    windows, of which only the coefficients clear of their edges are used.
-    """
-    channels = [None] if axis is None else range(regions[0].shape[axis])
-    sigmas = []
-    for c in channels:
-        planes = [r if c is None else np.take(r, c, axis=axis) for r in regions]
-        details = [_detail_abs(p, valid=len(regions) > 1) for p in planes]
-        if len(regions) > 1 and sum(x.size for x in details) == 0:  # windows too thin to crop
-            details = [_detail_abs(p) for p in planes]
-        sigmas.append(_mad(details))
-    return sigmas
-
-
-def _estimate_sigma_dask(image, channel_axis, average_sigmas):
-    axis, spatial = _dask_checks(image, channel_axis)
-    from nlm.tiling import sample_regions
-
-    regions = [_as_numeric(r) for r in sample_regions(image, spatial_axes=spatial)]
-    sigmas = _pooled_sigma(regions, axis)
-    if axis is None:
-        return sigmas[0]
-    return float(np.mean(sigmas)) if average_sigmas else sigmas
 
 
 def _denoise_dask(image, patch_size, patch_distance, h, sigma, channel_axis, preserve_range, noise, num_threads):

@@ -20,42 +20,32 @@ __all__ = [
     "DEFAULT_PATCH_DISTANCE",
 ]
 
-#: transforms :func:`denoise_speckle` knows
-TRANSFORMS = ("sqrt", "log")
+from nlm.denoise import (
+    H_FACTORS as _ALL_H_FACTORS,
+    SPECKLE_TRANSFORMS as TRANSFORMS,
+    _as_numeric,
+    _check_axis,
+    _check_int,
+    _nl_means_transformed,
+    _to_float,
+    default_patch,
+)
+from nlm.noise import estimate_sigma
+from nlm.noise import transforms as _vst
 
 #: automatic ``h = H_FACTORS[transform] * sigma_t`` (``sigma_t``: noise std
 #: estimated in the transformed domain).  Tuned on the benchmark image set,
 #: see :func:`denoise_speckle` (Notes).
-H_FACTORS = {"sqrt": 0.95, "log": 0.8}
+H_FACTORS = {k: _ALL_H_FACTORS[k] for k in TRANSFORMS}
 
 #: patch side and search radius used when they are left to ``None``
-DEFAULT_PATCH_SIZE = 5
-DEFAULT_PATCH_DISTANCE = 11
-
-# log transform: values are floored at this fraction of the image's peak
-# (an 8-bit quantisation step), so that zeros (clipped speckle) stay finite
-_LOG_FLOOR = 2.0**-8
+DEFAULT_PATCH_SIZE, DEFAULT_PATCH_DISTANCE = default_patch("speckle")
 
 _KW = ("sigma", "transform", "h_factor")
 
 
-def _forward(x, transform, floor):
-    if transform == "sqrt":
-        return np.sqrt(x)
-    return np.log(np.maximum(x, floor))
-
-
-def _inverse(z, transform):
-    if transform == "sqrt":
-        z = np.maximum(z, 0)
-        return z * z
-    return np.exp(z)
-
-
 def _prepare(image, preserve_range):
     """Validate and convert ``image`` the way the Gaussian filter does."""
-    from nlm.denoise import _as_numeric, _to_float
-
     image = _as_numeric(image)
     if not isinstance(preserve_range, (bool, np.bool_)):
         raise TypeError(f"preserve_range must be a bool, got {preserve_range!r}")
@@ -71,8 +61,6 @@ def _prepare(image, preserve_range):
 
 
 def _channels_last(x, channel_axis, ndim):
-    from nlm.denoise import _check_axis
-
     if channel_axis is None:
         return x[..., None], None
     axis = _check_axis(channel_axis, ndim)
@@ -122,10 +110,8 @@ def speckle_sigma(image, *, channel_axis=None, transform="sqrt", preserve_range=
 
 
 def _sigma_t(xc, transform):
-    from nlm.denoise import estimate_sigma
-
-    floor = _LOG_FLOOR * max(float(xc.max()), np.finfo(np.float64).tiny)
-    z = _forward(xc.astype(np.float64), transform, floor)
+    floor = _vst.LOG_FLOOR * max(float(xc.max()), np.finfo(np.float64).tiny)
+    z = _vst.forward(xc.astype(np.float64), transform, floor=floor)
     return float(estimate_sigma(z, channel_axis=-1, average_sigmas=True))
 
 
@@ -278,8 +264,6 @@ def denoise_speckle(
     >>> bool(psnr(clean, out) > psnr(clean, noisy) + 4)
     True
     """
-    from nlm.denoise import _check_int, denoise_nl_means
-
     unknown = sorted(set(kw) - set(_KW))
     if unknown:
         raise TypeError(
@@ -299,38 +283,17 @@ def denoise_speckle(
         patch_distance = DEFAULT_PATCH_DISTANCE
     patch_size = _check_int(patch_size, "patch_size", 1)
     patch_distance = _check_int(patch_distance, "patch_distance", 0)
-
-    image, x = _prepare(image, preserve_range)
-    xc, axis = _channels_last(x, channel_axis, image.ndim)
-    dtype = xc.dtype
-    x64 = xc.astype(np.float64)
-
-    peak = float(x64.max())
-    floor = _LOG_FLOOR * max(peak, np.finfo(np.float64).tiny)
-    z = _forward(x64, transform, floor)
-    if sigma is None:
-        from nlm.denoise import estimate_sigma
-
-        sigma = float(estimate_sigma(z, channel_axis=-1, average_sigmas=True))
-    if h is None:
-        h = h_factor * sigma
-
-    if h == 0:
-        # no measurable noise (e.g. a constant image): a vanishing h keeps
-        # the image as it is (what the Gaussian filter does in that case too)
-        h = float(np.finfo(dtype).eps) * max(1.0, float(np.abs(z).max()))
-    zh = denoise_nl_means(
-        z.astype(dtype), patch_size, patch_distance, h, sigma=sigma, channel_axis=-1
-    )
-    out = _inverse(zh.astype(np.float64), transform)
-    # debias: speckle preserves the mean of every channel
-    spatial = tuple(range(out.ndim - 1))
-    m_in = x64.mean(axis=spatial)
-    m_out = out.mean(axis=spatial)
-    safe = np.where(m_out > 0, m_out, 1.0)
-    out = out * np.where(m_out > 0, m_in / safe, 1.0)
-
-    out = out.astype(dtype, copy=False)
-    if axis is None:
-        return out[..., 0]
-    return np.moveaxis(out, -1, axis)
+    image, _ = _prepare(image, preserve_range)
+    return _nl_means_transformed(
+        image,
+        noise="speckle",
+        model=None,
+        patch_size=patch_size,
+        patch_distance=patch_distance,
+        h=h,
+        sigma_t=sigma,
+        transform=transform,
+        h_factor=h_factor,
+        channel_axis=channel_axis,
+        preserve_range=preserve_range,
+    )[0]

@@ -259,7 +259,7 @@ def test_estimate_sigma_constant_and_channels():
         (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, sigma=np.nan), ValueError, "sigma"),
         (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, channel_axis=5), ValueError, "channel_axis"),
         (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, channel_axis=1.0), TypeError, "channel_axis"),
-        (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, noise="poisson"), ValueError, "noise"),
+        (dict(image=np.zeros((8, 8)), patch_size=3, patch_distance=2, noise="laplace"), ValueError, "noise"),
     ],
 )
 def test_bad_input(kwargs, exc, match):
@@ -280,8 +280,10 @@ def test_patch_defaults_follow_the_noise_model():
 
     assert default_patch() == (7, 11)
     assert default_patch("speckle") == (5, 11)
+    assert default_patch("poisson") == (7, 11)
+    assert default_patch("gamma") == (5, 11)
     with pytest.raises(ValueError, match="noise"):
-        default_patch("poisson")
+        default_patch("laplace")
     image = np.clip(_rng(14).random((24, 26)), 0.05, 1)
     np.testing.assert_array_equal(denoise_nl_means(image, noise="speckle"), denoise_speckle(image))
     np.testing.assert_array_equal(denoise_nl_means(image, h=0.1), denoise_nl_means(image, 7, 11, 0.1))

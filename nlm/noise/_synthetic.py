@@ -1,4 +1,4 @@
-"""Seeded noise models for benchmarks and tests.
+"""Seeded synthetic noise for benchmarks and tests (:func:`add_noise`).
 
 Three models are provided by :func:`add_noise`:
 
@@ -18,6 +18,8 @@ Three models are provided by :func:`add_noise`:
 import numbers
 
 import numpy as np
+
+from nlm.noise.models import _generator
 
 __all__ = ["add_noise", "MODELS"]
 
@@ -75,18 +77,7 @@ def _positive(value, name):
 
 
 def _rng(seed):
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        return np.random.default_rng()
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"seed must be an int, a numpy.random.Generator or None, got "
-            f"{type(seed).__name__}"
-        )
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    return np.random.default_rng(int(seed))
+    return _generator(seed)
 
 
 def add_noise(image, model="speckle", *, var=None, looks=None, seed=0, clip=True):

@@ -1,0 +1,231 @@
+"""Tests of the noise-model layer: models, samplers, blind NLF estimation,
+transforms, and the import architecture."""
+
+import ast
+import pathlib
+
+import numpy as np
+import pytest
+from skimage import data
+from skimage.util import img_as_float, random_noise
+
+from nlm.noise import (
+    Gamma,
+    Gaussian,
+    PoissonGaussian,
+    Speckle,
+    estimate_noise,
+    estimate_sigma,
+    make_model,
+    transforms,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _steps(shape=(256, 256), levels=(0.1, 0.25, 0.4, 0.55, 0.7, 0.85)):
+    """Piecewise-constant vertical stripes."""
+    x = np.empty(shape)
+    edges = np.linspace(0, shape[1], len(levels) + 1).astype(int)
+    for v, a, b in zip(levels, edges[:-1], edges[1:]):
+        x[:, a:b] = v
+    return x
+
+
+@pytest.mark.parametrize(
+    "model, coef",
+    [
+        (Gaussian(0.1), (0.01, 0, 0)),
+        (PoissonGaussian(0.02, 0.05), (0.0025, 0.02, 0)),
+        (Speckle(0.04), (0, 0, 0.04)),
+        (Gamma(4), (0, 0, 0.25)),
+    ],
+)
+def test_coefficients_and_sample_moments(model, coef):
+    np.testing.assert_allclose(model.coefficients, coef, rtol=1e-12, atol=1e-15)
+    x = np.full((400, 400), 0.4)
+    y = model.sample(x, seed=1)
+    assert y.dtype == np.float64
+    assert y.mean() == pytest.approx(0.4, abs=0.004)
+    assert y.var() == pytest.approx(model.variance(0.4), rel=0.03)
+    assert model.variance(np.array([0.0, 0.4])).shape == (2,)
+
+
+def test_speckle_sampler_is_scikit_images():
+    x = _steps((64, 80))
+    np.testing.assert_array_equal(Speckle(0.04).sample(x, seed=3), random_noise(x, "speckle", var=0.04, rng=3))
+
+
+def test_gamma_is_unclipped_and_seeded():
+    x = np.full((64, 64), 0.9)
+    y = Gamma(1).sample(x, seed=5)
+    assert y.max() > 1.5 and y.min() >= 0
+    np.testing.assert_array_equal(y, Gamma(1).sample(x, seed=5))
+    assert not np.array_equal(y, Gamma(1).sample(x, seed=6))
+    assert Gamma(1).sample(x.astype(np.float32)).dtype == np.float32
+
+
+def test_make_model_and_errors():
+    assert make_model("gamma", looks=4) == Gamma(4)
+    assert make_model("gamma", var=0.25) == Gamma(4)
+    assert make_model("speckle", var=0.04) == Speckle(0.04)
+    assert make_model("poisson", gain=0.1, sigma=0.2) == PoissonGaussian(0.1, 0.2)
+    assert make_model("gaussian", sigma=0.1) == Gaussian(0.1)
+    for kwargs, exc, word in [
+        (dict(name="laplace"), ValueError, "noise"),
+        (dict(name=3), TypeError, "noise"),
+        (dict(name="gamma"), ValueError, "looks"),
+        (dict(name="gamma", looks=0), ValueError, "looks"),
+        (dict(name="gamma", looks="4"), TypeError, "looks"),
+        (dict(name="gaussian", looks=4), ValueError, "looks"),
+        (dict(name="gamma", looks=4, var=0.2), ValueError, "either"),
+    ]:
+        with pytest.raises(exc, match=word):
+            make_model(**kwargs)
+    with pytest.raises(ValueError, match="non-negative"):
+        Gamma(2).sample(np.array([-1.0, 1.0]))
+    with pytest.raises(TypeError, match="seed"):
+        Gamma(2).sample(np.ones(4), seed="x")
+
+
+@pytest.mark.parametrize(
+    "model, name, param, rel",
+    [
+        (Gaussian(0.05), "gaussian", "sigma", 0.05),
+        (PoissonGaussian(0.02, 0.02), "poisson", "gain", 0.1),
+        (Speckle(0.04), "speckle", "var", 0.05),
+        (Gamma(1), "gamma", "looks", 0.06),
+        (Gamma(4), "gamma", "looks", 0.06),
+        (Gamma(16), "gamma", "looks", 0.06),
+    ],
+)
+def test_blind_fit_picks_the_model(model, name, param, rel):
+    y = model.sample(_steps(), seed=0)
+    est = estimate_noise(y)
+    assert est.name == name
+    assert getattr(est, param) == pytest.approx(getattr(model, param), rel=rel)
+
+
+@pytest.mark.parametrize("looks", [1, 16])
+def test_looks_on_a_natural_image_within_10_percent(looks):
+    clean = img_as_float(data.camera())[::2, ::2]
+    est = estimate_noise(Gamma(looks).sample(clean, seed=1), "gamma")
+    assert est.looks == pytest.approx(looks, rel=0.1)
+
+
+def test_textured_image_gaussian_sigma():
+    clean = img_as_float(data.brick())
+    y = Gaussian(0.1).sample(clean, seed=2)
+    assert estimate_noise(y, "gaussian").sigma == pytest.approx(0.1, rel=0.05)
+
+
+def test_zero_background_and_saturation_are_ignored():
+    x = _steps()
+    x[:, :60] = 0.0  # exactly-zero background: zero variance is signal
+    y = Gamma(4).sample(x, seed=4)
+    y[:40] = 1.0  # a saturated band
+    est = estimate_noise(y)
+    assert est.name == "gamma" and est.looks == pytest.approx(4, rel=0.1)
+
+
+def test_clipped_speckle_is_speckle():
+    clean = img_as_float(data.camera())
+    est = estimate_noise(Speckle(0.04).sample(clean, seed=0))
+    assert est.name == "speckle" and est.var == pytest.approx(0.04, rel=0.1)
+
+
+def test_small_constant_and_channels():
+    # too small for blocks: falls back to the wavelet-MAD sigma, no error
+    est = estimate_noise(np.random.default_rng(0).normal(0.5, 0.1, (10, 10)))
+    assert est.name == "gaussian" and 0.03 < est.sigma < 0.3
+    assert estimate_noise(np.full((64, 64), 0.3)).name == "gaussian"
+    assert estimate_noise(np.full((64, 64), 0.3)).sigma == 0.0
+    rgb = Gamma(4).sample(np.stack([_steps()] * 3, axis=0), seed=7)
+    est = estimate_noise(rgb, channel_axis=0)
+    assert est.name == "gamma" and est.looks == pytest.approx(4, rel=0.1)
+    vol = Gaussian(0.05).sample(np.full((24, 40, 40), 0.5), seed=8)
+    assert estimate_noise(vol).sigma == pytest.approx(0.05, rel=0.05)
+    sig = Gaussian(0.05).sample(np.full(4000, 0.5), seed=9)
+    assert estimate_noise(sig).sigma == pytest.approx(0.05, rel=0.05)
+
+
+def test_estimate_noise_errors():
+    with pytest.raises(ValueError, match="noise"):
+        estimate_noise(np.ones((8, 8)), "laplace")
+    with pytest.raises(TypeError, match="noise"):
+        estimate_noise(np.ones((8, 8)), 1)
+    with pytest.raises(ValueError, match="non-negative"):
+        estimate_noise(-np.ones((8, 8)), "gamma")
+    with pytest.raises(ValueError, match="NaN"):
+        estimate_noise(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="channel_axis"):
+        estimate_noise(np.ones((8, 8)), channel_axis=4)
+
+
+def test_estimate_sigma_is_the_gaussian_special_case():
+    y = Gaussian(0.1).sample(np.full((256, 256), 0.5), seed=0)
+    assert estimate_sigma(y) == pytest.approx(estimate_noise(y, "gaussian").sigma, rel=0.03)
+    import nlm
+    from nlm.denoise import estimate_sigma as old
+
+    assert nlm.estimate_sigma is estimate_sigma and old is estimate_sigma
+
+
+def test_transforms():
+    y = np.linspace(0.01, 2, 50)
+    for t in ("sqrt", "log"):
+        np.testing.assert_allclose(transforms.inverse(transforms.forward(y, t), t), y, rtol=1e-12)
+    assert transforms.log_bias(1) == pytest.approx(-0.5772156649, abs=1e-9)
+    m = PoissonGaussian(0.01, 0.02)
+    z = transforms.forward(m.sample(np.full((300, 300), 0.3), seed=0), "anscombe", model=m)
+    assert z.std() == pytest.approx(1.0, rel=0.03)
+    assert transforms.inverse(z, "anscombe", model=m).mean() == pytest.approx(0.3, rel=0.01)
+
+
+# ----------------------------------------------------------------- architecture
+def _imports():
+    graph = {}
+    for path in (ROOT / "nlm").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        name = ".".join(parts)
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nlm"):
+                deps.add(node.module)
+                deps.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.startswith("nlm"))
+        graph[name] = deps
+    modules = set(graph)
+    return {m: {d for d in deps if d in modules and d != m and d != "nlm"} for m, deps in graph.items()}
+
+
+def test_no_import_cycles():
+    graph = _imports()
+    state = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in graph[m]:
+            if state.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack + [m, d]))
+            if d not in state:
+                visit(d, stack + [m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+
+
+def test_noise_layer_is_at_the_bottom():
+    graph = _imports()
+    for m, deps in graph.items():
+        if m == "nlm.noise" or m.startswith("nlm.noise."):
+            bad = {d for d in deps if not (d.startswith("nlm.noise") or d in ("nlm._validate", "nlm._config", "nlm.tiling"))}
+            assert not bad, f"{m} imports {bad} from above the noise layer"
+    assert "nlm.denoise" not in {d for m, deps in graph.items() if m == "nlm.speckle" for d in ()}
+    assert "nlm.speckle" not in graph["nlm.denoise"]
