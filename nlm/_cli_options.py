@@ -11,6 +11,7 @@ This module imports only click: ``nlm --help`` must not pay for NumPy or Numba.
 import click
 
 __all__ = [
+    "PerAxisInt",
     "SectionedCommand",
     "SectionedOption",
     "filter_options",
@@ -69,28 +70,53 @@ def _option(*decls, section, **attrs):
 
 
 # -- filter parameters ------------------------------------------------------ #
-def _odd(ctx, param, value):
-    if value is not None and value % 2 == 0:
-        raise click.BadParameter(f"must be odd, got {value}", ctx=ctx, param=param)
-    return value
+class PerAxisInt(click.ParamType):
+    """An integer, or comma-separated integers, one per spatial axis (``7`` or ``1,7,7``).
+
+    Converts to an int or a tuple of ints; ``minimum`` and ``odd`` apply to
+    every entry.  The number of entries is checked against the image later
+    (it is only known once the image is read).
+    """
+
+    name = "INT[,INT...]"
+
+    def __init__(self, minimum, odd=False):
+        self.minimum = minimum
+        self.odd = odd
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, tuple)):
+            return value
+        parts = [p.strip() for p in str(value).split(",")]
+        try:
+            values = tuple(int(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not a valid integer or comma-separated list of integers", param, ctx)
+        for v in values:
+            if v < self.minimum:
+                self.fail(f"{v} is smaller than the minimum {self.minimum}", param, ctx)
+            if self.odd and v % 2 == 0:
+                self.fail(f"must be odd, got {v}", param, ctx)
+        return values[0] if len(values) == 1 else values
 
 
 patch_size_opt = _option(
     "--patch-size",
-    type=click.IntRange(min=1),
+    type=PerAxisInt(1, odd=True),
     default=None,
-    callback=_odd,
     section="Filter",
-    help="Side of the square (cubic for --volume) patches compared, in pixels; odd. "
+    help="Side of the patches compared, in pixels; odd. One value for every axis, or one "
+    "per spatial axis (1,7,7: 7x7 patches within each frame of a stack). "
     "[default: 7, or 5 with --noise speckle]",
 )
 
 patch_distance_opt = _option(
     "--patch-distance",
-    type=click.IntRange(min=0),
+    type=PerAxisInt(0),
     default=None,
     section="Filter",
-    help="Search radius: patches up to this many pixels away are compared. [default: 11]",
+    help="Search radius: patches up to this many pixels away are compared. One value, or one "
+    "per spatial axis (2,7,7: 2 frames either side, 7 pixels in y and x). [default: 11]",
 )
 
 h_opt = _option(

@@ -29,6 +29,13 @@ the padded image, ``channels + 1`` accumulator planes, the output, and per
 band ``n_offsets`` state rows (capped at 1 MiB by splitting wide images into
 column strips).
 
+The row kernel (:func:`_rows_accumulate`) takes two images: a frame against
+itself (the half window) or two frames against each other (every offset, each
+pair's weight going to both frames).  :class:`FramePairs` wraps it; 4-D and
+higher images (:func:`_nl_means_frames`) are 2-D frames compared with the
+frames within the window on the leading axes, a patch that extends over those
+axes entering as extra distance channels.
+
 Volumes (:func:`_nlm_bands`) work per row band and per offset on whole band
 buffers: differences, box sums by running sums along y, z and x, weights,
 then accumulation into band-private accumulators with a halo of the window
@@ -535,18 +542,23 @@ def _pad_rows(img, ry, rx, ex):
 
 
 @njit(**JIT_BORROW)
-def _nlm_row(padded, cs, wb, ring, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma):
-    """All the offsets of image row ``y`` in the strip ``[x0, x0 + n)`` (see :func:`_nlm_rows`).
+def _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma):
+    """All the offsets of row ``y`` of ``pa`` against ``pb`` in the strip ``[x0, x0 + n)``.
 
-    Compiled without reference counting: the views it takes of its arguments
-    would otherwise cost atomic operations on shared counters in the hot loop.
+    See :func:`_rows_accumulate`: ``p`` in ``pa`` accumulates into the ring
+    ``ra``, ``p + t`` in ``pb`` into ``rb`` (the same arrays for an image
+    against itself).  ``pa``/``pb`` hold ``F`` distance channels; the first
+    ``C = ra.shape[0] - 1`` of them are the values.  Compiled without
+    reference counting: the views it takes of its arguments would otherwise
+    cost atomic operations on shared counters in the hot loop.
     """
     _wide_vectors()
-    C = padded.shape[0]
-    Y = padded.shape[1] - 2 * ry
-    X = padded.shape[2] - 2 * rx - 2 * ex
+    F = pa.shape[0]
+    C = ra.shape[0] - 1
+    Y = pa.shape[1] - 2 * ry
+    X = pa.shape[2] - 2 * rx - 2 * ex
     K = _GROUP
-    R = ring.shape[1]
+    R = ra.shape[1]
     W = n + 2 * rx
     for g in range(groups.shape[0]):
         ty = groups[g, 0]
@@ -567,17 +579,17 @@ def _nlm_row(padded, cs, wb, ring, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv
             # (fused for one channel, a second pass otherwise)
             slide = y + 1 < y1 and y + 1 + ty < Y
             yn = y + 1 + 2 * ry if slide else y  # the row entering (unused without slide)
-            a1 = padded[0, yn, ex + x0 : ex + x0 + W]
-            b1 = padded[0, yn + ty, ex + x0 + tx : ex + x0 + tx + W]
-            a0 = padded[0, y, ex + x0 : ex + x0 + W]
-            b0 = padded[0, y + ty, ex + x0 + tx : ex + x0 + tx + W]
-            _row_weights(row, wk, n, rx, inv_norm, var2, gamma, slide and C == 1, a1, b1, a0, b0)
-            if slide and C > 1:
-                for c in range(C):
-                    a1 = padded[c, y + 1 + 2 * ry, ex + x0 : ex + x0 + W]
-                    b1 = padded[c, y + 1 + 2 * ry + ty, ex + x0 + tx : ex + x0 + tx + W]
-                    a0 = padded[c, y, ex + x0 : ex + x0 + W]
-                    b0 = padded[c, y + ty, ex + x0 + tx : ex + x0 + tx + W]
+            a1 = pa[0, yn, ex + x0 : ex + x0 + W]
+            b1 = pb[0, yn + ty, ex + x0 + tx : ex + x0 + tx + W]
+            a0 = pa[0, y, ex + x0 : ex + x0 + W]
+            b0 = pb[0, y + ty, ex + x0 + tx : ex + x0 + tx + W]
+            _row_weights(row, wk, n, rx, inv_norm, var2, gamma, slide and F == 1, a1, b1, a0, b0)
+            if slide and F > 1:
+                for c in range(F):
+                    a1 = pa[c, y + 1 + 2 * ry, ex + x0 : ex + x0 + W]
+                    b1 = pb[c, y + 1 + 2 * ry + ty, ex + x0 + tx : ex + x0 + tx + W]
+                    a0 = pa[c, y, ex + x0 : ex + x0 + W]
+                    b0 = pb[c, y + ty, ex + x0 + tx : ex + x0 + tx + W]
                     for i in range(W):
                         _slide(row, i, a1, b1, a0, b0)
             # pairs that leave the image weigh nothing
@@ -591,22 +603,22 @@ def _nlm_row(padded, cs, wb, ring, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv
         w1 = wb[1, K : K + n]
         w2 = wb[2, K : K + n]
         w3 = wb[3, K : K + n]
-        den = ring[C, s0, wx : wx + n]
-        num = ring[0, s0, wx : wx + n]
+        den = ra[C, s0, wx : wx + n]
+        num = ra[0, s0, wx : wx + n]
         p = ex + rx + x0 + t0
-        v0 = padded[0, y + ry + ty, p : p + n]
-        v1 = padded[0, y + ry + ty, p + 1 : p + 1 + n]
-        v2 = padded[0, y + ry + ty, p + 2 : p + 2 + n]
-        v3 = padded[0, y + ry + ty, p + 3 : p + 3 + n]
+        v0 = pb[0, y + ry + ty, p : p + n]
+        v1 = pb[0, y + ry + ty, p + 1 : p + 1 + n]
+        v2 = pb[0, y + ry + ty, p + 2 : p + 2 + n]
+        v3 = pb[0, y + ry + ty, p + 3 : p + 3 + n]
         for i in range(n):
             den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
             num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
         for c in range(1, C):
-            num = ring[c, s0, wx : wx + n]
-            v0 = padded[c, y + ry + ty, p : p + n]
-            v1 = padded[c, y + ry + ty, p + 1 : p + 1 + n]
-            v2 = padded[c, y + ry + ty, p + 2 : p + 2 + n]
-            v3 = padded[c, y + ry + ty, p + 3 : p + 3 + n]
+            num = ra[c, s0, wx : wx + n]
+            v0 = pb[c, y + ry + ty, p : p + n]
+            v1 = pb[c, y + ry + ty, p + 1 : p + 1 + n]
+            v2 = pb[c, y + ry + ty, p + 2 : p + 2 + n]
+            v3 = pb[c, y + ry + ty, p + 3 : p + 3 + n]
             for i in range(n):
                 num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
         # ... and p + t_k = (y + ty, x0 + m + t0), m = i + k, accumulates w_k v(p)
@@ -615,31 +627,31 @@ def _nlm_row(padded, cs, wb, ring, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv
         w1 = wb[1, K - 1 : K - 1 + m1]
         w2 = wb[2, K - 2 : K - 2 + m1]
         w3 = wb[3, K - 3 : K - 3 + m1]
-        den = ring[C, s1, wx + t0 : wx + t0 + m1]
-        num = ring[0, s1, wx + t0 : wx + t0 + m1]
+        den = rb[C, s1, wx + t0 : wx + t0 + m1]
+        num = rb[0, s1, wx + t0 : wx + t0 + m1]
         p = ex + rx + x0
-        v0 = padded[0, y + ry, p : p + m1]
-        v1 = padded[0, y + ry, p - 1 : p - 1 + m1]
-        v2 = padded[0, y + ry, p - 2 : p - 2 + m1]
-        v3 = padded[0, y + ry, p - 3 : p - 3 + m1]
+        v0 = pa[0, y + ry, p : p + m1]
+        v1 = pa[0, y + ry, p - 1 : p - 1 + m1]
+        v2 = pa[0, y + ry, p - 2 : p - 2 + m1]
+        v3 = pa[0, y + ry, p - 3 : p - 3 + m1]
         for i in range(m1):
             den[i] += (w0[i] + w1[i]) + (w2[i] + w3[i])
             num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
         for c in range(1, C):
-            num = ring[c, s1, wx + t0 : wx + t0 + m1]
-            v0 = padded[c, y + ry, p : p + m1]
-            v1 = padded[c, y + ry, p - 1 : p - 1 + m1]
-            v2 = padded[c, y + ry, p - 2 : p - 2 + m1]
-            v3 = padded[c, y + ry, p - 3 : p - 3 + m1]
+            num = rb[c, s1, wx + t0 : wx + t0 + m1]
+            v0 = pa[c, y + ry, p : p + m1]
+            v1 = pa[c, y + ry, p - 1 : p - 1 + m1]
+            v2 = pa[c, y + ry, p - 2 : p - 2 + m1]
+            v3 = pa[c, y + ry, p - 3 : p - 3 + m1]
             for i in range(m1):
                 num[i] = _fma(w0[i], v0[i], _fma(w1[i], v1[i], _fma(w2[i], v2[i], _fma(w3[i], v3[i], num[i]))))
 
 
 @njit(**JIT_BORROW)
-def _start_sums(padded, cs, offsets, y0, x0, W, ry, ex):
-    """cs[o, :W]: vertical patch sums of the squared differences for image row y0."""
-    C = padded.shape[0]
-    Y = padded.shape[1] - 2 * ry
+def _start_sums(pa, pb, cs, offsets, y0, x0, W, ry, ex):
+    """cs[o, :W]: vertical patch sums of the squared differences of ``pa`` and ``pb`` for row y0."""
+    C = pa.shape[0]
+    Y = pa.shape[1] - 2 * ry
     for o in range(offsets.shape[0]):
         ty = offsets[o, 0]
         tx = offsets[o, 1]
@@ -650,8 +662,8 @@ def _start_sums(padded, cs, offsets, y0, x0, W, ry, ex):
             row[i] = 0
         for k in range(2 * ry + 1):  # padded rows y0 .. y0 + 2 ry
             for c in range(C):
-                a = padded[c, y0 + k, ex + x0 : ex + x0 + W]
-                b = padded[c, y0 + k + ty, ex + x0 + tx : ex + x0 + tx + W]
+                a = pa[c, y0 + k, ex + x0 : ex + x0 + W]
+                b = pb[c, y0 + k + ty, ex + x0 + tx : ex + x0 + tx + W]
                 for i in range(W):
                     d = a[i] - b[i]
                     row[i] = _fma(d, d, row[i])
@@ -671,15 +683,23 @@ def _drain(dst, y, ring, s, offset, c0, c1):
 
 
 @njit(**JIT_PARALLEL)
-def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm, var2, gamma):
-    """Non-local means of a 2-D (or 1-D) image, streaming rows.
+def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm,
+                     var2, gamma):
+    """Non-local means sums of the pairs (p in ``pa``, p + t in ``pb``), streaming rows.
 
-    padded : (C, Y + 2 ry, X + 2 rx + 2 ex), reflect-padded image (patch
-        radii ry, rx) with ``ex`` more columns of zeros on each side
-    offsets : (n, 2) int64, half window (ty, tx) > 0 lexicographically, ty >= 0
+    pa, pb : (F, Y + 2 ry, X + 2 rx + 2 ex), reflect-padded images (patch
+        radii ry, rx) with ``ex`` more columns of zeros on each side; ``F``
+        distance channels, of which the first ``C`` are the values
+    acc_a, acc_b : (C + 1, Y, X), numerators (planes ``:C``) and
+        denominators (plane ``C``) of ``pa`` and ``pb``, added to in place;
+        ``same``: ``pb`` is ``pa`` and ``acc_b`` is ``acc_a``
+    offsets : (n, 2) int64, offsets (ty, tx) with ty >= 0 (ty = 0: tx >= 0)
     groups : (ng, 4) int64, runs of ``_GROUP`` offsets sharing ty with
         consecutive tx: (ty, tx of the first, count, index of the first)
-    Returns the filtered image (C, Y, X).
+
+    Every pair's weight goes to both of its pixels.  An image against itself
+    (``same``) takes the half window (t > 0 lexicographically); two frames
+    take t = 0 and the half window one way and the half window the other way.
 
     Threads take bands of rows; each band walks its rows top to bottom, in
     column strips.  Per offset the band keeps ``cs``, the vertical patch sums
@@ -689,30 +709,30 @@ def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm
     is in cache.  Weights are computed over the whole strip width and set to
     0 where the pair leaves the image (so every loop has the same length), and
     the ``_GROUP`` offsets of a group accumulate in one pass over the
-    accumulator rows.  Accumulators live in a ring of ``wy + 1`` rows (row
+    accumulator rows.  Accumulators live in rings of ``wy + 1`` rows (row
     ``y`` is complete once row ``y`` has been processed, since the first pixel
     of every pair is above or left of its second); complete rows go to the
-    result, the last ``wy`` rows of a band to a per-band overflow added
+    accumulators, the last ``wy`` rows of a band to a per-band overflow added
     afterwards.
     """
     _wide_vectors()
-    C = padded.shape[0]
-    Y = padded.shape[1] - 2 * ry
-    X = padded.shape[2] - 2 * rx - 2 * ex
-    dt = padded.dtype
+    C = acc_a.shape[0] - 1
+    Y = pa.shape[1] - 2 * ry
+    X = pa.shape[2] - 2 * rx - 2 * ex
+    dt = pa.dtype
     K = _GROUP
     n_off = offsets.shape[0]
     nb = (Y + band - 1) // band
     ns = (X + strip - 1) // strip
     R = wy + 1
     sw = min(strip, X)
-    acc = np.zeros((C + 1, Y, X), dt)  # plane C: the denominators
     ovf = np.zeros((nb, C + 1, wy, X), dt)
     for b in prange(nb):
         y0 = b * band
         y1 = min(Y, y0 + band)
         cs = np.empty((n_off, sw + 2 * rx), dt)
-        ring = np.zeros((C + 1, R, sw + 2 * wx + K), dt)
+        rb = np.zeros((C + 1, R, sw + 2 * wx + K), dt)
+        ra = rb if same else np.zeros((C + 1, R, sw + 2 * wx + K), dt)
         wb = np.zeros((K, sw + 2 * K), dt)  # weights at [K, K + n), zeros around
         for s in range(ns):
             x0 = s * strip
@@ -722,15 +742,17 @@ def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm
             for k in range(K):
                 for i in range(K + n, sw + 2 * K):
                     wb[k, i] = 0
-            _start_sums(padded, cs, offsets, y0, x0, W, ry, ex)
+            _start_sums(pa, pb, cs, offsets, y0, x0, W, ry, ex)
             for y in range(y0, y1):
                 s0 = y % R
-                _nlm_row(padded, cs, wb, ring, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
+                _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
                 # row y is complete for this strip
-                _drain(acc, y, ring, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
-            # rows y1 .. y1 + wy - 1 belong to the next band(s)
+                _drain(acc_b, y, rb, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+                if not same:
+                    _drain(acc_a, y, ra, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+            # rows y1 .. y1 + wy - 1 of pb belong to the next band(s)
             for k in range(min(wy, Y - y1)):
-                _drain(ovf[b], k, ring, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+                _drain(ovf[b], k, rb, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
     for b in range(nb):
         y1 = min(Y, (b + 1) * band)
         for k in range(wy):
@@ -738,11 +760,18 @@ def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm
                 break
             for c in range(C + 1):
                 for x in range(X):
-                    acc[c, y1 + k, x] += ovf[b, c, k, x]
-    out = np.empty((C, Y, X), dt)
-    one = gamma / gamma
+                    acc_b[c, y1 + k, x] += ovf[b, c, k, x]
+
+
+@njit(**JIT_PARALLEL)
+def _rows_finish(acc, padded, ry, rx, ex, one):
+    """(C, Y, X) result from the sums: the pixel itself adds weight ``one`` (distance 0)."""
+    _wide_vectors()
+    C = acc.shape[0] - 1
+    Y = acc.shape[1]
+    X = acc.shape[2]
+    out = np.empty((C, Y, X), acc.dtype)
     for y in prange(Y):
-        # the pixel itself: distance 0, weight 1
         den = acc[C, y]
         for c in range(C):
             num = acc[c, y]
@@ -751,6 +780,21 @@ def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm
             for x in range(X):
                 dst[x] = (num[x] + v[x]) / (den[x] + one)
     return out
+
+
+def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm, var2, gamma):
+    """Non-local means of a 2-D (or 1-D) image, streaming rows: (C, Y, X).
+
+    padded : (C, Y + 2 ry, X + 2 rx + 2 ex) (see :func:`_rows_accumulate`);
+    offsets, groups: the half window (t > 0 lexicographically).
+    """
+    C = padded.shape[0]
+    Y = padded.shape[1] - 2 * ry
+    X = padded.shape[2] - 2 * rx - 2 * ex
+    acc = np.zeros((C + 1, Y, X), padded.dtype)
+    _rows_accumulate(padded, padded, acc, acc, True, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm,
+                     var2, gamma)
+    return _rows_finish(acc, padded, ry, rx, ex, padded.dtype.type(1))
 
 
 def _offset_groups(offsets):
@@ -840,39 +884,13 @@ def _row_tiles(Y, X, n_off, r, dtype, state_bytes=1 << 20):
     return int(band), int(-(-X // ns))
 
 
-def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
-    """Non-local means of a channel-last map with the compiled kernel.
-
-    Parameters
-    ----------
-    x : ndarray, shape (*spatial, C), float32 or float64
-        Finite values (validated by the caller).
-    patch_size : int, odd, or a tuple of one odd size per spatial axis
-    window : tuple of int, one radius per spatial axis
-    h, sigma : float
-        ``h`` may be ``inf`` (every weight 1).
-    spatial_ndim : int, 1 to 3
-
-    Returns
-    -------
-    ndarray, same shape and dtype as ``x``.
-    """
-    # any byte order; float16 computes in float32
-    dtype = np.dtype(np.float32 if x.dtype.kind == "f" and x.dtype.itemsize <= 4 else np.float64)
-    typ = dtype.type
-    spatial = x.shape[:spatial_ndim]
-    C = x.shape[-1]
-    sizes = (patch_size,) * spatial_ndim if np.ndim(patch_size) == 0 else tuple(patch_size)
-    radii = (0,) * (3 - spatial_ndim) + tuple(int(p) // 2 for p in sizes)
-    # channel-first (C, Z, Y, X), missing spatial axes of size 1
-    pad3 = (1,) * (3 - spatial_ndim) + tuple(spatial)
-    win = (0,) * (3 - spatial_ndim) + tuple(window)
-    # a window wider than the image adds no pairs; clip it
-    win = tuple(min(w, n - 1) for w, n in zip(win, pad3))
+def _scalars(patch, C, h, sigma, dtype):
+    """(inv_norm, 2 sigma^2, gamma) in the kernel's float type; ``h`` may be ``inf``."""
+    typ = np.dtype(dtype).type
     info = np.finfo(dtype)
     gamma = INV_LN2 / h / h if h > 0 else np.inf
-    scalars = (
-        typ(1.0 / float(np.prod([2 * r + 1 for r in radii]) * C)),
+    return (
+        typ(1.0 / float(np.prod(patch, dtype=np.float64) * C)),
         typ(min(2.0 * sigma * sigma, float(info.max))),
         # exp(-a / h^2) = 2^-(a gamma) with gamma = 1 / (h^2 ln 2), clamped to
         # the finite normal range: a tiny h must give weights 0 (or exactly 1
@@ -880,18 +898,199 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
         # gives weights 1 (the kernels also divide gamma by itself for a 1)
         typ(min(max(gamma, float(info.tiny)), float(info.max))),
     )
+
+
+class FramePairs:
+    """Non-local means between 2-D frames with the row-streaming kernel.
+
+    The building block of the N-D path and of video: frames are (F, Y, X)
+    channel-first arrays whose first ``C`` channels are the values and all
+    ``F`` channels enter the patch distance (for a patch that extends over
+    leading axes, the frames at the patch's other positions are stacked after
+    the centre frame).  :meth:`self_pair` adds the pairs of a frame with
+    itself, :meth:`cross_pair` those of two different frames (each pair's
+    weight goes to both), :meth:`finish` divides.
+
+    Parameters
+    ----------
+    shape : (Y, X)
+    ry, rx : patch radii along y and x
+    wy, wx : search radii along y and x (clipped to the frame)
+    C : value channels
+    h, sigma : filter parameters; ``norm``: patch pixels times distance
+        channels (the divisor of the summed squared differences)
+    dtype : float32 or float64
+    """
+
+    def __init__(self, shape, ry, rx, wy, wx, C, h, sigma, norm, dtype):
+        Y, X = shape
+        self.ry, self.rx = ry, rx
+        self.wy, self.wx = min(wy, Y - 1), min(wx, X - 1)
+        self.ex = self.wx + _GROUP
+        self.C = C
+        self.dtype = np.dtype(dtype)
+        self.shape = (Y, X)
+        self.half, self.half_groups = _row_offsets(self.wy, self.wx)
+        self.full, self.full_groups = _cross_offsets(self.wy, self.wx)
+        self.band, self.strip = _row_tiles(Y, X, self.full.shape[0], rx, dtype)
+        self.scalars = _scalars((norm,), 1, h, sigma, dtype)
+
+    def pad(self, img):
+        """(F, Y, X) -> the padded layout of the kernel (reflect, then zero columns)."""
+        return _pad_rows(np.ascontiguousarray(img, dtype=self.dtype), self.ry, self.rx, self.ex)
+
+    def zeros(self):
+        """A fresh accumulator (C + 1, Y, X)."""
+        return np.zeros((self.C + 1,) + self.shape, self.dtype)
+
+    def _run(self, pa, pb, acc_a, acc_b, same, offsets, groups):
+        _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, self.ry, self.rx, self.ex, self.wy,
+                         self.wx, self.band, self.strip, *self.scalars)
+
+    def self_pair(self, pa, acc):
+        """Pairs within one padded frame (the half window, symmetric)."""
+        if self.half.shape[0]:
+            self._run(pa, pa, acc, acc, True, self.half, self.half_groups)
+
+    def cross_pair(self, pa, pb, acc_a, acc_b):
+        """Pairs (p in ``pa``, q in ``pb``) over the whole window, both accumulated."""
+        self._run(pa, pb, acc_a, acc_b, False, self.full, self.full_groups)
+        if self.half.shape[0]:
+            self._run(pb, pa, acc_b, acc_a, False, self.half, self.half_groups)
+
+    def finish(self, acc, pa):
+        """(C, Y, X) result of a frame: its own pixel adds weight 1."""
+        return _rows_finish(acc, pa, self.ry, self.rx, self.ex, self.dtype.type(1))
+
+
+@functools.lru_cache(maxsize=64)
+def _cross_offsets(wy, wx):
+    """t = 0 and the half window (ty, tx), with groups: one direction of a pair of frames."""
+    half = _half_offsets((0, wy, wx))[:, 1:]
+    offsets = np.ascontiguousarray(np.concatenate([np.zeros((1, 2), np.int64), half]))
+    groups = _offset_groups(offsets)
+    offsets.flags.writeable = False
+    groups.flags.writeable = False
+    return offsets, groups
+
+
+def _reflect_index(i, n):
+    """NumPy ``reflect`` padding index (Python ints)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i %= period
+    return period - i if i >= n else i
+
+
+def _lead_offsets(radii):
+    """Offsets of the leading axes with t > 0 lexicographically (list of tuples)."""
+    out = []
+    for t in np.ndindex(*[2 * r + 1 for r in radii]):
+        t = tuple(int(a - r) for a, r in zip(t, radii))
+        if any(t) and next(a for a in t if a) > 0:
+            out.append(t)
+    return out
+
+
+def _nl_means_frames(img, patch, window, h, sigma, dtype):
+    """N-D non-local means as 2-D frames (the last two axes) against each other.
+
+    img : (C, *lead, Y, X) channel-first, float; patch, window: one size /
+    radius per spatial axis.  Each frame is compared with itself and with
+    every frame within the window on the leading axes (each pair once, its
+    weights serving both frames); the patch extent on the leading axes is
+    stacked into distance channels.  Memory: the padded image, ``C + 1``
+    accumulator volumes, and one frame's stack per frame of a pair.
+    """
+    C = img.shape[0]
+    lead = img.shape[1:-2]
+    Y, X = img.shape[-2:]
+    lr = tuple(p // 2 for p in patch[:-2])
+    lw = tuple(min(w, n - 1) for w, n in zip(window[:-2], lead))
+    F = C * int(np.prod([2 * r + 1 for r in lr]))
+    fp = FramePairs((Y, X), patch[-2] // 2, patch[-1] // 2, window[-2], window[-1], C, h, sigma,
+                    int(np.prod(patch)) * C, dtype)
+    # the patch offsets on the leading axes, centre first (its channels are the values)
+    ks = sorted(np.ndindex(*[2 * r + 1 for r in lr]), key=lambda k: k != tuple(lr))
+    padded_frames = {}
+
+    def stack(i):
+        if i not in padded_frames:
+            parts = []
+            for k in ks:
+                j = tuple(_reflect_index(a + b - r, n) for a, b, r, n in zip(i, k, lr, lead))
+                parts.append(img[(slice(None),) + j])
+            padded_frames[i] = fp.pad(np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0])
+        return padded_frames[i]
+
+    acc = {}
+    out = np.empty((C,) + tuple(lead) + (Y, X), fp.dtype)
+    offsets = _lead_offsets(lw)
+    order = list(np.ndindex(*lead))
+    pos = {i: n for n, i in enumerate(order)}
+    for n, i in enumerate(order):
+        pa = stack(i)
+        acc_i = acc.setdefault(i, fp.zeros())
+        fp.self_pair(pa, acc_i)
+        for t in offsets:
+            j = tuple(a + b for a, b in zip(i, t))
+            if all(0 <= a < m for a, m in zip(j, lead)):
+                fp.cross_pair(pa, stack(j), acc_i, acc.setdefault(j, fp.zeros()))
+        out[(slice(None),) + i] = fp.finish(acc.pop(i), pa)
+        # frames before every offset's reach are done with: free their stacks
+        for k in list(padded_frames):
+            if pos[k] <= n and k not in acc:
+                del padded_frames[k]
+    return out
+
+
+def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
+    """Non-local means of a channel-last map with the compiled kernel.
+
+    Parameters
+    ----------
+    x : ndarray, shape (*spatial, C), float32 or float64
+        Finite values (validated by the caller).
+    patch_size : int or tuple of int, odd, one per spatial axis
+    window : tuple of int, one radius per spatial axis
+    h, sigma : float
+        ``h`` may be ``inf`` (every weight 1).
+    spatial_ndim : int >= 1
+
+    Returns
+    -------
+    ndarray, same shape and dtype as ``x``.
+    """
+    # any byte order; float16 computes in float32
+    dtype = np.dtype(np.float32 if x.dtype.kind == "f" and x.dtype.itemsize <= 4 else np.float64)
+    spatial = x.shape[:spatial_ndim]
+    C = x.shape[-1]
+    patch = (int(patch_size),) * spatial_ndim if np.ndim(patch_size) == 0 else tuple(int(p) for p in patch_size)
+    window = tuple(int(w) for w in window)
+    if spatial_ndim > 3:
+        img = np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=dtype)
+        out = _nl_means_frames(img, patch, window, h, sigma, dtype)
+        return np.moveaxis(out, 0, -1)
+    # channel-first (C, Z, Y, X), missing spatial axes of size 1
+    pad3 = (1,) * (3 - spatial_ndim) + tuple(spatial)
+    win = (0,) * (3 - spatial_ndim) + window
+    radii = (0,) * (3 - spatial_ndim) + tuple(p // 2 for p in patch)
+    # a window wider than the image adds no pairs; clip it
+    win = tuple(min(w, n - 1) for w, n in zip(win, pad3))
+    scalars = _scalars(patch, C, h, sigma, dtype)
     if spatial_ndim <= 2:
-        ry, r = radii[1], radii[2]
+        ry, rx = radii[1], radii[2]
         offsets, groups = _row_offsets(win[1], win[2])
-        band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], r, dtype)
+        band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], rx, dtype)
         ex = win[2] + _GROUP
         img = np.moveaxis(x, -1, 0).reshape((C, pad3[1], pad3[2]))
         out = _nlm_rows(
-            _pad_rows(np.ascontiguousarray(img, dtype=dtype), ry, r, ex),
+            _pad_rows(np.ascontiguousarray(img, dtype=dtype), ry, rx, ex),
             offsets,
             groups,
             ry,
-            r,
+            rx,
             ex,
             win[1],
             win[2],

@@ -30,8 +30,8 @@ def _as_numeric(image):
 
 
 def _check_spatial(nd, what):
-    if not 1 <= nd <= 3:
-        raise UnsupportedDimensionError(f"{what} must have 1, 2 or 3 spatial dimensions, got {nd}")
+    if nd < 1:
+        raise UnsupportedDimensionError(f"{what} must have at least 1 spatial dimension, got {nd}")
 
 
 def _check_axis(axis, ndim):
@@ -48,6 +48,31 @@ def _check_int(value, name, minimum):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def _check_geometry(value, name, minimum):
+    """An int, or a sequence of ints (one per spatial axis, checked later): ints >= minimum."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) not in (0, 1):
+        raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
+    if np.ndim(value) == 0:
+        return _check_int(value, name, minimum)
+    values = tuple(value)
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    return tuple(_check_int(v, name, minimum) for v in values)
+
+
+def _per_axis(value, name, spatial, what=""):
+    """``value`` expanded to one entry per spatial axis (a tuple must have one per axis)."""
+    nd = len(spatial)
+    if isinstance(value, tuple):
+        if len(value) != nd:
+            raise ValueError(
+                f"{name}={value!r} has {len(value)} entries, but the image has {nd} spatial "
+                f"dimensions (spatial shape {spatial}{what})"
+            )
+        return value
+    return (value,) * nd
 
 
 def _check_nonneg(value, name, allow_inf=False):

@@ -16,9 +16,11 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     _as_numeric,
     _check_bool,
     _check_axis,
+    _check_geometry,
     _check_int,
     _check_nonneg,
     _check_spatial,
+    _per_axis,
     _to_float,
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, estimate_noise, estimate_sigma
@@ -158,8 +160,8 @@ def _nl_means_transformed(
         info.update(sigma=sigma, h=h if h is not None else max(default_h(sigma), 0.0))
         return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
     size, dist = _PATCH[noise]
-    patch_size = _check_int(size if patch_size is None else patch_size, "patch_size", 1)
-    patch_distance = _check_int(dist if patch_distance is None else patch_distance, "patch_distance", 0)
+    patch_size = _check_geometry(size if patch_size is None else patch_size, "patch_size", 1)
+    patch_distance = _check_geometry(dist if patch_distance is None else patch_distance, "patch_distance", 0)
     if noise != "poisson" and float(xc.min()) < 0:
         raise ValueError(
             f"image must be non-negative for the {noise!r} noise model, got a minimum of {float(xc.min()):g}"
@@ -220,39 +222,14 @@ def _nl_means_transformed(
 
 
 
-def _check_params(patch_size, patch_distance, h, sigma):
-    """Validate the filter parameters; returns them as int, int, float or None, float."""
-    patch_size = _check_int(patch_size, "patch_size", 1)
-    if patch_size % 2 == 0:
-        raise ValueError(f"patch_size must be odd, got {patch_size}")
-    patch_distance = _check_int(patch_distance, "patch_distance", 0)
-    sigma = _check_nonneg(sigma, "sigma")
-    if h is not None:
-        h = _check_nonneg(h, "h")
-        if h == 0:
-            raise ValueError("h must be > 0, got 0.0")
-    return patch_size, patch_distance, h, sigma
-
-
-def _check_extent(spatial, patch_size, patch_distance):
-    """The patch must fit in the image, and the window must be smaller along some axis."""
-    if patch_size > min(spatial):
-        raise ValueError(f"patch_size={patch_size} is larger than the image (spatial shape {spatial})")
-    if all(patch_distance >= n for n in spatial):
-        raise ValueError(
-            f"patch_distance={patch_distance}: the search window is larger than the image "
-            f"(spatial shape {spatial}) along every axis; use patch_distance < {max(spatial)}"
-        )
-
-
 
 
 def _check_params(patch_size, patch_distance, h, sigma):
-    """Validate the filter parameters; returns them as int, int, float or None, float."""
-    patch_size = _check_int(patch_size, "patch_size", 1)
-    if patch_size % 2 == 0:
+    """Validate the filter parameters; returns them as int or tuple, int or tuple, float or None, float."""
+    patch_size = _check_geometry(patch_size, "patch_size", 1)
+    if any(p % 2 == 0 for p in np.atleast_1d(patch_size)):
         raise ValueError(f"patch_size must be odd, got {patch_size}")
-    patch_distance = _check_int(patch_distance, "patch_distance", 0)
+    patch_distance = _check_geometry(patch_distance, "patch_distance", 0)
     sigma = _check_nonneg(sigma, "sigma")
     if h is not None:
         h = _check_nonneg(h, "h", allow_inf=True)
@@ -274,7 +251,7 @@ def denoise_nl_means(
     noise="gaussian",
     num_threads=None,
 ):
-    """Non-local means denoising of 1-D, 2-D or 3-D images, grey or multichannel.
+    """Non-local means denoising of N-D images (1-D to 4-D and beyond), grey or multichannel.
 
     Each pixel becomes the weighted mean of the pixels in its search window,
     weighted by the similarity of the patches around them:
@@ -282,30 +259,35 @@ def denoise_nl_means(
         u(i) = sum_j w(i, j) v(j) / sum_j w(i, j),
         w(i, j) = exp(-max(d^2(P_i, P_j) - 2 sigma^2, 0) / h^2)
 
-    with ``d^2`` the mean squared difference of the two ``patch_size^D``
-    patches over all channels.  The signature is scikit-image's
+    with ``d^2`` the mean squared difference of the two patches over all
+    channels.  The signature is scikit-image's
     (``image, patch_size, patch_distance, h, fast_mode, sigma``, then
     keyword-only arguments), so positional calls port unchanged.
 
     Parameters
     ----------
     image : array_like
-        1-D, 2-D or 3-D image, with one extra channel axis if ``channel_axis``
-        is given.  Real numeric dtype; no NaN/Inf.
-    patch_size : int, odd, >= 1, or None
-        Side of the (square / cubic) patches.  ``None``: the noise model's
-        default (:func:`default_patch`): 7 for Gaussian noise, 5 for speckle.
+        1-D, 2-D, 3-D or 4-D (or higher) image, with one extra channel axis
+        if ``channel_axis`` is given.  Real numeric dtype; no NaN/Inf.
+    patch_size : int or tuple of int, odd, >= 1, or None
+        Side of the patches: one for every spatial axis (square / cubic
+        patches), or a tuple with one per spatial axis (e.g. ``(1, 7, 7)``
+        for 7x7 patches within each frame of a T x H x W clip, or
+        anisotropic voxels).  ``None``: the noise model's default
+        (:func:`default_patch`): 7 for Gaussian noise, 5 for speckle.
         Images smaller than the patch are accepted: along an axis of ``n``
         pixels the patch radius is clipped to ``n - 1`` (patches read reflect
         padding, which supplies at most ``n - 1`` pixels each side), so e.g.
         a 5x5 image is filtered with the full 7x7 patch, a 6x40 image too,
         and an axis of 1 pixel with radius 0 along it.
-    patch_distance : int >= 0, or None
+    patch_distance : int or tuple of int, >= 0, or None
         Radius of the search window: ``j`` ranges over
-        ``|j_a - i_a| <= patch_distance`` on every axis (window side
-        ``2 patch_distance + 1``), clipped at the image borders (so a window
-        larger than the image searches the whole image).  ``None``: the
-        noise model's default, 11.
+        ``|j_a - i_a| <= patch_distance_a`` on every axis ``a`` (window side
+        ``2 patch_distance_a + 1``), clipped at the image borders (so a
+        window larger than the image searches the whole image); an int
+        applies to every axis, a tuple gives one radius per spatial axis
+        (e.g. ``(2, 10, 10)``: a temporal window of 5 frames).  ``None``:
+        the noise model's default, 11.
     h : float > 0, ``inf`` or None
         Filtering parameter, in the units of the (converted) image: larger is
         smoother.  ``inf`` gives every pixel of the (clipped) window the
@@ -364,17 +346,20 @@ def denoise_nl_means(
     ------
     TypeError
         Non-numeric (or complex) ``image``; non-integer
-        ``patch_size``/``patch_distance``; non-real ``h``/``sigma``;
-        non-bool ``fast_mode``/``preserve_range``; bad ``channel_axis`` type.
+        ``patch_size``/``patch_distance`` (or entries of them); non-real
+        ``h``/``sigma``; non-bool ``fast_mode``/``preserve_range``; bad
+        ``channel_axis`` type.
     ValueError
         Empty image, NaN/Inf, even or non-positive ``patch_size``, negative
-        ``patch_distance``, ``h <= 0`` or NaN, ``sigma`` negative, NaN or
-        infinite, unknown ``noise``, out-of-range ``channel_axis``, negative
-        values with a multiplicative noise model.
+        ``patch_distance``, a ``patch_size``/``patch_distance`` tuple whose
+        length is not the number of spatial axes, ``h <= 0`` or NaN,
+        ``sigma`` negative, NaN or infinite, unknown ``noise``,
+        out-of-range ``channel_axis``, negative values with a multiplicative
+        noise model.
     UnsupportedDimensionError
-        Fewer than 1 or more than 3 spatial dimensions.  A subclass of both
-        ``ValueError`` and ``NotImplementedError`` (what scikit-image raises
-        there), so callers written for either catch it.
+        No spatial dimension (a 0-D image, or only a channel axis).  A
+        subclass of both ``ValueError`` and ``NotImplementedError`` (what
+        scikit-image raises for dimensions it does not support).
 
     Notes
     -----
@@ -408,7 +393,12 @@ def denoise_nl_means(
     (Darbon et al. 2008).  Time ``O(N W C)`` for ``N`` pixels, ``W`` window
     positions and ``C`` channels, independent of the patch size; memory about
     ``(C + 1) (1 + 2 patch_distance / band)`` image-sized buffers.  The kernel
-    runs on all Numba threads (``numba.set_num_threads``).
+    runs on all Numba threads (``numba.set_num_threads``).  1-D and 2-D
+    images stream rows; 3-D volumes run per row band; 4-D and higher run as
+    2-D frames (the last two axes) against every frame within the window on
+    the leading axes, each pair once, which costs ``O(N W C P)`` with ``P``
+    the patch's extent over the leading axes (1 for ``patch_size=(1, 1, 7,
+    7)``) and holds ``C + 1`` accumulator volumes.
 
     float32 results match float64 to about 1e-6 of the value range.
 
@@ -490,6 +480,9 @@ def denoise_nl_means(
         x = np.moveaxis(x, _check_axis(channel_axis, image.ndim), -1)
     nd = x.ndim - 1
     _check_spatial(nd, "image (without its channel axis)" if channel_axis is not None else "image")
+    what = ", channels excluded" if channel_axis is not None else ""
+    sizes = _per_axis(patch_size, "patch_size", x.shape[:-1], what)
+    radii = _per_axis(patch_distance, "patch_distance", x.shape[:-1], what)
 
     if h is None:
         if sigma == 0:
@@ -499,9 +492,9 @@ def denoise_nl_means(
     from nlm.kernels import PatchEuclideanGaussian
     from nlm.operation import nonlocal_op
 
-    f = PatchEuclideanGaussian(h, sigma, patch_size, spatial_ndim=nd)
+    f = PatchEuclideanGaussian(h, sigma, sizes, spatial_ndim=nd)
     with _threads(num_threads):
-        y = nonlocal_op(np.ascontiguousarray(x), f, window=patch_distance)
+        y = nonlocal_op(np.ascontiguousarray(x), f, window=radii)
     if channel_axis is None:
         return y[..., 0]
     return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))
@@ -572,6 +565,8 @@ def _denoise_dask(image, patch_size, patch_distance, h, sigma, channel_axis, pre
         )
     axis, spatial_axes = _dask_checks(image, channel_axis)
     patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
+    sizes = _per_axis(patch_size, "patch_size", tuple(image.shape[a] for a in spatial_axes))
+    radii = _per_axis(patch_distance, "patch_distance", tuple(image.shape[a] for a in spatial_axes))
     if h is None:
         regions = _sample_float(image, spatial_axes, preserve_range)
         if sigma == 0:
@@ -591,8 +586,8 @@ def _denoise_dask(image, patch_size, patch_distance, h, sigma, channel_axis, pre
     return map_tiles(
         func,
         image,
-        halo(patch_size, patch_distance),
+        tuple(halo(p, d) for p, d in zip(sizes, radii)),
         spatial_axes=spatial_axes,
         dtype=_float_dtype(image.dtype),
-        minimum=patch_size,
+        minimum=max(sizes),
     )

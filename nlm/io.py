@@ -291,7 +291,7 @@ def read_image(path, *, stack_ok=True) -> ImageData:
         raise ImageIOError(f"{path}: not enough memory to read it") from None
     except Exception as exc:  # every reader error becomes one line
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        if "Could not find a backend" in reason or "cannot identify image file" in reason:
+        if any(s in reason for s in ("Could not find a backend", "cannot identify image file", "can not handle the given uri")):
             reason = f"not a recognised {ext[1:].upper()} file (corrupt or of another type)"
         if len(reason) > 200:
             reason = reason[:200] + "..."
@@ -320,8 +320,9 @@ def _quiet_readers():
 def _read_pillow(path, ext) -> ImageData:
     import imageio.v3 as iio
 
-    props = iio.improps(path, extension=ext)
-    meta = iio.immeta(path, extension=ext)
+    # Pillow only: with PyAV installed, imageio would otherwise offer non-images to ffmpeg
+    props = iio.improps(path, extension=ext, plugin="pillow")
+    meta = iio.immeta(path, extension=ext, plugin="pillow")
     pil_mode = meta.get("mode")
     notes = []
     read_mode = None
@@ -332,7 +333,7 @@ def _read_pillow(path, ext) -> ImageData:
         raise ImageIOError(
             f"{path}: colour mode {pil_mode} is not supported; convert it to RGB first"
         )
-    data = iio.imread(path, extension=ext, mode=read_mode)
+    data = iio.imread(path, extension=ext, mode=read_mode, plugin="pillow")
     stack = bool(props.is_batch) and data.shape[0] > 1
     if props.is_batch and not stack:
         data = data[0]

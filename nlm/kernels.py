@@ -280,21 +280,22 @@ class EuclideanGaussian(Pairwise):
 
 
 class PatchEuclideanGaussian(EuclideanGaussian):
-    """:class:`EuclideanGaussian` over square (cubic) patches: non-local means.
+    """:class:`EuclideanGaussian` over box patches: non-local means.
 
-    The features of position ``i`` are the values of the ``patch_size^D``
-    patch centred on it, over all channels, with reflect padding at the
-    borders.  With ``g = Identity`` and a window, the operation is exactly the
-    non-local means filter, and :meth:`fast_windowed` evaluates it with the
-    compiled per-offset algorithm (:mod:`nlm._nlm_kernels`) instead of
-    materialising patch vectors.
+    The features of position ``i`` are the values of the patch centred on
+    it (``patch_size`` pixels along each spatial axis), over all channels,
+    with reflect padding at the borders.  With ``g = Identity`` and a window,
+    the operation is exactly the non-local means filter, and
+    :meth:`fast_windowed` evaluates it with the compiled per-offset algorithm
+    (:mod:`nlm._nlm_kernels`) instead of materialising patch vectors.
 
     Parameters
     ----------
     h, sigma : float
         See :class:`EuclideanGaussian`.
-    patch_size : int, odd, >= 1
-        Side of the patch, in pixels.
+    patch_size : int or tuple of int, odd, >= 1
+        Side of the patch in pixels: one for every axis, or one per spatial
+        axis (e.g. ``(1, 7, 7)``: 7x7 patches within each frame of a video).
     spatial_ndim : int
         Number of spatial axes of the maps this function is applied to (the
         last axis is always channels).
@@ -302,25 +303,32 @@ class PatchEuclideanGaussian(EuclideanGaussian):
 
     def __init__(self, h, sigma=0.0, patch_size=7, spatial_ndim=2):
         super().__init__(h, sigma)
-        ok = isinstance(patch_size, (numbers.Integral, np.integer)) and not isinstance(patch_size, (bool, np.bool_))
-        if not ok or patch_size < 1 or patch_size % 2 == 0:
-            raise ValueError(f"patch_size must be an odd integer >= 1, got {patch_size!r}")
         ok = isinstance(spatial_ndim, (numbers.Integral, np.integer)) and not isinstance(spatial_ndim, (bool, np.bool_))
-        if not ok or not 1 <= spatial_ndim <= 3:
-            raise ValueError(f"spatial_ndim must be 1, 2 or 3, got {spatial_ndim!r}")
-        self.patch_size = int(patch_size)
+        if not ok or spatial_ndim < 1:
+            raise ValueError(f"spatial_ndim must be an integer >= 1, got {spatial_ndim!r}")
         self.spatial_ndim = int(spatial_ndim)
+        sizes = (patch_size,) * self.spatial_ndim if np.ndim(patch_size) == 0 else tuple(patch_size)
+        if len(sizes) != self.spatial_ndim or any(
+            not isinstance(p, (numbers.Integral, np.integer)) or isinstance(p, (bool, np.bool_)) or p < 1 or p % 2 == 0
+            for p in sizes
+        ):
+            raise ValueError(
+                f"patch_size must be an odd integer >= 1 or {self.spatial_ndim} of them, got {patch_size!r}"
+            )
+        sizes = tuple(int(p) for p in sizes)
+        #: the int given, or the tuple when the sides differ
+        self.patch_size = sizes[0] if np.ndim(patch_size) == 0 else sizes
+        self.patch_sizes = sizes
 
     def patch_radii(self, spatial):
         """Patch radius used along each spatial axis of a map of shape ``spatial``.
 
-        ``patch_size // 2``, clipped to ``n - 1`` on an axis of ``n`` pixels:
-        the most that reflect padding can supply without repeating a pixel
-        twice in a row.  An image at least ``patch_size // 2 + 1`` pixels
-        long on every axis uses the full patch.
+        ``patch_size // 2`` (per axis), clipped to ``n - 1`` on an axis of
+        ``n`` pixels: the most that reflect padding can supply without
+        repeating a pixel twice in a row.  An image at least
+        ``patch_size // 2 + 1`` pixels long on every axis uses the full patch.
         """
-        r = self.patch_size // 2
-        return tuple(min(r, max(int(n) - 1, 0)) for n in spatial)
+        return tuple(min(p // 2, max(int(n) - 1, 0)) for p, n in zip(self.patch_sizes, spatial))
 
     def _check_nd(self, x):
         if x.ndim != self.spatial_ndim + 1:

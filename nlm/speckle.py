@@ -25,7 +25,7 @@ from nlm.denoise import (
     SPECKLE_TRANSFORMS as TRANSFORMS,
     _as_numeric,
     _check_axis,
-    _check_int,
+    _check_geometry,
     _nl_means_transformed,
     _to_float,
     default_patch,
@@ -156,12 +156,12 @@ def denoise_speckle(
     Parameters
     ----------
     image : array_like
-        Non-negative 1-, 2- or 3-D image, with one extra channel axis if
+        Non-negative N-D image, with one extra channel axis if
         ``channel_axis`` is given. Speckle is multiplicative, so negative
         values are rejected.
-    patch_size : int, odd, optional
+    patch_size : int or tuple of int (one per spatial axis), odd, optional
         Patch side; ``None`` (default) uses ``DEFAULT_PATCH_SIZE`` (5).
-    patch_distance : int, optional
+    patch_distance : int or tuple of int (one per spatial axis), optional
         Search-window radius; ``None`` (default) uses
         ``DEFAULT_PATCH_DISTANCE`` (11).
     h : float > 0, optional
@@ -281,8 +281,8 @@ def denoise_speckle(
         patch_size = DEFAULT_PATCH_SIZE
     if patch_distance is None:
         patch_distance = DEFAULT_PATCH_DISTANCE
-    patch_size = _check_int(patch_size, "patch_size", 1)
-    patch_distance = _check_int(patch_distance, "patch_distance", 0)
+    patch_size = _check_geometry(patch_size, "patch_size", 1)
+    patch_distance = _check_geometry(patch_distance, "patch_distance", 0)
     image, _ = _prepare(image, preserve_range)
     return _nl_means_transformed(
         image,

@@ -103,8 +103,9 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
         only on pixels within ``depth`` of it (and, at the image border, on
         the border itself).
     image : dask.array.Array
-    depth : int
-        Margin per side along every spatial axis.
+    depth : int or tuple of int
+        Margin per side along every spatial axis, or one per axis of
+        ``spatial_axes``.
     spatial_axes : sequence of int
         The axes the filter slides over; the other axes (channels) are made
         one chunk.
@@ -128,9 +129,10 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
     """
     import dask.array as da
 
-    depth = int(depth)
-    minimum = max(depth, 1 if minimum is None else int(minimum))
     spatial_axes = tuple(int(a) % image.ndim for a in spatial_axes)
+    per_axis = (int(depth),) * len(spatial_axes) if np.ndim(depth) == 0 else tuple(int(d) for d in depth)
+    depth = max(per_axis, default=0)
+    minimum = max(depth, 1 if minimum is None else int(minimum))
     chunks = tuple(
         min_chunks(c, minimum) if ax in spatial_axes else (n,)
         for ax, (c, n) in enumerate(zip(image.chunks, image.shape))
@@ -138,7 +140,10 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
     if chunks != image.chunks:
         image = image.rechunk(chunks)
     # an axis held in one chunk needs no margin (and may be shorter than it)
-    depths = {ax: (depth if ax in spatial_axes and len(image.chunks[ax]) > 1 else 0) for ax in range(image.ndim)}
+    depths = {
+        ax: (per_axis[spatial_axes.index(ax)] if ax in spatial_axes and len(image.chunks[ax]) > 1 else 0)
+        for ax in range(image.ndim)
+    }
     dtype = np.dtype(dtype)
     if not any(depths.values()):
         return image.map_blocks(func, dtype=dtype, meta=np.empty((0,) * image.ndim, dtype))

@@ -13,15 +13,17 @@ def nl_means(x, patch_size, patch_distance, h, sigma):
 
     For every pixel i and every j with ``|j_a - i_a| <= patch_distance`` (an
     int, or one radius per spatial axis) inside
-    the image: ``d2`` = mean over the patch (reflect padding; the patch radius
-    is clipped to ``n - 1`` along an axis of ``n`` pixels) and channels of
+    the image: ``d2`` = mean over the patch (``patch_size``: an odd int, or one
+    per spatial axis; reflect padding; the patch radius is clipped to
+    ``n - 1`` along an axis of ``n`` pixels) and channels of
     the squared difference, ``w = exp(-max(d2 - 2 sigma^2, 0) / h^2)``,
     ``u(i) = sum_j w v(j) / sum_j w``.  Computed in float64.
     """
     x = np.asarray(x, dtype=np.float64)
     spatial = x.shape[:-1]
+    sizes = tuple(patch_size) if np.ndim(patch_size) else (patch_size,) * len(spatial)
     # patch radius clipped to n - 1 along an axis of n pixels (small images)
-    pr = [min(patch_size // 2, n - 1) for n in spatial]
+    pr = [min(s // 2, n - 1) for s, n in zip(sizes, spatial)]
     padded = np.pad(x, [(r, r) for r in pr] + [(0, 0)], mode="reflect")
     radii = tuple(patch_distance) if np.ndim(patch_distance) else (patch_distance,) * len(spatial)
 

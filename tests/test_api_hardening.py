@@ -219,10 +219,10 @@ def test_estimate_sigma_any_dimension_like_skimage():
 
 
 def test_unsupported_dimensions_caught_both_ways():
-    for image, kw in ((np.zeros((5, 5, 5, 5)), {}), (np.zeros((5, 5, 5, 5, 5)), {"channel_axis": -1}), (np.array(3.0), {})):
+    for image, kw in ((np.array(3.0), {}), (np.zeros(5), {"channel_axis": 0})):
         with pytest.raises(NotImplementedError):
             denoise_nl_means(image, **kw)
-        with pytest.raises(ValueError, match="spatial dimensions"):
+        with pytest.raises(ValueError, match="spatial dimension"):
             denoise_nl_means(image, **kw)
         with pytest.raises(UnsupportedDimensionError):
             denoise_nl_means(image, **kw)

@@ -325,6 +325,32 @@ def test_stack_denoised_as_volume(tmp_path):
     np.testing.assert_array_equal(out.data, expected_denoise(stack)[0])
 
 
+def test_per_axis_geometry_on_a_stack(tmp_path):
+    """--patch-size 1,3,3 --patch-distance 2,3,3: the library with the same tuples."""
+    stack = np.stack([noisy_image(seed=s)[1] for s in range(5)])
+    tifffile.imwrite(tmp_path / "s.tif", stack, photometric="minisblack")
+    result = ok(run("denoise", tmp_path / "s.tif", tmp_path / "o.tif", "--volume",
+                    "--patch-size", "1,3,3", "--patch-distance", "2, 3,3"))
+    assert "(1, 3, 3)" in result.output and "(2, 3, 3)" in result.output
+    out = read_image(tmp_path / "o.tif")
+    np.testing.assert_array_equal(out.data, expected_denoise(stack, None, (1, 3, 3), (2, 3, 3))[0])
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (("--patch-size", "3,4,3"), 2, "must be odd"),
+        (("--patch-size", "3,x"), 2, "is not a valid integer"),
+        (("--patch-distance", "1,-1,1"), 2, "smaller than the minimum 0"),
+        (("--patch-size", "3,3"), 1, "has 2 entries"),
+    ],
+)
+def test_per_axis_geometry_errors(tmp_path, args, code, message):
+    tifffile.imwrite(tmp_path / "s.tif", np.zeros((3, 24, 24), np.uint8), photometric="minisblack")
+    failed(run("denoise", tmp_path / "s.tif", tmp_path / "o.tif", "--volume", *args), code, message)
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_volume_flag_on_a_2d_image_is_refused(noisy_png, tmp_path):
     src, _, _ = noisy_png
     failed(run("denoise", src, tmp_path / "o.png", "--volume"), 1, "single 2-D image")

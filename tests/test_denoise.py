@@ -56,6 +56,65 @@ def test_matches_naive_oracle(spatial, channels, patch_size, patch_distance, sig
     np.testing.assert_allclose(out, ref, rtol=0, atol=TOL[dtype])
 
 
+# per-axis geometry and 4-D: (spatial shape, channels or None, patch_size, patch_distance)
+GEOMETRY_CASES = [
+    ((9, 12), None, (3, 5), (2, 3)),  # anisotropic 2-D
+    ((11, 7), 2, (1, 3), (4, 1)),  # patch of one row
+    ((8, 13), None, (5, 1), 2),  # patch of one column, int window
+    ((5, 9, 8), None, (1, 3, 3), (2, 3, 2)),  # video-like: 2-D patches, temporal window
+    ((6, 5, 7), 2, (3, 1, 5), (1, 2, 3)),
+    ((3, 4, 5, 6), None, 3, 1),  # 4-D, isotropic
+    ((4, 3, 6, 5), 2, (1, 3, 3, 3), (2, 1, 2, 2)),  # 4-D with channels, anisotropic
+    ((3, 5, 4, 7), None, (3, 1, 3, 5), (1, 2, 1, 3)),  # 4-D, patch over the leading axes
+    ((2, 3, 2, 4, 5), None, (1, 3, 1, 3, 3), 1),  # 5-D
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sigma", [0.0, 0.05])
+@pytest.mark.parametrize("spatial,channels,patch_size,patch_distance", GEOMETRY_CASES)
+def test_per_axis_geometry_and_nd_match_naive_oracle(spatial, channels, patch_size, patch_distance, sigma, dtype):
+    rng = _rng(sum(spatial) + len(spatial))
+    shape = spatial + ((channels,) if channels else ())
+    image = rng.random(shape).astype(dtype)
+    out = denoise_nl_means(image, patch_size, patch_distance, 0.15, sigma, channel_axis=-1 if channels else None)
+    x = image if channels else image[..., None]
+    ref = naive.nl_means(x, patch_size, patch_distance, 0.15, sigma)
+    ref = ref if channels else ref[..., 0]
+    assert out.dtype == dtype and out.shape == image.shape
+    np.testing.assert_allclose(out, ref, rtol=0, atol=TOL[dtype])
+
+
+def test_tuple_geometry_equals_int():
+    """(s, s, s) and s are the same filter; lists work like tuples."""
+    image = _rng(3).random((6, 9, 10)).astype(np.float32)
+    a = denoise_nl_means(image, 3, 2, 0.2)
+    b = denoise_nl_means(image, (3, 3, 3), [2, 2, 2], 0.2)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_4d_integer_input_and_channel_axis_first():
+    """uint8 4-D input converts like 2-D (to float64 in [0, 1]); channels may come first."""
+    image = _rng(4).integers(0, 256, (2, 3, 4, 8, 9), dtype=np.uint8)
+    out = denoise_nl_means(image, (1, 3, 3, 3), (1, 1, 2, 2), 0.2, channel_axis=0)
+    assert out.dtype == np.float64 and out.shape == image.shape
+    x = np.moveaxis(image, 0, -1) / 255.0
+    ref = np.moveaxis(naive.nl_means(x, (1, 3, 3, 3), (1, 1, 2, 2), 0.2, 0.0), -1, 0)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-10)
+
+
+def test_temporal_window_uses_other_frames():
+    """A clip of one still image with independent noise per frame: a temporal
+    window averages across frames and denoises better than the frames alone."""
+    rng = _rng(5)
+    clean = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
+    clip = clean + rng.normal(0, 0.1, (5, 32, 32)).astype(np.float32)
+    alone = denoise_nl_means(clip, (1, 5, 5), (0, 5, 5), 0.08, 0.1)
+    temporal = denoise_nl_means(clip, (1, 5, 5), (2, 5, 5), 0.08, 0.1)
+    err = lambda y: float(np.mean((y[2] - clean) ** 2))  # noqa: E731
+    assert err(temporal) < 0.7 * err(alone)
+
+
 def test_channel_axis_first_equals_last():
     image = _rng(1).random((3, 10, 12))
     first = denoise_nl_means(image, 3, 2, 0.2, channel_axis=0)
@@ -244,8 +303,15 @@ def test_estimate_sigma_constant_and_channels():
         (dict(image=np.zeros((0, 5))), ValueError, "empty"),
         (dict(image=np.array([[1.0, np.nan], [0, 0]] * 4)), ValueError, "NaN"),
         (dict(image=np.array([[1.0, np.inf], [0, 0]] * 4)), ValueError, "NaN or Inf"),
-        (dict(image=np.zeros((4, 4, 4, 4))), ValueError, "spatial dimensions"),
-        (dict(image=np.array(3.0)), ValueError, "spatial dimensions"),
+        (dict(image=np.zeros((4, 4, 4)), patch_size=(3, 3)), ValueError, "patch_size=.3, 3. has 2 entries"),
+        (dict(image=np.zeros((4, 4)), patch_size=3, patch_distance=(1, 2, 3)), ValueError, "has 3 entries"),
+        (dict(image=np.zeros((4, 4)), patch_size=(3, 4)), ValueError, "odd"),
+        (dict(image=np.zeros((4, 4)), patch_size=(3, 1.5)), TypeError, "patch_size must be an integer"),
+        (dict(image=np.zeros((4, 4)), patch_size="3,3"), TypeError, "sequence of integers"),
+        (dict(image=np.zeros((4, 4)), patch_size=()), ValueError, "must not be empty"),
+        (dict(image=np.zeros((4, 9)), patch_size=(5, 3)), ValueError, "patch_size=.5, 3. is larger"),
+        (dict(image=np.zeros((4, 4)), patch_size=3, patch_distance=(1, -1)), ValueError, "patch_distance"),
+        (dict(image=np.array(3.0)), ValueError, "spatial dimension"),
         (dict(image=np.array([["a", "b"]])), TypeError, "numeric"),
         (dict(image=np.zeros((4, 4), complex)), TypeError, "numeric"),
         (dict(image=np.zeros((8, 8)), patch_size=4), ValueError, "odd"),

@@ -96,3 +96,18 @@ def test_pad_rows_is_numpy_reflect_then_zeros():
         ref = np.pad(ref, [(0, 0), (0, 0), (ex, ex)])
         assert out.dtype == np.float32
         np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape,patch,window",
+    [((5, 9, 11, 1), (3, 3, 5), (2, 2, 3)), ((4, 7, 6, 2), (1, 3, 3), (3, 1, 2)), ((1, 8, 9, 1), (1, 3, 3), (0, 2, 2))],
+)
+def test_frame_pairs_equal_volume_kernel(shape, patch, window, dtype):
+    """The frame-pair path (used for 4-D and video) on a 3-D volume gives the band kernel's result."""
+    x = np.random.default_rng(7).random(shape).astype(dtype)
+    bands = _nlm_kernels.nl_means_windowed(x, patch, window, 0.3, 0.05, 3)
+    img = np.ascontiguousarray(np.moveaxis(x, -1, 0))
+    frames = np.moveaxis(_nlm_kernels._nl_means_frames(img, patch, window, 0.3, 0.05, dtype), 0, -1)
+    assert frames.dtype == dtype
+    np.testing.assert_allclose(frames, bands, rtol=0, atol=2e-6 if dtype == np.float32 else 1e-12)
