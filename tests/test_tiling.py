@@ -94,6 +94,22 @@ def test_volume(chunks):
     _close(denoise_nl_means(da.from_array(img, chunks=chunks), **kw), ref)
 
 
+@pytest.mark.parametrize("chunks", [(4, 9, 11), ((1, 11), (5, 20), (25, 1))])
+def test_per_axis_geometry(chunks):
+    """Tuples of patch sides and radii: per-axis halos keep tiles exact."""
+    img = _noisy((12, 25, 26), seed=6)
+    kw = dict(patch_size=(1, 3, 5), patch_distance=(3, 2, 4))
+    ref = denoise_nl_means(img, **kw)
+    _close(denoise_nl_means(da.from_array(img, chunks=chunks), **kw), ref)
+
+
+def test_4d_with_channels():
+    img = _noisy((4, 5, 12, 13), seed=7, channels=2)
+    kw = dict(patch_size=(1, 3, 3, 3), patch_distance=(1, 1, 2, 2), channel_axis=-1)
+    ref = denoise_nl_means(img, **kw)
+    _close(denoise_nl_means(da.from_array(img, chunks=(2, 3, 7, 6, 2)), **kw), ref)
+
+
 def test_signal_1d_and_window_zero():
     sig = _noisy((400,), seed=5)
     ref = denoise_nl_means(sig, patch_size=5, patch_distance=9)
