@@ -238,10 +238,10 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
     # the library filters images smaller than the patch (clipped patch radius);
     # the command line keeps refusing them, as its README section promises
     patch = params["patch_size"] or nlm.default_patch(params["noise"])[0]
-    if patch > min(image.spatial_shape):
-        raise click.ClickException(
-            f"{src}: patch_size={patch} is larger than the image (spatial shape {tuple(image.spatial_shape)})"
-        )
+    spatial = tuple(image.spatial_shape)
+    sides = patch if isinstance(patch, tuple) else (patch,) * len(spatial)
+    if len(sides) == len(spatial) and any(p > n for p, n in zip(sides, spatial)):
+        raise click.ClickException(f"{src}: patch_size={patch} is larger than the image (spatial shape {spatial})")
     timings["read"] = time.perf_counter() - t0
 
     sigma, h = params["sigma"], params["h"]
