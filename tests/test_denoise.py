@@ -66,6 +66,7 @@ GEOMETRY_CASES = [
     ((3, 4, 5, 6), None, 3, 1),  # 4-D, isotropic
     ((4, 3, 6, 5), 2, (1, 3, 3, 3), (2, 1, 2, 2)),  # 4-D with channels, anisotropic
     ((3, 5, 4, 7), None, (3, 1, 3, 5), (1, 2, 1, 3)),  # 4-D, patch over the leading axes
+    ((2, 1, 4, 7), None, (5, 3, 5, 3), (1, 0, 2, 9)),  # 4-D, patch wider than the axes: radius clipped
     ((2, 3, 2, 4, 5), None, (1, 3, 1, 3, 3), 1),  # 5-D
 ]
 
@@ -77,7 +78,7 @@ def test_per_axis_geometry_and_nd_match_naive_oracle(spatial, channels, patch_si
     rng = _rng(sum(spatial) + len(spatial))
     shape = spatial + ((channels,) if channels else ())
     image = rng.random(shape).astype(dtype)
-    out = denoise_nl_means(image, patch_size, patch_distance, 0.15, sigma, channel_axis=-1 if channels else None)
+    out = denoise_nl_means(image, patch_size, patch_distance, 0.15, sigma=sigma, channel_axis=-1 if channels else None)
     x = image if channels else image[..., None]
     ref = naive.nl_means(x, patch_size, patch_distance, 0.15, sigma)
     ref = ref if channels else ref[..., 0]
@@ -109,8 +110,8 @@ def test_temporal_window_uses_other_frames():
     rng = _rng(5)
     clean = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))
     clip = clean + rng.normal(0, 0.1, (5, 32, 32)).astype(np.float32)
-    alone = denoise_nl_means(clip, (1, 5, 5), (0, 5, 5), 0.08, 0.1)
-    temporal = denoise_nl_means(clip, (1, 5, 5), (2, 5, 5), 0.08, 0.1)
+    alone = denoise_nl_means(clip, (1, 5, 5), (0, 5, 5), 0.08, sigma=0.1)
+    temporal = denoise_nl_means(clip, (1, 5, 5), (2, 5, 5), 0.08, sigma=0.1)
     err = lambda y: float(np.mean((y[2] - clean) ** 2))  # noqa: E731
     assert err(temporal) < 0.7 * err(alone)
 
@@ -309,7 +310,6 @@ def test_estimate_sigma_constant_and_channels():
         (dict(image=np.zeros((4, 4)), patch_size=(3, 1.5)), TypeError, "patch_size must be an integer"),
         (dict(image=np.zeros((4, 4)), patch_size="3,3"), TypeError, "sequence of integers"),
         (dict(image=np.zeros((4, 4)), patch_size=()), ValueError, "must not be empty"),
-        (dict(image=np.zeros((4, 9)), patch_size=(5, 3)), ValueError, "patch_size=.5, 3. is larger"),
         (dict(image=np.zeros((4, 4)), patch_size=3, patch_distance=(1, -1)), ValueError, "patch_distance"),
         (dict(image=np.array(3.0)), ValueError, "spatial dimension"),
         (dict(image=np.array([["a", "b"]])), TypeError, "numeric"),
