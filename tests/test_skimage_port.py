@@ -37,12 +37,13 @@ original code, except for these adaptations (each marked ``# nlm:`` below):
 2. The global NumPy seed (``np.random.seed(1234)``, set once at import in the
    original, so results depended on test order) is reset before every test.
 3. ``test_denoise_nl_means_4d`` and ``test_denoise_nl_means_4d_multichannel``
-   are skipped: 4-D images are not supported yet ("4-D: issue 13").
+   run unchanged (4-D, issue 13).
 4. ``test_denoise_nl_means_wrong_dimension``: nlm supports 1-D signals,
-   1-D + channels and 3-D + channels (with either ``fast_mode``: one algorithm
-   serves both), which scikit-image refuses; those three cases check that the
-   call runs instead of raising.  The 4-D and 5-D cases are unchanged: nlm
-   raises ``nlm.UnsupportedDimensionError``, a ``NotImplementedError``.
+   1-D + channels, 3-D + channels, 4-D (+ channels) and 5-D (with either
+   ``fast_mode``: one algorithm serves both), which scikit-image refuses in
+   part; those cases check that the call runs instead of raising.  A 0-D
+   array still raises ``nlm.UnsupportedDimensionError``, a
+   ``NotImplementedError``.
 5. The ``xfail_without_pywt`` marks of the ``estimate_sigma`` tests are
    dropped: nlm's estimator needs no PyWavelets.
 """
@@ -199,8 +200,7 @@ def test_denoise_nl_means_multichannel(fast_mode, dtype, channel_axis):
     assert psnr_ok > psnr_wrong
 
 
-@pytest.mark.skip(reason="4-D: issue 13")  # nlm: (3)
-def test_denoise_nl_means_4d():
+def test_denoise_nl_means_4d():  # nlm: (3)
     rng = np.random.default_rng(5)
     img = np.zeros((10, 10, 8, 5))
     img[2:-2, 2:-2, 2:-2, :2] = 0.5
@@ -238,8 +238,7 @@ def test_denoise_nl_means_4d():
     assert psnr_3dmc > psnr_3d
 
 
-@pytest.mark.skip(reason="4-D: issue 13")  # nlm: (3)
-def test_denoise_nl_means_4d_multichannel():
+def test_denoise_nl_means_4d_multichannel():  # nlm: (3)
     img = np.zeros((8, 8, 8, 4, 4))
     img[2:-2, 2:-2, 2:-2, 1:-1, :] = 1.0
     sigma = 0.3
@@ -268,19 +267,21 @@ def test_denoise_nl_means_wrong_dimension():
     assert restoration.denoise_nl_means(img, channel_axis=-1, fast_mode=False).shape == img.shape
 
     # 4D only for fast mode
+    # nlm: (4) 4-D, 4-D + channels and 5-D run with either fast_mode
     img = np.zeros((5, 5, 5, 5))
-    with pytest.raises(NotImplementedError):
-        restoration.denoise_nl_means(img, channel_axis=None, fast_mode=False)
+    assert restoration.denoise_nl_means(img, channel_axis=None, fast_mode=False).shape == img.shape
 
     # 4D + channels only for fast mode
     img = np.zeros((5, 5, 5, 5, 5))
-    with pytest.raises(NotImplementedError):
-        restoration.denoise_nl_means(img, channel_axis=-1, fast_mode=False)
+    assert restoration.denoise_nl_means(img, channel_axis=-1, fast_mode=False).shape == img.shape
 
     # 5D not implemented
     img = np.zeros((5, 5, 5, 5, 5))
+    assert restoration.denoise_nl_means(img, 3, 1, channel_axis=None).shape == img.shape
+
+    # nlm: (4) no spatial dimension at all
     with pytest.raises(NotImplementedError):
-        restoration.denoise_nl_means(img, channel_axis=None)
+        restoration.denoise_nl_means(np.array(3.0), channel_axis=None)
 
 
 @pytest.mark.parametrize('fast_mode', [False, True])
