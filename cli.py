@@ -343,6 +343,144 @@ def _notes(rec_or_image, src):
 
 
 # --------------------------------------------------------------------------- #
+# video
+# --------------------------------------------------------------------------- #
+def _is_video_job(src, dst, time_axis):
+    from nlm.videoio import is_video_path
+
+    return time_axis is not None or is_video_path(src) or Path(dst).suffix.lower() == ".mkv"
+
+
+def _video_geometry(patch_size, patch_distance, temporal_radius):
+    """CLI values -> (patch_size, patch_distance, temporal_radius) for denoise_frames."""
+    patch = 7 if patch_size is None else patch_size
+    dist = 10 if patch_distance is None else patch_distance
+    if isinstance(patch, tuple) and len(patch) not in (2, 3):
+        raise click.BadParameter(
+            f"a video takes 1, 2 (y,x) or 3 (t,y,x) values, got {len(patch)}", param_hint="'--patch-size'"
+        )
+    if isinstance(dist, tuple):
+        if len(dist) not in (2, 3):
+            raise click.BadParameter(
+                f"a video takes 1, 2 (y,x) or 3 (t,y,x) values, got {len(dist)}", param_hint="'--patch-distance'"
+            )
+        if len(dist) == 3:
+            if temporal_radius is not None and temporal_radius != dist[0]:
+                raise click.UsageError(
+                    f"--temporal-radius {temporal_radius} contradicts --patch-distance "
+                    f"{','.join(map(str, dist))} (its first value is the temporal radius); give one of them"
+                )
+            temporal_radius, dist = dist[0], dist[1:]
+    return patch, dist, temporal_radius
+
+
+def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwrite, quiet, verbose):
+    """Stream a clip (or a TIFF stack along --time-axis) through the temporal filter."""
+    import itertools
+
+    import numpy as np
+
+    import nlm
+    from nlm.io import ImageIOError, from_float
+    from nlm.video import default_temporal_radius, denoise_frames
+    from nlm.videoio import FrameWriter, output_kind
+
+    src, dst = Path(src_arg), Path(dst_arg)
+    if not src.exists():
+        raise click.BadParameter(f"{src_arg}: no such file", param_hint="INPUT")
+    if output_kind(dst) is None:
+        raise click.BadParameter(
+            f"{dst_arg}: write a video as .mkv (FFV1, lossless), a .tif stack, or a directory of PNG frames",
+            param_hint="OUTPUT",
+        )
+    if dst.exists() and _same_file(src, dst):
+        raise click.BadParameter(f"{dst_arg}: is the input; write the result elsewhere", param_hint="OUTPUT")
+    if dst.exists() and not overwrite:
+        raise click.BadParameter(f"{dst_arg}: already exists; pass --overwrite to replace it", param_hint="OUTPUT")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise click.BadParameter(f"{dst_arg}: directory {parent} does not exist", param_hint="OUTPUT")
+    if params["noise"] != "gaussian":
+        raise click.UsageError("videos are denoised with --noise gaussian only")
+    patch, dist, radius = _video_geometry(params["patch_size"], params["patch_distance"], temporal_radius)
+
+    from nlm.videoio import open_frames
+
+    t0 = time.perf_counter()
+    try:
+        info, frames = open_frames(src, time_axis)
+        first = next(frames, None)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if first is None:
+        raise click.ClickException(f"{src}: holds no frames")
+    dtype = first.dtype
+    work = first.astype(np.float64 if dtype.itemsize > 4 else np.float32)
+    sigma, h = params["sigma"], params["h"]
+    sigma_source = "given" if sigma is not None else "estimated on the first frame"
+    if sigma is None:
+        sigma = float(nlm.estimate_sigma(work, channel_axis=-1 if work.ndim == 3 else None, average_sigmas=True))
+    h_source = "given" if h is not None else "automatic, from sigma"
+    if h is None:
+        h = max(float(nlm.default_h(sigma)), float(np.finfo(work.dtype).eps) * max(1.0, float(np.abs(work).max())))
+    data_range = float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
+    radius_source = "given" if radius is not None else "from the noise level"
+    if radius is None:
+        radius = default_temporal_radius(sigma, data_range)
+    try:
+        writer = FrameWriter(dst, info, overwrite=overwrite)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    count, t1 = 0, time.perf_counter()
+    total = info.frames if info.frames else None
+    bar = click.progressbar(
+        length=total or 0,
+        label=f"Denoising {src.name}",
+        file=sys.stderr,
+        hidden=quiet or total is None,
+        item_show_func=lambda _: f"{count} frames, {count / max(time.perf_counter() - t1, 1e-9):.2f} fps",
+    )
+    try:
+        with bar:
+            stream = denoise_frames(
+                itertools.chain([first], frames), patch, dist, h, sigma, temporal_radius=radius,
+                dtype=work.dtype,
+            )
+            for out in stream:
+                writer.write(from_float(out, dtype))
+                count += 1
+                bar.update(1, count)
+                if total is None and not quiet:
+                    click.echo(f"\r{count} frames, {count / (time.perf_counter() - t1):.2f} fps", nl=False, err=True)
+        if total is None and not quiet:
+            click.echo(err=True)
+        writer.commit()
+    except (ImageIOError, ValueError, TypeError) as exc:
+        writer.abort()
+        raise click.ClickException(f"{src}: {exc}") from None
+    except MemoryError:
+        writer.abort()
+        raise click.ClickException(f"{src}: not enough memory") from None
+    except BaseException:
+        writer.abort()
+        raise
+    elapsed = time.perf_counter() - t1
+    if not quiet:
+        lines = [
+            f"{src} ({info.describe()}) -> {dst}",
+            f"  frames          {count} at {float(info.fps):.4g} fps",
+            f"  sigma           {_num(sigma)} ({sigma_source})",
+            f"  h               {_num(h)} ({h_source})",
+            f"  temporal radius {radius} ({2 * radius + 1} frames, {radius_source})",
+            f"  patch size      {patch}",
+            f"  patch distance  {dist}",
+            f"  time            {elapsed:.2f} s filter ({count / max(elapsed, 1e-9):.2f} frames/s), "
+            f"{time.perf_counter() - t0:.2f} s in all",
+        ]
+        click.echo("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- #
 # nlm denoise
 # --------------------------------------------------------------------------- #
 @main.command(cls=opts.SectionedCommand, short_help="Denoise images with non-local means.")
@@ -366,10 +504,11 @@ def _notes(rec_or_image, src):
     help="Batch mode: output format. [default: the input's when it is PNG/TIFF, else png]",
 )
 @opts.volume_opt
+@opts.video_options
 @opts.overwrite_opt
 @opts.verbosity_options
 def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suffix, ext,
-            volume, overwrite, quiet, verbose):
+            volume, temporal_radius, time_axis, overwrite, quiet, verbose):
     """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
 
     \b
@@ -377,6 +516,12 @@ def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suff
       nlm denoise a.png b.tif -o out/
       nlm denoise photos/ -o out/ --suffix _dn
       nlm denoise 'scans/*.tif' -o out/ --volume
+      nlm denoise clip.mp4 clean.mkv --temporal-radius 2
+      nlm denoise stack.tif clean.tif --time-axis 0
+
+    Videos (and TIFF stacks with --time-axis) are streamed frame by frame
+    with a temporal window and written losslessly: FFV1 in .mkv, a .tif
+    stack, or PNG frames into a directory.
 
     The filter works on the values as stored (a uint8 image as 0..255), so
     --sigma and --h are in those units.  Without --sigma the noise level is
@@ -407,6 +552,14 @@ def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suff
             raise click.UsageError(
                 f"expected INPUT OUTPUT, or several inputs with -o OUTDIR; got {len(paths)} path(s)"
             )
+        if _is_video_job(paths[0], paths[1], time_axis):
+            if volume:
+                raise click.UsageError("--volume is for image stacks; a video is streamed frame by frame")
+            raw = dict(params, patch_size=patch_size, patch_distance=patch_distance)
+            _denoise_video(paths[0], paths[1], raw, temporal_radius, time_axis, overwrite, quiet, verbose)
+            return
+        if temporal_radius is not None:
+            raise click.UsageError("--temporal-radius is for videos (and TIFF stacks with --time-axis)")
         src = _check_input_file(paths[0], "INPUT")
         dst = _check_output_file(paths[1], [src], overwrite, "OUTPUT")
         rec = _denoise_file(src, dst, params, volume=volume, overwrite=overwrite)
@@ -416,6 +569,8 @@ def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suff
             click.echo("\n".join(_report(rec, params, verbose)))
         return
 
+    if temporal_radius is not None or time_axis is not None:
+        raise click.UsageError("--temporal-radius and --time-axis take one INPUT OUTPUT pair, not -o OUTDIR")
     jobs = _batch_jobs(paths, output_dir, suffix, ext, overwrite)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,9 @@ import click
 
 __all__ = [
     "PerAxisInt",
+    "temporal_radius_opt",
+    "time_axis_opt",
+    "video_options",
     "SectionedCommand",
     "SectionedOption",
     "filter_options",
@@ -156,6 +159,32 @@ def filter_options(func):
     ):
         func = decorator(func)
     return func
+
+
+# -- video -------------------------------------------------------------------- #
+temporal_radius_opt = _option(
+    "--temporal-radius",
+    type=click.IntRange(min=0),
+    default=None,
+    section="Video",
+    help="Video: compare each frame with R frames before and after it (2R+1 frames, OpenCV's "
+    "temporalWindowSize). [default: from the noise level: 1 up to sigma 10 (0-255 scale), "
+    "2 up to 30, else 3]",
+)
+
+time_axis_opt = _option(
+    "--time-axis",
+    type=int,
+    default=None,
+    section="Video",
+    help="Denoise a TIFF stack as a clip (streamed frame by frame, temporal window) with time "
+    "along this axis (0: T x H x W (x C)).",
+)
+
+
+def video_options(func):
+    """``--temporal-radius`` and ``--time-axis``."""
+    return temporal_radius_opt(time_axis_opt(func))
 
 
 # -- input / output ---------------------------------------------------------- #
