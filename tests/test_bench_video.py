@@ -1,0 +1,32 @@
+"""Smoke test of the video benchmark (benchmarks/video.py) on a tiny clip."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+pytest.importorskip("cv2")
+pytest.importorskip("av")
+video = pytest.importorskip("benchmarks.video")
+
+
+def test_small_run_prints_target_table_and_per_frame_psnr(capsys):
+    video.main(["--repeat", "1", "--frames", "6", "--size", "48"])
+    out = capsys.readouterr().out
+    assert "nlm / OpenCV fps:" in out and "bar >= 3x" in out
+    rows = [line for line in out.splitlines() if line.startswith("| grey gaussian |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["noisy", "nlm", "OpenCV Multi", "ffmpeg nlmeans (spatial)"]
+    assert all(float(r.split("|")[5]) > 0 for r in rows)
+    frame_lines = [line for line in out.splitlines() if line.startswith("  colour speckle")]
+    assert len(frame_lines) == 4 and all(len(line.split()[-6:]) == 6 for line in frame_lines)
+
+
+def test_synthetic_clip_pans_and_is_seeded():
+    clean, noisy = video.synthetic_clip(False, "gaussian", frames=3, size=32)
+    assert clean.shape == noisy.shape == (3, 32, 32) and clean.dtype == noisy.dtype
+    assert (clean[1][:-1, :-2] == clean[0][1:, 2:]).mean() > 0.99  # 2 px right, 1 px down per frame
+    assert (video.synthetic_clip(False, "gaussian", frames=3, size=32)[1] == noisy).all()
