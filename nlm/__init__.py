@@ -11,6 +11,7 @@ _LAZY = {
     "denoise_nl_means": "nlm.denoise",
     "estimate_sigma": "nlm.noise",
     "estimate_noise": "nlm.noise",
+    "denoise_nl_bayes": "nlm.bayes",
     "default_h": "nlm.denoise",
     "default_patch": "nlm.denoise",
     "UnsupportedDimensionError": "nlm.denoise",

@@ -44,3 +44,31 @@ VECTOR_WIDTH = _int("NLM_VECTOR_WIDTH", 512)
 JIT = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=False)
 #: options for kernels that use ``prange``
 JIT_PARALLEL = dict(JIT, parallel=PARALLEL)
+
+
+class threads:
+    """Context manager: Numba threads of the calling thread for one call.
+
+    ``threads(None)`` changes nothing; ``threads(n)`` sets ``min(n,
+    NUMBA_NUM_THREADS)`` and restores the previous setting on exit (Numba's
+    setting is per thread, so other threads are not affected).
+    """
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        if self.n is None:
+            return self
+        import numba
+
+        self.old = numba.get_num_threads()
+        numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+        return self
+
+    def __exit__(self, *exc):
+        if self.n is not None:
+            import numba
+
+            numba.set_num_threads(self.old)
+        return False

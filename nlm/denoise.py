@@ -25,6 +25,7 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, estimate_noise, estimate_sigma
 from nlm.noise.estimate import _dask_checks, _pooled_sigma
+from nlm._config import threads as _threads
 from nlm.noise import transforms as _vst
 
 __all__ = [
@@ -512,28 +513,6 @@ def _auto_h(sigma, *arrays):
     info = np.finfo(arrays[0].dtype)
     return max(default_h(sigma), float(info.eps) * peak, float(info.tiny))
 
-
-class _threads:
-    """Context manager: Numba threads of the calling thread for one call."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        if self.n is None:
-            return self
-        import numba
-
-        self.old = numba.get_num_threads()
-        numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
-        return self
-
-    def __exit__(self, *exc):
-        if self.n is not None:
-            import numba
-
-            numba.set_num_threads(self.old)
-        return False
 
 
 def _float_dtype(dtype):

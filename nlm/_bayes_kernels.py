@@ -1,0 +1,336 @@
+"""Private Numba kernels of NL-Bayes (no validation; see :mod:`nlm.bayes`).
+
+Layout: images are channel-first ``(C, H, W)`` arrays in the working colour
+space (an orthonormal transform of the input channels, ``tmat`` rows are the
+working channels).  Patches are addressed by their top-left corner; a patch
+vector is ``C * p * p`` values, channel-major.
+
+One step (:func:`bayes_step`) visits reference patches on a grid of the given
+stride, skipping every position already estimated as a member of an earlier
+group, and for each:
+
+1. computes the distance (mean squared difference) from the reference to every
+   patch in its search window, on ``guide`` (step 1: only the first working
+   channel, the luminance; step 2: all channels), and keeps the ``n_sim``
+   nearest (step 2 also every further one closer than ``tau``, up to
+   ``n_max``);
+2. estimates the group (:func:`group_estimate`);
+3. adds every estimated patch to the numerator/weight images and marks its
+   position as done.
+
+Parallelism: the reference rows are cut into bands of ``band`` rows (a fixed
+size, independent of the thread count), with ``band >= 2 * radius + p``:
+even bands run in parallel, then odd bands.  Two bands of the same parity
+never touch the same rows of the accumulators or of the mask, and the order of
+every floating-point addition is fixed, so the result does not depend on the
+number of threads.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from nlm._config import JIT, JIT_PARALLEL
+
+
+@njit(**JIT)
+def nlf_var(v, a, b, c):
+    """Noise level function at ``v`` (negative values count as 0)."""
+    if v < 0.0:
+        v = 0.0
+    return a + (b + c * v) * v
+
+
+@njit(**JIT)
+def cholesky(A, d):
+    """In-place lower Cholesky factor of the leading ``d x d`` block of ``A``.
+
+    A non-positive pivot is replaced by a tiny positive one (the matrix is a
+    covariance plus a ridge, so this only happens for degenerate groups).
+    """
+    for j in range(d):
+        s = A[j, j]
+        for k in range(j):
+            s -= A[j, k] * A[j, k]
+        if s <= 1e-300:
+            s = 1e-300
+        ljj = np.sqrt(s)
+        A[j, j] = ljj
+        for i in range(j + 1, d):
+            t = A[i, j]
+            for k in range(j):
+                t -= A[i, k] * A[j, k]
+            A[i, j] = t / ljj
+
+
+@njit(**JIT)
+def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X):
+    """Bayes estimate of one group (oracle: ``tests/naive_bayes.group_estimate``).
+
+    Parameters
+    ----------
+    Y : (C * pp, n_max) float64
+        Noisy patches as columns (columns ``:n``), channel-major rows.
+    G : (C * pp, n_max) float64
+        Guide patches (step 2: the basic estimate; step 1: ignored).
+    step1 : bool
+        Step 1: every channel on its own (``d = pp``), covariance of the noisy
+        group ``C_Y``, ``X = m + (C_Y - beta D) C_Y^-1 (Y - m)``.  Step 2: all
+        channels jointly (``d = C pp``), covariance ``C_B`` of the guide group,
+        ``X = m_Y + C_B (C_B + beta D)^-1 (Y - m_Y)``.
+    nlf : (3,) float64
+        ``a, b, c`` of the noise level function (input channel units).
+    tmat : (C, C) float64
+        Orthonormal colour transform (working channel ``k`` =
+        ``sum_j tmat[k, j] input_j``).
+    flat : float
+        Flat-area threshold ``gamma``: when the variance of all the group's
+        values (per channel in step 1) is at most ``gamma`` times the mean
+        noise variance, every patch becomes the group's mean value.
+    M, dvar, mean, gm, Z : scratch arrays
+    X : (C * pp, n_max) float64
+        Output estimates (columns ``:n``).
+
+    Notes
+    -----
+    The noise covariance is ``D = diag(NLF(x_k))`` with ``x_k`` the group's
+    mean at patch pixel ``k`` (step 2: the guide's), taken back to the input
+    channels: working channel ``k`` has variance ``sum_j tmat[k, j]^2
+    NLF(input_j)``.  Both estimates are written ``x_i = y_i - beta D M^-1
+    (y_i - m)`` with ``M = C_Y`` (step 1) or ``C_B + beta D`` (step 2) plus a
+    tiny ridge (``1e-6`` of the mean noise variance), solved by Cholesky
+    factorisation for all columns at once.
+    """
+    D = C * pp
+    for k in range(D):
+        s = 0.0
+        for i in range(n):
+            s += Y[k, i]
+        mean[k] = s / n
+        if not step1:
+            s = 0.0
+            for i in range(n):
+                s += G[k, i]
+            gm[k] = s / n
+        else:
+            gm[k] = mean[k]
+    for q in range(pp):
+        for c in range(C):
+            v = 0.0
+            for j in range(C):
+                u = 0.0  # input channel j at this pixel
+                for cc in range(C):
+                    u += tmat[cc, j] * gm[cc * pp + q]
+                v += tmat[c, j] * tmat[c, j] * nlf_var(u, nlf[0], nlf[1], nlf[2])
+            dvar[c * pp + q] = v
+    nblocks = C if step1 else 1
+    d = pp if step1 else D
+    for blk in range(nblocks):
+        o = blk * d
+        tot = 0.0
+        tot2 = 0.0
+        nv = 0.0
+        for k in range(d):
+            nv += dvar[o + k]
+            for i in range(n):
+                t = Y[o + k, i]
+                tot += t
+                tot2 += t * t
+        cnt = n * d
+        mu = tot / cnt
+        var = tot2 / cnt - mu * mu
+        if n < 2 or var <= flat * nv / d:
+            for k in range(d):
+                for i in range(n):
+                    X[o + k, i] = mu
+            continue
+        # centred guide (step 2) or noisy (step 1) group -> covariance
+        for k in range(d):
+            if step1:
+                for i in range(n):
+                    Z[k, i] = Y[o + k, i] - mean[o + k]
+            else:
+                for i in range(n):
+                    Z[k, i] = G[o + k, i] - gm[o + k]
+        inv = 1.0 / (n - 1)
+        for k in range(d):
+            for l in range(k + 1):
+                s = 0.0
+                for i in range(n):
+                    s += Z[k, i] * Z[l, i]
+                M[k, l] = s * inv
+                M[l, k] = s * inv
+        if not step1:
+            for k in range(d):
+                M[k, k] += beta * dvar[o + k]
+        ridge = 1e-6 * nv / d + 1e-30
+        for k in range(d):
+            M[k, k] += ridge
+        cholesky(M, d)
+        # Z <- M^-1 (Y - m): forward then backward substitution on all columns
+        for k in range(d):
+            for i in range(n):
+                Z[k, i] = Y[o + k, i] - mean[o + k]
+        for r in range(d):
+            for k in range(r):
+                lrk = M[r, k]
+                for i in range(n):
+                    Z[r, i] -= lrk * Z[k, i]
+            inv_d = 1.0 / M[r, r]
+            for i in range(n):
+                Z[r, i] *= inv_d
+        for r in range(d - 1, -1, -1):
+            for k in range(r + 1, d):
+                lkr = M[k, r]
+                for i in range(n):
+                    Z[r, i] -= lkr * Z[k, i]
+            inv_d = 1.0 / M[r, r]
+            for i in range(n):
+                Z[r, i] *= inv_d
+        for k in range(d):
+            f = beta * dvar[o + k]
+            for i in range(n):
+                X[o + k, i] = Y[o + k, i] - f * Z[k, i]
+
+
+@njit(**JIT)
+def _insert_sorted(dist, idx, count, cap, value, item):
+    """Keep the ``cap`` smallest (value, item) pairs sorted in ``dist``/``idx``."""
+    if count == cap and value >= dist[count - 1]:
+        return count
+    pos = count if count < cap else cap - 1
+    while pos > 0 and dist[pos - 1] > value:
+        if pos < cap:
+            dist[pos] = dist[pos - 1]
+            idx[pos] = idx[pos - 1]
+        pos -= 1
+    dist[pos] = value
+    idx[pos] = item
+    return count + 1 if count < cap else count
+
+
+@njit(**JIT)
+def search(guide, ri, rj, p, radius, C_dist, dist, idx, cap, acc):
+    """Positions of the ``cap`` patches nearest to the reference at ``(ri, rj)``.
+
+    Mean squared difference over the ``p x p`` patch and the first ``C_dist``
+    channels of ``guide``, over the window ``|qi - ri|, |qj - rj| <= radius``
+    clipped to the image (oracle: ``tests/naive_bayes.search``).  The
+    reference comes first; other ties keep raster order.  Returns the number
+    found, sorted by distance in ``dist``, flat positions ``qi * W + qj`` in
+    ``idx`` (``W``: number of patch columns).  ``acc``: scratch of at least
+    ``2 radius + 1`` values (one window row of distances, vectorised).
+    """
+    H = guide.shape[1] - p + 1
+    W = guide.shape[2] - p + 1
+    i0 = max(ri - radius, 0)
+    i1 = min(ri + radius, H - 1)
+    j0 = max(rj - radius, 0)
+    j1 = min(rj + radius, W - 1)
+    nj = j1 - j0 + 1
+    norm = 1.0 / (C_dist * p * p)
+    dist[0] = 0.0
+    idx[0] = ri * W + rj
+    count = 1
+    for qi in range(i0, i1 + 1):
+        for t in range(nj):
+            acc[t] = 0.0
+        for c in range(C_dist):
+            for a in range(p):
+                row = guide[c, qi + a]
+                for b in range(p):
+                    r = guide[c, ri + a, rj + b]
+                    for t in range(nj):
+                        u = r - row[j0 + t + b]
+                        acc[t] += u * u
+        for t in range(nj):
+            qj = j0 + t
+            if qi == ri and qj == rj:
+                continue
+            count = _insert_sorted(dist, idx, count, cap, acc[t] * norm, qi * W + qj)
+    return count
+
+
+@njit(**JIT)
+def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_max, tau,
+          step1, nlf, tmat, beta, flat):
+    C = noisy.shape[0]
+    pp = p * p
+    D = C * pp
+    Wp = noisy.shape[2] - p + 1
+    cap = n_max if not step1 else n_sim
+    dist = np.empty(cap)
+    idx = np.empty(cap, dtype=np.int64)
+    Y = np.empty((D, cap))
+    G = np.empty((D, cap))
+    X = np.empty((D, cap))
+    dd = pp if step1 else D
+    M = np.empty((dd, dd))
+    dvar = np.empty(D)
+    mean = np.empty(D)
+    gm = np.empty(D)
+    Z = np.empty((dd, cap))
+    c_dist = 1 if step1 else C
+    acc = np.empty(2 * radius + 1)
+    for ri in rows:
+        if ri < r0 or ri >= r1:
+            continue
+        for rj in cols:
+            if mask[ri, rj]:
+                continue
+            found = search(guide, ri, rj, p, radius, c_dist, dist, idx, cap, acc)
+            n = found
+            if not step1:
+                n = min(found, n_sim)
+                while n < found and dist[n] <= tau:
+                    n += 1
+            for g in range(n):
+                qi = idx[g] // Wp
+                qj = idx[g] % Wp
+                for c in range(C):
+                    for a in range(p):
+                        for b in range(p):
+                            k = c * pp + a * p + b
+                            Y[k, g] = noisy[c, qi + a, qj + b]
+                            if not step1:
+                                G[k, g] = guide[c, qi + a, qj + b]
+            group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X)
+            for g in range(n):
+                qi = idx[g] // Wp
+                qj = idx[g] % Wp
+                mask[qi, qj] = True
+                for a in range(p):
+                    for b in range(p):
+                        wgt[qi + a, qj + b] += 1.0
+                        for c in range(C):
+                            num[c, qi + a, qj + b] += X[c * pp + a * p + b, g]
+
+
+@njit(**JIT_PARALLEL)
+def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band):
+    """One NL-Bayes step; returns the aggregated estimate (``noisy``'s dtype).
+
+    ``rows``/``cols``: the reference grid (sorted, covering ``0`` and the last
+    patch position).  Pixels no group covers (none, with a valid grid) keep
+    their noisy value.
+    """
+    C, H, W = noisy.shape
+    num = np.zeros((C, H, W))
+    wgt = np.zeros((H, W), dtype=np.float32)
+    mask = np.zeros((H - p + 1, W - p + 1), dtype=np.bool_)
+    nb = (H - p + 1 + band - 1) // band
+    for parity in range(2):
+        nhalf = (nb - parity + 1) // 2
+        for t in prange(nhalf):
+            b = 2 * t + parity
+            _band(noisy, guide, num, wgt, mask, b * band, (b + 1) * band, rows, cols, p, radius,
+                  n_sim, n_max, tau, step1, nlf, tmat, beta, flat)
+    out = np.empty_like(noisy)
+    for c in prange(C):
+        for i in range(H):
+            for j in range(W):
+                w = wgt[i, j]
+                if w > 0:
+                    out[c, i, j] = num[c, i, j] / w
+                else:
+                    out[c, i, j] = noisy[c, i, j]
+    return out

@@ -1,0 +1,87 @@
+"""Slow, obviously-correct NumPy twins of the NL-Bayes kernels (nlm._bayes_kernels)."""
+
+import numpy as np
+
+
+def nlf_var(v, nlf):
+    v = np.maximum(v, 0.0)
+    return nlf[0] + nlf[1] * v + nlf[2] * v * v
+
+
+def group_estimate(Y, G, C, pp, step1, nlf, tmat, beta, flat):
+    """Y, G: (n, C * pp) patches as rows; returns X (n, C * pp)."""
+    n, D = Y.shape
+    gm = (Y if step1 else G).mean(axis=0).reshape(C, pp)
+    inp = tmat.T @ gm  # input channels at every pixel: (C, pp)
+    dvar = ((tmat**2) @ nlf_var(inp, nlf)).reshape(D)
+    X = np.empty_like(Y)
+    blocks = [slice(c * pp, (c + 1) * pp) for c in range(C)] if step1 else [slice(0, D)]
+    for sl in blocks:
+        y = Y[:, sl]
+        d = y.shape[1]
+        dv = dvar[sl]
+        if n < 2 or y.var() <= flat * dv.mean():
+            X[:, sl] = y.mean()
+            continue
+        m = y.mean(axis=0)
+        if step1:
+            M = np.cov(y, rowvar=False).reshape(d, d)
+        else:
+            M = np.cov(G[:, sl], rowvar=False).reshape(d, d) + beta * np.diag(dv)
+        M = M + (1e-6 * dv.mean() + 1e-30) * np.eye(d)
+        Z = np.linalg.solve(M, (y - m).T).T
+        X[:, sl] = y - beta * dv * Z
+    return X
+
+
+def search(guide, ri, rj, p, radius, c_dist, cap):
+    """(distances, flat positions) of the cap nearest patches, reference first."""
+    _, Hi, Wi = guide.shape
+    H, W = Hi - p + 1, Wi - p + 1
+    ref = guide[:c_dist, ri : ri + p, rj : rj + p]
+    cands = [(0.0, ri * W + rj)]
+    for qi in range(max(ri - radius, 0), min(ri + radius, H - 1) + 1):
+        for qj in range(max(rj - radius, 0), min(rj + radius, W - 1) + 1):
+            if (qi, qj) == (ri, rj):
+                continue
+            d = np.mean((ref - guide[:c_dist, qi : qi + p, qj : qj + p]) ** 2)
+            cands.append((d, qi * W + qj))
+    order = sorted(range(len(cands)), key=lambda k: (k != 0, cands[k][0], k))
+    sel = [cands[k] for k in order][:cap]
+    return np.array([d for d, _ in sel]), np.array([q for _, q in sel])
+
+
+def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band):
+    """The kernel's step, sequentially in the kernel's order (even bands, then odd ones)."""
+    C, H, W = noisy.shape
+    Wp = W - p + 1
+    num = np.zeros((C, H, W))
+    wgt = np.zeros((H, W))
+    mask = np.zeros((H - p + 1, Wp), dtype=bool)
+    nb = (H - p + 1 + band - 1) // band
+    cap = n_sim if step1 else n_max
+    order = [b for b in range(0, nb, 2)] + [b for b in range(1, nb, 2)]
+    for b in order:
+        for ri in rows:
+            if not (b * band <= ri < (b + 1) * band):
+                continue
+            for rj in cols:
+                if mask[ri, rj]:
+                    continue
+                dist, pos = search(guide, ri, rj, p, radius, 1 if step1 else C, cap)
+                n = len(pos)
+                if not step1:
+                    n = min(n, n_sim)
+                    while n < len(pos) and dist[n] <= tau:
+                        n += 1
+                pos = pos[:n]
+                qs = [(q // Wp, q % Wp) for q in pos]
+                Y = np.array([noisy[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)
+                G = np.array([guide[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)
+                X = group_estimate(Y, G, C, p * p, step1, nlf, tmat, beta, flat)
+                for g, (i, j) in enumerate(qs):
+                    mask[i, j] = True
+                    num[:, i : i + p, j : j + p] += X[g].reshape(C, p, p)
+                    wgt[i : i + p, j : j + p] += 1
+    out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
+    return out.astype(noisy.dtype)

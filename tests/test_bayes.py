@@ -1,0 +1,210 @@
+"""NL-Bayes: kernels against their NumPy twins, properties, quality, API."""
+
+import numpy as np
+import pytest
+from skimage import data
+from skimage.util import img_as_float
+
+import naive_bayes as naive
+from nlm import _bayes_kernels as K
+from nlm.bayes import _colour_transform, _grid, bayes_parameters, denoise_nl_bayes
+from nlm.metrics import psnr
+from nlm.noise import Gamma, Gaussian, PoissonGaussian, Speckle
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+# ------------------------------------------------------------------ kernels
+@pytest.mark.parametrize("C, pp", [(1, 9), (3, 9), (1, 1), (3, 4)])
+@pytest.mark.parametrize("step1", [True, False])
+@pytest.mark.parametrize("n", [2, 7, 20])
+def test_group_estimate_matches_oracle(C, pp, step1, n):
+    rng = _rng(C * 100 + pp * 10 + n + step1)
+    D = C * pp
+    Y = rng.random((n, D))
+    G = Y + 0.05 * rng.standard_normal((n, D))
+    nlf = np.array([0.002, 0.01, 0.03])
+    tmat = _colour_transform(C)
+    for flat in (0.0, 1.05, 1e6):  # never, sometimes, always flat
+        want = naive.group_estimate(Y, G, C, pp, step1, nlf, tmat, 1.1, flat)
+        X = np.empty((D, n))
+        d = pp if step1 else D
+        K.group_estimate(np.ascontiguousarray(Y.T), np.ascontiguousarray(G.T), n, C, pp, step1, nlf, tmat, 1.1,
+                         flat, np.empty((d, d)), np.empty(D), np.empty(D), np.empty(D), np.empty((d, n)), X)
+        np.testing.assert_allclose(X.T, want, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C, c_dist", [(1, 1), (3, 1), (3, 3)])
+def test_search_matches_oracle(dtype, C, c_dist):
+    rng = _rng(5)
+    guide = rng.random((C, 13, 17)).astype(dtype)
+    p, radius = 3, 4
+    for ri, rj, cap in [(0, 0, 5), (5, 7, 12), (10, 14, 81), (3, 14, 30)]:
+        dist, idx = np.empty(cap), np.empty(cap, dtype=np.int64)
+        n = K.search(guide, ri, rj, p, radius, c_dist, dist, idx, cap, np.empty(2 * radius + 1))
+        wd, wi = naive.search(guide.astype(np.float64), ri, rj, p, radius, c_dist, cap)
+        assert n == len(wi)
+        np.testing.assert_array_equal(idx[:n], wi)
+        np.testing.assert_allclose(dist[:n], wd, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("C", [1, 3])
+@pytest.mark.parametrize("step1", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_step_matches_oracle(C, step1, dtype):
+    rng = _rng(7 + C)
+    clean = np.linspace(0.2, 0.8, 14 * 19).reshape(14, 19)
+    noisy = np.stack([clean * (1 + 0.1 * c) for c in range(C)]) + 0.05 * rng.standard_normal((C, 14, 19))
+    noisy = noisy.astype(dtype)
+    guide = noisy if step1 else (noisy + 0.01 * rng.standard_normal(noisy.shape)).astype(dtype)
+    p, radius, stride = 3, 3, 2
+    rows, cols = _grid(14, p, stride), _grid(19, p, stride)
+    nlf = np.array([0.0025, 0.0, 0.0])
+    tmat = _colour_transform(C)
+    args = (rows, cols, p, radius, 6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, 2 * radius + p)
+    got = K.bayes_step(noisy, guide, *args)
+    want = naive.bayes_step(noisy, guide, *args)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 if dtype == np.float64 else 2e-5)
+
+
+# --------------------------------------------------------------- properties
+@pytest.mark.parametrize("value", [0.0, 0.37, 1.0])
+@pytest.mark.parametrize("channels", [None, -1])
+def test_constant_stays_constant(value, channels):
+    shape = (40, 36) if channels is None else (40, 36, 3)
+    img = np.full(shape, value)
+    for noise in (Gaussian(0.05), Gamma(4), "auto"):
+        out = denoise_nl_bayes(img, noise=noise, channel_axis=channels)
+        np.testing.assert_allclose(out, value, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def camera():
+    return img_as_float(data.camera()[::4, ::4])  # 128 x 128
+
+
+def test_noise_free_image_nearly_unchanged(camera):
+    out = denoise_nl_bayes(camera, sigma=1e-3)
+    assert np.abs(out - camera).mean() < 2e-3
+    assert psnr(camera, out) > 45
+
+
+def test_float32_close_to_float64_and_dtype_rules(camera):
+    noisy = Gaussian(0.08).sample(camera, seed=1)
+    o64 = denoise_nl_bayes(noisy, sigma=0.08)
+    o32 = denoise_nl_bayes(noisy.astype(np.float32), sigma=0.08)
+    assert o64.dtype == np.float64 and o32.dtype == np.float32
+    assert abs(psnr(camera, o64) - psnr(camera, o32)) < 0.02
+    assert np.abs(o64 - o32).mean() < 1e-3
+    u8 = np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+    o8 = denoise_nl_bayes(u8, sigma=0.08)
+    assert o8.dtype == np.float64 and o8.max() < 1.5
+    raw = denoise_nl_bayes(u8, sigma=0.08 * 255, preserve_range=True)
+    # the same up to the order of exactly tied distances of quantised data
+    assert np.abs(raw / 255 - o8).mean() < 2e-4
+    assert denoise_nl_bayes(noisy.astype(np.float16), sigma=0.08).dtype == np.float32
+
+
+def test_seeded_result_independent_of_threads(camera):
+    import numba
+
+    noisy = Speckle(0.04).sample(camera, seed=2)
+    one = denoise_nl_bayes(noisy, num_threads=1)
+    many = denoise_nl_bayes(noisy, num_threads=numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(one, many)
+    np.testing.assert_array_equal(one, denoise_nl_bayes(Speckle(0.04).sample(camera, seed=2)))
+
+
+# ------------------------------------------------------------------ quality
+@pytest.mark.parametrize(
+    "model, gain",
+    [(Gaussian(0.1), 7.0), (Speckle(0.04), 7.0), (Gamma(4), 10.0), (PoissonGaussian(0.02, 0.02), 6.0)],
+)
+def test_blind_improves_and_beats_nlm(model, gain):
+    from nlm import denoise_nl_means
+
+    camera = img_as_float(data.camera()[::2, ::2])  # 256 x 256: enough smooth blocks for the blind fit
+    noisy = model.sample(camera, seed=3)
+    out, est = denoise_nl_bayes(noisy, return_model=True)
+    assert psnr(camera, out) > psnr(camera, noisy) + gain
+    assert est.name == model.name
+    assert psnr(camera, out) > psnr(camera, denoise_nl_means(noisy, noise=model.name)) + 0.3
+
+
+def test_colour(camera):
+    rgb = img_as_float(data.astronaut()[::4, ::4])
+    noisy = Gaussian(0.1).sample(rgb, seed=4)
+    out = denoise_nl_bayes(noisy, sigma=0.1, channel_axis=-1)
+    assert out.shape == rgb.shape
+    per_channel = np.stack([denoise_nl_bayes(noisy[..., c], sigma=0.1) for c in range(3)], axis=-1)
+    assert psnr(rgb, out) > psnr(rgb, per_channel) + 0.3
+    first = denoise_nl_bayes(np.moveaxis(noisy, -1, 0), sigma=0.1, channel_axis=0)
+    np.testing.assert_allclose(np.moveaxis(first, 0, -1), out, atol=1e-12)
+
+
+@pytest.mark.parametrize("looks", [1, 4, 16])
+def test_sar_radiometry_local_means(looks):
+    # two homogeneous 160 x 160 areas; interiors compared (the input's mean
+    # over 128 x 128 pixels is itself within ~0.8 % at L = 1)
+    n, m = 160, 16
+    x = np.kron(np.array([[0.1, 0.6]]), np.ones((n, n)))
+    y = Gamma(looks).sample(x, seed=looks)
+    for kw in (dict(looks=looks), dict(noise="gamma")):
+        out = denoise_nl_bayes(y, **kw)
+        for j in range(2):
+            sl = (slice(m, n - m), slice(j * n + m, (j + 1) * n - m))
+            assert out[sl].mean() / y[sl].mean() == pytest.approx(1.0, abs=0.02)
+
+
+def test_parameters_table():
+    assert bayes_parameters(5) == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=1.0)
+    assert bayes_parameters(40)["patch1"] == 7 and bayes_parameters(40)["n1"] == 90
+    assert bayes_parameters(25, 3)["patch1"] == 5 and bayes_parameters(25, 3)["patch2"] == 3
+
+
+def test_small_images():
+    rng = _rng(9)
+    for shape in [(3, 3), (1, 9), (6, 40)]:
+        img = 0.5 + 0.05 * rng.standard_normal(shape)
+        assert denoise_nl_bayes(img, sigma=0.05).shape == shape
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, word",
+    [
+        (dict(noise="laplace"), ValueError, "noise"),
+        (dict(noise="gamma", sigma=0.1), ValueError, "sigma"),
+        (dict(noise="gaussian", looks=4), ValueError, "looks"),
+        (dict(looks=0), ValueError, "looks"),
+        (dict(looks="4"), TypeError, "looks"),
+        (dict(sigma=-1), ValueError, "sigma"),
+        (dict(patch_size=4), ValueError, "patch_size"),
+        (dict(patch_size=(5, 5, 5)), ValueError, "patch_size"),
+        (dict(n_similar=1), ValueError, "n_similar"),
+        (dict(stride=0), ValueError, "stride"),
+        (dict(beta=0), ValueError, "beta"),
+        (dict(preserve_range="no"), TypeError, "preserve_range"),
+        (dict(channel_axis=3), ValueError, "channel_axis"),
+        (dict(noise=Gamma(2), looks=2), ValueError, "looks"),
+    ],
+)
+def test_bad_arguments(kwargs, exc, word):
+    with pytest.raises(exc, match=word):
+        denoise_nl_bayes(np.full((16, 16), 0.5), **kwargs)
+
+
+def test_bad_images():
+    from nlm import UnsupportedDimensionError
+
+    with pytest.raises(ValueError, match="non-negative"):
+        denoise_nl_bayes(np.full((16, 16), -0.5), noise="gamma")
+    with pytest.raises(UnsupportedDimensionError):
+        denoise_nl_bayes(np.zeros((4, 4, 4)), sigma=0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        denoise_nl_bayes(np.full((8, 8), np.nan))
+    with pytest.raises(TypeError, match="dtype"):
+        denoise_nl_bayes(np.array([["a"]]))
