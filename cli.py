@@ -382,7 +382,7 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 
     import nlm
     from nlm.io import ImageIOError, from_float
-    from nlm.video import default_temporal_radius, denoise_frames
+    from nlm.video import default_temporal_radius, denoise_frames, frame_sigma
     from nlm.videoio import FrameWriter, output_kind
 
     src, dst = Path(src_arg), Path(dst_arg)
@@ -419,7 +419,7 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
     sigma, h = params["sigma"], params["h"]
     sigma_source = "given" if sigma is not None else "estimated on the first frame"
     if sigma is None:
-        sigma = float(nlm.estimate_sigma(work, channel_axis=-1 if work.ndim == 3 else None, average_sigmas=True))
+        sigma = frame_sigma(work)
     h_source = "given" if h is not None else "automatic, from sigma"
     if h is None:
         h = max(float(nlm.default_h(sigma)), float(np.finfo(work.dtype).eps) * max(1.0, float(np.abs(work).max())))

@@ -146,13 +146,11 @@ def ffmpeg_backend():
     return None, "no ffmpeg binary and no PyAV"
 
 
-def _best(fn, noisy, clean, grid):
-    """The grid value with the best PSNR on the middle frame (the 5 frames around it)."""
-    T = len(noisy)
-    lo = max(0, T // 2 - T_RADIUS)
-    sub, ref = noisy[lo : lo + 2 * T_RADIUS + 1], clean[lo : lo + 2 * T_RADIUS + 1]
-    k = T // 2 - lo
-    scores = {v: psnr(ref[k], fn(sub, v)[k]) for v in grid}
+def _best(frame_fn, noisy, clean, grid):
+    """The grid value with the best PSNR on the middle frame: ``frame_fn(noisy, i, v)``
+    returns frame ``i`` denoised with the parameter ``v``."""
+    k = len(noisy) // 2
+    scores = {v: psnr(clean[k], frame_fn(noisy, k, v)) for v in grid}
     return max(scores, key=scores.get)
 
 
@@ -171,7 +169,7 @@ def target(repeat, frames, size=512):
 
     clean, noisy = synthetic_clip(False, "gaussian", frames=frames, size=size)
     sigma = float(estimate_sigma(noisy[0].astype(np.float64)))
-    h_cv = _best(run_opencv, noisy, clean, [round(f * sigma, 1) for f in (0.4, 0.6, 0.8, 1.0, 1.3)])
+    h_cv = _best(_cv_frame, noisy, clean, [round(f * sigma, 1) for f in (0.4, 0.6, 0.8, 1.0, 1.3)])
     run_nlm(noisy[:3])  # compile
     tn, tc = [], []
     for _ in range(repeat):
@@ -220,12 +218,12 @@ def table(frames, size=512):
             run_nlm(noisy[:2])
             out, t = _timed(run_nlm, noisy)
             rows.append(("nlm", "auto h, R=2", frames / t, out))
-            h = _best(run_opencv, noisy, clean, [round(f * sigma, 1) for f in (0.4, 0.6, 0.8, 1.0, 1.3)])
+            h = _best(_cv_frame, noisy, clean, [round(f * sigma, 1) for f in (0.4, 0.6, 0.8, 1.0, 1.3)])
             out, t = _timed(run_opencv, noisy, h)
             rows.append(("OpenCV Multi" + (" (Colored)" if colour else ""), f"h={h}", frames / t, out))
             if ff is not None:
                 grid = sorted({round(min(max(f * sigma, 1.0), 30.0), 1) for f in (0.5, 0.75, 1.0, 1.5)})
-                s = _best(ff, noisy, clean, grid)
+                s = _best(lambda n, i, v: ff(n[i : i + 1], v)[0], noisy, clean, grid)
                 out, t = _timed(ff, noisy, s)
                 rows.append(("ffmpeg nlmeans (spatial)", f"s={s}", frames / t, out))
             else:
