@@ -237,7 +237,7 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
         raise click.ClickException(f"{src}: image holds NaN or infinite values")
     # the library filters images smaller than the patch (clipped patch radius);
     # the command line keeps refusing them, as its README section promises
-    patch = params["patch_size"] or nlm.default_patch(params["noise"])[0]
+    patch = params["patch_size"] or (3 if params["method"] == "bayes" else nlm.default_patch("gaussian")[0])
     spatial = tuple(image.spatial_shape)
     sides = patch if isinstance(patch, tuple) else (patch,) * len(spatial)
     if len(sides) == len(spatial) and any(p > n for p, n in zip(sides, spatial)):
@@ -253,14 +253,32 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
         preserve_range=True,
     )
     t1 = time.perf_counter()
-    if params["noise"] == "speckle":
-        # the speckle filter sets its own parameters; sigma is not used
-        sigma_source = "not used by the speckle model"
+    model, model_source = None, None
+    try:
+        model, model_source = _noise_model(work, params, channel_axis)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+    if params["method"] == "bayes":
+        sigma_source, h_source = "not used", "not used by NL-Bayes"
+        if model.name == "gaussian":
+            sigma, sigma_source = model.sigma, model_source
+        kwargs = dict(
+            noise=model,
+            patch_size=params["patch_size"],
+            search_radius=params["patch_distance"],
+            channel_axis=channel_axis,
+            preserve_range=True,
+        )
+    elif model is not None and model.name != "gaussian":
+        sigma_source = f"not used by the {model.name} model"
         if h is None:
-            h_source = "automatic, set by the speckle filter"
-        kwargs.update(h=h, noise="speckle")
+            h_source = f"automatic, set by the {model.name} filter"
+        # the speckle mode keeps its own blind parameters (transform domain)
+        kwargs.update(h=h, noise="speckle" if model.name == "speckle" else model)
     else:
         try:
+            if model is not None:
+                sigma, sigma_source = model.sigma, model_source
             if sigma is None:
                 sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
                 sigma_source = "estimated"
@@ -280,7 +298,10 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
 
     t2 = time.perf_counter()
     try:
-        result = nlm.denoise_nl_means(work, **kwargs)
+        if params["method"] == "bayes":
+            result = nlm.denoise_nl_bayes(work, **kwargs)
+        else:
+            result = nlm.denoise_nl_means(work, **kwargs)
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     except ImportError as exc:
@@ -310,9 +331,41 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
         sigma_source=sigma_source,
         h=h,
         h_source=h_source,
+        model=model,
+        model_source=model_source,
         timings=timings,
         total=time.perf_counter() - t0,
     )
+
+
+def _noise_model(work, params, channel_axis):
+    """The noise model of one image, in its stored units, and where it came from.
+
+    ``(None, None)`` for the plain Gaussian NLM path (it estimates sigma
+    itself, as it always has).
+    """
+    from nlm.noise import Gamma, Gaussian, estimate_noise
+
+    noise, method = params["noise"], params["method"]
+    if params["looks"] is not None:
+        return Gamma(params["looks"]), "given"
+    if noise == "gaussian" and method == "means":
+        return None, None
+    if params["sigma"] is not None and noise in ("gaussian", "auto"):
+        return Gaussian(params["sigma"]), "given"
+    return estimate_noise(work, noise, channel_axis=channel_axis), "estimated"
+
+
+def _describe_model(model):
+    if model is None:
+        return "gaussian"
+    if model.name == "gaussian":
+        return f"gaussian, sigma {_num(model.sigma, 4)}"
+    if model.name == "poisson":
+        return f"poisson-gaussian, gain {_num(model.gain, 4)}, sigma {_num(model.sigma, 4)}"
+    if model.name == "speckle":
+        return f"speckle, variance {_num(model.var, 4)}"
+    return f"gamma (SAR), L {_num(model.looks, 4)} looks"
 
 
 def _num(value, digits=6):
@@ -324,9 +377,11 @@ def _report(rec, params, verbose):
         f"{rec['src']} ({rec['image'].describe()}) -> {rec['dst']}",
         f"  sigma           {_num(rec['sigma'])} ({rec['sigma_source']})",
         f"  h               {_num(rec['h'])} ({rec['h_source']})",
-        f"  patch size      {params['patch_size']}",
-        f"  patch distance  {params['patch_distance']}",
-        f"  noise model     {params['noise']}",
+        f"  method          {'non-local Bayes' if params['method'] == 'bayes' else 'non-local means'}",
+        f"  patch size      {params['patch_size'] or 'automatic'}",
+        f"  patch distance  {params['patch_distance'] or 'automatic'}",
+        f"  noise model     {_describe_model(rec['model'])}"
+        + (f" ({rec['model_source']})" if rec["model_source"] else ""),
         f"  time            {rec['timings']['filter']:.2f} s filter, {rec['total']:.2f} s in all",
     ]
     if rec["image"].has_alpha:
@@ -400,8 +455,8 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
         raise click.BadParameter(f"{dst_arg}: directory {parent} does not exist", param_hint="OUTPUT")
-    if params["noise"] != "gaussian":
-        raise click.UsageError("videos are denoised with --noise gaussian only")
+    if params["noise"] != "gaussian" or params["method"] != "means":
+        raise click.UsageError("videos are denoised with --method means --noise gaussian only")
     patch, dist, radius = _video_geometry(params["patch_size"], params["patch_distance"], temporal_radius)
 
     from nlm.videoio import open_frames
@@ -483,7 +538,7 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 # --------------------------------------------------------------------------- #
 # nlm denoise
 # --------------------------------------------------------------------------- #
-@main.command(cls=opts.SectionedCommand, short_help="Denoise images with non-local means.")
+@main.command(cls=opts.SectionedCommand, short_help="Denoise images (non-local means or non-local Bayes).")
 @click.argument("paths", nargs=-1, metavar="INPUT OUTPUT | INPUT... -o OUTDIR")
 @opts.filter_options
 @opts.output_dir_opt
@@ -507,7 +562,7 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 @opts.video_options
 @opts.overwrite_opt
 @opts.verbosity_options
-def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suffix, ext,
+def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, output_dir, suffix, ext,
             volume, temporal_radius, time_axis, overwrite, quiet, verbose):
     """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
 
@@ -518,14 +573,19 @@ def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suff
       nlm denoise 'scans/*.tif' -o out/ --volume
       nlm denoise clip.mp4 clean.mkv --temporal-radius 2
       nlm denoise stack.tif clean.tif --time-axis 0
+      nlm denoise noisy.png clean.png --method bayes
+      nlm denoise sar.tif clean.tif --method bayes --noise gamma --looks 4
 
     Videos (and TIFF stacks with --time-axis) are streamed frame by frame
     with a temporal window and written losslessly: FFV1 in .mkv, a .tif
     stack, or PNG frames into a directory.
 
-    The filter works on the values as stored (a uint8 image as 0..255), so
-    --sigma and --h are in those units.  Without --sigma the noise level is
-    estimated; without --h it is set from sigma.  The output has the input's
+    --method means (default) is non-local means; --method bayes is
+    non-local Bayes (slower, best quality, 2-D images).  Both take every
+    --noise model; what is estimated is printed.  The filter works on the
+    values as stored (a uint8 image as 0..255), so --sigma and --h are in
+    those units.  Without --sigma the noise level is estimated; without --h it
+    is set from sigma.  The output has the input's
     data type: integers are rounded back (and clipped to the type's range),
     floats are kept.  Alpha is passed through unchanged.  Outputs are written
     to a temporary file and renamed into place; existing files (and the input)
@@ -533,18 +593,33 @@ def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suff
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
-    if noise == "speckle" and sigma is not None:
-        raise click.BadParameter("is not used with --noise speckle", param_hint="'--sigma'")
-    from nlm.denoise import default_patch
+    if noise is None:
+        noise = "gamma" if looks is not None else "auto" if method == "bayes" else "gaussian"
+    if looks is not None and noise not in ("gamma", "auto"):
+        raise click.BadParameter(f"is for SAR data (--noise gamma), not --noise {noise}", param_hint="'--looks'")
+    if looks is not None:
+        noise = "gamma"
+    if sigma is not None and noise not in ("gaussian", "auto"):
+        raise click.BadParameter(f"is not used with --noise {noise}", param_hint="'--sigma'")
+    if method == "bayes" and h is not None:
+        raise click.BadParameter("is not used with --method bayes", param_hint="'--h'")
+    if method == "bayes":
+        params = dict(patch_size=patch_size, patch_distance=patch_distance, h=None, sigma=sigma, noise=noise,
+                      method=method, looks=looks)
+    else:
+        from nlm.denoise import default_patch
 
-    default_size, default_distance = default_patch(noise)
-    params = dict(
-        patch_size=default_size if patch_size is None else patch_size,
-        patch_distance=default_distance if patch_distance is None else patch_distance,
-        h=h,
-        sigma=sigma,
-        noise=noise,
-    )
+        # auto: the library picks the estimated model's defaults
+        default_size, default_distance = (None, None) if noise == "auto" else default_patch(noise)
+        params = dict(
+            patch_size=default_size if patch_size is None else patch_size,
+            patch_distance=default_distance if patch_distance is None else patch_distance,
+            h=h,
+            sigma=sigma,
+            noise=noise,
+            method=method,
+            looks=looks,
+        )
     if output_dir is None:
         if suffix or ext:
             raise click.UsageError("--suffix and --ext are for batch mode (-o OUTDIR)")
@@ -598,9 +673,10 @@ def denoise(paths, patch_size, patch_distance, h, sigma, noise, output_dir, suff
             if verbose:
                 click.echo("\n".join(_report(rec, params, verbose)))
             else:
+                model = f", noise {_describe_model(rec['model'])}" if rec["model"] is not None else ""
                 click.echo(
                     f"{rec['src']} -> {rec['dst']}: sigma {_num(rec['sigma'], 4)} ({rec['sigma_source']}), "
-                    f"h {_num(rec['h'], 4)} ({rec['h_source']}), {rec['timings']['filter']:.2f} s"
+                    f"h {_num(rec['h'], 4)} ({rec['h_source']}){model}, {rec['timings']['filter']:.2f} s"
                 )
         click.echo(
             f"denoised {len(records)} of {len(jobs)} image(s) into {output_dir} "

@@ -439,7 +439,7 @@ def test_usage_errors_exit_2_and_write_nothing(noisy_png, tmp_path):
         (("denoise", src, out, "--h", "0"), "--h"),
         (("denoise", src, out, "--h", "-2"), "--h"),
         (("denoise", src, out, "--sigma", "-1"), "--sigma"),
-        (("denoise", src, out, "--noise", "poisson"), "--noise"),
+        (("denoise", src, out, "--noise", "laplace"), "--noise"),
         (("denoise", src, out, "--noise", "speckle", "--sigma", "3"), "not used with --noise speckle"),
         (("denoise", src, out, "--suffix", "_x"), "batch mode"),
         (("denoise", src, out, "--bogus"), "No such option"),

@@ -139,6 +139,10 @@ def test_small_constant_and_channels():
     est = estimate_noise(np.random.default_rng(0).normal(0.5, 0.1, (10, 10)))
     assert est.name == "gaussian" and 0.03 < est.sigma < 0.3
     assert estimate_noise(np.full((64, 64), 0.3)).name == "gaussian"
+    tiny = Gamma(4).sample(np.full((12, 12), 0.5), seed=3)
+    assert estimate_noise(tiny, "gamma").name == "gamma"
+    assert estimate_noise(tiny, "speckle").name == "speckle"
+    assert estimate_noise(tiny, "poisson").name == "poisson"
     assert estimate_noise(np.full((64, 64), 0.3)).sigma == 0.0
     rgb = Gamma(4).sample(np.stack([_steps()] * 3, axis=0), seed=7)
     est = estimate_noise(rgb, channel_axis=0)

@@ -400,7 +400,7 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
     ``a + b x + c x^2``) and ``"auto"`` keeps the one with the smallest
     Bayesian information criterion.  A multiplicative fit is ``"speckle"``
     (scikit-image's clipped Gaussian speckle) when the image has a plateau
-    at its maximum 1 or the skewness of the centre-minus-neighbours residual
+    at its maximum (clipping) or the skewness of the centre-minus-neighbours residual
     is less than half of what gamma speckle with the same variance gives,
     otherwise ``"gamma"`` with ``L = 1 / c``.  A full quadratic fit with a
     dominant ``x^2`` term is reported as multiplicative; otherwise as
@@ -410,7 +410,9 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
 
     Limits: a textured image with no smooth block at some intensity leaves
     that range to the fit's extrapolation; images smaller than about 32x32
-    fall back to the wavelet MAD :func:`estimate_sigma` (Gaussian).  Time
+    fall back to the wavelet MAD :func:`estimate_sigma` (Gaussian; a
+    requested model gets its parameter from that sigma at the mean
+    intensity).  Time
     ``O(N)``, memory a few float64 copies of the image.
 
     References
@@ -484,7 +486,14 @@ def _estimate(y, nd, noise):
         if sigma <= 64 * np.finfo(np.float64).eps * max(1.0, float(np.abs(y).max())):
             sigma = 0.0  # round-off of a noise-free image
         details.update(reason="too few smooth blocks: wavelet MAD sigma")
-        return Gaussian(sigma), details
+        xm = float(np.mean(y))
+        if noise in ("auto", "gaussian") or xm <= 0 or sigma == 0:
+            return Gaussian(sigma), details
+        # the requested model, from the MAD sigma at the mean intensity
+        if noise == "poisson":
+            return PoissonGaussian(sigma * sigma / xm, 0.0), details
+        c = (sigma / xm) ** 2
+        return (Speckle(c) if noise == "speckle" else Gamma(1.0 / c)), details
     mu, v, r2, r3 = mu[keep], v[keep], r2[keep], r3[keep]
 
     order = np.argsort(mu, kind="stable")
@@ -544,7 +553,7 @@ def _estimate(y, nd, noise):
     if noise == "gamma":
         return Gamma(1.0 / c), details
     hi = float(y.max())
-    clipped_at_one = hi == 1.0 and np.count_nonzero(y == 1.0) > 16
-    if clipped_at_one or (hi <= 1.0 and skew < 0.5 * gamma_skew):
+    clipped = np.count_nonzero(y == hi) > 16  # a plateau at the maximum: clipped data
+    if clipped or skew < 0.5 * gamma_skew:
         return Speckle(c), details
     return Gamma(1.0 / c), details
