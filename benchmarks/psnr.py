@@ -5,7 +5,8 @@ Run from the repository root::
     python -m benchmarks.psnr                 # full default run (speckle)
     python -m benchmarks.psnr --quick         # small smoke run (seconds)
     python -m benchmarks.psnr --images DIR    # your own images
-    python -m benchmarks.psnr --model gamma --levels 100,25,10
+    python -m benchmarks.psnr --model gamma              # SAR: L = 1, 4, 16, unclipped
+    python -m benchmarks.psnr --model gaussian           # sigma 10, 25, 50 (of 255)
     nlm bench ...                             # the same, through the CLI
 
 Every clean image (grey, in [0, 1]) gets seeded synthetic noise
@@ -31,6 +32,13 @@ note):
 ``skimage-default``       the same with all its documented defaults (``h = 0.1``).
 ``opencv-oracle``         ``cv2.fastNlMeansDenoising`` on the uint8 image, template 7,
                           search window 23 (= distance 11), ``h = f * 255 s``.
+``nlm-means-auto``        :func:`nlm.denoise_nl_means` with ``noise="auto"`` (model estimated).
+``nlm-bayes-blind``       :func:`nlm.denoise_nl_bayes`, fully blind (``noise="auto"``); the
+                          estimated parameter (L, var, sigma) goes to the CSV and report.
+``nlm-bayes-known``       :func:`nlm.denoise_nl_bayes` with the true noise model given.
+``bm3d-true``             (gamma, gaussian) ``bm3d.bm3d`` at the true noise level: Gaussian
+                          sigma; gamma: on ``log y`` at ``sqrt(psi_1(L))``, then
+                          ``exp(. - (psi(L) - log L))``. The anchor of the NL-Bayes targets.
 ``bm3d-oracle``           ``bm3d.bm3d`` with ``sigma_psd = f * s`` on the image, and
                           with ``f * s_log`` on ``log(y)`` (then ``exp`` and mean
                           debiasing): the better of the two domains is kept.
@@ -79,8 +87,8 @@ QUICK_BUILTIN = ("camera", "coins")
 QUICK_SIZE = 64
 DEFAULT_LEVELS = {
     "speckle": (0.01, 0.04, 0.1),
-    "gamma": (100.0, 25.0, 10.0),  # looks L (variance 1/L)
-    "gaussian": ((10 / 255) ** 2, (20 / 255) ** 2, (30 / 255) ** 2),
+    "gamma": (1.0, 4.0, 16.0),  # looks L (variance 1/L), unclipped SAR intensity
+    "gaussian": ((10 / 255) ** 2, (25 / 255) ** 2, (50 / 255) ** 2),
 }
 GRID = tuple(2.0 ** (k / 4) for k in range(-8, 7))
 BM3D_GRID = tuple(2.0 ** (k / 2) for k in range(-2, 4))
@@ -367,8 +375,85 @@ def run_bm3d_oracle(clean, y, ctx):
     return best
 
 
+def _estimated(model):
+    """(parameter name, value) of an estimated noise model, for the CSV."""
+    if model.name == "gamma":
+        return "L (estimated)", model.looks
+    if model.name == "speckle":
+        return "var (estimated)", model.var
+    if model.name == "poisson":
+        return "gain (estimated)", model.gain
+    return "sigma (estimated)", model.sigma
+
+
+def run_nlm_bayes_blind(clean, y, ctx):
+    from nlm import denoise_nl_bayes
+
+    y32 = y.astype(np.float32)
+    out, dt = _timed(lambda: denoise_nl_bayes(y32, return_model=True))
+    name, value = _estimated(out[1])
+    return Outcome(out[0], _score(clean, out[0]), name, value, float("nan"), False, 1, dt, dt)
+
+
+def _true_model(ctx):
+    from nlm.noise import Gamma, Gaussian, Speckle
+
+    level = ctx["level"]
+    if ctx["model"] == "gamma":
+        return Gamma(level)
+    if ctx["model"] == "speckle":
+        return Speckle(level)
+    return Gaussian(level**0.5)
+
+
+def run_nlm_bayes_known(clean, y, ctx):
+    from nlm import denoise_nl_bayes
+
+    y32 = y.astype(np.float32)
+    return _blind(clean, lambda: denoise_nl_bayes(y32, noise=_true_model(ctx)), "model given", float("nan"))
+
+
+def run_nlm_means_auto(clean, y, ctx):
+    from nlm import denoise_nl_means
+
+    y32 = y.astype(np.float32)
+    return _blind(clean, lambda: denoise_nl_means(y32, noise="auto"), "noise=auto", float("nan"))
+
+
+def run_bm3d_true(clean, y, ctx):
+    """BM3D at the true noise level: Gaussian sigma; gamma: on log y at
+    sqrt(psi_1(L)), debiased by psi(L) - log L."""
+    import bm3d
+    from scipy.special import digamma, polygamma
+
+    level = ctx["level"]
+    if ctx["model"] == "gaussian":
+        return _blind(clean, lambda: bm3d.bm3d(y, sigma_psd=level**0.5), "sigma_psd (true)", level**0.5)
+    L = level
+    s_log = float(np.sqrt(polygamma(1, L)))
+    bias = float(digamma(L) - np.log(L))
+    floor = LOG_FLOOR * max(float(y.max()), 1e-12)
+
+    def log_domain():
+        z = np.log(np.maximum(y, floor))
+        return np.exp(bm3d.bm3d(z, sigma_psd=s_log) - bias)
+
+    return _blind(clean, log_domain, "sigma_psd (log, true)", s_log)
+
+
 METHODS = (
     Method("nlm-blind", "nlm speckle mode (blind default)", (), False, run=run_nlm_blind),
+    Method("nlm-means-auto", "nlm NLM, noise model estimated (noise='auto')", (), False, run=run_nlm_means_auto),
+    Method("nlm-bayes-blind", "nlm NL-Bayes, blind (noise='auto')", (), False, run=run_nlm_bayes_blind),
+    Method("nlm-bayes-known", "nlm NL-Bayes, true noise model given", (), False, run=run_nlm_bayes_known),
+    Method(
+        "bm3d-true",
+        "BM3D at the true sigma (gamma: log domain, sqrt(psi_1(L)), debiased)",
+        ("bm3d",),
+        False,
+        ("gamma", "gaussian"),
+        run=run_bm3d_true,
+    ),
     Method(
         "nlm-speckle-oracle",
         "nlm speckle mode (oracle h)",
@@ -408,8 +493,8 @@ def _level_label(model, level):
 def _noisy(clean, model, level, seed):
     from nlm.noise import add_noise
 
-    if model == "gamma":
-        return add_noise(clean, "gamma", looks=level, seed=seed)
+    if model == "gamma":  # SAR intensity is not clipped
+        return add_noise(clean, "gamma", looks=level, seed=seed, clip=False)
     return add_noise(clean, model, var=level, seed=seed)
 
 
@@ -420,7 +505,10 @@ def _warm_up(methods):
     from nlm import denoise_nl_means
     from nlm.speckle import denoise_speckle
 
+    from nlm import denoise_nl_bayes
+
     for dt in (np.float32, np.float64):
+        denoise_nl_bayes(y.astype(dt), sigma=0.05)
         denoise_nl_means(y.astype(dt), 7, 11, h=0.1, sigma=0.05)
         denoise_nl_means(y.astype(dt), 5, 11, h=0.1, sigma=0.05)
         denoise_speckle(y.astype(dt))
@@ -499,14 +587,25 @@ def build_markdown(rows, settings, notes, methods, levels, images):
     )
     out.append("")
     a_sec = _mean([r["seconds"] for r in rows if r["method"] == anchor]) if anchor else float("nan")
+    bm3d_key = next((k for k in ("bm3d-true", "bm3d-oracle") if any(m.key == k for m in methods)), None)
+    b_sec = _mean([r["seconds"] for r in rows if r["method"] == bm3d_key]) if bm3d_key else float("nan")
     table = []
     for m in methods:
         sec = _mean([r["seconds"] for r in rows if r["method"] == m.key])
         tot = sum(r["search_seconds"] for r in rows if r["method"] == m.key)
         evals = _mean([r["evals"] for r in rows if r["method"] == m.key])
         ratio = _fmt(sec / a_sec) + "x" if anchor and a_sec > 0 else "n/a"
-        table.append([labels[m.key], _fmt(sec, 3), ratio, _fmt(evals, 1), _fmt(tot, 1)])
-    out += [_md_table(["method", "s / call", "vs anchor", "evals / search", "total s"], table), ""]
+        faster = _fmt(b_sec / sec, 1) + "x" if bm3d_key and sec > 0 else "n/a"
+        table.append([labels[m.key], _fmt(sec, 3), ratio, faster, _fmt(evals, 1), _fmt(tot, 1)])
+    header = ["method", "s / call", "vs anchor", f"speed-up vs `{bm3d_key}`" if bm3d_key else "vs BM3D",
+              "evals / search", "total s"]
+    out += [_md_table(header, table), ""]
+    est = [r for r in rows if str(r["param_name"]).endswith("(estimated)")]
+    if est:
+        out += ["## Estimated noise parameters", "", "Blind NL-Bayes: the model's parameter as estimated, per image.", ""]
+        table = [[r["image"], _level_label(model, r["level"]), r["method"], r["param_name"], _fmt(r["param"], 4)]
+                 for r in est]
+        out += [_md_table(["image", "level", "method", "parameter", "value"], table), ""]
 
     out.append("## Per image (PSNR, dB)")
     for l, name in zip(levels, lv):
@@ -733,6 +832,7 @@ def main(argv=None):
         for level in levels:
             for name, clean in images.items():
                 y = _noisy(clean, args.model, level, args.seed)
+                ctx["level"] = float(level)
                 base = {"image": name, "model": args.model, "level": float(level)}
                 noisy_row = dict(
                     base,

@@ -163,6 +163,7 @@ def test_sar_radiometry_local_means(looks):
 def test_parameters_table():
     assert bayes_parameters(5) == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=1.0)
     assert bayes_parameters(40)["patch1"] == 7 and bayes_parameters(40)["n1"] == 90
+    assert bayes_parameters(100)["radius"] == 16
     assert bayes_parameters(25, 3)["patch1"] == 5 and bayes_parameters(25, 3)["patch2"] == 3
 
 
