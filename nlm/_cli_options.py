@@ -121,7 +121,7 @@ patch_distance_opt = _option(
     default=None,
     section="Filter",
     help="Search radius: patches up to this many pixels away are compared. One value, or one "
-    "per spatial axis (2,7,7: 2 frames either side, 7 pixels in y and x). [default: 11]",
+    "per spatial axis (2,7,7: 2 frames either side, 7 pixels in y and x). [default: 11; 10 for video]",
 )
 
 h_opt = _option(
