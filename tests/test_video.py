@@ -273,6 +273,7 @@ def test_cli_patch_distance_with_temporal_radius_first(tmp_path):
         (("--patch-distance", "1,2,3,4"), 2, "1, 2 (y,x) or 3 (t,y,x)"),
         (("--volume",), 2, "--volume is for image stacks"),
         (("--noise", "speckle"), 2, "gaussian only"),
+        (("--method", "bayes"), 2, "--method means"),
     ],
 )
 def test_cli_usage_errors(tmp_path, args, code, message):
