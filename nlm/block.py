@@ -540,8 +540,8 @@ class NonLocalBlock:
         ------
         ValueError, TypeError
             For a wrong number of axes or channels, a non-numeric, empty or
-            non-finite (NaN/Inf) ``x``, or a map smaller than the pooling
-            kernel.
+            non-finite (NaN/Inf) ``x``, a map smaller than the pooling
+            kernel, or values so large that the result overflows.
 
         Examples
         --------
@@ -552,20 +552,26 @@ class NonLocalBlock:
         """
         x, P, f, g = self._prepare(x)
         B = x.shape[0]
-        q, k, v, pool = self._qkv(x, f, g)
-        y = np.empty(q.shape[:-1] + (v.shape[-1],), dtype=x.dtype)
-        chunk = self._chunk(math.prod(k.shape[1:-1]))
-        for b in range(B):
-            if self.window is not None:
-                y[b] = _windowed(q[b], k[b], v[b], f, self.window)
-            else:
-                y[b] = attend(_flat(q[b]), _flat(k[b]), _flat(v[b]), f, chunk_size=chunk).reshape(y.shape[1:])
-        wy = Linear(P["W_z.weight"], P["W_z.bias"])(y)
-        out = wy
-        if self.bn:
-            inv = P["bn.weight"] / np.sqrt(P["bn.running_var"] + x.dtype.type(self.bn_eps))
-            out = (wy - P["bn.running_mean"]) * inv + P["bn.bias"]
-        z = out + x
+        with np.errstate(over="ignore", invalid="ignore"):
+            q, k, v, pool = self._qkv(x, f, g)
+            y = np.empty(q.shape[:-1] + (v.shape[-1],), dtype=x.dtype)
+            chunk = self._chunk(math.prod(k.shape[1:-1]))
+            for b in range(B):
+                if self.window is not None:
+                    y[b] = _windowed(q[b], k[b], v[b], f, self.window)
+                else:
+                    y[b] = attend(_flat(q[b]), _flat(k[b]), _flat(v[b]), f, chunk_size=chunk).reshape(y.shape[1:])
+            wy = Linear(P["W_z.weight"], P["W_z.bias"])(y)
+            out = wy
+            if self.bn:
+                inv = P["bn.weight"] / np.sqrt(P["bn.running_var"] + x.dtype.type(self.bn_eps))
+                out = (wy - P["bn.running_mean"]) * inv + P["bn.bias"]
+            z = out + x
+        if not np.isfinite(z).all():
+            raise ValueError(
+                f"x: the block's computation overflowed {z.dtype} (|x| up to {float(np.abs(x).max()):.3g}); "
+                "scale x down (or compute in float64)"
+            )
         self._cache = dict(x=x, q=q, k=k, v=v, pool=pool, y=y, wy=wy, P=P, f=f, chunk=chunk) if cache else None
         return self._from_last(z)
 

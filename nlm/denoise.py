@@ -24,7 +24,7 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     _to_float,
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, estimate_noise, estimate_sigma
-from nlm.noise.estimate import _dask_checks, _pooled_sigma
+from nlm.noise.estimate import _dask_checks, _mean, _pooled_sigma
 from nlm._config import threads as _threads
 from nlm.noise import transforms as _vst
 
@@ -474,13 +474,17 @@ def denoise_nl_means(
     image = _as_numeric(image)
     patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
 
+    if channel_axis is None:
+        _check_spatial(image.ndim, "image")
+    else:
+        _check_axis(channel_axis, image.ndim)
+        _check_spatial(image.ndim - 1, "image (without its channel axis)")
     x = _to_float(image, preserve_range)
     if channel_axis is None:
         x = x[..., None]
     else:
         x = np.moveaxis(x, _check_axis(channel_axis, image.ndim), -1)
     nd = x.ndim - 1
-    _check_spatial(nd, "image (without its channel axis)" if channel_axis is not None else "image")
     what = ", channels excluded" if channel_axis is not None else ""
     sizes = _per_axis(patch_size, "patch_size", x.shape[:-1], what)
     radii = _per_axis(patch_distance, "patch_distance", x.shape[:-1], what)
@@ -549,7 +553,7 @@ def _denoise_dask(image, patch_size, patch_distance, h, sigma, channel_axis, pre
     if h is None:
         regions = _sample_float(image, spatial_axes, preserve_range)
         if sigma == 0:
-            sigma = float(np.mean(_pooled_sigma(regions, axis)))
+            sigma = _mean(_pooled_sigma(regions, axis))
         h = _auto_h(sigma, *regions)
         del regions
     func = functools.partial(

@@ -202,6 +202,20 @@ def _check_h_sigma(h, sigma):
 _SAFE_EXP = {4: 24, 8: 128}
 
 
+def _unscale(y, shift, x):
+    """Undo :func:`_rescale` on a result ``y`` of weighted means of ``x``.
+
+    Exact (a power of two); the result is also clipped to ``x``'s value
+    range, which it lies in mathematically: rounding must not push a mean of
+    values at the float type's maximum past it (to inf).
+    """
+    if not shift:
+        return y
+    with np.errstate(over="ignore"):
+        y = np.ldexp(y, -shift).astype(y.dtype, copy=False)
+    return np.clip(y, x.min(), x.max(), out=y)
+
+
 def _float_dtype(dtype):
     """Native float32 for float16/float32 of any byte order, else native float64."""
     return np.dtype(np.float32 if dtype.kind == "f" and dtype.itemsize <= 4 else np.float64)
@@ -361,7 +375,7 @@ class PatchEuclideanGaussian(EuclideanGaussian):
         x = np.asarray(x, dtype=_float_dtype(x.dtype))
         xs, h, sigma, shift = _rescale(x, self.h, self.sigma)
         y = nl_means_windowed(xs, sizes, window, h, sigma, nd)
-        return np.ldexp(y, -shift) if shift else y  # exact
+        return _unscale(y, shift, x)
 
     def __repr__(self):
         return (

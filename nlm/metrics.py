@@ -67,6 +67,18 @@ def _data_range(ref, data_range):
     )
 
 
+def _unit_scale(*arrays):
+    """``(k, arrays * 2^k)``: the float64 arrays scaled by one power of two so
+    that their largest magnitude is about 1 (``k = 0`` when it already lies
+    within ``2^±256``).  Squares and differences then neither overflow nor
+    underflow; PSNR and SSIM are unchanged when the data range is scaled too."""
+    peak = max(max(abs(float(a.min())), abs(float(a.max()))) for a in arrays)
+    k = -int(np.frexp(peak)[1]) if peak > 0 else 0
+    if abs(k) <= 256:
+        return 0, arrays
+    return k, tuple(np.ldexp(a, k) for a in arrays)
+
+
 def psnr(reference, image, *, data_range=None):
     """Peak signal-to-noise ratio of ``image`` against ``reference``, in dB.
 
@@ -123,6 +135,13 @@ def psnr(reference, image, *, data_range=None):
     img64 = img.astype(np.float64)
     if np.array_equal(ref64, img64):
         return float("inf")
+    k, (ref64, img64) = _unit_scale(ref64, img64)
+    if k or not 2.0**-256 < dr < 2.0**256:
+        # extreme magnitudes: 10 log10(dr^2 / mse) in terms that stay finite
+        mse = float(np.mean((ref64 - img64) ** 2))  # of the data scaled by 2^k
+        if mse == 0:
+            return float("inf")
+        return 20.0 * float(np.log10(dr)) - 10.0 * float(np.log10(mse)) + 20.0 * k * float(np.log10(2.0))
     return float(peak_signal_noise_ratio(ref64, img64, data_range=dr))
 
 
@@ -201,11 +220,12 @@ def ssim(reference, image, *, data_range=None, channel_axis=None):
             f"image spatial sides must all be >= 7 for the 7x7 SSIM window, got "
             f"{spatial_shape}"
         )
-    return float(
-        structural_similarity(
-            ref.astype(np.float64),
-            img.astype(np.float64),
-            data_range=dr,
-            channel_axis=channel_axis,
+    k, (ref64, img64) = _unit_scale(ref.astype(np.float64), img.astype(np.float64))
+    with np.errstate(over="ignore", under="ignore"):
+        dr = float(np.ldexp(dr, k))
+    if not 2.0**-200 < dr < 2.0**200:
+        raise ValueError(
+            f"data_range={data_range!r} is too extreme for the values of the images (SSIM's constants "
+            "(0.01 data_range)^2 would leave the float64 range)"
         )
-    )
+    return float(structural_similarity(ref64, img64, data_range=dr, channel_axis=channel_axis))

@@ -43,12 +43,13 @@ and ``f.score_grads`` (``f.pair_score_grads``) carries ``dS`` back to ``q`` and
 ``k`` (for the concatenation this applies the ReLU mask ``[a_i + b_j > 0]``).
 """
 
+import copy
 import itertools
 import numbers
 
 import numpy as np
 
-from nlm.kernels import Identity, Pairwise, Representation
+from nlm.kernels import EuclideanGaussian, Identity, Pairwise, PatchEuclideanGaussian, Representation, _float_dtype, _rescale, _unscale
 
 __all__ = ["nonlocal_op", "attend", "attend_backward", "affinity"]
 
@@ -258,6 +259,11 @@ def _overlap(shape, offset):
     return tuple(si), tuple(sj)
 
 
+def _offsets(window, spatial):
+    """The window's offsets; radii clipped to ``n - 1`` (larger offsets pair nothing)."""
+    return itertools.product(*[range(-w, w + 1) for w in (min(w, max(n - 1, 0)) for w, n in zip(window, spatial))])
+
+
 def _windowed(q, k, v, f, window):
     """Windowed non-local operation on channel-last grids (generic NumPy engine)."""
     num, den, _ = _windowed_sums(q, k, v, f, window)
@@ -277,7 +283,7 @@ def _windowed_sums(q, k, v, f, window):
     softmax = f.normalization == "softmax"
     if softmax:
         run_max = np.full(spatial, -np.inf, dtype=dtype)
-    for t in itertools.product(*[range(-w, w + 1) for w in window]):
+    for t in _offsets(window, spatial):
         si, sj = _overlap(spatial, t)
         qi, kj, vj = q[si], k[sj], v[sj]
         region = qi.shape[:-1]
@@ -287,8 +293,11 @@ def _windowed_sums(q, k, v, f, window):
         s = np.asarray(s, dtype=dtype).reshape(region)
         if softmax:
             new_max = np.maximum(run_max[si], s)
-            scale = np.exp(run_max[si] - new_max)
-            e = np.exp(s - new_max)
+            # where every score so far is -inf (weight 0), nothing to rescale:
+            # subtract 0 instead of -inf (-inf - -inf would be NaN)
+            safe = np.where(new_max > -np.inf, new_max, 0)
+            scale = np.exp(run_max[si] - safe)
+            e = np.exp(s - safe)
             den[si] = den[si] * scale + e
             num[si] = num[si] * scale[..., None] + e[..., None] * vj
             run_max[si] = new_max
@@ -319,7 +328,7 @@ def _windowed_backward(q, k, v, f, dy, window):
     dk = np.zeros(k.shape, dtype=dtype)
     dv = np.zeros(v.shape, dtype=dtype)
     dparams = {}
-    for t in itertools.product(*[range(-w, w + 1) for w in window]):
+    for t in _offsets(window, spatial):
         si, sj = _overlap(spatial, t)
         qi, kj, vj, dyi = q[si], k[sj], v[sj], dy[si]
         region = qi.shape[:-1]
@@ -372,8 +381,6 @@ def _check_x(x):
         raise ValueError(f"x must be channel-last with >= 1 spatial axis, got shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"x is empty (shape {x.shape})")
-    from nlm.kernels import _float_dtype
-
     x = np.asarray(x, dtype=_float_dtype(x.dtype))
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or Inf values")
@@ -415,7 +422,10 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
         not a real numeric array.
     ValueError
         For an empty ``x``, NaN/Inf in ``x``, fewer than 2 axes, a bad
-        ``window``, ``chunk_size`` or ``engine``.
+        ``window``, ``chunk_size`` or ``engine``, or when the result would
+        not be finite (``x`` so large that ``f``'s scores overflow; the
+        Euclidean Gaussians never do: they are evaluated on ``x`` scaled by
+        a power of two).
 
     Notes
     -----
@@ -448,14 +458,33 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
     nd = x.ndim - 1
     if window is not None:
         window = check_window(window, nd)
-        if engine == "auto":
-            y = f.fast_windowed(x, g, window)
-            if y is not None:
-                return y
+    shift, x0 = 0, x
+    if type(f) in (EuclideanGaussian, PatchEuclideanGaussian) and isinstance(g, Identity):
+        # scale-covariant: evaluate on data scaled by a power of two (exact)
+        # so that squared distances cannot overflow at any magnitude
+        x, h, sigma, shift = _rescale(x, f.h, f.sigma)
+        f = copy.copy(f)
+        f.h, f.sigma = h, sigma
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = _evaluate(x, f, g, window, engine, chunk_size)
+    y = _unscale(y, shift, x0)
+    if not np.isfinite(y).all():
+        raise ValueError(
+            f"x: the operation overflowed {y.dtype} (|x| up to {float(np.abs(x).max()):.3g} with "
+            f"{type(f).__name__}); scale x down"
+        )
+    return y
+
+
+def _evaluate(x, f, g, window, engine, chunk_size):
+    if window is not None and engine == "auto":
+        y = f.fast_windowed(x, g, window)
+        if y is not None:
+            return y
     q, k = f.features(x)
     v = g(x)
     if window is not None:
         return _windowed(q, k, v, f, window)
     spatial = x.shape[:-1]
-    y = attend(q.reshape(-1, q.shape[-1]), k.reshape(-1, k.shape[-1]), v.reshape(-1, v.shape[-1]), f, chunk_size=int(chunk_size))
+    y = attend(q.reshape(-1, q.shape[-1]), k.reshape(-1, k.shape[-1]), v.reshape(-1, v.shape[-1]), f, chunk_size=chunk_size)
     return y.reshape(spatial + (y.shape[-1],))

@@ -54,7 +54,8 @@ def _as_unit_float(image):
         from skimage.util import img_as_float64
 
         return img_as_float64(arr), np.float64
-    out_dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    # float32 in any byte order (a big-endian TIFF) stays (native) float32
+    out_dtype = np.float32 if arr.dtype.kind == "f" and arr.dtype.itemsize == 4 else np.float64
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError("image must not contain NaN or infinite values")
@@ -116,8 +117,9 @@ def add_noise(image, model="speckle", *, var=None, looks=None, seed=0, clip=True
     Returns
     -------
     noisy : ndarray
-        Noisy image, same shape as ``image``. ``float32`` input gives
-        ``float32`` output; every other input gives ``float64``. The
+        Noisy image, same shape as ``image``. ``float32`` input (any byte
+        order) gives native ``float32`` output; every other input gives
+        ``float64``. The
         arithmetic is done in float64 and cast at the end.
 
     Raises
@@ -129,8 +131,9 @@ def add_noise(image, model="speckle", *, var=None, looks=None, seed=0, clip=True
     ValueError
         If ``model`` is unknown, ``image`` is empty, non-finite or (float)
         outside ``[0, 1]``, ``var``/``looks`` are not > 0, ``looks`` is given
-        for a model that does not use it, or both/neither of ``var`` and
-        ``looks`` are given for ``"gamma"``.
+        for a model that does not use it, both/neither of ``var`` and
+        ``looks`` are given for ``"gamma"``, or they are so extreme that the
+        noisy values overflow.
 
     Notes
     -----
@@ -186,14 +189,18 @@ def add_noise(image, model="speckle", *, var=None, looks=None, seed=0, clip=True
                 raise ValueError("model='gamma' needs looks (number of looks L > 0)")
             looks = 1.0 / var
         # shape L, scale 1/L: mean 1, variance 1/L
-        out = x * rng.gamma(looks, 1.0 / looks, x.shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = x * rng.gamma(looks, 1.0 / looks, x.shape)
     else:
         if looks is not None:
             raise ValueError(f"looks is only used by model='gamma', not {key!r}")
         if var is None:
             var = _DEFAULT_VAR
         noise = rng.normal(0.0, var**0.5, x.shape)
-        out = x + x * noise if key == "speckle" else x + noise
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = x + x * noise if key == "speckle" else x + noise
+    if not np.isfinite(out).all():  # e.g. looks ~ 1e-308: the gamma draws overflow
+        raise ValueError(f"var={var!r} / looks={looks!r}: the noise overflowed; use a less extreme value")
     if clip:
         out = np.clip(out, 0.0, 1.0)
     return out.astype(out_dtype, copy=False)

@@ -89,8 +89,21 @@ def _mad(details):
     return float(np.median(details, overwrite_input=True) / 0.6744897501960817)
 
 
+def _mean(values):
+    """Mean of per-channel estimates that cannot overflow (estimates near the float64 maximum)."""
+    return float(sum(v / len(values) for v in values))
+
+
 def _sigma_mad(a):
-    return _mad([_detail_abs(a)])
+    # scale-covariant: magnitudes far from 1 (float64 near its maximum, or
+    # subnormal) are estimated on the data scaled by a power of two (exact)
+    peak = max(abs(float(a.min())), abs(float(a.max())))
+    k = -int(np.frexp(peak)[1]) if peak > 0 else 0
+    if abs(k) <= 256:
+        return _mad([_detail_abs(a)])
+    sigma = _mad([_detail_abs(np.ldexp(np.asarray(a, dtype=np.float64), k))])
+    with np.errstate(over="ignore"):  # an estimate beyond the float64 range: its maximum
+        return min(float(np.ldexp(sigma, -k)), float(np.finfo(np.float64).max))
 
 
 def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
@@ -168,6 +181,8 @@ def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
 
     if not isinstance(average_sigmas, (bool, np.bool_)):
         raise TypeError(f"average_sigmas must be a bool, got {average_sigmas!r}")
+    if not is_dask_array(image):
+        image = _as_numeric(image)  # validated before the hint below
     if channel_axis is None and np.ndim(image) > 0 and np.shape(image)[-1] <= 4:
         warnings.warn(
             f"image is size {np.shape(image)[-1]} on the last axis, but channel_axis is None. "
@@ -177,7 +192,6 @@ def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
         )
     if is_dask_array(image):
         return _estimate_sigma_dask(image, channel_axis, average_sigmas)
-    image = _as_numeric(image)
     if channel_axis is None:
         if image.ndim == 0:
             raise UnsupportedDimensionError("image must have at least 1 dimension, got a 0-D array")
@@ -187,7 +201,7 @@ def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
     if image.ndim < 2:
         raise UnsupportedDimensionError("image must have at least 1 dimension besides its channel axis")
     sigmas = [_sigma_mad(image[..., c]) for c in range(image.shape[-1])]
-    return float(np.mean(sigmas)) if average_sigmas else sigmas
+    return _mean(sigmas) if average_sigmas else sigmas
 
 
 def _dask_checks(image, channel_axis):
@@ -229,7 +243,7 @@ def _estimate_sigma_dask(image, channel_axis, average_sigmas):
     sigmas = _pooled_sigma(regions, axis)
     if axis is None:
         return sigmas[0]
-    return float(np.mean(sigmas)) if average_sigmas else sigmas
+    return _mean(sigmas) if average_sigmas else sigmas
 
 
 # --------------------------------------------------------------------------- #
