@@ -318,8 +318,8 @@ class PatchEuclideanGaussian(EuclideanGaussian):
     def __init__(self, h, sigma=0.0, patch_size=7, spatial_ndim=2):
         super().__init__(h, sigma)
         ok = isinstance(spatial_ndim, (numbers.Integral, np.integer)) and not isinstance(spatial_ndim, (bool, np.bool_))
-        if not ok or spatial_ndim < 1:
-            raise ValueError(f"spatial_ndim must be an integer >= 1, got {spatial_ndim!r}")
+        if not ok or not 1 <= spatial_ndim <= 63:  # NumPy arrays have at most 64 axes, one is channels
+            raise ValueError(f"spatial_ndim must be an integer from 1 to 63, got {spatial_ndim!r}")
         self.spatial_ndim = int(spatial_ndim)
         sizes = (patch_size,) * self.spatial_ndim if np.ndim(patch_size) == 0 else tuple(patch_size)
         if len(sizes) != self.spatial_ndim or any(

@@ -293,7 +293,7 @@ def test_kernel_constructors(name, value):
         "h": _is_real(value) and not math.isnan(float(value)) and float(value) > 0,
         "sigma": _is_real(value) and math.isfinite(float(value)) and float(value) >= 0,
         "patch_size": _is_int(value) and value >= 1 and value % 2 == 1,
-        "spatial_ndim": _is_int(value) and 1 <= value <= 3,
+        "spatial_ndim": _is_int(value) and 1 <= value <= 63,
     }[name]
     try:
         f = PatchEuclideanGaussian(**kw)
@@ -302,7 +302,9 @@ def test_kernel_constructors(name, value):
         _raises_naming(exc, name)
         return
     assert valid
-    x = np.random.default_rng(1).random((5, 6, 1) if f.spatial_ndim == 2 else (5,) * f.spatial_ndim + (1,))
+    if f.spatial_ndim > 4:
+        return
+    x = np.random.default_rng(1).random((5, 6, 1) if f.spatial_ndim == 2 else (3,) * f.spatial_ndim + (1,))
     assert np.isfinite(nonlocal_op(x, f, window=1)).all()
 
 
@@ -368,7 +370,7 @@ def test_scaled_metrics_agree(dtype):
 
 
 def test_found_0d_integer_image_is_a_dimension_error():
-    with pytest.raises(ValueError, match="image must have 1, 2 or 3 spatial dimensions"):
+    with pytest.raises(ValueError, match="image must have .* spatial dimension"):
         denoise_nl_means(np.array(0, np.int8), 3, 2, 0.2)  # was skimage's "return arrays must be of ArrayType"
 
 
