@@ -24,7 +24,111 @@ from nlm import _cli_options as opts
 _GLOB_CHARS = set("*?[")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Raised by the signal handler: SIGINT, SIGTERM or SIGHUP arrived."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_state = {"signal": None, "hook": None}
+
+
+def _on_signal(signum, frame):
+    """Remove partial outputs at once, then unwind (first signal only)."""
+    io = sys.modules.get("nlm.io")
+    if io is not None:
+        io.remove_partial_files()
+    if _state["signal"] is None:
+        _state["signal"] = signum
+        raise _Interrupted(signum)
+
+
+def _quiet_unraisable(unraisable):
+    """After an interruption, objects torn down half-way (a reader plugin's
+    ``__del__``) may fail; that is expected then and not worth a traceback."""
+    if _state["signal"] is None:
+        sys.__unraisablehook__(unraisable)
+
+
+class _Main(click.Group):
+    """The ``nlm`` group: signals, out-of-memory and unexpected errors end in
+    one ``Error:`` line, never a traceback."""
+
+    def main(self, *args, **kwargs):
+        import signal
+        import threading
+
+        _state["signal"] = None
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in _SIGNALS:
+                if hasattr(signal, name):
+                    num = getattr(signal, name)
+                    handlers[num] = signal.signal(num, _on_signal)
+            if sys.unraisablehook is not _quiet_unraisable:
+                sys.unraisablehook = _quiet_unraisable
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            if _state["signal"] is not None:
+                import gc
+
+                gc.collect()  # half-closed plugins go now, under the quiet hook
+            for num, old in handlers.items():
+                signal.signal(num, old)
+
+    def invoke(self, ctx):
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = super().invoke(ctx)
+            except KeyboardInterrupt as exc:
+                import signal
+
+                signum = getattr(exc, "signum", signal.SIGINT)
+                io = sys.modules.get("nlm.io")
+                if io is not None:
+                    io.remove_partial_files()
+                _state["signal"] = signum
+                click.echo(
+                    f"Error: interrupted by {signal.Signals(signum).name}; "
+                    "no partial output was left",
+                    err=True,
+                )
+                ctx.exit(128 + signum)
+            except MemoryError:
+                raise click.ClickException(
+                    "not enough memory (try a smaller image or --patch-distance)"
+                ) from None
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+                raise
+            except Exception as exc:
+                if os.environ.get("NLM_DEBUG"):
+                    raise
+                reason = " ".join(str(exc).split())[:300]
+                raise click.ClickException(
+                    f"unexpected {type(exc).__name__}: {reason} "
+                    "(please report it; NLM_DEBUG=1 shows the traceback)"
+                ) from None
+        # warnings are shown after a successful run only, never before an error
+        if not ctx.meta.get("nlm.quiet"):
+            seen = set()
+            for w in caught:
+                text = f"warning: {' '.join(str(w.message).split())}"
+                if text not in seen:
+                    seen.add(text)
+                    click.echo(text, err=True)
+        return result
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nlm")
 def main():
     """Non-local means denoising from the command line.
@@ -44,22 +148,71 @@ def _readable_ext(path):
     return Path(path).suffix.lower() in READ_EXTENSIONS
 
 
+class _Unknown:
+    """What :func:`_stat` returns when the path cannot be examined (permissions)."""
+
+    st_mode = 0o100000  # looks like a regular file; the real access reports the error
+
+
+_UNKNOWN = _Unknown()
+
+
+def _stat(path, hint):
+    """``os.stat(path)``, or None when nothing is there; a name the system cannot
+    take (too long, a symlink loop) is a usage error."""
+    import errno
+
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            longest = max((len(os.fsencode(part)) for part in Path(path).parts), default=0)
+            raise click.BadParameter(
+                f"{_short(path)}: file name too long ({longest} bytes in one name, "
+                f"{len(os.fsencode(str(path)))} in all)",
+                param_hint=hint,
+            ) from None
+        if exc.errno == errno.ELOOP:
+            raise click.BadParameter(
+                f"{_short(path)}: too many levels of symbolic links", param_hint=hint
+            ) from None
+        return _UNKNOWN  # e.g. permission denied: reading or writing reports it (exit 1)
+
+
+def _short(path, limit=120):
+    """A path for a message: very long ones are cut in the middle."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    return text[: limit // 2 - 2] + "..." + text[-(limit // 2 - 1):]
+
+
 def _check_input_file(path, hint):
-    """Usage checks on one input path: exists, is a file, readable extension."""
-    from nlm.io import READ_EXTENSIONS
+    """Usage checks on one input path: exists, is a regular file, readable extension."""
+    import stat
+
+    from nlm.io import READ_EXTENSIONS, file_kind
 
     p = Path(path)
-    if not p.exists():
-        raise click.BadParameter(f"{path}: no such file", param_hint=hint)
-    if p.is_dir():
+    info = _stat(p, hint)
+    if info is None:
+        raise click.BadParameter(f"{_short(path)}: no such file", param_hint=hint)
+    if stat.S_ISDIR(info.st_mode):
         raise click.BadParameter(
-            f"{path}: is a directory, not an image file "
+            f"{_short(path)}: is a directory, not an image file "
             "(to denoise every image in it: nlm denoise DIR -o OUTDIR)",
+            param_hint=hint,
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise click.BadParameter(
+            f"{_short(path)}: is {file_kind(info.st_mode)}, not a regular file; give an image file",
             param_hint=hint,
         )
     if not _readable_ext(p):
         raise click.BadParameter(
-            f"{path}: unsupported extension {p.suffix or '(none)'!r}; "
+            f"{_short(path)}: unsupported extension {p.suffix or '(none)'!r}; "
             f"readable: {', '.join(READ_EXTENSIONS)}",
             param_hint=hint,
         )
@@ -70,17 +223,25 @@ def _same_file(a, b):
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return Path(a).resolve() == Path(b).resolve()
+        try:
+            return Path(a).resolve() == Path(b).resolve()
+        except OSError:
+            return False
 
 
 def _check_output_file(path, inputs, overwrite, hint):
     """Usage checks on one output path (before any work is done)."""
-    from nlm.io import ImageIOError, check_writable
+    import stat
+
+    from nlm.io import ImageIOError, check_writable, file_kind
 
     p = Path(path)
-    if p.is_dir():
+    info = _stat(p, hint)
+    if info is _UNKNOWN:
+        info = None  # cannot tell: the write reports it
+    if info is not None and stat.S_ISDIR(info.st_mode):
         raise click.BadParameter(
-            f"{path}: is a directory; give an output file name (or use -o DIR for a batch)",
+            f"{_short(path)}: is a directory; give an output file name (or use -o DIR for a batch)",
             param_hint=hint,
         )
     try:
@@ -88,45 +249,64 @@ def _check_output_file(path, inputs, overwrite, hint):
     except ImageIOError as exc:
         raise click.BadParameter(str(exc), param_hint=hint) from None
     parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise click.BadParameter(f"{path}: directory {parent} does not exist", param_hint=hint)
-    if p.exists() and not overwrite:
+    parent_info = _stat(parent, hint)
+    if parent_info is None or (parent_info is not _UNKNOWN and not stat.S_ISDIR(parent_info.st_mode)):
+        raise click.BadParameter(
+            f"{_short(path)}: directory {_short(parent)} does not exist", param_hint=hint
+        )
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise click.BadParameter(
+            f"{_short(path)}: is {file_kind(info.st_mode)}, not a regular file; "
+            "give a file name to write",
+            param_hint=hint,
+        )
+    if info is not None and not overwrite:
         if any(_same_file(p, i) for i in inputs):
             raise click.BadParameter(
-                f"{path}: is the input file; pass --overwrite to replace it", param_hint=hint
+                f"{_short(path)}: is the input file; pass --overwrite to replace it", param_hint=hint
             )
         raise click.BadParameter(
-            f"{path}: already exists; pass --overwrite to replace it", param_hint=hint
+            f"{_short(path)}: already exists; pass --overwrite to replace it", param_hint=hint
         )
     return p
 
 
 def _expand_inputs(paths):
     """Batch inputs: files as given, directories' images, glob matches; sorted, unique."""
+    import stat
+
     files = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        info = _stat(p, "PATHS")
+        if info is not None and info is not _UNKNOWN and stat.S_ISDIR(info.st_mode):
+            try:
+                entries = list(p.iterdir())
+            except OSError as exc:
+                raise click.BadParameter(
+                    f"{_short(raw)}: cannot list the directory: {exc.strerror or exc}",
+                    param_hint="PATHS",
+                ) from None
             found = sorted(
-                f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and _readable_ext(f)
+                f for f in entries if f.is_file() and not f.name.startswith(".") and _readable_ext(f)
             )
             if not found:
-                raise click.BadParameter(f"{raw}: directory holds no readable image", param_hint="PATHS")
+                raise click.BadParameter(f"{_short(raw)}: directory holds no readable image", param_hint="PATHS")
             files.extend(found)
-        elif p.exists():
+        elif info is not None:
             files.append(_check_input_file(p, "PATHS"))
         elif _GLOB_CHARS & set(raw):
             found = sorted(
                 Path(f) for f in glob.glob(raw) if Path(f).is_file() and _readable_ext(f)
             )
             if not found:
-                raise click.BadParameter(f"{raw}: matches no readable image", param_hint="PATHS")
+                raise click.BadParameter(f"{_short(raw)}: matches no readable image", param_hint="PATHS")
             files.extend(found)
         else:
-            raise click.BadParameter(f"{raw}: no such file or directory", param_hint="PATHS")
+            raise click.BadParameter(f"{_short(raw)}: no such file or directory", param_hint="PATHS")
     unique, seen = [], set()
     for f in files:
-        key = f.resolve()
+        key = os.path.realpath(f)
         if key not in seen:
             seen.add(key)
             unique.append(f)
@@ -135,19 +315,24 @@ def _expand_inputs(paths):
 
 def _batch_jobs(paths, output_dir, suffix, ext, overwrite):
     """Pair every input with its output in ``output_dir``; all usage checks first."""
-    from nlm.io import WRITE_EXTENSIONS
+    import stat
+
+    from nlm.io import WRITE_EXTENSIONS, file_kind
 
     if not paths:
         raise click.UsageError("no input given: nlm denoise INPUT... -o OUTDIR")
+    if os.sep in suffix or (os.altsep and os.altsep in suffix):
+        raise click.BadParameter("must not contain a path separator", param_hint="'--suffix'")
     inputs = _expand_inputs(paths)
     outdir = Path(output_dir)
+    hint = "'-o' / '--output-dir'"
     jobs, targets = [], {}
     for src in inputs:
         out_ext = "." + ext if ext else src.suffix.lower()
         if out_ext not in WRITE_EXTENSIONS:
             out_ext = ".png"
         dst = outdir / f"{src.stem}{suffix}{out_ext}"
-        key = str(dst.resolve())
+        key = os.path.realpath(dst)
         if key in targets:
             raise click.BadParameter(
                 f"{targets[key]} and {src} would both be written to {dst}; "
@@ -156,25 +341,35 @@ def _batch_jobs(paths, output_dir, suffix, ext, overwrite):
             )
         targets[key] = src
         jobs.append((src, dst))
-    if outdir.exists():
+    if _stat(outdir, hint) is not None:
         for src, dst in jobs:
-            if dst.exists() and not overwrite:
+            info = _stat(dst, hint)
+            if info is None or info is _UNKNOWN:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                raise click.BadParameter(f"{_short(dst)}: is a directory", param_hint=hint)
+            if not stat.S_ISREG(info.st_mode):
+                raise click.BadParameter(
+                    f"{_short(dst)}: is {file_kind(info.st_mode)}, not a regular file", param_hint=hint
+                )
+            if not overwrite:
                 what = "is the input file" if _same_file(src, dst) else "already exists"
                 raise click.BadParameter(
-                    f"{dst}: {what}; pass --overwrite to replace it (or use --suffix)",
-                    param_hint="'-o' / '--output-dir'",
+                    f"{_short(dst)}: {what}; pass --overwrite to replace it (or use --suffix)",
+                    param_hint=hint,
                 )
-            if dst.is_dir():
-                raise click.BadParameter(f"{dst}: is a directory", param_hint="'-o' / '--output-dir'")
+    else:
+        for src, dst in jobs:
+            _stat(dst, hint)  # a name too long is refused before anything is done
     return jobs
 
 
-def _read(path, *, volume):
+def _read(path, *, volume, max_pixels=None):
     """Read an image for a command; data problems become ClickException (exit 1)."""
     from nlm.io import ImageIOError, read_image
 
     try:
-        image = read_image(path)
+        image = read_image(path, max_pixels=max_pixels)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
     if volume is not None:
@@ -219,8 +414,15 @@ def _reattach_alpha(result, alpha, mode):
     return np.concatenate([result, alpha[..., None]], axis=-1)
 
 
-def _denoise_file(src, dst, params, *, volume, overwrite):
+def _denoise_file(src, dst, params, *, volume, overwrite, max_pixels=None):
     """Denoise one file into another; return a dict describing what was done."""
+    try:
+        return _denoise_one(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=max_pixels)
+    except MemoryError:
+        raise click.ClickException(f"{src}: not enough memory to denoise it; nothing was written") from None
+
+
+def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     import numpy as np
 
     import nlm
@@ -228,7 +430,7 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
 
     timings = {}
     t0 = time.perf_counter()
-    image = _read(src, volume=volume)
+    image = _read(src, volume=volume, max_pixels=max_pixels)
     _check_format(dst, image)
     colour, alpha = image.split_alpha()
     channel_axis = -1 if colour.ndim > len(image.spatial_shape) else None
@@ -311,8 +513,8 @@ def _denoise_file(src, dst, params, *, volume, overwrite):
     timings["filter"] = time.perf_counter() - t2
     if not np.all(np.isfinite(result)):
         raise click.ClickException(
-            f"{src}: the filter produced NaN or infinite values (is h {_num(h)} too small "
-            f"for {work.dtype}?); nothing was written"
+            f"{src}: the filter produced NaN or infinite values with h {_num(h)} and sigma "
+            f"{_num(sigma)} in {work.dtype}; nothing was written"
         )
 
     t3 = time.perf_counter()
@@ -561,9 +763,10 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 @opts.volume_opt
 @opts.video_options
 @opts.overwrite_opt
+@opts.max_pixels_opt
 @opts.verbosity_options
 def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, output_dir, suffix, ext,
-            volume, temporal_radius, time_axis, overwrite, quiet, verbose):
+            volume, temporal_radius, time_axis, overwrite, max_pixels, quiet, verbose):
     """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
 
     \b
@@ -593,6 +796,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
+    click.get_current_context().meta["nlm.quiet"] = quiet
     if noise is None:
         noise = "gamma" if looks is not None else "auto" if method == "bayes" else "gaussian"
     if looks is not None and noise not in ("gamma", "auto"):
@@ -637,7 +841,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
             raise click.UsageError("--temporal-radius is for videos (and TIFF stacks with --time-axis)")
         src = _check_input_file(paths[0], "INPUT")
         dst = _check_output_file(paths[1], [src], overwrite, "OUTPUT")
-        rec = _denoise_file(src, dst, params, volume=volume, overwrite=overwrite)
+        rec = _denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=max_pixels)
         if not quiet:
             for note in _notes(rec, src):
                 click.echo(note, err=True)
@@ -663,7 +867,9 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     with bar:
         for src, dst in bar:
             try:
-                records.append(_denoise_file(src, dst, params, volume=volume, overwrite=overwrite))
+                records.append(
+                    _denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=max_pixels)
+                )
             except click.ClickException as exc:
                 errors.append(exc.format_message())
     if not quiet:
@@ -706,7 +912,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
 )
 @click.option(
     "--var",
-    type=click.FloatRange(min=0, min_open=True),
+    type=opts.FiniteFloatRange(min=0, min_open=True),
     default=None,
     cls=opts.SectionedOption,
     section="Noise",
@@ -714,7 +920,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
 )
 @click.option(
     "--looks",
-    type=click.FloatRange(min=0, min_open=True),
+    type=opts.FiniteFloatRange(min=0, min_open=True),
     default=None,
     cls=opts.SectionedOption,
     section="Noise",
@@ -722,8 +928,9 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
 )
 @opts.seed_opt
 @opts.overwrite_opt
+@opts.max_pixels_opt
 @opts.verbosity_options
-def noise(input_path, output_path, model, var, looks, seed, overwrite, quiet, verbose):
+def noise(input_path, output_path, model, var, looks, seed, overwrite, max_pixels, quiet, verbose):
     """Add noise to INPUT and write OUTPUT (to make test images).
 
     \b
@@ -736,6 +943,7 @@ def noise(input_path, output_path, model, var, looks, seed, overwrite, quiet, ve
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
+    click.get_current_context().meta["nlm.quiet"] = quiet
     if looks is not None and model != "gamma":
         raise click.BadParameter("is only used by --model gamma", param_hint="'--looks'")
     if model == "gamma" and looks is not None and var is not None:
@@ -750,7 +958,7 @@ def noise(input_path, output_path, model, var, looks, seed, overwrite, quiet, ve
     from nlm.io import from_float
     from nlm.noise import add_noise
 
-    image = _read(src, volume=None)
+    image = _read(src, volume=None, max_pixels=max_pixels)
     _check_format(dst, image)
     colour, alpha = image.split_alpha()
     if colour.dtype.kind == "i":
@@ -784,14 +992,15 @@ def noise(input_path, output_path, model, var, looks, seed, overwrite, quiet, ve
 @click.argument("image_path", metavar="IMAGE")
 @click.option(
     "--data-range",
-    type=click.FloatRange(min=0, min_open=True),
+    type=opts.FiniteFloatRange(min=0, min_open=True),
     default=None,
     cls=opts.SectionedOption,
     section="Metrics",
     help="Peak-to-peak range of the values. [default: the type's maximum for "
     "integers (255, 65535); 1 for floats in [0, 1]]",
 )
-def psnr(reference_path, image_path, data_range):
+@opts.max_pixels_opt
+def psnr(reference_path, image_path, data_range, max_pixels):
     """Print the PSNR (dB) and SSIM of IMAGE against REFERENCE.
 
     Both must have the same size, channels and data type.  Alpha channels are
@@ -802,8 +1011,8 @@ def psnr(reference_path, image_path, data_range):
 
     from nlm import metrics
 
-    ref = _read(ref_p, volume=None)
-    img = _read(img_p, volume=None)
+    ref = _read(ref_p, volume=None, max_pixels=max_pixels)
+    img = _read(img_p, volume=None, max_pixels=max_pixels)
     if ref.mode != img.mode or ref.data.shape != img.data.shape:
         raise click.ClickException(
             f"{img_p} ({img.describe()}) does not match {ref_p} ({ref.describe()})"

@@ -11,6 +11,7 @@ This module imports only click: ``nlm --help`` must not pay for NumPy or Numba.
 import click
 
 __all__ = [
+    "FiniteFloatRange",
     "PerAxisInt",
     "temporal_radius_opt",
     "time_axis_opt",
@@ -19,6 +20,7 @@ __all__ = [
     "SectionedOption",
     "filter_options",
     "h_opt",
+    "max_pixels_opt",
     "noise_mode_opt",
     "method_opt",
     "looks_opt",
@@ -68,6 +70,22 @@ class SectionedCommand(click.Command):
         for name, records in sections.items():
             with formatter.section(name):
                 formatter.write_dl(records)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses ``nan`` and ``inf`` (exit 2).
+
+    ``float("nan")`` passes every range comparison, and ``inf`` passes an
+    open-ended one, so click alone lets both through.
+    """
+
+    name = "float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def _option(*decls, section, **attrs):
@@ -127,7 +145,7 @@ patch_distance_opt = _option(
 h_opt = _option(
     "--h",
     "h",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     section="Filter",
     help="Filter strength, in the image's own units (uint8: 0-255 scale). "
@@ -136,7 +154,7 @@ h_opt = _option(
 
 sigma_opt = _option(
     "--sigma",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=None,
     section="Filter",
     help="Noise standard deviation, in the image's own units; 0 turns off the "
@@ -234,6 +252,19 @@ output_dir_opt = _option(
     section="Input/output",
     help="Batch mode: every PATH is an input (file, directory or glob) and the "
     "results go into this directory (created if missing).",
+)
+
+max_pixels_opt = _option(
+    "--max-pixels",
+    type=click.IntRange(min=0),
+    default=None,
+    envvar="NLM_MAX_PIXELS",
+    show_envvar=True,
+    metavar="N",
+    section="Input/output",
+    help="Refuse input files of more than N pixels (all pages, channels not "
+    "counted), checked before decoding: a guard against decompression bombs; "
+    "0: no limit. [default: 134217728 (2**27)]",
 )
 
 seed_opt = _option(

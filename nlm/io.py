@@ -28,31 +28,45 @@ Data types
 * Conversions made on reading, each recorded in :attr:`ImageData.notes`:
   palette (indexed-colour) PNG/GIF/BMP images become ``RGB`` ``uint8``, or
   ``RGBA`` when the palette has transparency; 1-bit images become ``uint8``
-  with black 0 and white 255.
+  with black 0 and white 255; a grey or RGB PNG with a ``tRNS`` colour key
+  becomes ``LA``/``RGBA`` with alpha 0 exactly where the pixel equals the key
+  (the key would not survive filtering; the alpha channel does).
+* TIFF pages written one at a time (one series each) form one stack when
+  they all have the same shape, data type and colour layout; pages that
+  differ are refused (never silently reduced to the first page).
+  Reduced-resolution pages (thumbnails, pyramid levels) are ignored.
 * Refused on reading, with a message saying what to do: CMYK, Lab, YCbCr and
   other colour spaces, palette TIFFs, MinIsWhite grey TIFFs (other than 1-bit),
   complex numbers, interlaced 16-bit colour PNG, TIFFs with more than one
-  stack axis or with both a sample and a channel axis.
+  stack axis or with both a sample and a channel axis; anything that is not a
+  regular file (a FIFO is refused, not waited on); files whose header claims
+  more than ``max_pixels`` pixels (:data:`MAX_PIXELS` by default, checked
+  before decoding: a guard against decompression bombs).
 * :func:`to_float` gives the working float array *in the image's own value
   range* (``uint8`` becomes ``float32`` values 0..255, not 0..1):
   8- and 16-bit integers and ``float16`` become ``float32``; 32- and 64-bit
   integers become ``float64``; ``float32`` and ``float64`` are kept.
 * :func:`from_float` converts back: integer types are rounded to the nearest
-  integer (half to even) and clipped to the type's range; float types are cast
-  without clipping.
+  integer (half to even) and clipped to the type's range, exactly for every
+  integer type (64-bit ones included, whose maximum float64 cannot hold);
+  float types are cast without clipping.
 
 Formats written
 ---------------
 * PNG: ``uint8`` or ``uint16``, modes ``L``, ``LA``, ``RGB``, ``RGBA``, one
-  image (no stack).  16-bit colour PNG is encoded and decoded by this module
-  because Pillow silently reduces it to 8 bits.
+  image (no stack), encoded by this module (adaptive row filters, zlib
+  level 6).  16-bit colour PNG is also decoded here because Pillow silently
+  reduces it to 8 bits.
 * TIFF: every data type, mode and stack above (uncompressed; alpha marked as
   unassociated alpha so that it reads back as alpha).
 * Anything else (JPEG, which is lossy, BMP, GIF, ...) is refused.
 
-Every write goes to a temporary file in the destination directory that is
-then renamed into place, so a failed or interrupted write leaves no partial
-file, and an existing file is only replaced when ``overwrite=True``.
+Every write goes to a temporary file ``.NAME.XXXXXXXX.part.EXT`` in the
+destination directory (NAME shortened to fit the file system's name limit)
+that is then renamed into place, so a failed or interrupted write leaves no
+partial file, and an existing file is only replaced when ``overwrite=True``.
+A program ending on a signal calls :func:`remove_partial_files` from its
+handler.
 """
 
 from __future__ import annotations
@@ -60,8 +74,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import stat
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -70,13 +85,16 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "MAX_PIXELS",
     "READ_EXTENSIONS",
     "WRITE_EXTENSIONS",
     "ImageData",
     "ImageIOError",
     "check_writable",
+    "file_kind",
     "from_float",
     "read_image",
+    "remove_partial_files",
     "to_float",
     "write_image",
 ]
@@ -221,11 +239,39 @@ def from_float(data, dtype):
     if dtype.kind in "iu":
         if data.dtype.kind == "f" and np.isnan(data).any():
             raise ImageIOError(f"result holds NaN, which {dtype} cannot store")
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(data), info.min, info.max).astype(dtype)
+        return _round_clip(data, dtype)
     if dtype.kind == "b":
         return data >= 0.5
     return data.astype(dtype, copy=False)
+
+
+def _round_clip(data, dtype):
+    """Round half to even and clip to ``dtype``'s range, exactly, without warnings.
+
+    ``float(2**63 - 1)`` is ``2**63``, which does not fit ``int64``: clipping to
+    ``float(info.max)`` and casting overflows.  The values are clipped to the
+    largest float below the type's bound and those beyond it set afterwards.
+    """
+    info = np.iinfo(dtype)
+    if data.dtype.kind not in "fiub":
+        data = data.astype(np.float64)
+    if data.dtype.kind in "iub":
+        return np.clip(data, info.min, info.max).astype(dtype)
+    if dtype.itemsize >= 4 and data.dtype.itemsize < 8:
+        data = data.astype(np.float64)
+    rounded = np.rint(data)
+    ftype = rounded.dtype.type
+    hi, lo = ftype(info.max), ftype(info.min)
+    if int(hi) > info.max:  # the bound rounds up: clip just below it
+        hi = np.nextafter(hi, ftype(0))
+    if int(lo) < info.min:
+        lo = np.nextafter(lo, ftype(0))
+    out = np.clip(rounded, lo, hi).astype(dtype)
+    if int(hi) < info.max:
+        out[rounded > hi] = info.max
+    if int(lo) > info.min:
+        out[rounded < lo] = info.min
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -235,7 +281,7 @@ def _ext(path) -> str:
     return Path(path).suffix.lower()
 
 
-def read_image(path, *, stack_ok=True) -> ImageData:
+def read_image(path, *, stack_ok=True, max_pixels=None) -> ImageData:
     """Read an image file without losing anything.
 
     Parameters
@@ -245,6 +291,12 @@ def read_image(path, *, stack_ok=True) -> ImageData:
     stack_ok : bool, optional
         When False, a file holding several images (multi-page TIFF, animated
         GIF) raises :class:`ImageIOError` instead of being returned as a stack.
+    max_pixels : int, optional
+        Refuse files holding more pixels than this (all pages together,
+        channels not counted), checked from the header before anything is
+        decoded, so that a small file cannot claim gigabytes (a
+        "decompression bomb").  ``None``: the environment variable
+        ``NLM_MAX_PIXELS`` if set, else :data:`MAX_PIXELS`; ``0``: no limit.
 
     Returns
     -------
@@ -254,9 +306,11 @@ def read_image(path, *, stack_ok=True) -> ImageData:
     Raises
     ------
     ImageIOError
-        The file is missing, a directory, empty, unreadable, corrupt, of an
-        unsupported extension, or holds pixels this module refuses (see the
-        module documentation).  The message is one line and names the file.
+        The file is missing, a directory or another non-regular file (a FIFO,
+        a device), empty, unreadable, corrupt, of an unsupported extension,
+        larger than ``max_pixels``, or holds pixels this module refuses (see
+        the module documentation).  The message is one line and names the
+        file.
     """
     path = Path(path)
     ext = _ext(path)
@@ -265,42 +319,129 @@ def read_image(path, *, stack_ok=True) -> ImageData:
             f"{path}: unsupported extension {ext or '(none)'!r}; "
             f"readable: {', '.join(READ_EXTENSIONS)}"
         )
-    if not path.exists():
-        raise ImageIOError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageIOError(f"{path}: is a directory, not an image file")
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(64)
-    except OSError as exc:
-        raise ImageIOError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    limit = _pixel_limit(max_pixels)
+    size, head = _open_regular(path)
     if size == 0:
         raise ImageIOError(f"{path}: file is empty")
     try:
         with _quiet_readers():
             if ext in _TIFF_EXTENSIONS:
-                image = _read_tiff(path)
+                image = _read_tiff(path, limit)
             elif head.startswith(_PNG_SIGNATURE) and _png16_colour(head):
-                image = _read_png16(path)
+                image = _read_png16(path, limit)
             else:
-                image = _read_pillow(path, ext)
+                image = _read_pillow(path, ext, limit, head)
     except ImageIOError:
         raise
     except MemoryError:
         raise ImageIOError(f"{path}: not enough memory to read it") from None
+    except OSError as exc:
+        if exc.errno is None or not exc.strerror:
+            raise ImageIOError(f"{path}: cannot read as an image: {_reason(exc, ext)}") from None
+        raise ImageIOError(f"{path}: cannot read: {exc.strerror}") from None
     except Exception as exc:  # every reader error becomes one line
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        if any(s in reason for s in ("Could not find a backend", "cannot identify image file", "can not handle the given uri")):
-            reason = f"not a recognised {ext[1:].upper()} file (corrupt or of another type)"
-        if len(reason) > 200:
-            reason = reason[:200] + "..."
-        raise ImageIOError(f"{path}: cannot read as an image: {reason}") from None
+        raise ImageIOError(f"{path}: cannot read as an image: {_reason(exc, ext)}") from None
     if image.data.size == 0:
         raise ImageIOError(f"{path}: image has no pixels")
     if image.stack and not stack_ok:
         raise ImageIOError(f"{path}: holds a stack of {image.data.shape[0]} images")
     return image
+
+
+#: default limit of :func:`read_image` on the pixels of one file (all pages,
+#: channels not counted): 2**27, e.g. 11585 x 11585, or 512 x 512 x 512
+MAX_PIXELS = 2**27
+
+
+def _pixel_limit(max_pixels):
+    if max_pixels is None:
+        env = os.environ.get("NLM_MAX_PIXELS", "").strip()
+        if not env:
+            return MAX_PIXELS
+        try:
+            max_pixels = int(env)
+        except ValueError:
+            raise ImageIOError(
+                f"NLM_MAX_PIXELS={env!r} is not a whole number (0 for no limit)"
+            ) from None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
+        raise TypeError(f"max_pixels must be an int, got {type(max_pixels).__name__}")
+    if max_pixels < 0:
+        raise ValueError(f"max_pixels must be >= 0 (0: no limit), got {max_pixels}")
+    return int(max_pixels)
+
+
+def _check_pixels(path, shape, limit):
+    """Refuse an image whose header claims more than ``limit`` pixels."""
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if limit and count > limit:
+        size = "x".join(str(int(n)) for n in shape)
+        raise ImageIOError(
+            f"{path}: {size} is {count:,} pixels, more than the limit of {limit:,} "
+            "(a guard against decompression bombs); if the image is genuine, raise "
+            "the limit: --max-pixels N, NLM_MAX_PIXELS=N or max_pixels=N (0: none)"
+        )
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode):
+    """Name the kind of a non-regular file from its ``st_mode`` (for messages)."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    for test, name in _FILE_KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_regular(path):
+    """Return ``(size, first 64 bytes)`` of a regular file; refuse anything else.
+
+    The file is opened without blocking, so a FIFO named ``x.png`` is refused
+    instead of waiting for a writer forever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageIOError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageIOError(f"{path}: is a directory, not an image file") from None
+    except OSError as exc:
+        raise ImageIOError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageIOError(f"{path}: is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageIOError(
+                f"{path}: is {file_kind(info.st_mode)}, not a regular file; give an image file"
+            )
+        head = os.read(fd, 64)
+    except OSError as exc:
+        raise ImageIOError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    return info.st_size, head
+
+
+def _reason(exc, ext):
+    """A reader's exception as a short one-line reason."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    if any(k in reason for k in ("Could not find a backend", "cannot identify image file",
+                                 "can not handle the given uri")):
+        reason = f"not a recognised {ext[1:].upper()} file (corrupt or of another type)"
+    if len(reason) > 200:
+        reason = reason[:200] + "..."
+    return reason
 
 
 @contextlib.contextmanager
@@ -317,11 +458,16 @@ def _quiet_readers():
         logger.setLevel(level)
 
 
-def _read_pillow(path, ext) -> ImageData:
+def _read_pillow(path, ext, limit, head) -> ImageData:
     import imageio.v3 as iio
 
     # Pillow only: with PyAV installed, imageio would otherwise offer non-images to ffmpeg
     props = iio.improps(path, extension=ext, plugin="pillow")
+    shape = props.shape
+    if props.is_batch:
+        _check_pixels(path, shape[:3], limit)
+    else:
+        _check_pixels(path, shape[:2], limit)
     meta = iio.immeta(path, extension=ext, plugin="pillow")
     pil_mode = meta.get("mode")
     notes = []
@@ -351,21 +497,132 @@ def _read_pillow(path, ext) -> ImageData:
         mode = {2: "LA", 3: "RGB", 4: "RGBA"}[data.shape[-1]]
     else:
         raise ImageIOError(f"{path}: unexpected image shape {data.shape}")
+    if read_mode is None and mode in ("L", "RGB") and head.startswith(_PNG_SIGNATURE):
+        key = _png_colour_key(path)
+        if key is not None:
+            data, mode = _key_to_alpha(data, mode, key)
+            notes.append(f"transparency key (tRNS) converted to an alpha channel ({mode})")
     return ImageData(np.ascontiguousarray(data), mode, stack, path, tuple(notes))
 
 
-def _read_tiff(path) -> ImageData:
+def _png_chunks(raw):
+    """Yield ``(type, body)`` of each chunk of PNG bytes ``raw`` (after the signature)."""
+    pos = 8
+    while pos + 8 <= len(raw):
+        (length,) = struct.unpack(">I", raw[pos : pos + 4])
+        ctype = raw[pos + 4 : pos + 8]
+        body = raw[pos + 8 : pos + 8 + length]
+        if len(body) != length:
+            raise ImageIOError("truncated PNG")
+        yield ctype, body
+        if ctype == b"IEND":
+            return
+        pos += 12 + length
+
+
+def _png_colour_key(path):
+    """The tRNS colour key of a grey or RGB PNG, scaled as the decoder scales pixels.
+
+    Returns ``None`` without a key, an int for grey, a 3-tuple for RGB.  The
+    chunk must precede the image data, so only the head of the file is read.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(8)
+        ihdr = trns = None
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                break
+            (length,) = struct.unpack(">I", header[:4])
+            ctype = header[4:]
+            if ctype in (b"IDAT", b"IEND"):
+                break
+            if ctype in (b"IHDR", b"tRNS") and length <= 64:
+                body = fh.read(length)
+                fh.seek(4, os.SEEK_CUR)
+                if ctype == b"IHDR" and length == 13:
+                    ihdr = struct.unpack(">IIBBBBB", body)
+                elif ctype == b"tRNS":
+                    trns = body
+            else:
+                fh.seek(length + 4, os.SEEK_CUR)
+    if ihdr is None or trns is None:
+        return None
+    depth, colour = ihdr[2], ihdr[3]
+    mask = (1 << depth) - 1
+    scale = 255 // mask if depth < 8 else 1  # 1, 2, 4 bits are expanded to 0..255
+    if colour == 0 and len(trns) >= 2:
+        return (struct.unpack(">H", trns[:2])[0] & mask) * scale
+    if colour == 2 and len(trns) >= 6:
+        return tuple((v & mask) * scale for v in struct.unpack(">HHH", trns[:6]))
+    return None
+
+
+def _key_to_alpha(data, mode, key):
+    """Turn a colour key into an alpha channel: 0 where the pixel equals it, else opaque."""
+    top = np.iinfo(data.dtype).max if data.dtype.kind in "ui" else 1
+    if mode == "L":
+        transparent = data == key
+    else:
+        transparent = np.all(data == np.asarray(key, dtype=data.dtype), axis=-1)
+        data = data[..., :3]
+    alpha = np.where(transparent, 0, top).astype(data.dtype)
+    if mode == "L":
+        return np.stack([data, alpha], axis=-1), "LA"
+    return np.concatenate([data, alpha[..., None]], axis=-1), "RGBA"
+
+
+def _tiff_keyframe(series, tif):
+    return series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
+
+
+def _read_tiff(path, limit) -> ImageData:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        if not tif.series:
+        # counting the pages first walks the whole IFD chain, which detects a
+        # circular chain; building the series without it can loop forever
+        len(tif.pages)
+        # reduced-resolution copies (thumbnails, pyramid levels) are not images
+        series = [s for s in tif.series if not _tiff_keyframe(s, tif).is_reduced]
+        if not series:
             raise ImageIOError(f"{path}: TIFF holds no image")
-        series = tif.series[0]
-        page = series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
-        photometric = int(page.photometric)
-        extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
-        axes = series.axes
-        data = series.asarray()
+        described = []
+        for s in series:
+            page = _tiff_keyframe(s, tif)
+            described.append(
+                (
+                    tuple(s.shape),
+                    s.axes,
+                    np.dtype(s.dtype),
+                    int(page.photometric),
+                    tuple(int(e) for e in (page.extrasamples or ())),
+                )
+            )
+        _check_pixels(
+            path, [n for d in described for n, a in zip(d[0], d[1]) if a not in "SC"], limit
+        )
+        shape, axes, dtype, photometric, extrasamples = described[0]
+        if len(series) > 1:
+            # pages written one at a time (one series each): a stack when they match
+            if any(d != described[0] for d in described[1:]):
+                kinds = ", ".join(
+                    f"{'x'.join(map(str, d[0]))} {d[2]}" for d in described[:4]
+                ) + (", ..." if len(described) > 4 else "")
+                raise ImageIOError(
+                    f"{path}: holds {len(series)} images of different sizes or types "
+                    f"({kinds}); nlm reads one image or a stack of equal pages: "
+                    "split the file into one image per file first"
+                )
+            if any(a not in "YXSC" and n > 1 for n, a in zip(shape, axes)):
+                raise ImageIOError(
+                    f"{path}: holds {len(series)} stacks ({axes} {shape}); "
+                    "only one stack axis is supported"
+                )
+            data = np.stack([s.asarray() for s in series])
+            axes = "I" + axes
+        else:
+            data = series[0].asarray()
     notes = []
     if data.dtype.kind == "c":
         raise ImageIOError(f"{path}: complex pixels are not supported")
@@ -436,25 +693,25 @@ def _png16_colour(head) -> bool:
     return head[24] == 16 and head[25] in (2, 4, 6)
 
 
-def _read_png16(path) -> ImageData:
+def _read_png16(path, limit) -> ImageData:
     raw = Path(path).read_bytes()
-    pos, idat, ihdr = 8, [], None
-    while pos + 8 <= len(raw):
-        (length,) = struct.unpack(">I", raw[pos : pos + 4])
-        ctype = raw[pos + 4 : pos + 8]
-        chunk = raw[pos + 8 : pos + 8 + length]
-        if len(chunk) != length:
-            raise ImageIOError(f"{path}: truncated PNG")
-        if ctype == b"IHDR":
-            ihdr = struct.unpack(">IIBBBBB", chunk)
-        elif ctype == b"IDAT":
-            idat.append(chunk)
-        elif ctype == b"IEND":
-            break
-        pos += 12 + length
+    idat, ihdr, trns = [], None, None
+    try:
+        for ctype, body in _png_chunks(raw):
+            if ctype == b"IHDR" and len(body) == 13:
+                ihdr = struct.unpack(">IIBBBBB", body)
+            elif ctype == b"tRNS":
+                trns = body
+            elif ctype == b"IDAT":
+                idat.append(body)
+    except ImageIOError:
+        raise ImageIOError(f"{path}: truncated PNG") from None
     if ihdr is None or not idat:
         raise ImageIOError(f"{path}: corrupt PNG (no header or no image data)")
     width, height, depth, ctype, _, _, interlace = ihdr
+    if depth != 16 or ctype not in (2, 4, 6) or not 0 < width < 2**31 or not 0 < height < 2**31:
+        raise ImageIOError(f"{path}: corrupt PNG header")
+    _check_pixels(path, (height, width), limit)
     if interlace:
         raise ImageIOError(
             f"{path}: interlaced 16-bit colour PNG is not supported; save it non-interlaced or as TIFF"
@@ -463,48 +720,26 @@ def _read_png16(path) -> ImageData:
     channels = _CHANNELS[mode]
     bpp = 2 * channels
     stride = width * bpp
+    expected = height * (stride + 1)
     try:
-        buf = zlib.decompress(b"".join(idat))
+        # bounded: a stream that inflates to more than the header says is cut off
+        buf = zlib.decompressobj().decompress(b"".join(idat), expected)
     except zlib.error as exc:
         raise ImageIOError(f"{path}: corrupt PNG data ({exc})") from None
-    if len(buf) < height * (stride + 1):
+    if len(buf) < expected:
         raise ImageIOError(f"{path}: truncated PNG data")
-    rows = np.frombuffer(buf, np.uint8, height * (stride + 1)).reshape(height, stride + 1)
-    out = np.zeros((height, stride), np.uint8)
-    prior = np.zeros(stride, np.uint8)
-    for y in range(height):
-        ftype, line = rows[y, 0], rows[y, 1:]
-        if ftype == 0:
-            cur = line.copy()
-        elif ftype == 1:
-            cur = np.cumsum(line.reshape(width, bpp), axis=0, dtype=np.uint8).ravel()
-        elif ftype == 2:
-            cur = line + prior
-        elif ftype in (3, 4):
-            cur = _unfilter_slow(ftype, line, prior, bpp)
-        else:
-            raise ImageIOError(f"{path}: corrupt PNG (filter type {ftype})")
-        out[y] = cur
-        prior = cur
+    rows = np.frombuffer(buf, np.uint8, expected).reshape(height, stride + 1)
+    from nlm._png_kernels import png_unfilter
+
+    out, bad = png_unfilter(rows, bpp)
+    if bad >= 0:
+        raise ImageIOError(f"{path}: corrupt PNG (filter type {rows[bad, 0]} in row {bad})")
     data = out.view(">u2").astype(np.uint16).reshape(height, width, channels)
-    return ImageData(data, mode, False, Path(path), ())
-
-
-def _unfilter_slow(ftype, line, prior, bpp):
-    cur = bytearray(line.tobytes())
-    up = prior.tobytes()
-    for i in range(len(cur)):
-        a = cur[i - bpp] if i >= bpp else 0
-        b = up[i]
-        if ftype == 3:
-            cur[i] = (cur[i] + ((a + b) >> 1)) & 0xFF
-        else:
-            c = up[i - bpp] if i >= bpp else 0
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-            pred = a if (pa <= pb and pa <= pc) else (b if pb <= pc else c)
-            cur[i] = (cur[i] + pred) & 0xFF
-    return np.frombuffer(bytes(cur), np.uint8)
+    notes = ()
+    if mode == "RGB" and trns is not None and len(trns) >= 6:
+        data, mode = _key_to_alpha(data, mode, struct.unpack(">HHH", trns[:6]))
+        notes = ("transparency key (tRNS) converted to an alpha channel (RGBA)",)
+    return ImageData(data, mode, False, Path(path), notes)
 
 
 def _png_chunk(ctype, body):
@@ -512,14 +747,57 @@ def _png_chunk(ctype, body):
     return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", crc)
 
 
-def _write_png16(fh, data, mode):
+def _png_filter_rows(raw, bpp, up):
+    """Filter PNG scanlines, each with the filter that gives the smallest sum
+    of absolute (signed) bytes, libpng's heuristic.
+
+    ``up`` is the (unfiltered) row above the first one, zeros at the top.
+    Returns the rows with their filter-type byte in front.
+    """
+    raw16 = raw.astype(np.int16)
+    b = np.concatenate([up[None].astype(np.int16), raw16[:-1]])
+    a = np.zeros_like(raw16)
+    a[:, bpp:] = raw16[:, :-bpp]
+    c = np.zeros_like(raw16)
+    c[:, bpp:] = b[:, :-bpp]
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    candidates = np.stack([raw16, raw16 - a, raw16 - b, raw16 - ((a + b) >> 1), raw16 - paeth])
+    candidates = (candidates & 0xFF).astype(np.uint8)
+    cost = np.abs(candidates.view(np.int8).astype(np.int32)).sum(axis=2)
+    best = cost.argmin(axis=0)
+    rows = candidates[best, np.arange(raw.shape[0])]
+    return np.concatenate([best.astype(np.uint8)[:, None], rows], axis=1)
+
+
+def _write_png(fh, data, mode):
+    """Encode ``uint8``/``uint16`` pixels, modes L, LA, RGB, RGBA, as a PNG.
+
+    Non-interlaced, adaptive filtering per row, zlib level 6, streamed in
+    bands of rows so that the memory used stays a few times one band.
+    """
     height, width = data.shape[:2]
     ctype = {v: k for k, v in _PNG_COLOUR_TYPES.items()}[mode]
-    rows = data.astype(">u2").reshape(height, -1).view(np.uint8)
-    filtered = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)
+    depth = 8 * data.dtype.itemsize
+    rows = np.ascontiguousarray(data, dtype=">u2" if depth == 16 else np.uint8)
+    rows = rows.reshape(height, -1).view(np.uint8)
+    bpp = _CHANNELS[mode] * data.dtype.itemsize
     fh.write(_PNG_SIGNATURE)
-    fh.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, ctype, 0, 0, 0)))
-    fh.write(_png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6)))
+    fh.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)))
+    band = max(1, (4 << 20) // max(1, rows.shape[1]))
+    packer = zlib.compressobj(6)
+    up = np.zeros(rows.shape[1], np.uint8)
+    pending = []
+    for start in range(0, height, band):
+        chunk = rows[start : start + band]
+        pending.append(packer.compress(_png_filter_rows(chunk, bpp, up).tobytes()))
+        up = chunk[-1]
+        if sum(map(len, pending)) >= (1 << 20):
+            fh.write(_png_chunk(b"IDAT", b"".join(pending)))
+            pending = []
+    pending.append(packer.flush())
+    fh.write(_png_chunk(b"IDAT", b"".join(pending)))
     fh.write(_png_chunk(b"IEND", b""))
 
 
@@ -608,29 +886,29 @@ def write_image(path, data, mode=None, *, stack=False, overwrite=False):
         spatial = 3 if stack else 2
         mode = "L" if data.ndim == spatial else {2: "LA", 3: "RGB", 4: "RGBA"}.get(data.shape[-1], "C")
     check_writable(path, data, mode, stack=stack)
-    if path.is_dir():
-        raise ImageIOError(f"{path}: is a directory")
-    if path.exists() and not overwrite:
-        raise ImageIOError(f"{path}: already exists (use overwrite to replace it)")
+    target = _stat_or_none(path, "cannot write")
+    if target is not None:
+        if stat.S_ISDIR(target.st_mode):
+            raise ImageIOError(f"{path}: is a directory")
+        if not stat.S_ISREG(target.st_mode):
+            raise ImageIOError(
+                f"{path}: is {file_kind(target.st_mode)}, not a regular file; not replacing it"
+            )
+        if not overwrite:
+            raise ImageIOError(f"{path}: already exists (use overwrite to replace it)")
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
+    parent = _stat_or_none(directory, "cannot write")
+    if parent is None or not stat.S_ISDIR(parent.st_mode):
         raise ImageIOError(f"{path}: directory {directory} does not exist")
+    tmp = _create_temporary(path, directory)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + _ext(path), dir=directory)
-    except OSError as exc:
-        raise ImageIOError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        os.close(fd)
         _encode(tmp, data, mode, stack, _ext(path))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         _set_mode(tmp, path)
         _commit(tmp, path, overwrite)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _remove(tmp)
         if isinstance(exc, ImageIOError):
             raise
         if isinstance(exc, OSError):
@@ -638,6 +916,78 @@ def write_image(path, data, mode=None, *, stack=False, overwrite=False):
         if isinstance(exc, Exception):
             raise ImageIOError(f"{path}: cannot write: {exc}") from None
         raise
+    finally:
+        _PARTIAL.discard(tmp)
+
+
+#: temporary files being written (full paths), for :func:`remove_partial_files`
+_PARTIAL = set()
+
+
+def remove_partial_files():
+    """Delete the temporary files of writes in progress; safe in a signal handler.
+
+    :func:`write_image` removes its temporary file itself when an exception
+    (``KeyboardInterrupt`` included) interrupts it.  A program that ends on
+    another signal (SIGTERM, SIGHUP) calls this from its handler; the command
+    line does.  Every temporary file is registered *before* it is created, so
+    none escapes.
+    """
+    for tmp in list(_PARTIAL):
+        _remove(tmp)
+
+
+def _remove(tmp):
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _stat_or_none(path, what):
+    """``os.stat(path)``, or None when nothing is there; other errors in one line."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise ImageIOError(f"{path}: {what}: {exc.strerror or exc}") from None
+
+
+def _name_max(directory):
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def _create_temporary(path, directory):
+    """Create ``DIR/.STEM.XXXXXXXX.part.EXT`` (registered first), shortening STEM
+    so that the name fits the file system's limit (a legal 250-byte output
+    name must not fail because its temporary name is longer)."""
+    ext = _ext(path)
+    fixed = len(os.fsencode(f"..{'0' * 8}.part{ext}"))
+    stem = os.fsencode(path.stem)[: max(0, _name_max(directory) - fixed)]
+    while stem and 0x80 <= stem[-1] < 0xC0:  # drop a cut UTF-8 sequence
+        stem = stem[:-1]
+    if stem and stem[-1] >= 0xC0:
+        stem = stem[:-1]
+    stem = os.fsdecode(stem)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = str(directory / f".{stem}.{secrets.token_hex(4)}.part{ext}")
+        _PARTIAL.add(tmp)
+        try:
+            os.close(os.open(tmp, flags, 0o600))
+            return tmp
+        except FileExistsError:
+            _PARTIAL.discard(tmp)
+        except BaseException as exc:
+            _PARTIAL.discard(tmp)
+            if isinstance(exc, OSError):
+                raise ImageIOError(f"{path}: cannot write: {exc.strerror or exc}") from None
+            raise
+    raise ImageIOError(f"{path}: cannot write: no free temporary file name")
 
 
 def _set_mode(tmp, path):
@@ -661,7 +1011,7 @@ def _commit(tmp, path, overwrite):
     except FileExistsError:
         raise ImageIOError(f"{path}: already exists (use overwrite to replace it)") from None
     except OSError:  # file system without hard links
-        if path.exists():
+        if _stat_or_none(path, "cannot write") is not None:
             raise ImageIOError(f"{path}: already exists (use overwrite to replace it)") from None
         os.replace(tmp, path)
         return
@@ -670,13 +1020,8 @@ def _commit(tmp, path, overwrite):
 
 def _encode(tmp, data, mode, stack, ext):
     if ext == ".png":
-        if data.dtype == np.uint16 and mode != "L":
-            with open(tmp, "wb") as fh:
-                _write_png16(fh, data, mode)
-            return
-        import imageio.v3 as iio
-
-        iio.imwrite(tmp, data, extension=".png")
+        with open(tmp, "wb") as fh:
+            _write_png(fh, data, mode)
         return
     import tifffile
 

@@ -69,3 +69,32 @@ def numeric_grad(fun, a, eps=1e-6):
         flat[i] = old
         gflat[i] = (hi - lo) / (2 * eps)
     return g
+
+
+def png_unfilter(rows, bpp):
+    """PNG scanline unfiltering, byte by byte from the specification (section 9).
+
+    ``rows`` (H, 1 + stride) uint8 with the filter type first; returns (H, stride).
+    """
+    height, width = rows.shape[0], rows.shape[1] - 1
+    out = np.zeros((height, width), np.uint8)
+    for y in range(height):
+        ftype = int(rows[y, 0])
+        for i in range(width):
+            a = int(out[y, i - bpp]) if i >= bpp else 0
+            b = int(out[y - 1, i]) if y > 0 else 0
+            c = int(out[y - 1, i - bpp]) if y > 0 and i >= bpp else 0
+            if ftype == 0:
+                pred = 0
+            elif ftype == 1:
+                pred = a
+            elif ftype == 2:
+                pred = b
+            elif ftype == 3:
+                pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            out[y, i] = (int(rows[y, i + 1]) + pred) % 256
+    return out
