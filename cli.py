@@ -85,8 +85,7 @@ class _Main(click.Group):
     def invoke(self, ctx):
         import warnings
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:  # the filters stay as they are
             try:
                 result = super().invoke(ctx)
             except KeyboardInterrupt as exc:

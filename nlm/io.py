@@ -256,7 +256,10 @@ def _round_clip(data, dtype):
     if data.dtype.kind not in "fiub":
         data = data.astype(np.float64)
     if data.dtype.kind in "iub":
-        return np.clip(data, info.min, info.max).astype(dtype)
+        if data.dtype.kind == "b":
+            data = data.astype(np.uint8)
+        have = np.iinfo(data.dtype)  # bounds both types hold: no overflow in clip
+        return np.clip(data, max(info.min, have.min), min(info.max, have.max)).astype(dtype)
     if dtype.itemsize >= 4 and data.dtype.itemsize < 8:
         data = data.astype(np.float64)
     rounded = np.rint(data)
@@ -437,7 +440,8 @@ def _reason(exc, ext):
     """A reader's exception as a short one-line reason."""
     reason = " ".join(str(exc).split()) or type(exc).__name__
     if any(k in reason for k in ("Could not find a backend", "cannot identify image file",
-                                 "can not handle the given uri")):
+                                 "can not handle the given uri",
+                                 "error occurred while initializing plugin")):
         reason = f"not a recognised {ext[1:].upper()} file (corrupt or of another type)"
     if len(reason) > 200:
         reason = reason[:200] + "..."
