@@ -67,8 +67,9 @@ class _Main(click.Group):
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for name in _SIGNALS:
-                if hasattr(signal, name):
-                    num = getattr(signal, name)
+                num = getattr(signal, name, None)
+                # a signal ignored on entry stays ignored (nohup, background jobs)
+                if num is not None and signal.getsignal(num) is not signal.SIG_IGN:
                     handlers[num] = signal.signal(num, _on_signal)
             if sys.unraisablehook is not _quiet_unraisable:
                 sys.unraisablehook = _quiet_unraisable

@@ -546,6 +546,32 @@ def test_unraisable_messages_are_quiet_only_after_an_interruption(monkeypatch):
     assert shown == ["shown"]
 
 
+def test_ignored_signals_stay_ignored(src, tmp_path):
+    """``nohup nlm ...`` must survive SIGHUP: a signal ignored on entry is left alone."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    seen = []
+    try:
+        def spy(*args, **kwargs):
+            seen.append(signal.getsignal(signal.SIGHUP))
+            raise ValueError("stop here")
+
+        nlm_denoise = nlm.denoise_nl_means
+        nlm.denoise_nl_means = spy
+        try:
+            failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "stop here")
+        finally:
+            nlm.denoise_nl_means = nlm_denoise
+        assert seen == [signal.SIG_IGN]
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _default_signals():
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
 def test_signals_during_the_write_leave_nothing(tmp_path):
     """SIGINT, SIGTERM, SIGHUP while the output is being written (three runs at once)."""
     src = tmp_path / "big.tif"
@@ -560,6 +586,7 @@ def test_signals_during_the_write_leave_nothing(tmp_path):
             [sys.executable, "-m", "nlm", "denoise", str(src), str(out / "o.png"),
              "--patch-size", "1", "--patch-distance", "1", "--sigma", "1", "--h", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            preexec_fn=_default_signals,  # even if this test runs under nohup
         )
         runs[sig] = (proc, out)
     deadline = time.monotonic() + 120
