@@ -380,9 +380,9 @@ def _check_pixels(path, shape, limit):
     for n in shape:
         count *= int(n)
     if limit and count > limit:
-        size = "x".join(str(int(n)) for n in shape)
+        size = "x".join(str(int(n)) for n in shape) + " is" if len(shape) > 1 else "holds"
         raise ImageIOError(
-            f"{path}: {size} is {count:,} pixels, more than the limit of {limit:,} "
+            f"{path}: {size} {count:,} pixels, more than the limit of {limit:,} "
             "(a guard against decompression bombs); if the image is genuine, raise "
             "the limit: --max-pixels N, NLM_MAX_PIXELS=N or max_pixels=N (0: none)"
         )
@@ -603,9 +603,11 @@ def _read_tiff(path, limit) -> ImageData:
                     tuple(int(e) for e in (page.extrasamples or ())),
                 )
             )
-        _check_pixels(
-            path, [n for d in described for n, a in zip(d[0], d[1]) if a not in "SC"], limit
-        )
+        spatial = [[n for n, a in zip(d[0], d[1]) if a not in "SC"] for d in described]
+        if len(spatial) == 1:
+            _check_pixels(path, spatial[0], limit)
+        else:  # pages written one at a time: their pixels add up
+            _check_pixels(path, [sum(int(np.prod(s, dtype=object)) for s in spatial)], limit)
         shape, axes, dtype, photometric, extrasamples = described[0]
         if len(series) > 1:
             # pages written one at a time (one series each): a stack when they match

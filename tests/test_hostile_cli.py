@@ -485,6 +485,15 @@ def test_pixel_limit_applies_to_every_reader(tmp_path, monkeypatch, name):
         read_image(path)
 
 
+def test_pixel_limit_counts_pages_written_one_at_a_time(tmp_path):
+    path = tmp_path / "pages.tif"
+    for k in range(3):
+        tifffile.imwrite(path, grey((10, 10), seed=k), append=True)
+    assert read_image(path, max_pixels=300).data.shape == (3, 10, 10)
+    with pytest.raises(ImageIOError, match="300 pixels, more than the limit of 299"):
+        read_image(path, max_pixels=299)
+
+
 def test_max_pixels_is_validated():
     with pytest.raises(ValueError, match="max_pixels"):
         read_image("x.png", max_pixels=-1)
