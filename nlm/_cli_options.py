@@ -184,7 +184,7 @@ method_opt = _option(
 
 looks_opt = _option(
     "--looks",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=None,
     metavar="L",
     section="Filter",

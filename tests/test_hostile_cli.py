@@ -203,7 +203,7 @@ def test_output_onto_input_with_overwrite_replaces_it_atomically(src, tmp_path):
 # --------------------------------------------------------------------------- #
 # option values
 # --------------------------------------------------------------------------- #
-@pytest.mark.parametrize("option", ["--h", "--sigma"])
+@pytest.mark.parametrize("option", ["--h", "--sigma", "--looks"])
 @pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999", "infinity"])
 def test_non_finite_h_and_sigma_are_usage_errors(src, tmp_path, option, value):
     failed(run("denoise", src, tmp_path / "o.png", option, value), 2, option)
