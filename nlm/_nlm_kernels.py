@@ -764,13 +764,16 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
 
 
 @njit(**JIT_PARALLEL)
-def _rows_finish(acc, padded, ry, rx, ex, one):
-    """(C, Y, X) result from the sums: the pixel itself adds weight ``one`` (distance 0)."""
+def _rows_finish(acc, padded, ry, rx, ex, one, out):
+    """(C, Y, X) result from the sums into ``out``: the pixel itself adds weight ``one`` (distance 0).
+
+    ``out`` may be ``acc[:C]`` (each value overwrites the numerator it is made
+    from), which saves an image-sized buffer.
+    """
     _wide_vectors()
     C = acc.shape[0] - 1
     Y = acc.shape[1]
     X = acc.shape[2]
-    out = np.empty((C, Y, X), acc.dtype)
     for y in prange(Y):
         den = acc[C, y]
         for c in range(C):
@@ -794,7 +797,9 @@ def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm
     acc = np.zeros((C + 1, Y, X), padded.dtype)
     _rows_accumulate(padded, padded, acc, acc, True, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm,
                      var2, gamma)
-    return _rows_finish(acc, padded, ry, rx, ex, padded.dtype.type(1))
+    # the result overwrites the numerator planes: no third image-sized buffer
+    # (the returned view keeps the denominator plane allocated with it)
+    return _rows_finish(acc, padded, ry, rx, ex, padded.dtype.type(1), acc[: acc.shape[0] - 1])
 
 
 def _offset_groups(offsets):
@@ -960,7 +965,8 @@ class FramePairs:
 
     def finish(self, acc, pa):
         """(C, Y, X) result of a frame: its own pixel adds weight 1."""
-        return _rows_finish(acc, pa, self.ry, self.rx, self.ex, self.dtype.type(1))
+        out = np.empty((acc.shape[0] - 1,) + acc.shape[1:], acc.dtype)
+        return _rows_finish(acc, pa, self.ry, self.rx, self.ex, self.dtype.type(1), out)
 
 
 @functools.lru_cache(maxsize=64)

@@ -239,7 +239,14 @@ def from_float(data, dtype):
     if dtype.kind in "iu":
         if data.dtype.kind == "f" and np.isnan(data).any():
             raise ImageIOError(f"result holds NaN, which {dtype} cannot store")
-        return _round_clip(data, dtype)
+        if data.ndim == 0:
+            return _round_clip(data, dtype)
+        out = np.empty(data.shape, dtype)
+        # in slabs along the first axis, so the float temporaries stay small
+        rows = max(1, (1 << 22) // max(1, data[:1].size))
+        for i in range(0, data.shape[0], rows):
+            out[i : i + rows] = _round_clip(data[i : i + rows], dtype)
+        return out
     if dtype.kind == "b":
         return data >= 0.5
     return data.astype(dtype, copy=False)

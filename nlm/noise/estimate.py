@@ -36,7 +36,7 @@ def _dwt_detail(a, axis):
     return np.moveaxis(full[..., 1::2][..., : (n + L - 1) // 2], -1, axis)
 
 
-def _detail_abs(a, block_bytes=1 << 24, valid=False):
+def _detail_abs(a, block_bytes=1 << 22, valid=False):
     """Non-zero ``|d|`` of the finest all-detail db2 coefficients of ``a``, float64, 1-D.
 
     ``valid=True`` keeps only the coefficients that do not read the symmetric
