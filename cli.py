@@ -199,6 +199,8 @@ def _check_input_file(path, hint):
     info = _stat(p, hint)
     if info is None:
         raise click.BadParameter(f"{_short(path)}: no such file", param_hint=hint)
+    if p.suffix.lower() == ".zarr":  # a zarr / OME-Zarr store (a directory), read tile by tile
+        return p
     if stat.S_ISDIR(info.st_mode):
         raise click.BadParameter(
             f"{_short(path)}: is a directory, not an image file "
@@ -236,16 +238,18 @@ def _check_output_file(path, inputs, overwrite, hint):
     from nlm.io import ImageIOError, check_writable, file_kind
 
     p = Path(path)
+    zarr_out = p.suffix.lower() == ".zarr"
     info = _stat(p, hint)
     if info is _UNKNOWN:
         info = None  # cannot tell: the write reports it
-    if info is not None and stat.S_ISDIR(info.st_mode):
+    if info is not None and stat.S_ISDIR(info.st_mode) and not zarr_out:
         raise click.BadParameter(
             f"{_short(path)}: is a directory; give an output file name (or use -o DIR for a batch)",
             param_hint=hint,
         )
     try:
-        check_writable(p, None, None)
+        if not zarr_out:
+            check_writable(p, None, None)
     except ImageIOError as exc:
         raise click.BadParameter(str(exc), param_hint=hint) from None
     parent = p.parent if str(p.parent) else Path(".")
@@ -254,7 +258,7 @@ def _check_output_file(path, inputs, overwrite, hint):
         raise click.BadParameter(
             f"{_short(path)}: directory {_short(parent)} does not exist", param_hint=hint
         )
-    if info is not None and not stat.S_ISREG(info.st_mode):
+    if info is not None and not stat.S_ISREG(info.st_mode) and not (zarr_out and stat.S_ISDIR(info.st_mode)):
         raise click.BadParameter(
             f"{_short(path)}: is {file_kind(info.st_mode)}, not a regular file; "
             "give a file name to write",
@@ -525,18 +529,23 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     out = _reattach_alpha(out, alpha, image.mode)
     _write(dst, out, image, overwrite)
     timings["write"] = time.perf_counter() - t3
+    return _record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, model=model,
+                   model_source=model_source)
+
+
+def _record(src, dst, image, sigma, h, timings, t0, **extra):
+    """What one denoised file reports: ``sigma`` and ``h`` are (value, source) pairs."""
     return dict(
         src=src,
         dst=dst,
         image=image,
-        sigma=sigma,
-        sigma_source=sigma_source,
-        h=h,
-        h_source=h_source,
-        model=model,
-        model_source=model_source,
+        sigma=sigma[0],
+        sigma_source=sigma[1],
+        h=h[0],
+        h_source=h[1],
         timings=timings,
         total=time.perf_counter() - t0,
+        **extra,
     )
 
 
@@ -570,6 +579,185 @@ def _describe_model(model):
     return f"gamma (SAR), L {_num(model.looks, 4)} looks"
 
 
+def _needs_tiles(src, dst, scale):
+    """Whether one file goes tile by tile: zarr in or out, a cluster, or too big for the budget."""
+    from nlm import bigio
+
+    if bigio.is_zarr_path(src) or bigio.is_zarr_path(dst) or scale["cluster"]:
+        return True
+    if Path(src).suffix.lower() not in (".tif", ".tiff"):
+        return False
+    try:
+        shape, dtype = bigio.header_shape(src)
+    except Exception:  # noqa: BLE001 - unreadable: let the normal reader report it
+        return False
+    return bigio.in_memory_bytes(shape, dtype) > scale["memory_limit"]
+
+
+def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
+    """Denoise one image tile by tile (dask): bounded memory, or on a cluster."""
+    import numpy as np
+
+    import nlm
+    from nlm import bigio
+    from nlm.io import ImageIOError, from_float, to_float
+    from nlm.tiling import sample_regions
+
+    timings = {}
+    t0 = time.perf_counter()
+    tile = scale["tile_size"]
+    if Path(dst).suffix.lower() not in (".tif", ".tiff", ".zarr"):
+        raise click.ClickException(
+            f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a "
+            f"cluster), which writes .tif (tiled BigTIFF) or .zarr, not {Path(dst).suffix or 'no extension'}"
+        )
+    if params.get("method", "means") != "means":
+        raise click.ClickException(
+            f"{src}: --method {params['method']} does not run tile by tile from the command line (it is not "
+            "exactly local); raise --memory-limit to denoise it in memory, or use denoise_nl_bayes on a dask "
+            "array from Python"
+        )
+    if params["noise"] != "gaussian":
+        raise click.ClickException(
+            f"{src}: --noise {params['noise']} cannot run tile by tile (its debiasing needs the whole result); "
+            "raise --memory-limit to denoise it in memory"
+        )
+    try:
+        image = bigio.open_lazy(src, tile=tile, volume=volume)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if image.stack and not volume:
+        raise click.ClickException(
+            f"{src}: holds a stack of {image.data.shape[0]} images ({image.describe()}); "
+            "pass --volume to denoise it as one 3-D volume"
+        )
+    if volume and not image.stack:
+        raise click.ClickException(f"{src}: --volume given, but it holds a single 2-D image ({image.describe()})")
+    colour, alpha = image.split_alpha()
+    nspatial = len(image.spatial_shape)
+    channel_axis = -1 if colour.ndim > nspatial else None
+    try:
+        work_dtype = to_float(np.zeros(1, colour.dtype)).dtype
+    except ImageIOError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    work = colour.map_blocks(to_float, dtype=work_dtype, meta=np.empty((0,) * colour.ndim, work_dtype))
+    patch = params["patch_size"] or nlm.default_patch(params["noise"])[0]
+    if patch > min(image.spatial_shape):
+        raise click.ClickException(
+            f"{src}: patch_size={patch} is larger than the image (spatial shape {tuple(image.spatial_shape)})"
+        )
+    timings["open"] = time.perf_counter() - t0
+
+    sigma, h = params["sigma"], params["h"]
+    sigma_source, h_source = "given", "given"
+    t1 = time.perf_counter()
+    try:
+        if sigma is None:
+            sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
+            sigma_source = "estimated from a sample of tiles"
+        if h is None:
+            h = float(nlm.default_h(sigma))
+            h_source = "automatic, from sigma"
+            regions = sample_regions(work, spatial_axes=range(nspatial))
+            peak = max(max(abs(float(r.min())), abs(float(r.max()))) for r in regions)
+            h_min = float(np.finfo(work_dtype).eps) * max(1.0, peak)
+            if h < h_min:
+                h, h_source = h_min, "automatic; no noise detected"
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+    timings["estimate"] = time.perf_counter() - t1
+
+    try:
+        result = nlm.denoise_nl_means(
+            work,
+            patch,
+            params["patch_distance"],
+            h=h,
+            sigma=sigma,
+            channel_axis=channel_axis,
+            preserve_range=True,
+            num_threads=scale["threads_per_tile"],
+        )
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    out_dtype = colour.dtype
+    out = result.map_blocks(from_float, out_dtype, dtype=out_dtype, meta=np.empty((0,) * result.ndim, out_dtype))
+    if alpha is not None:
+        import dask.array as da
+
+        a = alpha.rechunk(out.chunks[: alpha.ndim])
+        out = da.stack([out, a], axis=-1) if image.mode == "LA" else da.concatenate(
+            [out, a[..., None].rechunk(out.chunks[:-1] + ((1,),))], axis=-1
+        )
+    t2 = time.perf_counter()
+    spatial = image.spatial_shape
+    n_tiles = int(np.prod([-(-n // tile) for n in spatial[-2:]])) * (spatial[0] if image.stack else 1)
+    bar = click.progressbar(length=n_tiles, label=f"{Path(src).name}: {n_tiles} tiles", file=sys.stderr,
+                            hidden=quiet)
+    try:
+        with bar:
+            bigio.write_tiled(dst, out, image.mode, stack=image.stack, tile=tile, overwrite=overwrite,
+                              progress=bar.update)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}; nothing was written") from None
+    except MemoryError:
+        raise click.ClickException(f"{src}: not enough memory (try a smaller --tile-size)") from None
+    timings["filter"] = time.perf_counter() - t2
+    return _record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, tiles=n_tiles,
+                   model=None, model_source=None)
+
+
+def _denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):
+    if _needs_tiles(src, dst, scale):
+        return _denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
+    return _denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=scale["max_pixels"])
+
+
+class _Cluster:
+    """Context: a dask.distributed client for --scheduler / --workers, or nothing."""
+
+    def __init__(self, address, workers, memory_limit):
+        self.address, self.workers, self.memory_limit = address, workers, memory_limit
+        self.client = self.cluster = None
+
+    def __enter__(self):
+        if self.address is None and self.workers is None:
+            return None
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise click.ClickException(
+                "--scheduler and --workers need dask.distributed: pip install 'nlm[scale]'"
+            ) from None
+        try:
+            if self.address is not None:
+                self.client = Client(self.address, timeout="10s")
+            else:
+                self.cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    memory_limit=max(1 << 28, self.memory_limit // self.workers),
+                )
+                self.client = Client(self.cluster)
+        except (OSError, TimeoutError, ValueError) as exc:
+            self.__exit__(None, None, None)
+            where = self.address or "a local cluster"
+            raise click.ClickException(f"cannot connect to {where}: {' '.join(str(exc).split())[:200]}") from None
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+
 def _num(value, digits=6):
     return "-" if value is None else f"{value:.{digits}g}"
 
@@ -588,6 +776,8 @@ def _report(rec, params, verbose):
     ]
     if rec["image"].has_alpha:
         lines.insert(1, "  alpha           passed through unchanged")
+    if rec.get("tiles"):
+        lines.insert(-1, f"  tiles           {rec['tiles']} (processed tile by tile)")
     if verbose:
         steps = ", ".join(f"{k} {v:.3f} s" for k, v in rec["timings"].items())
         lines.append(f"  steps           {steps}")
@@ -764,9 +954,11 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 @opts.video_options
 @opts.overwrite_opt
 @opts.max_pixels_opt
+@opts.scale_options
 @opts.verbosity_options
 def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, output_dir, suffix, ext,
-            volume, temporal_radius, time_axis, overwrite, max_pixels, quiet, verbose):
+            volume, temporal_radius, time_axis, overwrite, max_pixels, memory_limit, tile_size, scheduler, workers,
+            quiet, verbose):
     """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
 
     \b
@@ -793,6 +985,11 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     floats are kept.  Alpha is passed through unchanged.  Outputs are written
     to a temporary file and renamed into place; existing files (and the input)
     are only replaced with --overwrite.
+
+    An image larger than --memory-limit (TIFF), a zarr / OME-Zarr input or
+    output, and any run with --scheduler or --workers go tile by tile: read,
+    filtered and written (tiled BigTIFF or OME-Zarr) one band of tiles at a
+    time, with the same result.
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
@@ -824,6 +1021,30 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
             method=method,
             looks=looks,
         )
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--scheduler and --workers exclude each other")
+    if memory_limit is None:
+        from nlm.bigio import default_memory_limit
+
+        memory_limit = default_memory_limit()
+    scale = dict(
+        memory_limit=memory_limit,
+        tile_size=tile_size,
+        cluster=scheduler is not None or workers is not None,
+        threads_per_tile=None,
+        max_pixels=max_pixels,
+    )
+    video = dict(temporal_radius=temporal_radius, time_axis=time_axis, patch_size=patch_size,
+                 patch_distance=patch_distance)
+    with _Cluster(scheduler, workers, memory_limit) as client:
+        _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, client, video, quiet,
+                         verbose)
+
+
+def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, client, video, quiet,
+                     verbose):
+    temporal_radius, time_axis = video["temporal_radius"], video["time_axis"]
+    patch_size, patch_distance = video["patch_size"], video["patch_distance"]
     if output_dir is None:
         if suffix or ext:
             raise click.UsageError("--suffix and --ext are for batch mode (-o OUTDIR)")
@@ -841,7 +1062,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
             raise click.UsageError("--temporal-radius is for videos (and TIFF stacks with --time-axis)")
         src = _check_input_file(paths[0], "INPUT")
         dst = _check_output_file(paths[1], [src], overwrite, "OUTPUT")
-        rec = _denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=max_pixels)
+        rec = _denoise_any(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
         if not quiet:
             for note in _notes(rec, src):
                 click.echo(note, err=True)
@@ -864,14 +1085,42 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
         item_show_func=lambda job: job[0].name if job else "",
         hidden=quiet,
     )
+    local = dict(scale, cluster=False)
     with bar:
-        for src, dst in bar:
-            try:
-                records.append(
-                    _denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=max_pixels)
-                )
-            except click.ClickException as exc:
-                errors.append(exc.format_message())
+        if client is not None:
+            # files that fit the memory budget: one task each on the cluster;
+            # larger ones: their tiles on the cluster, driven from here
+            big = [job for job in jobs if _needs_tiles(job[0], job[1], local)]
+            futures = [
+                client.submit(_denoise_file, src, dst, params, volume=volume, overwrite=overwrite,
+                              max_pixels=scale["max_pixels"], pure=False)
+                for src, dst in jobs
+                if (src, dst) not in big
+            ]
+            for src, dst in big:
+                try:
+                    records.append(_denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite,
+                                                  scale=scale, quiet=True))
+                except click.ClickException as exc:
+                    errors.append(exc.format_message())
+                bar.update(1, (src, dst))
+            from distributed import as_completed
+
+            for future in as_completed(futures):
+                try:
+                    records.append(future.result())
+                except click.ClickException as exc:
+                    errors.append(exc.format_message())
+                except Exception as exc:  # noqa: BLE001 - a worker failure: report it, go on
+                    errors.append(f"a worker failed: {type(exc).__name__}: {exc}")
+                bar.update(1)
+        else:
+            for src, dst in bar:
+                try:
+                    records.append(_denoise_any(src, dst, params, volume=volume, overwrite=overwrite,
+                                                scale=local, quiet=True))
+                except click.ClickException as exc:
+                    errors.append(exc.format_message())
     if not quiet:
         for rec in records:
             for note in _notes(rec, rec["src"]):

@@ -34,6 +34,7 @@ __all__ = [
     "verbose_opt",
     "verbosity_options",
     "volume_opt",
+    "scale_options",
 ]
 
 
@@ -275,6 +276,69 @@ seed_opt = _option(
     section="Noise",
     help="Seed of the random number generator (same seed, same noise).",
 )
+
+# -- large images and clusters ------------------------------------------------ #
+def _size(ctx, param, value):
+    if value is None:
+        return None
+    from nlm.bigio import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _tile(ctx, param, value):
+    if value is not None and value % 16:
+        raise click.BadParameter(f"must be a multiple of 16 (TIFF tiles), got {value}", ctx=ctx, param=param)
+    return value
+
+
+memory_limit_opt = _option(
+    "--memory-limit",
+    metavar="SIZE",
+    default=None,
+    callback=_size,
+    section="Large images",
+    help="Images whose in-memory run would need more than SIZE (e.g. 8G, 512M) "
+    "are read, filtered and written tile by tile. [default: a quarter of the machine's RAM]",
+)
+
+tile_size_opt = _option(
+    "--tile-size",
+    type=click.IntRange(min=64),
+    default=2048,
+    show_default=True,
+    callback=_tile,
+    section="Large images",
+    help="Side of the tiles of a tile-by-tile run (and of the output's TIFF tiles / zarr chunks).",
+)
+
+scheduler_opt = _option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    section="Large images",
+    help="Run the tiles (and, in batch mode, the files) on this dask.distributed "
+    "scheduler, e.g. tcp://10.0.0.5:8786. The workers must see the input and output paths.",
+)
+
+workers_opt = _option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    section="Large images",
+    help="Start a local dask cluster of N worker processes (one thread each) for the run.",
+)
+
+
+def scale_options(func):
+    """``--memory-limit``, ``--tile-size``, ``--scheduler``, ``--workers``."""
+    for decorator in reversed((memory_limit_opt, tile_size_opt, scheduler_opt, workers_opt)):
+        func = decorator(func)
+    return func
+
 
 # -- messages ---------------------------------------------------------------- #
 quiet_opt = _option(

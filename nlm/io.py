@@ -913,9 +913,24 @@ def write_image(path, data, mode=None, *, stack=False, overwrite=False):
     parent = _stat_or_none(directory, "cannot write")
     if parent is None or not stat.S_ISDIR(parent.st_mode):
         raise ImageIOError(f"{path}: directory {directory} does not exist")
+    atomic_write(path, lambda tmp: _encode(tmp, data, mode, stack, _ext(path)), overwrite)
+
+
+def atomic_write(path, encode, overwrite):
+    """Call ``encode(tmp)`` on a registered temporary file next to ``path``, then rename it into place.
+
+    The temporary file is synced and given the permissions a new ``path``
+    would have; on any error or interruption it is removed (and
+    :func:`remove_partial_files` removes it on a signal) and ``path`` is left
+    as it was.  Without ``overwrite`` an existing ``path`` (also one
+    appearing meanwhile) raises :class:`ImageIOError`.  Errors of ``encode``
+    become :class:`ImageIOError` unless they are one already.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
     tmp = _create_temporary(path, directory)
     try:
-        _encode(tmp, data, mode, stack, _ext(path))
+        encode(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         _set_mode(tmp, path)

@@ -243,3 +243,15 @@ def test_import_nlm_does_not_import_dask():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_every_compiled_kernel_releases_the_gil():
+    from numba.core.registry import CPUDispatcher
+
+    from nlm import _nlm_kernels
+
+    kernels = [v for v in vars(_nlm_kernels).values() if isinstance(v, CPUDispatcher)]
+    assert len(kernels) >= 5
+    assert all(k.targetoptions.get("nogil") for k in kernels), [
+        k.__name__ for k in kernels if not k.targetoptions.get("nogil")
+    ]

@@ -1,0 +1,454 @@
+"""Images larger than memory: lazy tile reading and tile-by-tile writing.
+
+The command line uses this module when an image is larger than its memory
+budget, when the input or output is a zarr store, or when it runs on a dask
+cluster.  Reading gives a lazy ``dask.array.Array`` in the layout of
+:func:`nlm.io.read_image` (``([Z,] Y, X[, C])``, the stored dtype):
+
+* TIFF whose pixels are stored contiguously and uncompressed (what most
+  writers do for big scans): each block is read with a short-lived memory map
+  of just that region, so resident memory stays at the blocks in flight;
+* any other TIFF (tiled, compressed, strips): through tifffile's zarr store
+  (``tifffile.imread(path, aszarr=True)``), which decodes only the TIFF
+  tiles/strips a block touches;
+* zarr (a ``.zarr`` directory holding an array) and OME-Zarr (a group with
+  ``multiscales`` metadata: the full-resolution level, axes from the
+  metadata, channels moved last).
+
+Readers are small picklable objects holding the path, so dask.distributed
+workers open the file themselves (the file must be visible to them).
+
+Writing (:func:`write_tiled`) computes the result one band of tiles at a
+time and writes each band as it comes: a tiled BigTIFF (``.tif``/``.tiff``)
+or an OME-Zarr group (``.zarr``, NGFF 0.4, zarr format 2, one resolution
+level).  As for :func:`nlm.io.write_image`, the output goes to a temporary
+file or directory next to the destination that is renamed into place only
+when complete, and an existing output is only replaced with
+``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from nlm.io import ImageData
+
+__all__ = [
+    "ZARR_EXTENSIONS",
+    "default_memory_limit",
+    "in_memory_bytes",
+    "is_zarr_path",
+    "open_lazy",
+    "parse_size",
+    "write_tiled",
+]
+
+ZARR_EXTENSIONS = (".zarr",)
+_TIFF = (".tif", ".tiff")
+
+
+def is_zarr_path(path) -> bool:
+    """True for a path whose extension is ``.zarr``."""
+    return Path(path).suffix.lower() in ZARR_EXTENSIONS
+
+
+# --------------------------------------------------------------------------- #
+# memory budget
+# --------------------------------------------------------------------------- #
+def parse_size(text) -> int:
+    """Bytes from ``"8G"``, ``"512MiB"``, ``"1.5 GB"``, ``"100000"`` (binary units).
+
+    Raises
+    ------
+    ValueError
+        For anything else, or a size <= 0.
+    """
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgtKMGT]?)(i?[bB])?\s*", str(text))
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 8G, 512M, 1.5GiB or bytes)")
+    value = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
+    if value < 1:
+        raise ValueError(f"size must be positive, got {text!r}")
+    return int(value)
+
+
+def total_memory() -> int:
+    """Physical memory of the machine in bytes (0 if unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def default_memory_limit() -> int:
+    """A quarter of the machine's physical memory (4 GiB if unknown).
+
+    A quarter leaves room for the rest of the machine and for the filter's
+    own working set, which is about 4.5 float32 copies of the image.
+    """
+    total = total_memory()
+    return total // 4 if total else 4 << 30
+
+
+def in_memory_bytes(shape, dtype) -> int:
+    """Peak memory of the in-memory command line path for an image.
+
+    Five working-float copies of the image (the input, the padded copy, the
+    numerator and denominator planes, the output): 4 bytes a value for 8- and
+    16-bit data and float32, 8 for the rest.
+    """
+    dtype = np.dtype(dtype)
+    work = 4 if (dtype.kind in "biu" and dtype.itemsize <= 2) or (dtype.kind == "f" and dtype.itemsize <= 4) else 8
+    return 5 * work * int(np.prod(shape, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- #
+# reading
+# --------------------------------------------------------------------------- #
+class _TiffReader:
+    """Picklable region reader of the first series of a TIFF, in stored axis order."""
+
+    def __init__(self, path):
+        import tifffile
+
+        self.path = str(path)
+        with tifffile.TiffFile(self.path) as tif:
+            series = tif.series[0]
+            self.shape = tuple(series.shape)
+            self.axes = series.axes
+            self.dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+            self.offset = series.dataoffset  # None unless contiguous and uncompressed
+            page = series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
+            self.photometric = int(page.photometric)
+            self.extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
+        self.ndim = len(self.shape)
+        self._store = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_store"] = None
+        return state
+
+    def __dask_tokenize__(self):
+        st = os.stat(self.path)
+        return ("nlm-tiff", self.path, st.st_mtime_ns, st.st_size)
+
+    def __getitem__(self, index):
+        if self.offset is not None:
+            # a map of just this call's lifetime: pages do not accumulate in RSS
+            mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
+            try:
+                return np.array(mm[index], dtype=self.dtype.newbyteorder("="))
+            finally:
+                mm._mmap.close()
+                del mm
+        if self._store is None:
+            import tifffile
+            import zarr
+
+            self._store = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+        return np.asarray(self._store[index])
+
+
+def _open_tiff(path, tile, volume):
+    import dask.array as da
+
+    from nlm.io import ImageIOError
+
+    reader = _TiffReader(path)
+    axes, shape = reader.axes, reader.shape
+    if reader.photometric not in (1, 2):
+        raise ImageIOError(
+            f"{path}: only grey (MinIsBlack) and RGB TIFFs are read tile by tile "
+            f"(photometric {reader.photometric})"
+        )
+    if "Y" not in axes or "X" not in axes:
+        raise ImageIOError(f"{path}: unexpected TIFF layout {axes} {shape}")
+    data = da.from_array(
+        reader,
+        chunks=tuple(tile if a in "YX" else (1 if a not in "SC" else -1) for a in axes),
+        lock=False,
+        asarray=True,
+        meta=np.empty((0,) * len(shape), reader.dtype.newbyteorder("=")),
+    )
+    # drop singleton axes except Y and X, as nlm.io does
+    keep = [i for i, a in enumerate(axes) if a in "YX" or shape[i] > 1]
+    data = data[tuple(slice(None) if i in keep else 0 for i in range(len(axes)))]
+    axes = "".join(axes[i] for i in keep)
+    channel = [a for a in axes if a in "SC"]
+    stack = [a for a in axes if a not in "YXSC"]
+    if len(channel) > 1 or len(stack) > 1:
+        raise ImageIOError(f"{path}: TIFF axes {axes} are not supported tile by tile")
+    order = [axes.index(a) for a in stack] + [axes.index("Y"), axes.index("X")] + [axes.index(a) for a in channel]
+    data = data.transpose(order)
+    if stack:
+        data = data.rechunk({0: 1})
+    if not channel:
+        mode = "L"
+    else:
+        n = data.shape[-1]
+        alpha = channel[0] == "S" and reader.extrasamples[-1:] in ((1,), (2,))
+        mode = {(2, 3): "RGB", (2, 4): "RGBA", (1, 2): "LA"}.get((reader.photometric, n), "C")
+        if mode in ("RGBA", "LA") and not alpha:
+            mode = "C"
+    return ImageData(data, mode, bool(stack), Path(path))
+
+
+def _open_zarr(path, tile):
+    import dask.array as da
+    import zarr
+
+    from nlm.io import ImageIOError
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:  # noqa: BLE001 - any zarr error becomes one line
+        raise ImageIOError(f"{path}: cannot open as zarr: {' '.join(str(exc).split())[:200]}") from None
+    kind, axes = "zarr", None
+    if not hasattr(node, "shape"):  # a group: OME-Zarr multiscales
+        attrs = dict(node.attrs)
+        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if not ms:
+            raise ImageIOError(f"{path}: zarr group without OME-Zarr 'multiscales' metadata")
+        level = ms[0]["datasets"][0]["path"]
+        axes = [a["name"] if isinstance(a, dict) else a for a in ms[0].get("axes", [])]
+        node = node[level]
+        kind = "ome-zarr"
+    arr = da.from_zarr(node)
+    nd = arr.ndim
+    if axes is None or len(axes) != nd:
+        axes = ["z", "y", "x"][-nd:] if nd <= 3 else None
+        if axes is None:
+            raise ImageIOError(f"{path}: a {nd}-D zarr array needs OME-Zarr axes metadata")
+    axes = [a.lower() for a in axes]
+    keep = [i for i, a in enumerate(axes) if a in ("y", "x") or arr.shape[i] > 1]
+    arr = arr[tuple(slice(None) if i in keep else 0 for i in range(nd))]
+    axes = [axes[i] for i in keep]
+    channel = [a for a in axes if a == "c"]
+    stack = [a for a in axes if a not in ("y", "x", "c")]
+    if len(stack) > 1 or "y" not in axes or "x" not in axes:
+        raise ImageIOError(f"{path}: zarr axes {axes} are not supported (one of z/t at most, then y, x, c)")
+    order = [axes.index(a) for a in stack] + [axes.index("y"), axes.index("x")] + [axes.index(a) for a in channel]
+    arr = arr.transpose(order)
+    if arr.dtype.kind not in "biuf":
+        raise ImageIOError(f"{path}: unsupported pixel data type {arr.dtype}")
+    chunks = [tile if i in (len(stack), len(stack) + 1) else (1 if stack and i == 0 else -1) for i in range(arr.ndim)]
+    arr = arr.rechunk(tuple(chunks))
+    mode = "L" if not channel else {3: "RGB"}.get(arr.shape[-1], "C")
+    return ImageData(arr, mode, bool(stack), Path(path), (f"read as {kind}",) if kind != "zarr" else ())
+
+
+def open_lazy(path, *, tile=2048, volume=False):
+    """Open a TIFF or zarr image lazily as a dask array in blocks of ``tile``.
+
+    Returns
+    -------
+    nlm.io.ImageData
+        Whose ``data`` is a ``dask.array.Array`` ``([Z,] Y, X[, C])``.
+
+    Raises
+    ------
+    nlm.io.ImageIOError
+        Unreadable or unsupported files, with a one-line message.
+    """
+    from nlm.io import ImageIOError
+
+    path = Path(path)
+    if is_zarr_path(path):
+        image = _open_zarr(path, tile)
+    elif path.suffix.lower() in _TIFF:
+        try:
+            image = _open_tiff(path, tile, volume)
+        except ImageIOError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ImageIOError(f"{path}: cannot read as a TIFF: {' '.join(str(exc).split())[:200]}") from None
+    else:
+        raise ImageIOError(f"{path}: only TIFF and zarr are read tile by tile")
+    if image.data.size == 0:
+        raise ImageIOError(f"{path}: image has no pixels")
+    return image
+
+
+def header_shape(path):
+    """(shape, dtype) of a TIFF's first series or a zarr image, from its header only."""
+    if is_zarr_path(path):
+        image = _open_zarr(Path(path), 2048)
+        return image.data.shape, image.data.dtype
+    reader = _TiffReader(path)
+    return reader.shape, reader.dtype
+
+
+# --------------------------------------------------------------------------- #
+# writing
+# --------------------------------------------------------------------------- #
+def _bands(shape, stack, tile):
+    """(page, y0, y1) of every band of tiles, in file order."""
+    pages = shape[0] if stack else 1
+    rows = shape[1] if stack else shape[0]
+    return [(p, y0, min(rows, y0 + tile)) for p in range(pages) for y0 in range(0, rows, tile)]
+
+
+def _tiles_in(band_array, tile, stack):
+    """Full-size (zero-padded) tiles of one computed band, left to right."""
+    h, w = band_array.shape[:2]
+    for x0 in range(0, w, tile):
+        block = band_array[:, x0 : x0 + tile]
+        if block.shape[0] != tile or block.shape[1] != tile:
+            padded = np.zeros((tile, tile) + block.shape[2:], block.dtype)
+            padded[: block.shape[0], : block.shape[1]] = block
+            block = padded
+        yield block
+
+
+def _compute_band(result, page, y0, y1, stack):
+    import dask
+
+    region = result[page, y0:y1] if stack else result[y0:y1]
+    (band,) = dask.compute(region)
+    return np.asarray(band)
+
+
+def write_tiled(path, result, mode, *, stack=False, tile=2048, overwrite=False, progress=None):
+    """Compute a lazy result band by band and write it, atomically.
+
+    Parameters
+    ----------
+    path : path
+        ``.tif``/``.tiff`` (tiled BigTIFF, uncompressed) or ``.zarr``
+        (OME-Zarr group, NGFF 0.4, one level, chunks of ``tile``).
+    result : dask.array.Array
+        ``([Z,] Y, X[, C])`` in the output dtype.
+    mode : str
+        ``"L"``, ``"LA"``, ``"RGB"``, ``"RGBA"`` or ``"C"``.
+    tile : int
+        Tile side (a multiple of 16 for TIFF).
+    progress : callable, optional
+        Called with the number of tiles written after each band.
+
+    Raises
+    ------
+    nlm.io.ImageIOError
+        Existing output without ``overwrite``, an operating-system error, or
+        (TIFF) an error of the computation, whose message it carries; zarr
+        output lets errors of the computation propagate.  In every case
+        nothing is left at ``path`` (an existing file there is untouched).
+    """
+    from nlm.io import ImageIOError, atomic_write
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ImageIOError(f"{path}: already exists (use overwrite to replace it)")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ImageIOError(f"{path}: directory {directory} does not exist")
+    bands = _bands(result.shape, stack, tile)
+    per_band = -(-(result.shape[2] if stack else result.shape[1]) // tile)
+    if is_zarr_path(path):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".part.zarr", dir=directory))
+        try:
+            _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress)
+            _commit_dir(tmp, path, overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return
+    atomic_write(path, lambda tmp: _write_tiff(tmp, result, mode, stack, tile, bands, per_band, progress), overwrite)
+
+
+def _write_tiff(tmp, result, mode, stack, tile, bands, per_band, progress):
+    import tifffile
+
+    if mode == "L":
+        kwargs = dict(photometric="minisblack", metadata={"axes": "ZYX" if stack else "YX"})
+    elif mode in ("RGB", "RGBA"):
+        kwargs = dict(photometric="rgb", planarconfig="contig", metadata={"axes": "ZYXS" if stack else "YXS"})
+        if mode == "RGBA":
+            kwargs["extrasamples"] = ["unassalpha"]
+    elif mode == "LA":
+        kwargs = dict(photometric="minisblack", planarconfig="contig", extrasamples=["unassalpha"],
+                      metadata={"axes": "ZYXS" if stack else "YXS"})
+    else:  # generic channels: contiguous samples, no colour meaning
+        kwargs = dict(photometric="minisblack", planarconfig="contig", metadata={"axes": "ZYXS" if stack else "YXS"})
+
+    def tiles():
+        for page, y0, y1 in bands:
+            band = _compute_band(result, page, y0, y1, stack)
+            yield from _tiles_in(band, tile, stack)
+            if progress is not None:
+                progress(per_band)
+
+    tifffile.imwrite(
+        tmp,
+        tiles(),
+        shape=result.shape,
+        dtype=result.dtype,
+        tile=(tile, tile),
+        bigtiff=True,
+        **kwargs,
+    )
+
+
+def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress):
+    import zarr
+
+    channels = result.ndim - (3 if stack else 2)
+    axes = ([{"name": "z", "type": "space"}] if stack else []) + [
+        {"name": "y", "type": "space"},
+        {"name": "x", "type": "space"},
+    ]
+    if channels:
+        axes = [{"name": "c", "type": "channel"}] + axes
+    group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "name": Path(str(tmp)).name,
+            "axes": axes,
+            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(axes)}]}],
+        }
+    ]
+    shape = result.shape
+    if channels:  # channels first in OME-Zarr
+        shape = (shape[-1],) + shape[:-1]
+    chunks = tuple(1 if (stack and i == (1 if channels else 0)) else (tile if s > 1 else 1) for i, s in enumerate(shape))
+    chunks = tuple(shape[0] if channels and i == 0 else c for i, c in enumerate(chunks))
+    arr = group.create_array("0", shape=shape, chunks=chunks, dtype=result.dtype, fill_value=0)
+    for page, y0, y1 in bands:
+        band = _compute_band(result, page, y0, y1, stack)
+        if channels:
+            band = np.moveaxis(band, -1, 0)
+            index = (slice(None), page, slice(y0, y1)) if stack else (slice(None), slice(y0, y1))
+        else:
+            index = (page, slice(y0, y1)) if stack else (slice(y0, y1),)
+        arr[index] = band
+        if progress is not None:
+            progress(per_band)
+
+
+def _commit_dir(tmp, path, overwrite):
+    from nlm.io import ImageIOError
+
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise ImageIOError(f"{path}: already exists (use overwrite to replace it)")
+        old = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".old", dir=path.parent))
+        os.rmdir(old)
+        os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+        return
+    os.rename(tmp, path)
