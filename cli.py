@@ -418,6 +418,19 @@ def _reattach_alpha(result, alpha, mode):
     return np.concatenate([result, alpha[..., None]], axis=-1)
 
 
+def _check_patch_fits(src, params, image):
+    """The library filters images smaller than the patch (clipped patch radius);
+    the command line keeps refusing them, as its README section promises."""
+    import nlm
+
+    patch = params["patch_size"] or (3 if params["method"] == "bayes" else nlm.default_patch("gaussian")[0])
+    spatial = tuple(image.spatial_shape)
+    sides = patch if isinstance(patch, tuple) else (patch,) * len(spatial)
+    if len(sides) == len(spatial) and any(p > n for p, n in zip(sides, spatial)):
+        raise click.ClickException(f"{src}: patch_size={patch} is larger than the image (spatial shape {spatial})")
+    return patch
+
+
 def _denoise_file(src, dst, params, *, volume, overwrite, max_pixels=None):
     """Denoise one file into another; return a dict describing what was done."""
     try:
@@ -441,13 +454,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     work = to_float(colour)
     if not np.all(np.isfinite(work)):
         raise click.ClickException(f"{src}: image holds NaN or infinite values")
-    # the library filters images smaller than the patch (clipped patch radius);
-    # the command line keeps refusing them, as its README section promises
-    patch = params["patch_size"] or (3 if params["method"] == "bayes" else nlm.default_patch("gaussian")[0])
-    spatial = tuple(image.spatial_shape)
-    sides = patch if isinstance(patch, tuple) else (patch,) * len(spatial)
-    if len(sides) == len(spatial) and any(p > n for p, n in zip(sides, spatial)):
-        raise click.ClickException(f"{src}: patch_size={patch} is larger than the image (spatial shape {spatial})")
+    _check_patch_fits(src, params, image)
     timings["read"] = time.perf_counter() - t0
 
     sigma, h = params["sigma"], params["h"]
@@ -641,11 +648,7 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     except ImageIOError as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     work = colour.map_blocks(to_float, dtype=work_dtype, meta=np.empty((0,) * colour.ndim, work_dtype))
-    patch = params["patch_size"] or nlm.default_patch(params["noise"])[0]
-    if patch > min(image.spatial_shape):
-        raise click.ClickException(
-            f"{src}: patch_size={patch} is larger than the image (spatial shape {tuple(image.spatial_shape)})"
-        )
+    patch = _check_patch_fits(src, params, image)
     timings["open"] = time.perf_counter() - t0
 
     sigma, h = params["sigma"], params["h"]
