@@ -186,7 +186,8 @@ def denoise_nl_bayes(
         Step of the reference grid (default 2).  Positions already estimated
         in a group are skipped as references.
     num_threads : int >= 1, keyword-only
-        Numba threads for this call (the result does not depend on it).
+        Numba threads for this call (the result does not depend on it); for
+        a dask array, per tile (default 1).
     return_model : bool, keyword-only
         Also return the noise model used (estimated or given).
 
@@ -198,6 +199,14 @@ def denoise_nl_bayes(
         of :func:`nlm.denoise_nl_means`).  The working precision of every
         group estimate is float64; images and accumulators keep the
         working dtype (float32 results agree with float64 to ~1e-5).
+        A ``dask.array.Array`` gives a lazy dask array, filtered tile by tile
+        with a margin of ``2 (search_radius + patch)``; the model and the
+        parameters come from a bounded sample (``nlm.tiling.sample_regions``)
+        and are shared by all tiles.  NL-Bayes depends on the order in which
+        references are visited, so tiles are not exact: the result differs
+        from the in-memory one near tile borders, by less than 0.3 dB PSNR
+        in the tests (small images in 50-pixel tiles, where borders are
+        everywhere).
     model : NoiseModel
         Only with ``return_model=True``.
 
@@ -261,6 +270,14 @@ def denoise_nl_bayes(
     >>> bool(psnr(clean, out) > psnr(clean, noisy) + 8)
     True
     """
+    from nlm.tiling import is_dask_array
+
+    if is_dask_array(image):
+        return _nl_bayes_dask(
+            image, noise=noise, sigma=sigma, looks=looks, channel_axis=channel_axis, preserve_range=preserve_range,
+            patch_size=patch_size, n_similar=n_similar, search_radius=search_radius, beta=beta, flat=flat,
+            stride=stride, num_threads=num_threads, return_model=return_model,
+        )
     image = _as_numeric(image)
     preserve_range = _check_bool(preserve_range, "preserve_range")
     return_model = _check_bool(return_model, "return_model")
@@ -290,20 +307,44 @@ def denoise_nl_bayes(
         raise UnsupportedDimensionError(
             f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {xc.ndim - 1} spatial dimension(s)"
         )
+    prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta)
+    model, tmat, p1, p2, n1, n2 = prm["model"], prm["tmat"], prm["p1"], prm["p2"], prm["n1"], prm["n2"]
+    radius, beta, n_max, tau = prm["radius"], prm["beta"], prm["n_max"], prm["tau"]
+    C, H, W = xc.shape
+    dtype = xc.dtype
+
+    work = np.ascontiguousarray(np.tensordot(tmat, xc, axes=1).astype(dtype, copy=False))
+    nlf = np.array(model.coefficients, dtype=np.float64)
+    from nlm._bayes_kernels import bayes_step
+
+    with _threads(num_threads):
+        band1 = max(2 * radius + p1, 8)
+        basic = bayes_step(work, work, _grid(H, p1, stride), _grid(W, p1, stride), p1, radius, n1, n1, 0.0,
+                           True, nlf, tmat, float(beta), float(flat), band1)
+        band2 = max(2 * radius + p2, 8)
+        final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2, n_max, tau,
+                           False, nlf, tmat, float(beta), float(flat), band2)
+    del basic, work
+    out = np.tensordot(tmat.T, final, axes=1).astype(dtype, copy=False)
+    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    return (out, model) if return_model else out
+
+
+def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta):
+    """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes)."""
     model, estimated = _model(xc, noise, sigma, looks)
     if model.nonnegative and model.name != "poisson" and float(xc.min()) < 0:
         raise ValueError(
             f"image must be non-negative for the {model.name!r} noise model, got a minimum of {float(xc.min()):g}"
         )
     C, H, W = xc.shape
-    dtype = xc.dtype
 
     # noise level on the 0..255 scale: root mean variance over the image
     from scipy.ndimage import uniform_filter
 
     smooth = uniform_filter(xc.astype(np.float64), size=(1, 3, 3), mode="reflect")
-    if preserve_range and image.dtype.kind in "iu":
-        rng = float(np.iinfo(image.dtype).max)  # the dtype's range, as [0, 1] is for converted images
+    if preserve_range and np.dtype(image_dtype).kind in "iu":
+        rng = float(np.iinfo(image_dtype).max)  # the dtype's range, as [0, 1] is for converted images
     elif float(xc.max()) <= 1.0 + 1e-6:
         rng = 1.0
     else:
@@ -329,21 +370,69 @@ def denoise_nl_bayes(
     n_max = max(n2, min(2 * n1, cand))
     tau = (4.0 / 255.0 * rng) ** 2
 
-    work = np.ascontiguousarray(np.tensordot(tmat, xc, axes=1).astype(dtype, copy=False))
-    nlf = np.array(model.coefficients, dtype=np.float64)
-    from nlm._bayes_kernels import bayes_step
+    return dict(model=model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2, radius=radius,
+                beta=beta, n_max=n_max, tau=tau)
 
-    with _threads(num_threads):
-        band1 = max(2 * radius + p1, 8)
-        basic = bayes_step(work, work, _grid(H, p1, stride), _grid(W, p1, stride), p1, radius, n1, n1, 0.0,
-                           True, nlf, tmat, float(beta), float(flat), band1)
-        band2 = max(2 * radius + p2, 8)
-        final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2, n_max, tau,
-                           False, nlf, tmat, float(beta), float(flat), band2)
-    del basic, work
-    out = np.tensordot(tmat.T, final, axes=1).astype(dtype, copy=False)
-    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
-    return (out, model) if return_model else out
+
+def _nl_bayes_dask(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
+                   search_radius, beta, flat, stride, num_threads, return_model):
+    """:func:`denoise_nl_bayes` of a dask array: model and parameters from a sample, then tiles.
+
+    The noise model and every parameter (patch sizes, group sizes, search
+    radius, beta) are set once from :func:`nlm.tiling.sample_regions` (the
+    whole image when it is small; else its windows placed side by side) and
+    passed to every tile, whose margin is ``2 (search_radius + patch)``: the
+    step-2 estimate reads the step-1 estimate that far.  NL-Bayes is not
+    exactly local (references are visited in order and positions already
+    estimated are skipped, and the reference grid starts at each tile's
+    corner), so tiles differ slightly from the whole-image result near tile
+    borders: the tests bound the PSNR change to 0.3 dB (measured up to
+    0.22 dB, either way, on 120-160 pixel images in 50-pixel chunks).
+    """
+    import functools
+
+    from nlm.tiling import map_tiles, sample_regions
+
+    if image.dtype == object or image.dtype.kind not in "biuf":
+        raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
+    axis = None if channel_axis is None else _check_axis(channel_axis, image.ndim)
+    spatial_axes = tuple(a for a in range(image.ndim) if a != axis)
+    if len(spatial_axes) != 2:
+        raise UnsupportedDimensionError(
+            f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {len(spatial_axes)} "
+            "spatial dimension(s)"
+        )
+    preserve_range = _check_bool(preserve_range, "preserve_range")
+    return_model = _check_bool(return_model, "return_model")
+    regions = sample_regions(image, spatial_axes=spatial_axes)
+    sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[1])
+    x = _to_float(_as_numeric(sample), preserve_range)
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
+    xc = x[None] if axis is None else np.moveaxis(x, axis, 0)
+    prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, _pair(patch_size, "patch_size", odd=True),
+                      _pair(n_similar, "n_similar", minimum=2),
+                      None if search_radius is None else _check_int(search_radius, "search_radius", 1),
+                      None if beta is None else _check_nonneg(beta, "beta"))
+    del regions, sample, x, xc
+    func = functools.partial(
+        denoise_nl_bayes,
+        noise=prm["model"],
+        channel_axis=axis,
+        preserve_range=preserve_range,
+        patch_size=(prm["p1"], prm["p2"]),
+        n_similar=(prm["n1"], prm["n2"]),
+        search_radius=prm["radius"],
+        beta=prm["beta"],
+        flat=flat,
+        stride=stride,
+        num_threads=1 if num_threads is None else num_threads,
+    )
+    dtype = np.dtype(np.float32 if image.dtype.kind == "f" and image.dtype.itemsize <= 4 else np.float64)
+    depth = 2 * (prm["radius"] + max(prm["p1"], prm["p2"]))
+    out = map_tiles(func, image, depth, spatial_axes=spatial_axes, dtype=dtype,
+                    minimum=max(prm["p1"], prm["p2"]))
+    return (out, prm["model"]) if return_model else out
 
 
 def _largest_odd(n):
