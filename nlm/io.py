@@ -1018,14 +1018,15 @@ def _create_temporary(path, directory):
     raise ImageIOError(f"{path}: cannot write: no free temporary file name")
 
 
-def _set_mode(tmp, path):
-    """Give the temporary file the permissions a new file (or ``path``) would have."""
+def _set_mode(tmp, path, new=0o666):
+    """Give the temporary entry the permissions ``path`` has, or a new one
+    (``new`` less the umask) would have."""
     try:
         mode = path.stat().st_mode & 0o7777
     except OSError:
         umask = os.umask(0)
         os.umask(umask)
-        mode = 0o666 & ~umask
+        mode = new & ~umask
     os.chmod(tmp, mode)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlm.io import ImageIOError
+from nlm.io import ImageIOError, _set_mode
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -347,6 +347,9 @@ class FrameWriter:
     def commit(self):
         """Finish the stream and move it into place."""
         self._close()
+        # mkstemp/mkdtemp make private (0600/0700) entries: give the output
+        # the permissions a new file or folder would have, as image outputs do
+        _set_mode(self.tmp, self.path, 0o777 if self.tmp.is_dir() else 0o666)
         if self.kind == "frames" and self.path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.tmp.parent))
             os.replace(self.path, old / "x")

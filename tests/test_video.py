@@ -1,6 +1,7 @@
 """Video: the streamed temporal filter (nlm.video), lossless clip I/O (nlm.videoio)
 and ``nlm denoise clip.mp4 out.mkv``.  Clips are made here with PyAV, seeded."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -192,6 +193,10 @@ def test_writer_roundtrip_is_lossless(tmp_path, out, shape, dtype):
     if out.endswith(".mkv"):
         assert back_info.fps == Fraction(30000, 1001)
     assert [p.name for p in tmp_path.iterdir()] == [out]  # no temporary left
+    umask = os.umask(0)
+    os.umask(umask)
+    new = 0o777 if out == "frames" else 0o666
+    assert (tmp_path / out).stat().st_mode & 0o777 == new & ~umask  # not mkstemp's 0600
 
 
 def test_writer_aborts_without_leftovers(tmp_path):
