@@ -295,8 +295,6 @@ def denoise_nl_bayes(
         search_radius = _check_int(search_radius, "search_radius", 1)
 
     x = _to_float(image, preserve_range)
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
     if channel_axis is None:
         axis = None
         xc = x[None]
@@ -407,8 +405,6 @@ def _nl_bayes_dask(image, *, noise, sigma, looks, channel_axis, preserve_range, 
     regions = sample_regions(image, spatial_axes=spatial_axes)
     sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[1])
     x = _to_float(_as_numeric(sample), preserve_range)
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
     xc = x[None] if axis is None else np.moveaxis(x, axis, 0)
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, _pair(patch_size, "patch_size", odd=True),
                       _pair(n_similar, "n_similar", minimum=2),

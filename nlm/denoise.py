@@ -134,11 +134,7 @@ def _nl_means_transformed(
     plain filter.  Returns ``(result, info)``; ``info`` says what was used.
     """
     image = _as_numeric(image)
-    if not isinstance(preserve_range, (bool, np.bool_)):
-        raise TypeError(f"preserve_range must be a bool, got {preserve_range!r}")
-    x = _to_float(image, bool(preserve_range))
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
+    x = _to_float(image, _check_bool(preserve_range, "preserve_range"))
     if channel_axis is None:
         xc, axis = x[..., None], None
     else:

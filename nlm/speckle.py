@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_PATCH_DISTANCE",
 ]
 
+from nlm._validate import _check_bool
 from nlm.denoise import (
     H_FACTORS as _ALL_H_FACTORS,
     SPECKLE_TRANSFORMS as TRANSFORMS,
@@ -47,11 +48,7 @@ _KW = ("sigma", "transform", "h_factor")
 def _prepare(image, preserve_range):
     """Validate and convert ``image`` the way the Gaussian filter does."""
     image = _as_numeric(image)
-    if not isinstance(preserve_range, (bool, np.bool_)):
-        raise TypeError(f"preserve_range must be a bool, got {preserve_range!r}")
-    x = _to_float(image, bool(preserve_range))
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
+    x = _to_float(image, _check_bool(preserve_range, "preserve_range"))
     if float(x.min()) < 0:
         raise ValueError(
             "image must be non-negative for multiplicative (speckle) noise, got "
