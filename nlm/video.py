@@ -134,14 +134,6 @@ def _geometry(patch_size, patch_distance, temporal_radius):
     return sides, (temporal_radius,) + radii
 
 
-def _reflect(i, n):
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i %= period
-    return period - i if i >= n else i
-
-
 def denoise_frames(
     frames,
     patch_size=7,
@@ -213,7 +205,7 @@ def denoise_frames(
     >>> len(out), out[0].shape, out[0].dtype
     (4, (32, 32), dtype('float32'))
     """
-    from nlm._nlm_kernels import FramePairs
+    from nlm._nlm_kernels import FramePairs, _reflect_index
     from nlm.denoise import default_h
 
     sides, radii = _geometry(patch_size, patch_distance, temporal_radius)
@@ -284,7 +276,7 @@ def denoise_frames(
             parts = []
             for k in [0] + [k for k in range(-pt, pt + 1) if k]:
                 j = i + k
-                j = _reflect(j, T) if T is not None else (-j if j < 0 else j)
+                j = _reflect_index(j, T) if T is not None else (-j if j < 0 else j)
                 parts.append(raw[j])
             stacks[i] = fp.pad(parts[0] if len(parts) == 1 else np.concatenate(parts))
         return stacks[i]
