@@ -588,7 +588,7 @@ def _describe_model(model):
 
 def _needs_tiles(src, dst, scale):
     """Whether one file goes tile by tile: zarr in or out, a cluster, or too big for the budget."""
-    from nlm import bigio
+    from nlm.io import tiled as bigio
 
     if bigio.is_zarr_path(src) or bigio.is_zarr_path(dst) or scale["cluster"]:
         return True
@@ -606,7 +606,7 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     import numpy as np
 
     import nlm
-    from nlm import bigio
+    from nlm.io import tiled as bigio
     from nlm.io import ImageIOError, from_float, to_float
     from nlm.tiling import sample_regions
 
@@ -796,7 +796,7 @@ def _notes(rec_or_image, src):
 # video
 # --------------------------------------------------------------------------- #
 def _is_video_job(src, dst, time_axis):
-    from nlm.videoio import is_video_path
+    from nlm.io.video import is_video_path
 
     return time_axis is not None or is_video_path(src) or Path(dst).suffix.lower() == ".mkv"
 
@@ -832,8 +832,8 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 
     import nlm
     from nlm.io import ImageIOError, from_float
-    from nlm.video import default_temporal_radius, denoise_frames, frame_sigma
-    from nlm.videoio import FrameWriter, output_kind
+    from nlm.denoisers.video import default_temporal_radius, denoise_frames, frame_sigma
+    from nlm.io.video import FrameWriter, output_kind
 
     src, dst = Path(src_arg), Path(dst_arg)
     if not src.exists():
@@ -854,7 +854,7 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
         raise click.UsageError("videos are denoised with --method means --noise gaussian only")
     patch, dist, radius = _video_geometry(params["patch_size"], params["patch_distance"], temporal_radius)
 
-    from nlm.videoio import open_frames
+    from nlm.io.video import open_frames
 
     t0 = time.perf_counter()
     try:
@@ -1011,7 +1011,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
         params = dict(patch_size=patch_size, patch_distance=patch_distance, h=None, sigma=sigma, noise=noise,
                       method=method, looks=looks)
     else:
-        from nlm.denoise import default_patch
+        from nlm.denoisers.means import default_patch
 
         # auto: the library picks the estimated model's defaults
         default_size, default_distance = (None, None) if noise == "auto" else default_patch(noise)
@@ -1027,7 +1027,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     if scheduler is not None and workers is not None:
         raise click.UsageError("--scheduler and --workers exclude each other")
     if memory_limit is None:
-        from nlm.bigio import default_memory_limit
+        from nlm.io.tiled import default_memory_limit
 
         memory_limit = default_memory_limit()
     scale = dict(

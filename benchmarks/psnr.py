@@ -19,11 +19,11 @@ Methods (each only when its package is installed; others are skipped with a
 note):
 
 ========================  =============================================================
-``nlm-blind``             this toolkit's blind default: :func:`nlm.speckle.denoise_speckle`
+``nlm-blind``             this toolkit's blind default: :func:`nlm.denoisers.speckle.denoise_speckle`
                           for speckle/gamma noise, :func:`nlm.denoise_nl_means` with
                           ``h=None`` for Gaussian noise. No oracle.
 ``nlm-speckle-oracle``    the speckle mode with ``h = f * sigma_t`` (``sigma_t`` =
-                          :func:`nlm.speckle.speckle_sigma`), ``f`` oracle-tuned.
+                          :func:`nlm.denoisers.speckle.speckle_sigma`), ``f`` oracle-tuned.
 ``nlm-oracle``            the Gaussian filter :func:`nlm.denoise_nl_means` on the noisy
                           image, patch 7, distance 11, ``h = f * s``, ``sigma = s``.
 ``skimage-oracle``        ``skimage.restoration.denoise_nl_means`` (fast mode, patch 7,
@@ -284,7 +284,7 @@ def _sigma(y):
 
 def run_nlm_blind(clean, y, ctx):
     from nlm import denoise_nl_means
-    from nlm.speckle import H_FACTORS, speckle_sigma, denoise_speckle
+    from nlm.denoisers.speckle import H_FACTORS, speckle_sigma, denoise_speckle
 
     y32 = y.astype(np.float32)
     if ctx["model"] == "gaussian":
@@ -294,7 +294,7 @@ def run_nlm_blind(clean, y, ctx):
 
 
 def run_nlm_speckle_oracle(clean, y, ctx):
-    from nlm.speckle import speckle_sigma, denoise_speckle
+    from nlm.denoisers.speckle import speckle_sigma, denoise_speckle
 
     y32 = y.astype(np.float32)
     base = max(speckle_sigma(y32), 1e-6)
@@ -503,7 +503,7 @@ def _warm_up(methods):
     rng = np.random.default_rng(0)
     y = np.clip(0.5 + 0.1 * rng.standard_normal((32, 32)), 0, 1)
     from nlm import denoise_nl_means
-    from nlm.speckle import denoise_speckle
+    from nlm.denoisers.speckle import denoise_speckle
 
     from nlm import denoise_nl_bayes
 

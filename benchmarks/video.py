@@ -11,7 +11,7 @@ upscaled), uint8, with Gaussian noise (sigma 20 on 0..255) or speckle
 
 Methods, all at equal geometry (7x7 patches, 21x21 search window, 5 frames):
 
-* ``nlm``: :func:`nlm.video.denoise_frames` (``temporal_radius=2``; ``h``
+* ``nlm``: :func:`nlm.denoisers.video.denoise_frames` (``temporal_radius=2``; ``h``
   and ``sigma`` automatic, from the first frame), float32, rounded to uint8;
 * OpenCV ``fastNlMeansDenoisingMulti`` (grey) / ``...ColoredMulti`` (colour,
   ``hColor = h``) with ``temporalWindowSize=5``, called once per frame (the
@@ -73,7 +73,7 @@ def psnr(ref, x):
 # the three methods
 # --------------------------------------------------------------------------- #
 def run_nlm(noisy):
-    from nlm.video import denoise_frames
+    from nlm.denoisers.video import denoise_frames
 
     out = denoise_frames(noisy.astype(np.float32), PATCH, DIST, temporal_radius=T_RADIUS)
     return np.stack([np.clip(np.rint(f), 0, 255).astype(np.uint8) for f in out])
@@ -243,8 +243,8 @@ def table(frames, size=512):
 
 
 def real_clip(path, max_frames):
-    from nlm.video import denoise_frames
-    from nlm.videoio import open_frames
+    from nlm.denoisers.video import denoise_frames
+    from nlm.io.video import open_frames
 
     info, frames = open_frames(path)
     print(f"## Real clip: {path} ({info.describe()}), first {max_frames} frames; no clean reference: fps only")

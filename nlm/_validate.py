@@ -5,6 +5,7 @@ layer, the denoisers and the command line can all use it.
 """
 
 import numbers
+import sys
 
 import numpy as np
 
@@ -16,6 +17,25 @@ class UnsupportedDimensionError(ValueError, NotImplementedError):
     ``ValueError``/``TypeError``) and :class:`NotImplementedError` (what
     scikit-image raises for it), so callers written for either catch it.
     """
+
+
+def is_dask_array(x):
+    """True when ``x`` is a ``dask.array.Array`` (without importing dask)."""
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(x, da.Array)
+
+
+def _refuse_dask(image, name):
+    """The in-memory functions do not compute dask arrays behind the caller's back.
+
+    Dask arrays are dispatched one layer up, by :mod:`nlm.tiling`, whose
+    wrappers are the public ``nlm.<name>``.
+    """
+    if is_dask_array(image):
+        raise TypeError(
+            f"image is a dask array: call nlm.{name} (the dask-aware function in nlm.tiling), "
+            f"or compute the array first"
+        )
 
 
 def _as_numeric(image):

@@ -1,4 +1,4 @@
-"""Exact tiling of local filters over dask arrays.
+"""The top of the library: dask arrays in, dask arrays out, tiled exactly.
 
 Non-local means is local in its support: the result at a pixel depends only
 on the pixels within ``halo(patch_size, patch_distance) = patch_distance +
@@ -10,25 +10,54 @@ the image border, where the filter reads its own reflect padding exactly as
 on the whole image), and the margin is cut off again.  The tiles then equal
 the whole-image result up to floating-point summation order.
 
-This module is generic: it knows nothing about a particular filter.  The
-denoisers hand it the function to apply to each block (already bound to its
-parameters) and use :func:`sample_regions` to estimate their automatic
-parameters once for the whole array, so that every tile uses the same ones.
-dask is imported only when a function here is called with a dask array
-(``import nlm`` and ``nlm --help`` never import it).
+Two parts:
+
+* the generic machinery (:func:`map_tiles`, :func:`halo`,
+  :func:`sample_regions`): it knows nothing about a particular filter;
+* the public, dask-aware entry points :func:`denoise_nl_means`,
+  :func:`denoise_nl_bayes` and :func:`estimate_sigma` (exported as
+  ``nlm.denoise_nl_means`` etc.).  Each takes a NumPy array to the in-memory
+  function of the layer below (:mod:`nlm.denoisers`, :mod:`nlm.noise`),
+  unchanged, and a dask array to a tiled graph: the automatic parameters are
+  estimated once, from a bounded sample (:func:`sample_regions`), and bound
+  into the per-block function, so every tile uses the same ones.
+
+This module sits on top of the denoisers (it imports them; they never import
+it), beside the command line.  dask is imported only when a function here is
+called with a dask array (``import nlm`` and ``nlm --help`` never import it).
 
 Known dask pitfalls handled here: a margin wider than a chunk (dask #6688;
 the array is rechunked so every chunk is at least as wide as the margin) and
 the type inference call on an empty block (``meta`` and ``dtype`` are given).
 """
 
+import functools
+import inspect
 import math
-import sys
+import warnings
 
 import numpy as np
 
+from nlm._validate import (
+    UnsupportedDimensionError,
+    _as_numeric,
+    _check_axis,
+    _check_bool,
+    _check_int,
+    _check_nonneg,
+    _per_axis,
+    _to_float,
+    is_dask_array,
+)
+from nlm.denoisers import bayes as _bayes
+from nlm.denoisers import means as _means
+from nlm.noise import estimate as _estimate
+
 __all__ = [
     "SAMPLE_PIXELS",
+    "denoise_nl_bayes",
+    "denoise_nl_means",
+    "estimate_sigma",
     "SAMPLE_WINDOWS",
     "halo",
     "is_dask_array",
@@ -44,10 +73,6 @@ SAMPLE_PIXELS = 1 << 22
 SAMPLE_WINDOWS = 16
 
 
-def is_dask_array(x):
-    """True when ``x`` is a ``dask.array.Array`` (without importing dask)."""
-    da = sys.modules.get("dask.array")
-    return da is not None and isinstance(x, da.Array)
 
 
 def halo(patch_size, patch_distance):
@@ -206,3 +231,165 @@ def sample_regions(image, *, spatial_axes, max_pixels=None, windows=None):
             index[ax] = slice(s, s + w)
         regions.append(image[tuple(index)])
     return [np.asarray(r) for r in dask.compute(*regions)]
+
+
+# --------------------------------------------------------------------------- #
+# the dask-aware public functions
+# --------------------------------------------------------------------------- #
+def _dask_aware(func, tiled):
+    """``func`` for NumPy input, ``tiled(**bound arguments)`` for a dask array.
+
+    The wrapper keeps ``func``'s name, docstring and signature
+    (``functools.wraps``); a dask array's arguments are bound to that
+    signature first, so a wrong call raises the same ``TypeError``.
+    """
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(image, *args, **kwargs):
+        if not is_dask_array(image):
+            return func(image, *args, **kwargs)
+        bound = signature.bind(image, *args, **kwargs)
+        bound.apply_defaults()
+        return tiled(**bound.arguments)
+
+    return wrapper
+
+
+def _float_dtype(dtype):
+    """dtype of the result for an input dtype (the README's dtype rules)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype.itemsize <= 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise,
+                    num_threads):
+    """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile."""
+    name, model = _means._resolve_noise(noise)
+    _check_bool(fast_mode, "fast_mode")
+    preserve_range = _check_bool(preserve_range, "preserve_range")
+    if num_threads is not None:
+        num_threads = _check_int(num_threads, "num_threads", 1)
+    if name not in ("gaussian",):
+        raise ValueError(
+            f"noise={name!r} is not available for dask arrays with non-local means (the model is "
+            "estimated from the whole image, and the speckle mode's debiasing needs the mean of the "
+            "whole result); compute the array, or pass a Gaussian model"
+        )
+    if model is not None and sigma == 0:
+        sigma = model.sigma
+    default_size, default_distance = _means.default_patch("gaussian")
+    patch_size = default_size if patch_size is None else patch_size
+    patch_distance = default_distance if patch_distance is None else patch_distance
+    axis, spatial_axes = _estimate._dask_checks(image, channel_axis)
+    patch_size, patch_distance, h, sigma = _means._check_params(patch_size, patch_distance, h, sigma)
+    sizes = _per_axis(patch_size, "patch_size", tuple(image.shape[a] for a in spatial_axes))
+    radii = _per_axis(patch_distance, "patch_distance", tuple(image.shape[a] for a in spatial_axes))
+    if h is None:
+        regions = [
+            _to_float(_as_numeric(r), preserve_range) for r in sample_regions(image, spatial_axes=spatial_axes)
+        ]
+        if sigma == 0:
+            sigma = _estimate._mean(_estimate._pooled_sigma(regions, axis))
+        h = _means._auto_h(sigma, *regions)
+        del regions
+    func = functools.partial(
+        _means.denoise_nl_means,
+        patch_size=patch_size,
+        patch_distance=patch_distance,
+        h=h,
+        sigma=sigma,
+        channel_axis=axis,
+        preserve_range=preserve_range,
+        num_threads=1 if num_threads is None else num_threads,
+    )
+    return map_tiles(
+        func,
+        image,
+        tuple(halo(p, d) for p, d in zip(sizes, radii)),
+        spatial_axes=spatial_axes,
+        dtype=_float_dtype(image.dtype),
+        minimum=max(sizes),
+    )
+
+
+def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
+                    search_radius, beta, flat, stride, num_threads, return_model):
+    """:func:`denoise_nl_bayes` of a dask array: model and parameters from a sample, then tiles.
+
+    The noise model and every parameter (patch sizes, group sizes, search
+    radius, beta) are set once from :func:`sample_regions` (the whole image
+    when it is small; else its windows placed side by side) and passed to
+    every tile, whose margin is ``2 (search_radius + patch)``: the step-2
+    estimate reads the step-1 estimate that far.  NL-Bayes is not exactly
+    local (references are visited in order and positions already estimated
+    are skipped, and the reference grid starts at each tile's corner), so
+    tiles differ slightly from the whole-image result near tile borders: the
+    tests bound the PSNR change to 0.3 dB (measured up to 0.22 dB, either
+    way, on 120-160 pixel images in 50-pixel chunks).
+    """
+    if image.dtype == object or image.dtype.kind not in "biuf":
+        raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
+    axis = None if channel_axis is None else _check_axis(channel_axis, image.ndim)
+    spatial_axes = tuple(a for a in range(image.ndim) if a != axis)
+    if len(spatial_axes) != 2:
+        raise UnsupportedDimensionError(
+            f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {len(spatial_axes)} "
+            "spatial dimension(s)"
+        )
+    preserve_range = _check_bool(preserve_range, "preserve_range")
+    return_model = _check_bool(return_model, "return_model")
+    regions = sample_regions(image, spatial_axes=spatial_axes)
+    sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[1])
+    x = _to_float(_as_numeric(sample), preserve_range)
+    xc = x[None] if axis is None else np.moveaxis(x, axis, 0)
+    prm = _bayes._parameters(
+        xc, image.dtype, noise, sigma, looks, preserve_range, _bayes._pair(patch_size, "patch_size", odd=True),
+        _bayes._pair(n_similar, "n_similar", minimum=2),
+        None if search_radius is None else _check_int(search_radius, "search_radius", 1),
+        None if beta is None else _check_nonneg(beta, "beta"),
+    )
+    del regions, sample, x, xc
+    func = functools.partial(
+        _bayes.denoise_nl_bayes,
+        noise=prm["model"],
+        channel_axis=axis,
+        preserve_range=preserve_range,
+        patch_size=(prm["p1"], prm["p2"]),
+        n_similar=(prm["n1"], prm["n2"]),
+        search_radius=prm["radius"],
+        beta=prm["beta"],
+        flat=flat,
+        stride=stride,
+        num_threads=1 if num_threads is None else num_threads,
+    )
+    depth = 2 * (prm["radius"] + max(prm["p1"], prm["p2"]))
+    out = map_tiles(func, image, depth, spatial_axes=spatial_axes, dtype=_float_dtype(image.dtype),
+                    minimum=max(prm["p1"], prm["p2"]))
+    return (out, prm["model"]) if return_model else out
+
+
+def _estimate_sigma_tiled(image, average_sigmas, channel_axis):
+    """:func:`estimate_sigma` of a dask array: pooled over a bounded sample."""
+    if not isinstance(average_sigmas, (bool, np.bool_)):
+        raise TypeError(f"average_sigmas must be a bool, got {average_sigmas!r}")
+    if channel_axis is None and image.ndim > 0 and image.shape[-1] <= 4:
+        warnings.warn(
+            f"image is size {image.shape[-1]} on the last axis, but channel_axis is None. "
+            "If this is a color image, please set channel_axis=-1 for proper noise estimation.",
+            UserWarning,
+            stacklevel=3,
+        )
+    axis, spatial = _estimate._dask_checks(image, channel_axis)
+    regions = [_as_numeric(r) for r in sample_regions(image, spatial_axes=spatial)]
+    sigmas = _estimate._pooled_sigma(regions, axis)
+    if axis is None:
+        return sigmas[0]
+    return _estimate._mean(sigmas) if average_sigmas else sigmas
+
+
+denoise_nl_means = _dask_aware(_means.denoise_nl_means, _nl_means_tiled)
+denoise_nl_bayes = _dask_aware(_bayes.denoise_nl_bayes, _nl_bayes_tiled)
+estimate_sigma = _dask_aware(_estimate.estimate_sigma, _estimate_sigma_tiled)

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct NumPy twins of the NL-Bayes kernels (nlm._bayes_kernels)."""
+"""Slow, obviously-correct NumPy twins of the NL-Bayes kernels (nlm.ops._bayes_kernels)."""
 
 import numpy as np
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import naive
 from nlm import NonLocalBlock, UnsupportedDimensionError, denoise_nl_means, estimate_sigma, nonlocal_op
-from nlm.kernels import EuclideanGaussian, PatchEuclideanGaussian
+from nlm.ops.kernels import EuclideanGaussian, PatchEuclideanGaussian
 
 HYP = dict(deadline=None, derandomize=True, database=None)
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from nlm import NonLocalBlock, default_h, default_patch, denoise_nl_means, estimate_sigma, nonlocal_op
-from nlm.kernels import EuclideanGaussian, Gaussian, PatchEuclideanGaussian
+from nlm.ops.kernels import EuclideanGaussian, Gaussian, PatchEuclideanGaussian
 from nlm.metrics import psnr, ssim
 from nlm.noise import add_noise
 

@@ -6,8 +6,8 @@ from skimage import data
 from skimage.util import img_as_float
 
 import naive_bayes as naive
-from nlm import _bayes_kernels as K
-from nlm.bayes import _colour_transform, _grid, bayes_parameters, denoise_nl_bayes
+from nlm.ops import _bayes_kernels as K
+from nlm.denoisers.bayes import _colour_transform, _grid, bayes_parameters, denoise_nl_bayes
 from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian, PoissonGaussian, Speckle
 

@@ -1,4 +1,4 @@
-"""Tests of nlm.block.NonLocalBlock against the literal oracle tests/naive_block.py."""
+"""Tests of nlm.nn.block.NonLocalBlock against the literal oracle tests/naive_block.py."""
 
 import os
 import sys
@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from nlm.block import NonLocalBlock, _max_pool, _max_unpool, convert_pytorch_port_state
+from nlm.nn.block import NonLocalBlock, _max_pool, _max_unpool, convert_pytorch_port_state
 
 sys.path.insert(0, os.path.dirname(__file__))
 from naive_block import naive_affinity, naive_block, naive_pool  # noqa: E402
@@ -456,8 +456,8 @@ def test_repr_and_top_level_name():
 def test_nonlocal_op_with_patch_gaussian_is_the_nlm_filter():
     """The generic operation with f = PatchEuclideanGaussian, g = Identity, NumPy engine == nlm.denoise_nl_means."""
     from nlm import denoise_nl_means
-    from nlm.kernels import Identity, PatchEuclideanGaussian
-    from nlm.operation import nonlocal_op
+    from nlm.ops.kernels import Identity, PatchEuclideanGaussian
+    from nlm.ops.operation import nonlocal_op
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:19, 0:23]

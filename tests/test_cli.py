@@ -110,7 +110,7 @@ HELP_PROBE = textwrap.dedent(
     for args in (["--help"], ["denoise", "--help"], ["noise", "--help"], ["psnr", "--help"], ["--version"]):
         result = CliRunner().invoke(cli.main, args)
         assert result.exit_code == 0, (args, result.output)
-    heavy = sorted(m for m in ("numba", "numpy", "nlm.denoise", "scipy", "skimage", "imageio", "dask", "distributed", "zarr") if m in sys.modules)
+    heavy = sorted(m for m in ("numba", "numpy", "nlm.denoisers.means", "scipy", "skimage", "imageio", "dask", "distributed", "zarr") if m in sys.modules)
     print("HEAVY", heavy)
     """
 )
@@ -389,13 +389,13 @@ def test_writing_onto_the_input_needs_overwrite(noisy_png, tmp_path):
 
 
 def test_failed_write_leaves_nothing(noisy_png, tmp_path, monkeypatch):
-    import nlm.io
+    import nlm.io.image
 
     def broken(tmp, *args):
         Path(tmp).write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(nlm.io, "_encode", broken)
+    monkeypatch.setattr(nlm.io.image, "_encode", broken)
     src, _, _ = noisy_png
     failed(run("denoise", src, tmp_path / "out.png", *FAST), 1, "No space left on device")
     assert files(tmp_path) == ["in.png"]
@@ -479,12 +479,12 @@ def test_data_errors_exit_1_with_one_line(tmp_path):
 
 
 def test_unreadable_input_exits_1(noisy_png, tmp_path, monkeypatch):
-    import nlm.io
+    import nlm.io.image
 
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(nlm.io, "open", denied, raising=False)
+    monkeypatch.setattr(nlm.io.image, "open", denied, raising=False)
     src, _, _ = noisy_png
     failed(run("denoise", src, tmp_path / "o.png"), 1, "cannot read: Permission denied")
     assert files(tmp_path) == ["in.png"]

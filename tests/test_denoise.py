@@ -9,8 +9,8 @@ from hypothesis.extra.numpy import arrays
 
 import naive
 from nlm import denoise_nl_means, estimate_sigma
-from nlm.kernels import PatchEuclideanGaussian
-from nlm.operation import nonlocal_op
+from nlm.ops.kernels import PatchEuclideanGaussian
+from nlm.ops.operation import nonlocal_op
 
 # float32 results vs the float64 oracle: the kernel accumulates in float32.
 TOL = {np.float32: 2e-5, np.float64: 1e-10}
@@ -342,7 +342,7 @@ def test_input_not_modified():
 
 def test_patch_defaults_follow_the_noise_model():
     from nlm import default_patch
-    from nlm.speckle import denoise_speckle
+    from nlm.denoisers.speckle import denoise_speckle
 
     assert default_patch() == (7, 11)
     assert default_patch("speckle") == (5, 11)

@@ -28,7 +28,7 @@ from PIL import Image
 
 import cli
 import nlm
-import nlm.io
+import nlm.io.image
 from nlm.io import ImageIOError, from_float, read_image, write_image
 
 ROOT = Path(cli.__file__).resolve().parent
@@ -108,13 +108,13 @@ def test_legal_250_byte_output_name_is_written(src, tmp_path):
 
 def test_temporary_name_fits_and_is_hidden(tmp_path, monkeypatch):
     seen = []
-    original = nlm.io._encode
+    original = nlm.io.image._encode
 
     def spy(tmp, *args):
         seen.append(Path(tmp).name)
         return original(tmp, *args)
 
-    monkeypatch.setattr(nlm.io, "_encode", spy)
+    monkeypatch.setattr(nlm.io.image, "_encode", spy)
     name = "d" * 251 + ".tif"
     write_image(tmp_path / name, grey())
     (tmp,) = seen
@@ -187,7 +187,7 @@ def test_unwritable_output_directory_exits_1_and_leaves_nothing(src, tmp_path, m
             raise PermissionError(13, "Permission denied")
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(nlm.io.os, "open", read_only)
+    monkeypatch.setattr(nlm.io.image.os, "open", read_only)
     before = digest(src)
     failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "cannot write: Permission denied")
     assert listing(tmp_path) == ["in.png"] and digest(src) == before
@@ -506,7 +506,7 @@ def test_out_of_memory_anywhere_is_one_error_line(src, tmp_path, monkeypatch):
     def no_memory(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(nlm.io, "to_float", no_memory)
+    monkeypatch.setattr(nlm.io, "to_float", no_memory)  # where the command line looks it up
     failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "not enough memory")
     monkeypatch.undo()
     monkeypatch.setattr(cli, "_read", no_memory)
@@ -534,14 +534,14 @@ def test_partial_files_are_removed_by_the_signal_cleanup(tmp_path, monkeypatch):
     def encode_then_signal(tmp, *args):
         Path(tmp).write_bytes(b"half")
         seen.append(tmp)
-        nlm.io.remove_partial_files()  # what the SIGTERM handler does
+        nlm.io.image.remove_partial_files()  # what the SIGTERM handler does
         assert not os.path.exists(tmp)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nlm.io, "_encode", encode_then_signal)
+    monkeypatch.setattr(nlm.io.image, "_encode", encode_then_signal)
     with pytest.raises(KeyboardInterrupt):
         write_image(tmp_path / "o.png", grey())
-    assert seen and listing(tmp_path) == [] and not nlm.io._PARTIAL
+    assert seen and listing(tmp_path) == [] and not nlm.io.image._PARTIAL
 
 
 def test_unraisable_messages_are_quiet_only_after_an_interruption(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nlm import io as nio
+from nlm.io import image as nio
 from nlm.io import ImageIOError, from_float, read_image, to_float, write_image
 
 RNG_SEED = 1234
@@ -451,7 +451,7 @@ def test_png_unfilter_kernel_matches_the_specification(bpp):
     sys.path.insert(0, os.path.dirname(__file__))
     from naive import png_unfilter as oracle
 
-    from nlm._png_kernels import png_unfilter
+    from nlm.io._png_kernels import png_unfilter
 
     rng = np.random.default_rng(bpp)
     for height, width in [(1, bpp), (5, 3 * bpp), (9, 7 * bpp)]:

@@ -5,9 +5,9 @@ import pytest
 from numba import njit
 
 import naive
-from nlm import _nlm_kernels
+from nlm.ops import _nlm_kernels
 
-from nlm._nlm_kernels import _exp2_neg, _fma, _half_offsets
+from nlm.ops._nlm_kernels import _exp2_neg, _fma, _half_offsets
 
 
 @njit(cache=False)

@@ -1,4 +1,4 @@
-"""Tests of the generic engines of nlm.operation (dense, windowed, and their backward passes)."""
+"""Tests of the generic engines of nlm.ops.operation (dense, windowed, and their backward passes)."""
 
 import itertools
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from naive import numeric_grad
 
-from nlm.kernels import (
+from nlm.ops.kernels import (
     Concatenation,
     DotProduct,
     EmbeddedGaussian,
@@ -16,7 +16,7 @@ from nlm.kernels import (
     Linear,
     PatchEuclideanGaussian,
 )
-from nlm.operation import _windowed, _windowed_backward, affinity, attend, attend_backward, nonlocal_op
+from nlm.ops.operation import _windowed, _windowed_backward, affinity, attend, attend_backward, nonlocal_op
 
 
 def kernels(channels=3, d=2, seed=0):

@@ -1,4 +1,4 @@
-"""Tests of the blind speckle mode nlm.speckle.denoise_speckle."""
+"""Tests of the blind speckle mode nlm.denoisers.speckle.denoise_speckle."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from skimage.util import img_as_float
 
 from nlm.metrics import psnr
 from nlm.noise import add_noise
-from nlm.speckle import H_FACTORS, denoise_speckle, speckle_sigma
+from nlm.denoisers.speckle import H_FACTORS, denoise_speckle, speckle_sigma
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,7 @@ def test_import_nlm_does_not_import_dask():
 def test_every_compiled_kernel_releases_the_gil():
     from numba.core.registry import CPUDispatcher
 
-    from nlm import _nlm_kernels
+    from nlm.ops import _nlm_kernels
 
     kernels = [v for v in vars(_nlm_kernels).values() if isinstance(v, CPUDispatcher)]
     assert len(kernels) >= 5
@@ -280,3 +280,26 @@ def test_nl_bayes_tiles_close_to_in_memory(chunks, channels):
     # a single chunk is the in-memory computation
     whole = denoise_nl_bayes(da.from_array(noisy, chunks=-1), sigma=0.08, channel_axis=axis).compute()
     assert np.array_equal(whole, ref)
+
+
+def test_dispatch_is_on_top():
+    """The in-memory functions refuse a dask array (no hidden compute); the public ones tile it."""
+    from nlm.denoisers.bayes import denoise_nl_bayes as bayes_in_memory
+    from nlm.denoisers.means import denoise_nl_means as means_in_memory
+    from nlm.noise import estimate_sigma as sigma_in_memory
+
+    lazy = da.zeros((16, 16), chunks=8)
+    for func, name in ((means_in_memory, "denoise_nl_means"), (bayes_in_memory, "denoise_nl_bayes"),
+                       (sigma_in_memory, "estimate_sigma")):
+        with pytest.raises(TypeError, match=f"nlm.{name}"):
+            func(lazy)
+    import nlm
+
+    for name in ("denoise_nl_means", "denoise_nl_bayes", "estimate_sigma"):
+        public = getattr(nlm, name)
+        assert public is getattr(tiling, name)
+        assert public.__doc__ and "Parameters" in public.__doc__  # the in-memory function's docstring
+    out = nlm.denoise_nl_means(lazy, 3, 2, h=0.1)
+    assert isinstance(out, da.Array)
+    with pytest.raises(TypeError):  # bound to the real signature
+        nlm.denoise_nl_means(lazy, 3, 2, h=0.1, bogus=1)

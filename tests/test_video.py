@@ -1,4 +1,4 @@
-"""Video: the streamed temporal filter (nlm.video), lossless clip I/O (nlm.videoio)
+"""Video: the streamed temporal filter (nlm.denoisers.video), lossless clip I/O (nlm.io.video)
 and ``nlm denoise clip.mp4 out.mkv``.  Clips are made here with PyAV, seeded."""
 
 import os
@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 import cli
 from nlm import denoise_nl_means
-from nlm.video import TEMPORAL_RADII, default_temporal_radius, denoise_frames, frame_sigma
+from nlm.denoisers.video import TEMPORAL_RADII, default_temporal_radius, denoise_frames, frame_sigma
 
 av = pytest.importorskip("av")
 
-from nlm.videoio import FrameWriter, VideoInfo, open_frames  # noqa: E402
+from nlm.io.video import FrameWriter, VideoInfo, open_frames  # noqa: E402
 
 ROOT = Path(cli.__file__).resolve().parent
 
@@ -229,7 +229,7 @@ def test_cli_video_to_mkv(tmp_path, colour, name, codec):
     assert out.shape == src.shape == noisy.shape and out.dtype == np.uint8
     assert out_info.fps == src_info.fps == Fraction(24000, 1001)
     from nlm import default_h
-    from nlm.video import frame_sigma
+    from nlm.denoisers.video import frame_sigma
 
     x = src.astype(np.float32)
     sigma = frame_sigma(x[0])

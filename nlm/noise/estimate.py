@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from nlm._validate import UnsupportedDimensionError, _as_numeric, _check_axis, _check_spatial
+from nlm._validate import UnsupportedDimensionError, _as_numeric, _check_axis, _check_spatial, _refuse_dask
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Speckle
 
 __all__ = ["estimate_sigma", "estimate_noise"]
@@ -177,12 +177,10 @@ def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
     >>> round(estimate_sigma(rng.normal(0, 0.1, (256, 256))), 2)
     0.1
     """
-    from nlm.tiling import is_dask_array
-
     if not isinstance(average_sigmas, (bool, np.bool_)):
         raise TypeError(f"average_sigmas must be a bool, got {average_sigmas!r}")
-    if not is_dask_array(image):
-        image = _as_numeric(image)  # validated before the hint below
+    _refuse_dask(image, "estimate_sigma")
+    image = _as_numeric(image)  # validated before the hint below
     if channel_axis is None and np.ndim(image) > 0 and np.shape(image)[-1] <= 4:
         warnings.warn(
             f"image is size {np.shape(image)[-1]} on the last axis, but channel_axis is None. "
@@ -190,8 +188,6 @@ def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
             UserWarning,
             stacklevel=2,
         )
-    if is_dask_array(image):
-        return _estimate_sigma_dask(image, channel_axis, average_sigmas)
     if channel_axis is None:
         if image.ndim == 0:
             raise UnsupportedDimensionError("image must have at least 1 dimension, got a 0-D array")
@@ -233,17 +229,6 @@ def _pooled_sigma(regions, axis):
             details = [_detail_abs(p) for p in planes]
         sigmas.append(_mad(details))
     return sigmas
-
-
-def _estimate_sigma_dask(image, channel_axis, average_sigmas):
-    axis, spatial = _dask_checks(image, channel_axis)
-    from nlm.tiling import sample_regions
-
-    regions = [_as_numeric(r) for r in sample_regions(image, spatial_axes=spatial)]
-    sigmas = _pooled_sigma(regions, axis)
-    if axis is None:
-        return sigmas[0]
-    return _mean(sigmas) if average_sigmas else sigmas
 
 
 # --------------------------------------------------------------------------- #

@@ -1,4 +1,4 @@
-"""Private Numba kernels of NL-Bayes (no validation; see :mod:`nlm.bayes`).
+"""Private Numba kernels of NL-Bayes (no validation; see :mod:`nlm.denoisers.bayes`).
 
 Layout: images are channel-first ``(C, H, W)`` arrays in the working colour
 space (an orthonormal transform of the input channels, ``tmat`` rows are the

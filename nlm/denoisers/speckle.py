@@ -2,7 +2,7 @@
 
 :func:`denoise_speckle` stabilises the variance of multiplicative noise with a
 point-wise transform, runs the Gaussian-noise filter
-:func:`nlm.denoise.denoise_nl_means` in the transformed domain with the noise
+:func:`nlm.denoisers.means.denoise_nl_means` in the transformed domain with the noise
 level estimated there, maps back and removes the bias of the back-transform.
 No parameter has to be tuned by hand.
 """
@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 from nlm._validate import _check_bool
-from nlm.denoise import (
+from nlm.denoisers.means import (
     H_FACTORS as _ALL_H_FACTORS,
     SPECKLE_TRANSFORMS as TRANSFORMS,
     _as_numeric,
@@ -146,7 +146,7 @@ def denoise_speckle(
 
     The image is mapped to a domain where multiplicative noise is closer to
     additive and stationary (square root by default), denoised there by the
-    Gaussian filter :func:`nlm.denoise.denoise_nl_means` with the noise level
+    Gaussian filter :func:`nlm.denoisers.means.denoise_nl_means` with the noise level
     estimated from the image, mapped back, and the back-transform's bias is
     removed by restoring the image mean.
 
@@ -201,7 +201,7 @@ def denoise_speckle(
     ValueError
         Empty image, NaN/Inf, negative values, ``h <= 0``, ``sigma < 0``,
         ``h_factor <= 0``, unknown ``transform``, and every invalid
-        shape/patch argument rejected by :func:`nlm.denoise.denoise_nl_means`.
+        shape/patch argument rejected by :func:`nlm.denoisers.means.denoise_nl_means`.
 
     Notes
     -----

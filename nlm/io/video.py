@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlm.io import ImageIOError, _set_mode
+from nlm.io.image import ImageIOError, _set_mode
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -193,7 +193,7 @@ def _open_tiff(path, time_axis):
 
 
 def _open_png_dir(path):
-    from nlm.io import read_image
+    from nlm.io.image import read_image
 
     files = sorted(f for f in Path(path).iterdir() if f.suffix.lower() == ".png" and not f.name.startswith("."))
     if not files:
@@ -322,7 +322,7 @@ class FrameWriter:
             photometric = "rgb" if self.info.channels in (3, 4) else "minisblack"
             self.tiff.write(frame, photometric=photometric, contiguous=False)
         else:
-            from nlm.io import write_image
+            from nlm.io.image import write_image
 
             write_image(self.tmp / f"frame_{self.count:06d}.png", frame)
         self.count += 1

@@ -2,7 +2,7 @@
 
 Private module.  The kernels take validated, C-contiguous arrays and do no
 checking; :func:`nl_means_windowed` is the only entry point, called by
-:meth:`nlm.kernels.PatchEuclideanGaussian.fast_windowed`.
+:meth:`nlm.ops.kernels.PatchEuclideanGaussian.fast_windowed`.
 
 Algorithm (Darbon et al. 2008; Froment 2014): for every offset t of the half
 window (t > 0 lexicographically),

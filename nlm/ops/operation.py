@@ -4,7 +4,7 @@
 
 :func:`nonlocal_op` is the single entry point; the non-local means filter
 (:func:`nlm.denoise_nl_means`) and the neural non-local block both call it
-with their own ``f`` and ``g`` (see :mod:`nlm.kernels`).  Data flow::
+with their own ``f`` and ``g`` (see :mod:`nlm.ops.kernels`).  Data flow::
 
     nonlocal_op(x, f, g, window)
       |-- window given and f.fast_windowed(x, g, window) is not None
@@ -49,7 +49,7 @@ import numbers
 
 import numpy as np
 
-from nlm.kernels import EuclideanGaussian, Identity, Pairwise, PatchEuclideanGaussian, Representation, _float_dtype, _rescale, _unscale
+from nlm.ops.kernels import EuclideanGaussian, Identity, Pairwise, PatchEuclideanGaussian, Representation, _float_dtype, _rescale, _unscale
 
 __all__ = ["nonlocal_op", "attend", "attend_backward", "affinity"]
 
@@ -131,7 +131,7 @@ def affinity(q, k, f, *, rows=None):
     Raises
     ------
     TypeError
-        If ``f`` is not a :class:`~nlm.kernels.Pairwise`.
+        If ``f`` is not a :class:`~nlm.ops.kernels.Pairwise`.
     ValueError
         If ``q``/``k`` are not 2-D.
 
@@ -142,13 +142,13 @@ def affinity(q, k, f, *, rows=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from nlm.kernels import Gaussian
+    >>> from nlm.ops.kernels import Gaussian
     >>> x = np.random.default_rng(0).normal(size=(4, 2))
     >>> np.allclose(affinity(x, x, Gaussian()).sum(axis=1), 1)
     True
     """
     if not isinstance(f, Pairwise):
-        raise TypeError(f"f must be a nlm.kernels.Pairwise, got {type(f).__name__}")
+        raise TypeError(f"f must be a nlm.ops.kernels.Pairwise, got {type(f).__name__}")
     q, k = np.asarray(q), np.asarray(k)
     if q.ndim != 2 or k.ndim != 2:
         raise ValueError(f"q and k must be 2-D (positions, features), got {q.shape} and {k.shape}")
@@ -178,7 +178,7 @@ def attend_backward(q, k, v, f, dy, *, chunk_size=1024, y=None):
     k : ndarray, shape (m, dk)
     v : ndarray, shape (m, c)
     f : Pairwise
-        Must implement :meth:`~nlm.kernels.Pairwise.score_grads`.
+        Must implement :meth:`~nlm.ops.kernels.Pairwise.score_grads`.
     dy : ndarray, shape (n, c)
         Gradient of the loss with respect to ``attend(q, k, v, f)``.
     chunk_size : int
@@ -194,7 +194,7 @@ def attend_backward(q, k, v, f, dy, *, chunk_size=1024, y=None):
     dv : ndarray, shape (m, c)
     dparams : dict of str to ndarray
         Gradients of ``f``'s own parameters (e.g. ``"weight"`` of
-        :class:`~nlm.kernels.Concatenation`).
+        :class:`~nlm.ops.kernels.Concatenation`).
 
     Raises
     ------
@@ -211,7 +211,7 @@ def attend_backward(q, k, v, f, dy, *, chunk_size=1024, y=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from nlm.kernels import Gaussian
+    >>> from nlm.ops.kernels import Gaussian
     >>> x = np.random.default_rng(0).normal(size=(6, 2))
     >>> dq, dk, dv, _ = attend_backward(x, x, x, Gaussian(), np.ones((6, 2)), chunk_size=4)
     >>> dq.shape, dk.shape, dv.shape
@@ -397,9 +397,9 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
         numeric and finite.  Computed in float32 for float16/float32 input
         (any byte order, any strides) and in float64 otherwise.
     f : Pairwise
-        Pairwise function with its normaliser (see :mod:`nlm.kernels`).
+        Pairwise function with its normaliser (see :mod:`nlm.ops.kernels`).
     g : Representation, optional
-        Representation of ``x_j``; default :class:`~nlm.kernels.Identity`.
+        Representation of ``x_j``; default :class:`~nlm.ops.kernels.Identity`.
     window : int or sequence of int, optional
         Restrict ``j`` to ``|j_a - i_a| <= window_a`` on every spatial axis
         (clipped at the borders).  ``None``: every ``j``.
@@ -440,7 +440,7 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
     Examples
     --------
     >>> import numpy as np
-    >>> from nlm.kernels import EuclideanGaussian
+    >>> from nlm.ops.kernels import EuclideanGaussian
     >>> x = np.zeros((4, 5, 1))
     >>> nonlocal_op(x, EuclideanGaussian(h=0.1), window=1).shape
     (4, 5, 1)
@@ -448,9 +448,9 @@ def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
     if g is None:
         g = Identity()
     if not isinstance(f, Pairwise):
-        raise TypeError(f"f must be a nlm.kernels.Pairwise, got {type(f).__name__}")
+        raise TypeError(f"f must be a nlm.ops.kernels.Pairwise, got {type(f).__name__}")
     if not isinstance(g, Representation):
-        raise TypeError(f"g must be a nlm.kernels.Representation, got {type(g).__name__}")
+        raise TypeError(f"g must be a nlm.ops.kernels.Representation, got {type(g).__name__}")
     x = _check_x(x)
     if not isinstance(engine, str) or engine not in ("auto", "numpy"):
         raise ValueError(f"engine must be 'auto' or 'numpy', got {engine!r}")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlm.io import ImageData
+from nlm.io.image import ImageData
 
 __all__ = [
     "ZARR_EXTENSIONS",
@@ -159,7 +159,7 @@ class _TiffReader:
 def _open_tiff(path, tile, volume):
     import dask.array as da
 
-    from nlm.io import ImageIOError
+    from nlm.io.image import ImageIOError
 
     reader = _TiffReader(path)
     axes, shape = reader.axes, reader.shape
@@ -204,7 +204,7 @@ def _open_zarr(path, tile):
     import dask.array as da
     import zarr
 
-    from nlm.io import ImageIOError
+    from nlm.io.image import ImageIOError
 
     try:
         node = zarr.open(str(path), mode="r")
@@ -257,7 +257,7 @@ def open_lazy(path, *, tile=2048, volume=False):
     nlm.io.ImageIOError
         Unreadable or unsupported files, with a one-line message.
     """
-    from nlm.io import ImageIOError
+    from nlm.io.image import ImageIOError
 
     path = Path(path)
     if is_zarr_path(path):
@@ -340,7 +340,7 @@ def write_tiled(path, result, mode, *, stack=False, tile=2048, overwrite=False, 
         output lets errors of the computation propagate.  In every case
         nothing is left at ``path`` (an existing file there is untouched).
     """
-    from nlm.io import ImageIOError, atomic_write
+    from nlm.io.image import ImageIOError, atomic_write
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -433,7 +433,7 @@ def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress):
 
 
 def _commit_dir(tmp, path, overwrite):
-    from nlm.io import ImageIOError
+    from nlm.io.image import ImageIOError
 
     if path.exists() or path.is_symlink():
         if not overwrite:

@@ -4,7 +4,7 @@
 NL-Bayes algorithm of Lebrun, Buades and Morel, with the per-group noise
 covariance taken from the noise level function of a model (Gaussian,
 Poisson-Gaussian, speckle, SAR gamma), given or estimated from the image.
-The compiled work is in :mod:`nlm._bayes_kernels`.
+The compiled work is in :mod:`nlm.ops._bayes_kernels`.
 """
 
 import numbers
@@ -18,6 +18,7 @@ from nlm._validate import (
     _check_bool,
     _check_int,
     _check_nonneg,
+    _refuse_dask,
     _to_float,
 )
 from nlm._config import threads as _threads
@@ -270,14 +271,7 @@ def denoise_nl_bayes(
     >>> bool(psnr(clean, out) > psnr(clean, noisy) + 8)
     True
     """
-    from nlm.tiling import is_dask_array
-
-    if is_dask_array(image):
-        return _nl_bayes_dask(
-            image, noise=noise, sigma=sigma, looks=looks, channel_axis=channel_axis, preserve_range=preserve_range,
-            patch_size=patch_size, n_similar=n_similar, search_radius=search_radius, beta=beta, flat=flat,
-            stride=stride, num_threads=num_threads, return_model=return_model,
-        )
+    _refuse_dask(image, "denoise_nl_bayes")
     image = _as_numeric(image)
     preserve_range = _check_bool(preserve_range, "preserve_range")
     return_model = _check_bool(return_model, "return_model")
@@ -313,7 +307,7 @@ def denoise_nl_bayes(
 
     work = np.ascontiguousarray(np.tensordot(tmat, xc, axes=1).astype(dtype, copy=False))
     nlf = np.array(model.coefficients, dtype=np.float64)
-    from nlm._bayes_kernels import bayes_step
+    from nlm.ops._bayes_kernels import bayes_step
 
     with _threads(num_threads):
         band1 = max(2 * radius + p1, 8)
@@ -370,65 +364,6 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
 
     return dict(model=model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2, radius=radius,
                 beta=beta, n_max=n_max, tau=tau)
-
-
-def _nl_bayes_dask(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
-                   search_radius, beta, flat, stride, num_threads, return_model):
-    """:func:`denoise_nl_bayes` of a dask array: model and parameters from a sample, then tiles.
-
-    The noise model and every parameter (patch sizes, group sizes, search
-    radius, beta) are set once from :func:`nlm.tiling.sample_regions` (the
-    whole image when it is small; else its windows placed side by side) and
-    passed to every tile, whose margin is ``2 (search_radius + patch)``: the
-    step-2 estimate reads the step-1 estimate that far.  NL-Bayes is not
-    exactly local (references are visited in order and positions already
-    estimated are skipped, and the reference grid starts at each tile's
-    corner), so tiles differ slightly from the whole-image result near tile
-    borders: the tests bound the PSNR change to 0.3 dB (measured up to
-    0.22 dB, either way, on 120-160 pixel images in 50-pixel chunks).
-    """
-    import functools
-
-    from nlm.tiling import map_tiles, sample_regions
-
-    if image.dtype == object or image.dtype.kind not in "biuf":
-        raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
-    axis = None if channel_axis is None else _check_axis(channel_axis, image.ndim)
-    spatial_axes = tuple(a for a in range(image.ndim) if a != axis)
-    if len(spatial_axes) != 2:
-        raise UnsupportedDimensionError(
-            f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {len(spatial_axes)} "
-            "spatial dimension(s)"
-        )
-    preserve_range = _check_bool(preserve_range, "preserve_range")
-    return_model = _check_bool(return_model, "return_model")
-    regions = sample_regions(image, spatial_axes=spatial_axes)
-    sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[1])
-    x = _to_float(_as_numeric(sample), preserve_range)
-    xc = x[None] if axis is None else np.moveaxis(x, axis, 0)
-    prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, _pair(patch_size, "patch_size", odd=True),
-                      _pair(n_similar, "n_similar", minimum=2),
-                      None if search_radius is None else _check_int(search_radius, "search_radius", 1),
-                      None if beta is None else _check_nonneg(beta, "beta"))
-    del regions, sample, x, xc
-    func = functools.partial(
-        denoise_nl_bayes,
-        noise=prm["model"],
-        channel_axis=axis,
-        preserve_range=preserve_range,
-        patch_size=(prm["p1"], prm["p2"]),
-        n_similar=(prm["n1"], prm["n2"]),
-        search_radius=prm["radius"],
-        beta=prm["beta"],
-        flat=flat,
-        stride=stride,
-        num_threads=1 if num_threads is None else num_threads,
-    )
-    dtype = np.dtype(np.float32 if image.dtype.kind == "f" and image.dtype.itemsize <= 4 else np.float64)
-    depth = 2 * (prm["radius"] + max(prm["p1"], prm["p2"]))
-    out = map_tiles(func, image, depth, spatial_axes=spatial_axes, dtype=dtype,
-                    minimum=max(prm["p1"], prm["p2"]))
-    return (out, prm["model"]) if return_model else out
 
 
 def _largest_odd(n):

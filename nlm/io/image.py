@@ -742,7 +742,7 @@ def _read_png16(path, limit) -> ImageData:
     if len(buf) < expected:
         raise ImageIOError(f"{path}: truncated PNG data")
     rows = np.frombuffer(buf, np.uint8, expected).reshape(height, stride + 1)
-    from nlm._png_kernels import png_unfilter
+    from nlm.io._png_kernels import png_unfilter
 
     out, bad = png_unfilter(rows, bpp)
     if bad >= 0:

@@ -14,7 +14,7 @@ and this module defines its two pluggable parts:
 
 Adding a new ``f`` means subclassing :class:`Pairwise` and writing
 ``features``, ``scores`` and ``pair_scores`` (a few lines of NumPy); the
-engines in :mod:`nlm.operation` do the rest (chunking, windowing, the stable
+engines in :mod:`nlm.ops.operation` do the rest (chunking, windowing, the stable
 softmax).  A pairwise function may also offer a compiled fast path
 (:meth:`Pairwise.fast_windowed`) that the engine uses instead of the generic
 NumPy loop when it applies; :class:`PatchEuclideanGaussian` does, and that fast
@@ -36,7 +36,7 @@ The four pairwise functions of Wang et al. (:class:`Gaussian`,
 :class:`EmbeddedGaussian`, :class:`DotProduct`, :class:`Concatenation`) also
 implement :meth:`Pairwise.score_grads` and :meth:`Pairwise.pair_score_grads`,
 the vector-Jacobian products of ``scores``/``pair_scores``; the backward
-engines of :mod:`nlm.operation` chain them with the softmax / count
+engines of :mod:`nlm.ops.operation` chain them with the softmax / count
 normalisation.  The Euclidean Gaussians of non-local means do not (they are
 not trained).
 
@@ -96,7 +96,7 @@ class Pairwise:
     def fast_windowed(self, x, g, window):
         """Optional compiled path for the windowed operation.
 
-        Return the result ``y`` (same layout as :func:`nlm.operation.nonlocal_op`)
+        Return the result ``y`` (same layout as :func:`nlm.ops.operation.nonlocal_op`)
         or ``None`` when no fast path applies to this ``g``/``window``.
         """
         return None
@@ -301,7 +301,7 @@ class PatchEuclideanGaussian(EuclideanGaussian):
     with reflect padding at the borders.  With ``g = Identity`` and a window,
     the operation is exactly the non-local means filter, and
     :meth:`fast_windowed` evaluates it with the compiled per-offset algorithm
-    (:mod:`nlm._nlm_kernels`) instead of materialising patch vectors.
+    (:mod:`nlm.ops._nlm_kernels`) instead of materialising patch vectors.
 
     Parameters
     ----------
@@ -367,7 +367,7 @@ class PatchEuclideanGaussian(EuclideanGaussian):
     def fast_windowed(self, x, g, window):
         if not isinstance(g, Identity):
             return None
-        from nlm._nlm_kernels import nl_means_windowed
+        from nlm.ops._nlm_kernels import nl_means_windowed
 
         self._check_nd(x)
         nd = self.spatial_ndim
@@ -405,7 +405,7 @@ def _check_repr(name, r):
     if r is None:
         return Identity()
     if not isinstance(r, Representation):
-        raise TypeError(f"{name} must be a nlm.kernels.Representation (e.g. Linear), got {type(r).__name__}")
+        raise TypeError(f"{name} must be a nlm.ops.kernels.Representation (e.g. Linear), got {type(r).__name__}")
     return r
 
 
@@ -476,7 +476,7 @@ class Gaussian(_Bilinear):
     Examples
     --------
     >>> import numpy as np
-    >>> from nlm.operation import nonlocal_op
+    >>> from nlm.ops.operation import nonlocal_op
     >>> x = np.random.default_rng(0).normal(size=(5, 3))
     >>> y = nonlocal_op(x, Gaussian())
     >>> y.shape

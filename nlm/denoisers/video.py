@@ -11,7 +11,7 @@ the whole volume.  The result equals :func:`nlm.denoise_nl_means` on the
 stacked T x H x W (x C) clip with ``patch_size=(2 pt + 1, p, p)`` and
 ``patch_distance=(R, d, d)`` (tested).
 
-The kernels are those of :class:`nlm._nlm_kernels.FramePairs`.
+The kernels are those of :class:`nlm.ops._nlm_kernels.FramePairs`.
 """
 
 import numbers
@@ -78,7 +78,7 @@ def frame_sigma(frame):
         and underestimates the noise (by 40 % on the benchmark's speckle clip,
         which it then leaves almost as noisy as it was).
     """
-    from nlm import estimate_sigma
+    from nlm.noise import estimate_sigma
     from nlm.noise import estimate_noise
 
     f = np.asarray(frame, dtype=np.float64)
@@ -205,8 +205,8 @@ def denoise_frames(
     >>> len(out), out[0].shape, out[0].dtype
     (4, (32, 32), dtype('float32'))
     """
-    from nlm._nlm_kernels import FramePairs, _reflect_index
-    from nlm.denoise import default_h
+    from nlm.ops._nlm_kernels import FramePairs, _reflect_index
+    from nlm.denoisers.means import default_h
 
     sides, radii = _geometry(patch_size, patch_distance, temporal_radius)
     dtype = np.dtype(dtype)

@@ -1,9 +1,9 @@
 """Non-local means denoising: the public, validating front end.
 
 :func:`denoise_nl_means` checks and converts its arguments, then evaluates the
-generic non-local operation (:func:`nlm.operation.nonlocal_op`) with the patch
-similarity :class:`nlm.kernels.PatchEuclideanGaussian` and ``g = Identity``;
-the operation dispatches to the compiled kernel in :mod:`nlm._nlm_kernels`.
+generic non-local operation (:func:`nlm.ops.operation.nonlocal_op`) with the patch
+similarity :class:`nlm.ops.kernels.PatchEuclideanGaussian` and ``g = Identity``;
+the operation dispatches to the compiled kernel in :mod:`nlm.ops._nlm_kernels`.
 """
 
 import numbers
@@ -21,10 +21,10 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     _check_nonneg,
     _check_spatial,
     _per_axis,
+    _refuse_dask,
     _to_float,
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, estimate_noise, estimate_sigma
-from nlm.noise.estimate import _dask_checks, _mean, _pooled_sigma
 from nlm._config import threads as _threads
 from nlm.noise import transforms as _vst
 
@@ -41,7 +41,7 @@ __all__ = [
 
 #: automatic ``h = H_FACTORS[transform] * sigma_t`` of the transformed modes
 #: (``sigma_t``: noise std in the transformed domain).  ``sqrt``/``log`` were
-#: tuned on the benchmark image set (see :func:`nlm.speckle.denoise_speckle`);
+#: tuned on the benchmark image set (see :func:`nlm.denoisers.speckle.denoise_speckle`);
 #: ``anscombe`` uses the Gaussian ``H_FACTOR``.
 H_FACTORS = {"sqrt": 0.95, "log": 0.8, "anscombe": 0.6}
 
@@ -311,7 +311,7 @@ def denoise_nl_means(
         Noise model: ``"gaussian"`` (default; additive, the filter above),
         ``"poisson"`` (Poisson-Gaussian, through the generalised Anscombe
         transform), ``"speckle"`` (scikit-image's multiplicative speckle,
-        through a square root: :func:`nlm.speckle.denoise_speckle`),
+        through a square root: :func:`nlm.denoisers.speckle.denoise_speckle`),
         ``"gamma"`` (SAR intensity speckle: weights from the logarithm,
         average of the intensities, so that homogeneous areas keep their
         mean; Poisson-Gaussian likewise with the Anscombe transform),
@@ -440,14 +440,8 @@ def denoise_nl_means(
     preserve_range = _check_bool(preserve_range, "preserve_range")
     if num_threads is not None:
         num_threads = _check_int(num_threads, "num_threads", 1)
-    from nlm.tiling import is_dask_array
-
+    _refuse_dask(image, "denoise_nl_means")
     if name != "gaussian":
-        if is_dask_array(image):
-            raise ValueError(
-                f"noise={name!r} is not available for dask arrays with non-local means (the model is "
-                "estimated from the whole image); compute the array, or pass a Gaussian model"
-            )
         if h is not None:
             h = _check_nonneg(h, "h")
             if h == 0:
@@ -463,10 +457,6 @@ def denoise_nl_means(
     default_size, default_distance = default_patch("gaussian")
     patch_size = default_size if patch_size is None else patch_size
     patch_distance = default_distance if patch_distance is None else patch_distance
-    if is_dask_array(image):
-        return _denoise_dask(
-            image, patch_size, patch_distance, h, sigma, channel_axis, preserve_range, name, num_threads
-        )
     image = _as_numeric(image)
     patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
 
@@ -490,8 +480,8 @@ def denoise_nl_means(
             sigma = estimate_sigma(x, channel_axis=-1, average_sigmas=True)
         h = _auto_h(sigma, x)
 
-    from nlm.kernels import PatchEuclideanGaussian
-    from nlm.operation import nonlocal_op
+    from nlm.ops.kernels import PatchEuclideanGaussian
+    from nlm.ops.operation import nonlocal_op
 
     f = PatchEuclideanGaussian(h, sigma, sizes, spatial_ndim=nd)
     with _threads(num_threads):
@@ -512,61 +502,3 @@ def _auto_h(sigma, *arrays):
     # at least the smallest normal number (an all-zero image)
     info = np.finfo(arrays[0].dtype)
     return max(default_h(sigma), float(info.eps) * peak, float(info.tiny))
-
-
-
-def _float_dtype(dtype):
-    """dtype of the result for an input dtype (the README's dtype rules)."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f" and dtype.itemsize <= 4:
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
-
-
-def _sample_float(image, spatial_axes, preserve_range):
-    """Regions of the sample (nlm.tiling.sample_regions), validated and converted."""
-    from nlm.tiling import sample_regions
-
-    regions = sample_regions(image, spatial_axes=spatial_axes)
-    return [_to_float(_as_numeric(r), preserve_range) for r in regions]
-
-
-def _denoise_dask(image, patch_size, patch_distance, h, sigma, channel_axis, preserve_range, noise, num_threads):
-    """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile."""
-    import functools
-
-    from nlm.tiling import halo, map_tiles
-
-    if noise == "speckle":
-        raise ValueError(
-            "noise='speckle' is not available for dask arrays (its debiasing needs the mean of the "
-            "whole result); compute the array, or use the Gaussian filter on a transformed image"
-        )
-    axis, spatial_axes = _dask_checks(image, channel_axis)
-    patch_size, patch_distance, h, sigma = _check_params(patch_size, patch_distance, h, sigma)
-    sizes = _per_axis(patch_size, "patch_size", tuple(image.shape[a] for a in spatial_axes))
-    radii = _per_axis(patch_distance, "patch_distance", tuple(image.shape[a] for a in spatial_axes))
-    if h is None:
-        regions = _sample_float(image, spatial_axes, preserve_range)
-        if sigma == 0:
-            sigma = _mean(_pooled_sigma(regions, axis))
-        h = _auto_h(sigma, *regions)
-        del regions
-    func = functools.partial(
-        denoise_nl_means,
-        patch_size=patch_size,
-        patch_distance=patch_distance,
-        h=h,
-        sigma=sigma,
-        channel_axis=axis,
-        preserve_range=preserve_range,
-        num_threads=1 if num_threads is None else num_threads,
-    )
-    return map_tiles(
-        func,
-        image,
-        tuple(halo(p, d) for p, d in zip(sizes, radii)),
-        spatial_axes=spatial_axes,
-        dtype=_float_dtype(image.dtype),
-        minimum=max(sizes),
-    )

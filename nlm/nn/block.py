@@ -3,13 +3,13 @@
     z_i = BN(W_z y_i) + x_i,     y_i = 1 / C(x) * sum_j f(x_i, x_j) g(x_j)
 
 The operation ``y`` is evaluated by the same engines as the non-local means
-filter (:func:`nlm.operation.attend` for the dense form, the per-offset
+filter (:func:`nlm.ops.operation.attend` for the dense form, the per-offset
 ``_windowed`` engine with ``window=``), with ``f`` one of the pairwise
-functions of :mod:`nlm.kernels` (:class:`~nlm.kernels.Gaussian`,
-:class:`~nlm.kernels.EmbeddedGaussian`, :class:`~nlm.kernels.DotProduct`,
-:class:`~nlm.kernels.Concatenation`) built from the block's weights, and
-``g`` a :class:`~nlm.kernels.Linear` 1x1 projection.  The backward pass uses
-the matching backward engines (:func:`nlm.operation.attend_backward`), which
+functions of :mod:`nlm.ops.kernels` (:class:`~nlm.ops.kernels.Gaussian`,
+:class:`~nlm.ops.kernels.EmbeddedGaussian`, :class:`~nlm.ops.kernels.DotProduct`,
+:class:`~nlm.ops.kernels.Concatenation`) built from the block's weights, and
+``g`` a :class:`~nlm.ops.kernels.Linear` 1x1 projection.  The backward pass uses
+the matching backward engines (:func:`nlm.ops.operation.attend_backward`), which
 recompute the affinity chunk by chunk, so neither direction ever holds the
 ``N x N'`` affinity of a whole map.
 
@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from nlm.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Identity, Linear
-from nlm.operation import _check_chunk, _windowed, _windowed_backward, affinity, attend, attend_backward, check_window
+from nlm.ops.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Identity, Linear
+from nlm.ops.operation import _check_chunk, _windowed, _windowed_backward, affinity, attend, attend_backward, check_window
 
 __all__ = ["NonLocalBlock", "convert_pytorch_port_state"]
 
@@ -644,7 +644,7 @@ class NonLocalBlock:
 
         Notes
         -----
-        The attention part runs through :func:`nlm.operation.attend_backward`
+        The attention part runs through :func:`nlm.ops.operation.attend_backward`
         (or the windowed backward engine), which recomputes the affinity chunk
         by chunk.  Max pooling passes gradients to the argmax of each window.
         Batch norm is differentiated in its inference form (fixed running
