@@ -451,8 +451,19 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     _check_format(dst, image)
     colour, alpha = image.split_alpha()
     channel_axis = -1 if colour.ndim > len(image.spatial_shape) else None
-    work = to_float(colour)
-    if not np.all(np.isfinite(work)):
+    dtype = colour.dtype
+    # Memory (README, "Large images"): the float image goes into the first
+    # C/(C+1) of a buffer whose last plane stays untouched (no memory) until
+    # the filter, which is lent the whole buffer as its accumulators once it
+    # has copied the image into its padded input; the decoded pixels are
+    # freed as soon as they are converted.
+    planes = colour.shape[-1] if channel_axis is not None else 1
+    buffer = np.empty(colour.size + colour.size // planes, to_float(colour[:0]).dtype.newbyteorder("="))
+    work = to_float(colour, out=buffer[: colour.size].reshape(colour.shape))
+    alpha = None if alpha is None else alpha.copy()
+    del colour
+    image = image.without_pixels()
+    if dtype.kind == "f" and not _all_finite(work):
         raise click.ClickException(f"{src}: image holds NaN or infinite values")
     _check_patch_fits(src, params, image)
     timings["read"] = time.perf_counter() - t0
@@ -500,7 +511,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
                 h_source = "automatic, from sigma"
                 # no noise detected (sigma 0 or round-off): the smallest h whose
                 # 1/h^2 the float type can hold leaves the image as it is
-                h_min = float(np.finfo(work.dtype).eps) * max(1.0, float(np.abs(work).max()))
+                h_min = float(np.finfo(work.dtype).eps) * max(1.0, abs(float(work.min())), abs(float(work.max())))
                 if h < h_min:
                     h = h_min
                     h_source = "automatic; no noise detected"
@@ -513,8 +524,13 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     try:
         if params["method"] == "bayes":
             result = nlm.denoise_nl_bayes(work, **kwargs)
-        else:
+        elif "noise" in kwargs:  # a transformed model: the filter's input is not `work`
             result = nlm.denoise_nl_means(work, **kwargs)
+        else:
+            from nlm.ops._nlm_kernels import scratch
+
+            with scratch(buffer):  # `work` may be overwritten: the result can be a view of `buffer`
+                result = nlm.denoise_nl_means(work, **kwargs)
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     except ImportError as exc:
@@ -522,7 +538,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     except MemoryError:
         raise click.ClickException(f"{src}: not enough memory to denoise it") from None
     timings["filter"] = time.perf_counter() - t2
-    if not np.all(np.isfinite(result)):
+    if not _all_finite(result):
         raise click.ClickException(
             f"{src}: the filter produced NaN or infinite values with h {_num(h)} and sigma "
             f"{_num(sigma)} in {work.dtype}; nothing was written"
@@ -530,14 +546,23 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
 
     t3 = time.perf_counter()
     try:
-        out = from_float(result, colour.dtype)
+        out = from_float(result, dtype)  # in bands: no second float image
     except ImageIOError as exc:
         raise click.ClickException(f"{src}: {exc}") from None
+    del result, work, buffer
     out = _reattach_alpha(out, alpha, image.mode)
     _write(dst, out, image, overwrite)
     timings["write"] = time.perf_counter() - t3
     return _record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, model=model,
                    model_source=model_source)
+
+
+def _all_finite(a, block=1 << 22):
+    """``np.isfinite(a).all()`` in slabs of the first axis (no image-sized mask)."""
+    import numpy as np
+
+    step = max(1, block // max(1, a[:1].size))
+    return all(np.isfinite(a[i : i + step]).all() for i in range(0, max(1, a.shape[0]), step))
 
 
 def _record(src, dst, image, sigma, h, timings, t0, **extra):

@@ -79,7 +79,7 @@ import stat
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +164,16 @@ class ImageData:
             colour = colour[..., 0]
         return colour, self.data[..., -1]
 
+    def without_pixels(self) -> "ImageData":
+        """This image's description without its pixels, so that they can be freed.
+
+        ``data`` becomes a read-only zero-stride array of the same shape and
+        dtype (it takes no memory and reads as zeros); ``mode``, ``stack``,
+        ``path`` and ``notes`` are kept, and so are :meth:`describe`,
+        :attr:`spatial_shape` and the other properties.
+        """
+        return replace(self, data=np.broadcast_to(np.zeros((), self.data.dtype), self.data.shape))
+
     def describe(self) -> str:
         """One-line summary, e.g. ``"512x512 RGB uint8"`` or ``"12x64x64 L float32 stack"``."""
         shape = "x".join(str(n) for n in self.spatial_shape)
@@ -175,13 +185,19 @@ class ImageData:
 # --------------------------------------------------------------------------- #
 # dtype conversions
 # --------------------------------------------------------------------------- #
-def to_float(data):
+def to_float(data, out=None):
     """Convert pixels to a float array in their own value range.
 
     Parameters
     ----------
     data : numpy.ndarray
         Integer or float pixels (bool is accepted and becomes 0/1).
+    out : numpy.ndarray, optional
+        Where to write the result: ``data``'s shape and the float type below,
+        in native byte order (a float32/float64 ``data`` is then copied into
+        it).  The command
+        line converts into a buffer it can lend to the filter afterwards
+        (:func:`nlm.ops._nlm_kernels.scratch`).
 
     Returns
     -------
@@ -190,26 +206,32 @@ def to_float(data):
         ``float32``; ``float64`` for 32- and 64-bit integers and ``float64``
         (so that every integer value stays exact).  Values are not rescaled:
         a ``uint8`` 200 becomes 200.0.  A ``float32``/``float64`` input is
-        returned as is (no copy).
+        returned as is (no copy) without ``out``; with ``out``, ``out``.
 
     Raises
     ------
     ImageIOError
         For data types that are not integer, bool or real float.
+    ValueError
+        If ``out`` does not have ``data``'s shape and the float type.
     """
     data = np.asarray(data)
     kind = data.dtype.kind
-    if kind == "b" or (kind in "iu" and data.dtype.itemsize <= 2):
-        return data.astype(np.float32)
-    if kind in "iu":
-        return data.astype(np.float64)
-    if kind == "f":
-        if data.dtype.itemsize < 4:
-            return data.astype(np.float32)
-        if data.dtype.itemsize > 8:
-            return data.astype(np.float64)
-        return data
-    raise ImageIOError(f"unsupported pixel data type {data.dtype}")
+    if kind == "b" or (kind in "iuf" and data.dtype.itemsize <= 2):
+        ftype = np.float32
+    elif kind in "iu" or (kind == "f" and data.dtype.itemsize > 8):
+        ftype = np.float64
+    elif kind == "f":
+        ftype = None  # float32/float64: as it is
+    else:
+        raise ImageIOError(f"unsupported pixel data type {data.dtype}")
+    if out is None:
+        return data if ftype is None else data.astype(ftype)
+    want = data.dtype.newbyteorder("=") if ftype is None else np.dtype(ftype)
+    if out.shape != data.shape or out.dtype != want:
+        raise ValueError(f"out must have shape {data.shape} and dtype {want}, got {out.shape} {out.dtype}")
+    np.copyto(out, data, casting="unsafe")  # what astype does
+    return out
 
 
 def from_float(data, dtype):
@@ -237,15 +259,20 @@ def from_float(data, dtype):
     dtype = np.dtype(dtype)
     data = np.asarray(data)
     if dtype.kind in "iu":
-        if data.dtype.kind == "f" and np.isnan(data).any():
-            raise ImageIOError(f"result holds NaN, which {dtype} cannot store")
+        nan = f"result holds NaN, which {dtype} cannot store"
         if data.ndim == 0:
+            if data.dtype.kind == "f" and np.isnan(data):
+                raise ImageIOError(nan)
             return _round_clip(data, dtype)
         out = np.empty(data.shape, dtype)
-        # in slabs along the first axis, so the float temporaries stay small
-        rows = max(1, (1 << 22) // max(1, data[:1].size))
+        # in slabs of about 2^20 values along the first axis, so that the
+        # temporaries (NaN mask, rounded floats) stay a few MiB
+        rows = max(1, (1 << 20) // max(1, data[:1].size))
         for i in range(0, data.shape[0], rows):
-            out[i : i + rows] = _round_clip(data[i : i + rows], dtype)
+            slab = data[i : i + rows]
+            if slab.dtype.kind == "f" and np.isnan(slab).any():
+                raise ImageIOError(nan)
+            out[i : i + rows] = _round_clip(slab, dtype)
         return out
     if dtype.kind == "b":
         return data >= 0.5

@@ -46,6 +46,8 @@ clipped at the borders); patches that cross the border read the reflect
 padding.
 """
 
+import contextlib
+import contextvars
 import functools
 
 import numpy as np
@@ -785,16 +787,22 @@ def _rows_finish(acc, padded, ry, rx, ex, one, out):
     return out
 
 
-def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm, var2, gamma):
+def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm, var2, gamma, acc=None):
     """Non-local means of a 2-D (or 1-D) image, streaming rows: (C, Y, X).
 
     padded : (C, Y + 2 ry, X + 2 rx + 2 ex) (see :func:`_rows_accumulate`);
-    offsets, groups: the half window (t > 0 lexicographically).
+    offsets, groups: the half window (t > 0 lexicographically);
+    acc : None or a C-contiguous (C + 1, Y, X) buffer of ``padded``'s dtype
+        to accumulate in (its contents are overwritten; the result is a view
+        of it).
     """
     C = padded.shape[0]
     Y = padded.shape[1] - 2 * ry
     X = padded.shape[2] - 2 * rx - 2 * ex
-    acc = np.zeros((C + 1, Y, X), padded.dtype)
+    if acc is None:
+        acc = np.zeros((C + 1, Y, X), padded.dtype)
+    else:
+        acc.fill(0)
     _rows_accumulate(padded, padded, acc, acc, True, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm,
                      var2, gamma)
     # the result overwrites the numerator planes: no third image-sized buffer
@@ -1051,6 +1059,61 @@ def _nl_means_frames(img, patch, window, h, sigma, dtype):
     return out
 
 
+#: the buffer that :func:`scratch` lends to the next 2-D filter of this context
+_SCRATCH = contextvars.ContextVar("nlm_scratch", default=None)
+
+
+@contextlib.contextmanager
+def scratch(buffer):
+    """Lend ``buffer`` to the next 1-D/2-D filter run in this context as its accumulator.
+
+    The command line's in-memory path uses it to keep the peak at the
+    padded image plus the accumulators: it converts the image to float into
+    the first ``C Y X`` elements of a flat ``buffer`` of ``(C + 1) Y X``
+    elements (the last plane is not touched, so it costs no memory yet) and
+    filters that float image inside this context.  Once
+    :func:`nl_means_windowed` has copied its input into the padded image, it
+    needs nothing of the input any more, so when the input lies in
+    ``buffer`` (it was not rescaled or converted on the way) and ``buffer``
+    holds ``(C + 1) Y X`` elements of the kernel's float type, the
+    accumulator planes are taken from ``buffer`` instead of being allocated:
+    one image-sized buffer less.  The result is then a view of ``buffer``,
+    and the input's values are overwritten (the caller must not need them).
+    The loan is used at most once; otherwise nothing changes, and the result
+    is the same either way, bit for bit.
+
+    Parameters
+    ----------
+    buffer : numpy.ndarray
+        C-contiguous, one axis.
+    """
+    token = _SCRATCH.set([buffer])
+    try:
+        yield
+    finally:
+        _SCRATCH.reset(token)
+
+
+def _borrow_scratch(x, C, Y, X, dtype):
+    """The (C + 1, Y, X) accumulator lent by :func:`scratch` for input ``x``, or None."""
+    loan = _SCRATCH.get()
+    if not loan:
+        return None
+    buffer = loan[0]
+    n = (C + 1) * Y * X
+    if (
+        buffer.dtype != dtype
+        or buffer.ndim != 1
+        or not buffer.flags.c_contiguous
+        or not buffer.flags.writeable
+        or buffer.size < n
+        or not np.may_share_memory(x, buffer)
+    ):
+        return None
+    loan.clear()  # once
+    return buffer[:n].reshape((C + 1, Y, X))
+
+
 def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     """Non-local means of a channel-last map with the compiled kernel.
 
@@ -1091,8 +1154,12 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
         band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], rx, dtype)
         ex = win[2] + _GROUP
         img = np.moveaxis(x, -1, 0).reshape((C, pad3[1], pad3[2]))
+        padded = _pad_rows(np.ascontiguousarray(img, dtype=dtype), ry, rx, ex)
+        # x is not read after this point: a lent buffer holding it may become the accumulators
+        acc = _borrow_scratch(x, C, pad3[1], pad3[2], dtype)
+        del img
         out = _nlm_rows(
-            _pad_rows(np.ascontiguousarray(img, dtype=dtype), ry, rx, ex),
+            padded,
             offsets,
             groups,
             ry,
@@ -1103,6 +1170,7 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
             band,
             strip,
             *scalars,
+            acc=acc,
         )
         return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)
     img = np.ascontiguousarray(np.moveaxis(x, -1, 0).reshape((C,) + pad3), dtype=dtype)
