@@ -281,6 +281,19 @@ def _sub_means(a, B, sub, nd):
     return a.reshape(nblocks, -1)
 
 
+def _rough_level(mu, v):
+    """Rough level function at every block: the median detail energy of the
+    blocks of similar mean (24 groups of equal count, interpolated)."""
+    good = np.flatnonzero(v > 0)
+    if good.size < 2:
+        return np.full(mu.shape, float(np.max(v, initial=0.0)))
+    order = good[np.argsort(mu[good], kind="stable")]
+    parts = np.array_split(order, int(np.clip(order.size // 40, 1, 24)))
+    xs = np.array([np.median(mu[p]) for p in parts])
+    vs = np.array([np.median(v[p]) for p in parts])
+    return np.interp(mu, xs, vs)
+
+
 def _block_stats(y, nd, B):
     """Per-block mean, detail energy, variance, plateau flag and residual moments."""
     axes = tuple(range(nd))
@@ -289,6 +302,13 @@ def _block_stats(y, nd, B):
     box = _filter_valid(y, np.ones(3), axes)
     r = core - (box - core) / (3**nd - 1)  # centre minus the mean of its neighbours
     mu = _block_reduce(core, B, nd)
+    # the means of the two halves of a checkerboard split of every block:
+    # blocks are ordered by one half and placed by the other, whose noise is
+    # independent of the ordering (no regression dilution towards a flat
+    # level function, see _estimate)
+    parity = np.add.reduce(np.indices(core.shape), axis=0) % 2 == 1
+    mu_a = 2.0 * _block_reduce(np.where(parity, 0.0, core), B, nd)
+    mu_b = 2.0 * _block_reduce(np.where(parity, core, 0.0), B, nd)
     v = _block_reduce(d * d, B, nd)
     v[v <= (64 * np.finfo(np.float64).eps * max(1.0, float(np.abs(core).max()))) ** 2] = 0.0
     # spread of the sub-block means (scaled to a per-pixel variance): nearly
@@ -299,19 +319,39 @@ def _block_stats(y, nd, B):
     var = q.var(axis=1, ddof=1) * sub**nd
     r2 = _block_reduce(r * r, B, nd)
     r3 = _block_reduce(r * r * r, B, nd)
+    from scipy.special import erfc
+
     lo, hi = float(y.min()), float(y.max())
-    # plateaus at the extremes (clipping, zero backgrounds): their variance is
-    # signal, not noise; a block touching one is left out
     plateau = np.zeros(mu.shape, dtype=bool)
+    rough = None
     for ext, sign in ((lo, -1.0), (hi, 1.0)):
         hits = core == ext
-        if hits.mean() > 1e-3 or np.count_nonzero(y == ext) > 16:
-            plateau |= _block_reduce(hits.astype(np.float64), B, nd) > 0
-            # saturated data: blocks within two noise deviations of the
-            # clipping level have lost part of their variance
-            if sign > 0:
-                plateau |= ext - mu < 2.0 * np.sqrt(v)
-    return mu, v, var, r2, r3, plateau
+        if not (hits.mean() > 1e-3 or np.count_nonzero(y == ext) > 16):
+            continue
+        touch = _block_reduce(hits.astype(np.float64), B, nd) > 0
+        if rough is None:
+            rough = np.maximum(_rough_level(mu, v), 1e-300)
+        # Noise clipped at the level, or a plateau of the signal (an exactly
+        # zero background, a saturated area of the clean image, isolated
+        # black pixels)?  Clipped noise reaches the level from every block
+        # close to it: a block at d noise deviations from it touches it with
+        # probability 1 - (1 - Q(d))^pixels.  Far fewer touching blocks than
+        # that (multiplicative noise near a zero background never reaches 0)
+        # is a plateau.
+        d = sign * (ext - mu) / np.sqrt(rough)
+        near = (d < 3.0) & ((v > 0) | touch)
+        expected = float(np.sum(1.0 - (1.0 - 0.5 * erfc(np.maximum(d[near], 0.0) / np.sqrt(2.0))) ** B**nd))
+        if expected >= 2.0 and np.count_nonzero(touch[near]) >= 0.5 * expected:
+            # clipped noise: a block within two noise deviations of the level
+            # has lost variance to the clipping, and one of them that does
+            # not touch it is a biased (low-variance) survivor: the test is
+            # on the block's mean, never on its own variance.  Farther blocks
+            # keep their occasional clipped pixel (the variance lost is < 1 %).
+            plateau |= d < 2.0
+        else:
+            # a plateau of the signal: its edges are signal, not noise
+            plateau |= touch
+    return mu, mu_a, mu_b, v, var, r2, r3, plateau
 
 
 def _wls(x, v, w, cols):
@@ -461,7 +501,7 @@ def _estimate(y, nd, noise):
         for ch in range(y.shape[-1]):
             stats.append(_block_stats(np.asarray(y[..., ch], dtype=np.float64), nd, B))
     if stats:
-        mu, v, var, r2, r3, plateau = (np.concatenate(s) for s in zip(*stats))
+        mu, mu_a, mu_b, v, var, r2, r3, plateau = (np.concatenate(s) for s in zip(*stats))
     else:
         mu = np.zeros(0)
     details = {"blocks": 0, "block_size": B}
@@ -493,16 +533,16 @@ def _estimate(y, nd, noise):
             return PoissonGaussian(sigma * sigma / xm, 0.0), details
         c = (sigma / xm) ** 2
         return (Speckle(c) if noise == "speckle" else Gamma(1.0 / c)), details
-    mu, v, r2, r3 = mu[keep], v[keep], r2[keep], r3[keep]
+    mu, mu_a, mu_b, v, r2, r3 = mu[keep], mu_a[keep], mu_b[keep], v[keep], r2[keep], r3[keep]
 
-    order = np.argsort(mu, kind="stable")
+    order = np.argsort(mu_a, kind="stable")
     nbins = int(np.clip(mu.size // 40, 2, 24))
     xs, vs, ns = [], [], []
     for idx in np.array_split(order, nbins):
         vb = v[idx]
         med = np.median(vb)
         sel = vb <= 3.0 * med
-        xs.append(float(np.mean(mu[idx][sel])))
+        xs.append(float(np.mean(mu_b[idx][sel])))
         vs.append(float(np.mean(vb[sel])))
         ns.append(float(np.count_nonzero(sel)))
     x, vv, n = np.array(xs), np.array(vs), np.array(ns)
@@ -518,8 +558,6 @@ def _estimate(y, nd, noise):
         }
         details["bic"] = bic
         kind = min(bic, key=bic.get)
-        if x.max() - x.min() < 0.2 * max(abs(x.max()), abs(x.min())):
-            kind = "gaussian"  # a nearly constant image cannot tell the models apart
         if kind == "full":
             a, b, c = fits["full"][0]
             xm = float(np.median(mu))
