@@ -369,19 +369,105 @@ def _wls(x, v, w, cols):
     return full
 
 
+_TUKEY = 4.685  # biweight constant (95 % efficiency at the normal)
+
+
 def _fit(x, v, n, cols):
-    """IRLS: weights count / predicted variance^2 (relative errors)."""
+    """Robust IRLS fit of ``v ~ [1, x, x^2][cols]`` with relative errors.
+
+    Weights ``count / predicted^2`` times Tukey's biweight of the bin's
+    standardised residual when it is above the fit (scale: the MAD of the residuals), so that a few
+    bins inflated by texture the block selection missed do not bend the
+    fit.  Returns the coefficients and the standardised residuals
+    ``sqrt(count) (v - pred) / pred``.
+    """
     w = n / np.maximum(v, 1e-300) ** 2
     coef = _wls(x, v, w, cols)
-    for _ in range(3):
-        pred = coef[0] + coef[1] * x + coef[2] * x * x
-        pred = np.maximum(pred, 0.05 * max(float(np.median(v)), 1e-300))
-        w = n / pred**2
-        coef = _wls(x, v, w, cols)
-    pred = coef[0] + coef[1] * x + coef[2] * x * x
-    pred = np.maximum(pred, 1e-300)
-    rss = float(np.sum(n * ((v - pred) / pred) ** 2))
-    return coef, rss
+    robust = np.ones_like(v)
+    floor = 0.05 * max(float(np.median(v)), 1e-300)
+    for it in range(6):
+        pred = np.maximum(coef[0] + coef[1] * x + coef[2] * x * x, floor)
+        z = np.sqrt(n) * (v - pred) / pred
+        if it >= 2:  # a few plain iterations first, then the biweight
+            u = z / (_TUKEY * max(1.4826 * float(np.median(np.abs(z))), 1e-12))
+            # one-sided: texture and edges only add energy, so only bins
+            # above the fit are suspect; a bin below it is evidence
+            robust = np.where(u <= 0, 1.0, np.where(u < 1, (1 - u * u) ** 2, 0.0))
+            if np.count_nonzero(robust) < len(cols) + 2:
+                robust = np.ones_like(v)
+        coef = _wls(x, v, n * robust / pred**2, cols)
+    pred = np.maximum(coef[0] + coef[1] * x + coef[2] * x * x, 1e-300)
+    return coef, np.sqrt(n) * (v - pred) / pred
+
+
+def _tukey_loss(z, scale):
+    """One-sided robust loss of standardised residuals ``z / scale``: the
+    square below the fit; above it twice Tukey's biweight rho (the square
+    near 0, at most ``c^2 / 3``: a bin inflated by texture costs a bounded
+    amount, a bin below the fit, which texture cannot explain, does not)."""
+    z = np.asarray(z) / scale
+    t = np.minimum(np.abs(z) / _TUKEY, 1.0)
+    above = _TUKEY**2 / 3 * (1 - (1 - t * t) ** 3)
+    return float(np.sum(np.where(z > 0, above, z * z)))
+
+
+#: BIC difference taken as strong evidence (Kass and Raftery 1995)
+_STRONG = 6.0
+
+
+def _choose(bic):
+    """The model for ``noise="auto"`` from the candidates' BICs.
+
+    A richer model of the nested chain ``a`` < ``a + b x`` < ``a + b x +
+    c x^2`` is taken only on strong evidence.  The multiplicative ``c x^2``
+    is not nested with the first two: it is taken when it beats both
+    strongly.  When the data lean multiplicative without excluding the
+    others (a narrow intensity range, few blocks), the answer is the
+    Poisson-Gaussian fit, whose error costs least either way: measured with
+    NL-Bayes on the benchmark images, calling Gaussian noise multiplicative
+    costs 1.3-5 dB and calling speckle Gaussian 0.4-1.8 dB, while the
+    ``a + b x`` fit costs at most 0.1 dB on Gaussian noise and 0.2-0.4 dB on
+    speckle.
+    """
+    kind = "poisson" if bic["poisson"] < bic["gaussian"] - _STRONG else "gaussian"
+    if bic["multiplicative"] < min(bic["gaussian"], bic["poisson"]) - _STRONG:
+        kind = "multiplicative"
+    elif bic["multiplicative"] < bic[kind]:
+        # "poisson-or-multiplicative" when the constant is excluded: the
+        # third cumulant decides (see _skew_choice)
+        kind = "poisson-or-multiplicative" if bic["multiplicative"] < bic["gaussian"] - _STRONG else "poisson"
+    if bic["full"] < bic[kind.split("-")[0]] - _STRONG:
+        kind = "full"
+    return kind
+
+
+def _skew_choice(mu, r2, r3, nd, fits):
+    """Poisson-Gaussian or multiplicative, from the third cumulant.
+
+    Where the level functions ``a + b x`` and ``c x^2`` agree on the
+    observed range, the noise's third cumulant does not: ``b^2 x`` for
+    Poisson-Gaussian noise, 0 for scikit-image's Gaussian speckle,
+    ``2 c^2 x^3`` for gamma speckle.  The ratio of the summed third to the
+    summed second moments of the centre-minus-neighbours residual over the
+    kept blocks (times ``1 - 1/k``, ``k`` neighbours, for the residual) is
+    compared with each prediction; the nearest wins.
+    """
+    k = 3**nd - 1
+    f = 1.0 - 1.0 / k
+    s2 = float(np.sum(r2))
+    if s2 <= 0 or mu.size < 2:
+        return "poisson"
+    rho = float(np.sum(r3)) / s2
+    a, b, _ = fits["poisson"][0]
+    c = fits["multiplicative"][0][2]
+    xp = np.maximum(mu, 0.0)
+    pred = {
+        "poisson": f * b * b * float(np.sum(xp)) / max(float(np.sum(a + b * xp)), 1e-300),
+        "speckle": 0.0,
+        "gamma": f * 2.0 * c * float(np.sum(xp**3)) / max(float(np.sum(xp**2)), 1e-300),
+    }
+    best = min(pred, key=lambda m: abs(rho - pred[m]))
+    return "poisson" if best == "poisson" else "multiplicative"
 
 
 def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=False):
@@ -552,12 +638,15 @@ def _estimate(y, nd, noise):
     details["fits"] = {k: tuple(float(c) for c in f[0]) for k, f in fits.items()}
     K = x.size
     if noise == "auto":
-        floor = max(fits["full"][1], 1e-3 * K) / max(K - 3, 1)
-        bic = {
-            k: fits[k][1] / floor + len(cols) * np.log(K) for k, cols in _CANDIDATES.items()
-        }
+        # a robust BIC: the bins' residual scale is the full model's (MAD),
+        # every candidate pays Tukey's bounded loss on its residuals
+        zf = fits["full"][1]
+        scale = max(1.4826 * float(np.median(np.abs(zf))) * np.sqrt(K / max(K - 3, 1)), 0.03)
+        bic = {k: _tukey_loss(fits[k][1], scale) + len(cols) * np.log(K) for k, cols in _CANDIDATES.items()}
         details["bic"] = bic
-        kind = min(bic, key=bic.get)
+        kind = _choose(bic)
+        if kind == "poisson-or-multiplicative":
+            kind = _skew_choice(mu, r2, r3, nd, fits)
         if kind == "full":
             a, b, c = fits["full"][0]
             xm = float(np.median(mu))
@@ -578,8 +667,9 @@ def _estimate(y, nd, noise):
         return Gaussian(0.0), details
     # skewness of the residual: gamma speckle is skewed (2 / sqrt(L)),
     # scikit-image's Gaussian speckle is not
-    m2 = np.mean(r2 / np.maximum(mu, 1e-300) ** 2)
-    m3 = np.mean(r3 / np.maximum(mu, 1e-300) ** 3)
+    pos = mu > 0
+    m2 = np.mean(r2[pos] / mu[pos] ** 2) if pos.any() else 0.0
+    m3 = np.mean(r3[pos] / mu[pos] ** 3) if pos.any() else 0.0
     skew = float(m3 / max(m2, 1e-300) ** 1.5)
     gamma_skew = 2.0 * np.sqrt(c)  # 2 / sqrt(L)
     k = 3**nd - 1
