@@ -623,7 +623,7 @@ def _estimate(y, nd, noise):
 
     order = np.argsort(mu_a, kind="stable")
     nbins = int(np.clip(mu.size // 40, 2, 24))
-    xs, vs, ns = [], [], []
+    xs, vs, ns, spread = [], [], [], []
     for idx in np.array_split(order, nbins):
         vb = v[idx]
         med = np.median(vb)
@@ -631,17 +631,25 @@ def _estimate(y, nd, noise):
         xs.append(float(np.mean(mu_b[idx][sel])))
         vs.append(float(np.mean(vb[sel])))
         ns.append(float(np.count_nonzero(sel)))
+        if ns[-1] > 1:
+            spread.append(float(np.std(vb[sel], ddof=1)) / max(vs[-1], 1e-300))
     x, vv, n = np.array(xs), np.array(vs), np.array(ns)
+    # relative spread of one block's detail energy about its bin's mean
+    # (about 0.32 for Gaussian noise): the sampling scale of the bins
+    spread = float(np.median(spread)) if spread else 1.0
     details.update(x=x, var=vv, count=n)
 
     fits = {name: _fit(x, vv, n, cols) for name, cols in _CANDIDATES.items()}
     details["fits"] = {k: tuple(float(c) for c in f[0]) for k, f in fits.items()}
     K = x.size
     if noise == "auto":
-        # a robust BIC: the bins' residual scale is the full model's (MAD),
-        # every candidate pays Tukey's bounded loss on its residuals
+        # a robust BIC: the bins' residual scale is the larger of their
+        # sampling scale and the full model's residual MAD (misfit the full
+        # model cannot explain is not evidence between the others); every
+        # candidate pays the one-sided Tukey loss on its residuals
         zf = fits["full"][1]
-        scale = max(1.4826 * float(np.median(np.abs(zf))) * np.sqrt(K / max(K - 3, 1)), 0.03)
+        mad = 1.4826 * float(np.median(np.abs(zf))) * np.sqrt(K / max(K - 3, 1)) if K > 3 else 0.0
+        scale = max(mad, spread, 1e-3)
         bic = {k: _tukey_loss(fits[k][1], scale) + len(cols) * np.log(K) for k, cols in _CANDIDATES.items()}
         details["bic"] = bic
         kind = _choose(bic)
