@@ -601,10 +601,12 @@ def _estimate(y, nd, noise):
             rough = np.empty(mu.shape)
             for part in np.array_split(order, int(np.clip(order.size // 40, 1, 24))):
                 rough[part] = np.median(v[part])
-            for bound in (3.0, 6.0, 12.0, np.inf):
+            for bound in (3.0, 6.0, 12.0):
                 keep = ok & (var <= bound * rough)
                 if np.count_nonzero(keep) >= 24:
                     break
+            else:
+                keep = ok
         details["blocks"] = int(np.count_nonzero(keep))
     if details["blocks"] < 8:
         sigma = estimate_sigma(y, channel_axis=-1, average_sigmas=True)
