@@ -731,8 +731,9 @@ def build_parser():
     p.add_argument(
         "--levels",
         default=None,
-        help="comma-separated noise levels: variance for speckle/gaussian, looks L for gamma "
-        "(default speckle 0.01,0.04,0.1; gamma 100,25,10; gaussian sigma 10,20,30 of 255)",
+        help="comma-separated noise levels: variance for speckle and gaussian (on the 0..1 scale), "
+        "looks L for gamma (default speckle 0.01,0.04,0.1; gamma 1,4,16; gaussian the variances of "
+        "sigma 10,25,50 of 255)",
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0, the same for every image)")
     p.add_argument(
