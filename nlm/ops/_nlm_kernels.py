@@ -168,6 +168,11 @@ _P64 = (
 )
 #: offsets accumulated together by _nlm_rows (the kernel is written for 4)
 _GROUP = 4
+#: the running vertical patch sums of the row kernel restart from a direct sum
+#: at every image row that is a multiple of this (see _rows_accumulate)
+_ANCHOR = 16
+#: rows per band of the row kernel (a multiple of _ANCHOR; see _row_tiles)
+_BAND = 128
 _T32_MAX = np.float32(125.0)
 _ROUND32 = np.float32(12582912.0)  # 1.5 * 2^23
 _ROUND32_BITS = np.int32(np.float32(12582912.0).view(np.int32) + 127)
@@ -227,84 +232,82 @@ def _exp2_neg_ov(t):
 
 
 @njit(**JIT_BORROW)
-def _box_rows(src, dst, nrows, n, r):
-    """dst[i, x] = sum_{k=0}^{2r} src[i, x + k] for x < n, i < nrows.
+def _box_sum(out, src, i0, j0, step_i, step_j, n, r):
+    """out[:n] = sum_{k=0}^{2r} src[i0 + k step_i, j0 + k step_j : ... + n].
 
-    Running sums along each row (O(1) per pixel whatever r); four rows advance
-    together so that four independent add chains keep the pipeline full.
+    A direct sum of 2r + 1 rows of the 2-D ``src`` (shifted along its second
+    axis when ``step_j = 1``), in one fixed order: every value is the same
+    float wherever the box sums of an image start (unlike a running sum,
+    whose rounding depends on its first element).  Straight-line code for
+    r <= 3 (one pass, pairwise), passes otherwise.
     """
     _wide_vectors()
-    i = 0
-    while i + 4 <= nrows:
-        a0 = src[i, 0]
-        a1 = src[i + 1, 0]
-        a2 = src[i + 2, 0]
-        a3 = src[i + 3, 0]
+    if r == 0:
+        a0 = src[i0, j0 : j0 + n]
+        for x in range(n):
+            out[x] = a0[x]
+    elif r == 1:
+        a0 = src[i0, j0 : j0 + n]
+        a1 = src[i0 + step_i, j0 + step_j : j0 + step_j + n]
+        a2 = src[i0 + 2 * step_i, j0 + 2 * step_j : j0 + 2 * step_j + n]
+        for x in range(n):
+            out[x] = (a0[x] + a1[x]) + a2[x]
+    elif r == 2:
+        a0 = src[i0, j0 : j0 + n]
+        a1 = src[i0 + step_i, j0 + step_j : j0 + step_j + n]
+        a2 = src[i0 + 2 * step_i, j0 + 2 * step_j : j0 + 2 * step_j + n]
+        a3 = src[i0 + 3 * step_i, j0 + 3 * step_j : j0 + 3 * step_j + n]
+        a4 = src[i0 + 4 * step_i, j0 + 4 * step_j : j0 + 4 * step_j + n]
+        for x in range(n):
+            out[x] = ((a0[x] + a1[x]) + (a2[x] + a3[x])) + a4[x]
+    elif r == 3:
+        a0 = src[i0, j0 : j0 + n]
+        a1 = src[i0 + step_i, j0 + step_j : j0 + step_j + n]
+        a2 = src[i0 + 2 * step_i, j0 + 2 * step_j : j0 + 2 * step_j + n]
+        a3 = src[i0 + 3 * step_i, j0 + 3 * step_j : j0 + 3 * step_j + n]
+        a4 = src[i0 + 4 * step_i, j0 + 4 * step_j : j0 + 4 * step_j + n]
+        a5 = src[i0 + 5 * step_i, j0 + 5 * step_j : j0 + 5 * step_j + n]
+        a6 = src[i0 + 6 * step_i, j0 + 6 * step_j : j0 + 6 * step_j + n]
+        for x in range(n):
+            out[x] = ((a0[x] + a1[x]) + (a2[x] + a3[x])) + ((a4[x] + a5[x]) + a6[x])
+    else:
+        a0 = src[i0, j0 : j0 + n]
+        for x in range(n):
+            out[x] = a0[x]
         for k in range(1, 2 * r + 1):
-            a0 += src[i, k]
-            a1 += src[i + 1, k]
-            a2 += src[i + 2, k]
-            a3 += src[i + 3, k]
-        dst[i, 0] = a0
-        dst[i + 1, 0] = a1
-        dst[i + 2, 0] = a2
-        dst[i + 3, 0] = a3
-        for x in range(1, n):
-            a0 += src[i, x + 2 * r] - src[i, x - 1]
-            a1 += src[i + 1, x + 2 * r] - src[i + 1, x - 1]
-            a2 += src[i + 2, x + 2 * r] - src[i + 2, x - 1]
-            a3 += src[i + 3, x + 2 * r] - src[i + 3, x - 1]
-            dst[i, x] = a0
-            dst[i + 1, x] = a1
-            dst[i + 2, x] = a2
-            dst[i + 3, x] = a3
-        i += 4
-    while i < nrows:
-        a0 = src[i, 0]
-        for k in range(1, 2 * r + 1):
-            a0 += src[i, k]
-        dst[i, 0] = a0
-        for x in range(1, n):
-            a0 += src[i, x + 2 * r] - src[i, x - 1]
-            dst[i, x] = a0
-        i += 1
+            a0 = src[i0 + k * step_i, j0 + k * step_j : j0 + k * step_j + n]
+            for x in range(n):
+                out[x] += a0[x]
+
+
+@njit(**JIT_BORROW)
+def _box_rows(src, dst, nrows, n, r):
+    """dst[i, x] = sum_{k=0}^{2r} src[i, x + k] for x < n, i < nrows (direct, :func:`_box_sum`)."""
+    for i in range(nrows):
+        _box_sum(dst[i], src[i : i + 1], 0, 0, 0, 1, n, r)
 
 
 @njit(**JIT_BORROW)
 def _box_y(src, dst, nplanes, ny, nx, r):
-    """dst[a, y, :nx] = sum_{k=0}^{2r} src[a, y + k, :nx] for y < ny (vectorised over x)."""
-    _wide_vectors()
+    """dst[a, y, :nx] = sum_{k=0}^{2r} src[a, y + k, :nx] for y < ny (direct, :func:`_box_sum`)."""
     for a in range(nplanes):
-        for x in range(nx):
-            dst[a, 0, x] = src[a, 0, x]
-        for k in range(1, 2 * r + 1):
-            for x in range(nx):
-                dst[a, 0, x] += src[a, k, x]
-        for y in range(1, ny):
-            for x in range(nx):
-                dst[a, y, x] = dst[a, y - 1, x] + src[a, y + 2 * r, x] - src[a, y - 1, x]
+        for y in range(ny):
+            _box_sum(dst[a, y], src[a], y, 0, 1, 0, nx, r)
 
 
 @njit(**JIT_BORROW)
 def _box_z(src, dst, nz, ny, nx, r):
-    """dst[z, :ny, :nx] = sum_{k=0}^{2r} src[z + k, :ny, :nx] for z < nz."""
-    _wide_vectors()
-    for y in range(ny):
-        for x in range(nx):
-            dst[0, y, x] = src[0, y, x]
-    for k in range(1, 2 * r + 1):
+    """dst[z, :ny, :nx] = sum_{k=0}^{2r} src[z + k, :ny, :nx] for z < nz (direct, :func:`_box_sum`)."""
+    for z in range(nz):
         for y in range(ny):
-            for x in range(nx):
-                dst[0, y, x] += src[k, y, x]
-    for z in range(1, nz):
-        for y in range(ny):
-            for x in range(nx):
-                dst[z, y, x] = dst[z - 1, y, x] + src[z + 2 * r, y, x] - src[z - 1, y, x]
+            _box_sum(dst[z, y], src[:, y, :], z, 0, 1, 0, nx, r)
 
 
 @njit(**JIT_BORROW)
-def _band_offset(padded, num, den, D, V, Vz, P, tz, ty, tx, y0, y1, pz, py, px, wy, inv_norm, var2, gamma):
+def _band_offset(padded, num, den, D, V, Vz, P, tz, ty, tx, y0, y1, base, pz, py, px, wy, inv_norm, var2, gamma):
     """One offset ``t = (tz, ty, tx)`` of :func:`_nlm_bands` on the band ``[y0, y1)``.
+
+    Row ``y`` of the image is row ``y - base + wy`` of the band's accumulators.
 
     Compiled without reference counting (no atomic operations on shared
     counters for the many views it takes).
@@ -356,7 +359,7 @@ def _band_offset(padded, num, den, D, V, Vz, P, tz, ty, tx, y0, y1, pz, py, px, 
     for z in range(nz):
         zi = zlo + z
         for y in range(ny):
-            li = ylo + y - y0 + wy
+            li = ylo + y - base + wy
             yi = ylo + y
             w = P[z, y, :nx]
             for x in range(nx):
@@ -381,13 +384,15 @@ def _band_offset(padded, num, den, D, V, Vz, P, tz, ty, tx, y0, y1, pz, py, px, 
 
 
 @njit(**JIT_PARALLEL)
-def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
+def _nlm_bands(padded, offsets, pz, py, px, wy, band, first, inv_norm, var2, gamma):
     """Band-private numerators and denominators of the NLM filter.
 
     padded : (C, Z + 2 pz, Y + 2 py, X + 2 px), reflect-padded image
     offsets : (n, 3) int64, half window (tz, ty, tx) > 0 lexicographically
+    band, first : bands of ``band`` rows, the first one ``first`` rows short
+        (a tile starting ``first`` rows into a band of the whole image)
     Returns bnum (nb, C, Z, band + 2 wy, X) and bden (nb, Z, band + 2 wy, X);
-    local row ``l`` of band ``b`` is image row ``b * band - wy + l``.
+    local row ``l`` of band ``b`` is image row ``b * band - first - wy + l``.
     """
     _wide_vectors()
     C = padded.shape[0]
@@ -396,13 +401,14 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
     X = padded.shape[3] - 2 * px
     dt = padded.dtype
     one = gamma / gamma  # 1 in the kernel's float type (keeps float32 float32)
-    nb = (Y + band - 1) // band
+    nb = (Y + first + band - 1) // band
     H = band + 2 * wy
     bnum = np.zeros((nb, C, Z, H, X), dt)
     bden = np.zeros((nb, Z, H, X), dt)
     for b in prange(nb):
-        y0 = b * band
-        y1 = min(Y, y0 + band)
+        base = b * band - first
+        y0 = max(0, base)
+        y1 = min(Y, base + band)
         num = bnum[b]
         den = bden[b]
         D = np.empty((Z + 2 * pz, y1 - y0 + 2 * py, X + 2 * px), dt)
@@ -412,7 +418,7 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
         # the pixel itself: distance 0, weight exp(0) = 1
         for z in range(Z):
             for y in range(y0, y1):
-                ly = y - y0 + wy
+                ly = y - base + wy
                 for x in range(X):
                     den[z, ly, x] += one
                 for c in range(C):
@@ -421,7 +427,7 @@ def _nlm_bands(padded, offsets, pz, py, px, wy, band, inv_norm, var2, gamma):
         for o in range(offsets.shape[0]):
             _band_offset(
                 padded, num, den, D, V, Vz, P, offsets[o, 0], offsets[o, 1], offsets[o, 2],
-                y0, y1, pz, py, px, wy, inv_norm, var2, gamma,
+                y0, y1, base, pz, py, px, wy, inv_norm, var2, gamma,
             )
     return bnum, bden
 
@@ -547,6 +553,8 @@ def _pad_rows(img, ry, rx, ex):
 def _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma):
     """All the offsets of row ``y`` of ``pa`` against ``pb`` in the strip ``[x0, x0 + n)``.
 
+    The vertical sums ``cs`` are slid down to row ``y + 1`` when ``y + 1 <
+    y1`` (``y1``: the end of the current chain, see :func:`_rows_accumulate`).
     See :func:`_rows_accumulate`: ``p`` in ``pa`` accumulates into the ring
     ``ra``, ``p + t`` in ``pb`` into ``rb`` (the same arrays for an image
     against itself).  ``pa``/``pb`` hold ``F`` distance channels; the first
@@ -685,8 +693,8 @@ def _drain(dst, y, ring, s, offset, c0, c1):
 
 
 @njit(**JIT_PARALLEL)
-def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm,
-                     var2, gamma):
+def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+                     inv_norm, var2, gamma):
     """Non-local means sums of the pairs (p in ``pa``, p + t in ``pb``), streaming rows.
 
     pa, pb : (F, Y + 2 ry, X + 2 rx + 2 ex), reflect-padded images (patch
@@ -698,6 +706,9 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     offsets : (n, 2) int64, offsets (ty, tx) with ty >= 0 (ty = 0: tx >= 0)
     groups : (ng, 4) int64, runs of ``_GROUP`` offsets sharing ty with
         consecutive tx: (ty, tx of the first, count, index of the first)
+    band, strip : rows per band (a multiple of ``_ANCHOR``), columns per strip
+    gy, gx : image row and column of ``pa``'s first pixel (0 unless ``pa`` is
+        a tile of a larger image)
 
     Every pair's weight goes to both of its pixels.  An image against itself
     (``same``) takes the half window (t > 0 lexicographically); two frames
@@ -716,6 +727,16 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     of every pair is above or left of its second); complete rows go to the
     accumulators, the last ``wy`` rows of a band to a per-band overflow added
     afterwards.
+
+    Exactness (rounding independent of the thread count and of the tile
+    origin): the running sums ``cs`` are chains that restart from a direct
+    sum at every *anchor* row, a row whose image row ``gy + y`` is a
+    multiple of ``_ANCHOR``, and at the first row of ``pa``.  Bands start at
+    image rows that are multiples of ``band`` and strips at image columns
+    that are multiples of ``strip``: every pixel receives the same terms in
+    the same order whatever the thread count, and a tile with
+    :func:`anchor_margin` more rows before its margin computes its kept
+    pixels bit for bit as the whole image does.
     """
     _wide_vectors()
     C = acc_a.shape[0] - 1
@@ -724,30 +745,37 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     dt = pa.dtype
     K = _GROUP
     n_off = offsets.shape[0]
-    nb = (Y + band - 1) // band
-    ns = (X + strip - 1) // strip
+    first = gy % band  # image row of local row 0, within its band
+    nb = (Y + first + band - 1) // band
+    first_x = gx % strip
+    ns = (X + first_x + strip - 1) // strip
     R = wy + 1
     sw = min(strip, X)
+    phase = gy % _ANCHOR
     ovf = np.zeros((nb, C + 1, wy, X), dt)
     for b in prange(nb):
-        y0 = b * band
-        y1 = min(Y, y0 + band)
+        y0 = max(0, b * band - first)
+        y1 = min(Y, (b + 1) * band - first)
         cs = np.empty((n_off, sw + 2 * rx), dt)
         rb = np.zeros((C + 1, R, sw + 2 * wx + K), dt)
         ra = rb if same else np.zeros((C + 1, R, sw + 2 * wx + K), dt)
         wb = np.zeros((K, sw + 2 * K), dt)  # weights at [K, K + n), zeros around
         for s in range(ns):
-            x0 = s * strip
-            x1 = min(X, x0 + strip)
+            x0 = max(0, s * strip - first_x)
+            x1 = min(X, (s + 1) * strip - first_x)
             n = x1 - x0
             W = n + 2 * rx
             for k in range(K):
                 for i in range(K + n, sw + 2 * K):
                     wb[k, i] = 0
-            _start_sums(pa, pb, cs, offsets, y0, x0, W, ry, ex)
+            stop = y0
             for y in range(y0, y1):
+                if y == y0 or (y + phase) % _ANCHOR == 0:
+                    # a chain starts: direct sums, then slid down to its end
+                    _start_sums(pa, pb, cs, offsets, y, x0, W, ry, ex)
+                    stop = min(y1, y + _ANCHOR - (y + phase) % _ANCHOR)
                 s0 = y % R
-                _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
+                _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, stop, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
                 # row y is complete for this strip
                 _drain(acc_b, y, rb, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
                 if not same:
@@ -756,7 +784,7 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
             for k in range(min(wy, Y - y1)):
                 _drain(ovf[b], k, rb, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
     for b in range(nb):
-        y1 = min(Y, (b + 1) * band)
+        y1 = min(Y, (b + 1) * band - first)
         for k in range(wy):
             if y1 + k >= Y:
                 break
@@ -787,11 +815,12 @@ def _rows_finish(acc, padded, ry, rx, ex, one, out):
     return out
 
 
-def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm, var2, gamma, acc=None):
+def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx, inv_norm, var2, gamma, acc=None):
     """Non-local means of a 2-D (or 1-D) image, streaming rows: (C, Y, X).
 
     padded : (C, Y + 2 ry, X + 2 rx + 2 ex) (see :func:`_rows_accumulate`);
-    offsets, groups: the half window (t > 0 lexicographically);
+    offsets, groups: the half window (t > 0 lexicographically); gy, gx: image
+    row and column of the first pixel;
     acc : None or a C-contiguous (C + 1, Y, X) buffer of ``padded``'s dtype
         to accumulate in (its contents are overwritten; the result is a view
         of it).
@@ -803,8 +832,8 @@ def _nlm_rows(padded, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm
         acc = np.zeros((C + 1, Y, X), padded.dtype)
     else:
         acc.fill(0)
-    _rows_accumulate(padded, padded, acc, acc, True, offsets, groups, ry, rx, ex, wy, wx, band, strip, inv_norm,
-                     var2, gamma)
+    _rows_accumulate(padded, padded, acc, acc, True, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+                     inv_norm, var2, gamma)
     # the result overwrites the numerator planes: no third image-sized buffer
     # (the returned view keeps the denominator plane allocated with it)
     return _rows_finish(acc, padded, ry, rx, ex, padded.dtype.type(1), acc[: acc.shape[0] - 1])
@@ -825,25 +854,25 @@ def _offset_groups(offsets):
 
 
 @njit(**JIT_PARALLEL)
-def _nlm_reduce(bnum, bden, band, wy, Y):
-    """Add the band accumulators into the image and divide: (C, Z, Y, X)."""
+def _nlm_reduce(bnum, bden, band, first, wy, Y):
+    """Add the band accumulators (in band order) into the image and divide: (C, Z, Y, X)."""
     _wide_vectors()
     nb, C, Z, H, X = bnum.shape
     out = np.empty((C, Z, Y, X), bnum.dtype)
     for y in prange(Y):
-        bmin = max(0, (y - band - wy) // band)
-        bmax = min(nb - 1, (y + wy) // band)
+        bmin = max(0, (y + first - wy - band) // band)
+        bmax = min(nb - 1, (y + first + wy) // band)
         for z in range(Z):
             for x in range(X):
                 den = bden[0, 0, 0, 0] * 0  # 0 in the kernel's float type
                 for b in range(bmin, bmax + 1):
-                    ly = y - b * band + wy
+                    ly = y - b * band + first + wy
                     if 0 <= ly < H:
                         den += bden[b, z, ly, x]
                 for c in range(C):
                     s = den * 0
                     for b in range(bmin, bmax + 1):
-                        ly = y - b * band + wy
+                        ly = y - b * band + first + wy
                         if 0 <= ly < H:
                             s += bnum[b, c, z, ly, x]
                     out[c, z, y, x] = s / den
@@ -871,30 +900,27 @@ def _row_offsets(wy, wx):
     return offsets, groups
 
 
-def _band_rows(Y, wy):
-    """Rows per band: enough bands to feed every thread, not so thin that halos dominate."""
-    import numba
-
-    threads = numba.get_num_threads()
-    band = -(-Y // (4 * threads))
-    return int(max(band, min(Y, 16, 2 * wy + 1), 1))
+def _band_rows(wy):
+    """Rows per band of :func:`_nlm_bands`: fixed by the window (never by the
+    image size or the thread count), so that a pixel's band sums are added in
+    the same order whatever the thread count and wherever a tile starts."""
+    return max(16, 2 * wy + 1)
 
 
-def _row_tiles(Y, X, n_off, r, dtype, state_bytes=1 << 20):
-    """Band height and strip width for :func:`_nlm_rows`.
+def _row_tiles(n_off, r, dtype, state_bytes=1 << 20):
+    """Band height and strip width of :func:`_rows_accumulate`.
 
-    Bands: at least two per thread (load balance) and at most 128 rows, which
-    bounds the drift of the running vertical sums.  Strips: as wide as the
+    Both are fixed by the window and the dtype, never by the image size or
+    the thread count: bands and strips start at image rows and columns that
+    are multiples of them, so every pixel's sums are added in the same order
+    whatever the thread count and wherever a tile starts (bit-identical
+    results).  Bands: ``_BAND`` rows (threads take bands; an image of fewer
+    than ``2 _BAND`` rows runs on one or two threads).  Strips: as wide as the
     per-offset state ``n_off * (strip + 2 r)`` allows within ``state_bytes``
-    (it must stay in L2), split evenly.
+    (it must stay in L2), a multiple of 16.
     """
-    import numba
-
-    threads = numba.get_num_threads()
-    band = max(1, min(128, -(-Y // (2 * threads))))
     widest = max(64, state_bytes // (max(n_off, 1) * np.dtype(dtype).itemsize) - 2 * r)
-    ns = -(-X // widest)
-    return int(band), int(-(-X // ns))
+    return _BAND, int(widest // 16 * 16)
 
 
 def _scalars(patch, C, h, sigma, dtype):
@@ -933,10 +959,13 @@ class FramePairs:
     h, sigma : filter parameters; ``norm``: patch pixels times distance
         channels (the divisor of the summed squared differences)
     dtype : float32 or float64
+    gy, gx : image row and column of the frames' first pixel (tiles; see
+        :func:`anchor_margin`)
     """
 
-    def __init__(self, shape, ry, rx, wy, wx, C, h, sigma, norm, dtype):
+    def __init__(self, shape, ry, rx, wy, wx, C, h, sigma, norm, dtype, gy=0, gx=0):
         Y, X = shape
+        self.gy, self.gx = int(gy), int(gx)
         self.ry, self.rx = ry, rx
         self.wy, self.wx = min(wy, Y - 1), min(wx, X - 1)
         self.ex = self.wx + _GROUP
@@ -945,7 +974,7 @@ class FramePairs:
         self.shape = (Y, X)
         self.half, self.half_groups = _row_offsets(self.wy, self.wx)
         self.full, self.full_groups = _cross_offsets(self.wy, self.wx)
-        self.band, self.strip = _row_tiles(Y, X, self.full.shape[0], rx, dtype)
+        self.band, self.strip = _row_tiles(self.full.shape[0], rx, dtype)
         self.scalars = _scalars((norm,), 1, h, sigma, dtype)
 
     def pad(self, img):
@@ -958,7 +987,7 @@ class FramePairs:
 
     def _run(self, pa, pb, acc_a, acc_b, same, offsets, groups):
         _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, self.ry, self.rx, self.ex, self.wy,
-                         self.wx, self.band, self.strip, *self.scalars)
+                         self.wx, self.band, self.strip, self.gy, self.gx, *self.scalars)
 
     def self_pair(self, pa, acc):
         """Pairs within one padded frame (the half window, symmetric)."""
@@ -1007,7 +1036,7 @@ def _lead_offsets(radii):
     return out
 
 
-def _nl_means_frames(img, patch, window, h, sigma, dtype):
+def _nl_means_frames(img, patch, window, h, sigma, dtype, gy=0, gx=0):
     """N-D non-local means as 2-D frames (the last two axes) against each other.
 
     img : (C, *lead, Y, X) channel-first, float; patch, window: one size /
@@ -1024,7 +1053,7 @@ def _nl_means_frames(img, patch, window, h, sigma, dtype):
     lw = tuple(min(w, n - 1) for w, n in zip(window[:-2], lead))
     F = C * int(np.prod([2 * r + 1 for r in lr]))
     fp = FramePairs((Y, X), patch[-2] // 2, patch[-1] // 2, window[-2], window[-1], C, h, sigma,
-                    int(np.prod(patch)) * C, dtype)
+                    int(np.prod(patch)) * C, dtype, gy, gx)
     # the patch offsets on the leading axes, centre first (its channels are the values)
     ks = sorted(np.ndindex(*[2 * r + 1 for r in lr]), key=lambda k: k != tuple(lr))
     padded_frames = {}
@@ -1114,7 +1143,24 @@ def _borrow_scratch(x, C, Y, X, dtype):
     return buffer[:n].reshape((C + 1, Y, X))
 
 
-def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
+def anchor_margin(spatial_ndim):
+    """Extra rows a tile needs before its margin for the row kernel's exact sums.
+
+    Per spatial axis.  1-D images have no running sums; in 2-D and higher
+    the row axis (the second to last spatial axis) does: a tile of an image
+    reproduces the whole image's running sums from its first anchor row on
+    (``_ANCHOR`` rows apart in the image, see :func:`_rows_accumulate`), so
+    the rows its kept part uses must start at least ``_ANCHOR - 1`` rows
+    after the tile's first row whose patch lies inside the tile.  3-D
+    volumes add their box sums directly (no running sums across tiles).
+    """
+    out = [0] * spatial_ndim
+    if spatial_ndim == 2 or spatial_ndim > 3:
+        out[-2] = _ANCHOR - 1
+    return tuple(out)
+
+
+def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim, origin=None):
     """Non-local means of a channel-last map with the compiled kernel.
 
     Parameters
@@ -1126,6 +1172,12 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     h, sigma : float
         ``h`` may be ``inf`` (every weight 1).
     spatial_ndim : int >= 1
+    origin : tuple of int, optional
+        Position of ``x[0, ..., 0]`` in a larger image ``x`` is a tile of
+        (default: all 0).  The result does not depend on it, except in the
+        last bits: the running sums restart at rows fixed in the image, so
+        that with :func:`anchor_margin` more rows before its margin a tile
+        computes the same sums as the whole image.
 
     Returns
     -------
@@ -1137,9 +1189,12 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     C = x.shape[-1]
     patch = (int(patch_size),) * spatial_ndim if np.ndim(patch_size) == 0 else tuple(int(p) for p in patch_size)
     window = tuple(int(w) for w in window)
+    origin = (0,) * spatial_ndim if origin is None else tuple(int(o) for o in origin)
+    gy = origin[-2] if spatial_ndim >= 2 else 0
+    gx = origin[-1]
     if spatial_ndim > 3:
         img = np.ascontiguousarray(np.moveaxis(x, -1, 0), dtype=dtype)
-        out = _nl_means_frames(img, patch, window, h, sigma, dtype)
+        out = _nl_means_frames(img, patch, window, h, sigma, dtype, gy, gx)
         return np.moveaxis(out, 0, -1)
     # channel-first (C, Z, Y, X), missing spatial axes of size 1
     pad3 = (1,) * (3 - spatial_ndim) + tuple(spatial)
@@ -1151,7 +1206,7 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     if spatial_ndim <= 2:
         ry, rx = radii[1], radii[2]
         offsets, groups = _row_offsets(win[1], win[2])
-        band, strip = _row_tiles(pad3[1], pad3[2], offsets.shape[0], rx, dtype)
+        band, strip = _row_tiles(offsets.shape[0], rx, dtype)
         ex = win[2] + _GROUP
         img = np.moveaxis(x, -1, 0).reshape((C, pad3[1], pad3[2]))
         padded = _pad_rows(np.ascontiguousarray(img, dtype=dtype), ry, rx, ex)
@@ -1169,6 +1224,8 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
             win[2],
             band,
             strip,
+            gy,
+            gx,
             *scalars,
             acc=acc,
         )
@@ -1177,7 +1234,8 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim):
     padded = np.pad(img, [(0, 0)] + [(p, p) for p in radii], mode="reflect")
     offsets = _half_offsets(win)
     Y = pad3[1]
-    band = _band_rows(Y, win[1])
-    bnum, bden = _nlm_bands(padded, offsets, radii[0], radii[1], radii[2], win[1], band, *scalars)
-    out = _nlm_reduce(bnum, bden, band, win[1], Y)
+    band = _band_rows(win[1])
+    first = origin[-2] % band
+    bnum, bden = _nlm_bands(padded, offsets, radii[0], radii[1], radii[2], win[1], band, first, *scalars)
+    out = _nlm_reduce(bnum, bden, band, first, win[1], Y)
     return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)
