@@ -51,6 +51,7 @@ from nlm._validate import (
 )
 from nlm.denoisers import bayes as _bayes
 from nlm.denoisers import means as _means
+from nlm.ops import _nlm_kernels
 from nlm.noise import estimate as _estimate
 
 __all__ = [
@@ -117,7 +118,7 @@ def min_chunks(chunks, minimum):
     return tuple(out)
 
 
-def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
+def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None, origin=False):
     """Apply a local filter to a dask array tile by tile, exactly.
 
     Parameters
@@ -128,9 +129,9 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
         only on pixels within ``depth`` of it (and, at the image border, on
         the border itself).
     image : dask.array.Array
-    depth : int or tuple of int
+    depth : int or tuple
         Margin per side along every spatial axis, or one per axis of
-        ``spatial_axes``.
+        ``spatial_axes``, each an int or a ``(before, after)`` pair.
     spatial_axes : sequence of int
         The axes the filter slides over; the other axes (channels) are made
         one chunk.
@@ -139,6 +140,11 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
     minimum : int, optional
         Smallest chunk length along a spatial axis (at least ``depth``, which
         is the default): smaller chunks are merged with their neighbours.
+    origin : bool
+        Call ``func(block, origin=...)`` with the position of the block's
+        first pixel in ``image`` along the spatial axes (a tuple of int, in
+        the order of the axes), for filters whose rounding is tied to
+        positions in the image.
 
     Returns
     -------
@@ -155,8 +161,9 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
     import dask.array as da
 
     spatial_axes = tuple(int(a) % image.ndim for a in spatial_axes)
-    per_axis = (int(depth),) * len(spatial_axes) if np.ndim(depth) == 0 else tuple(int(d) for d in depth)
-    depth = max(per_axis, default=0)
+    per_axis = tuple(depth) if isinstance(depth, (tuple, list)) else (depth,) * len(spatial_axes)
+    per_axis = tuple((int(d[0]), int(d[1])) if isinstance(d, (tuple, list)) else (int(d), int(d)) for d in per_axis)
+    depth = max((max(d) for d in per_axis), default=0)
     minimum = max(depth, 1 if minimum is None else int(minimum))
     chunks = tuple(
         min_chunks(c, minimum) if ax in spatial_axes else (n,)
@@ -166,11 +173,13 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
         image = image.rechunk(chunks)
     # an axis held in one chunk needs no margin (and may be shorter than it)
     depths = {
-        ax: (per_axis[spatial_axes.index(ax)] if ax in spatial_axes and len(image.chunks[ax]) > 1 else 0)
+        ax: (per_axis[spatial_axes.index(ax)] if ax in spatial_axes and len(image.chunks[ax]) > 1 else (0, 0))
         for ax in range(image.ndim)
     }
     dtype = np.dtype(dtype)
-    if not any(depths.values()):
+    if origin:
+        func = _with_origin(func, image.chunks, depths, sorted(spatial_axes))
+    if not any(any(d) for d in depths.values()):
         return image.map_blocks(func, dtype=dtype, meta=np.empty((0,) * image.ndim, dtype))
     return da.map_overlap(
         func,
@@ -181,6 +190,25 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None):
         dtype=dtype,
         meta=np.empty((0,) * image.ndim, dtype),
     )
+
+
+def _with_origin(func, chunks, depths, axes):
+    """``func(block, origin=...)`` as a function of ``(block, block_id)`` for dask.
+
+    With ``boundary="none"`` a block starts ``before`` pixels ahead of its
+    chunk, except the first along each axis, which has no margin before it.
+    """
+    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int).tolist() for c in chunks]
+
+    def block_func(block, block_id=None):
+        if block_id is None:  # dask's type inference call
+            return func(block, origin=(0,) * len(axes))
+        origin = tuple(
+            starts[ax][block_id[ax]] - (depths[ax][0] if block_id[ax] > 0 else 0) for ax in axes
+        )
+        return func(block, origin=origin)
+
+    return block_func
 
 
 def sample_regions(image, *, spatial_axes, max_pixels=None, windows=None):
@@ -296,7 +324,7 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
         h = _means._auto_h(sigma, *regions)
         del regions
     func = functools.partial(
-        _means.denoise_nl_means,
+        _nl_means_block,
         patch_size=patch_size,
         patch_distance=patch_distance,
         h=h,
@@ -305,14 +333,29 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
         preserve_range=preserve_range,
         num_threads=1 if num_threads is None else num_threads,
     )
+    # the row kernel's running sums restart at image rows fixed in the image:
+    # a few more rows before each block make its sums those of the whole image
+    extra = _nlm_kernels.anchor_margin(len(spatial_axes))
     return map_tiles(
         func,
         image,
-        tuple(halo(p, d) for p, d in zip(sizes, radii)),
+        tuple((halo(p, d) + e, halo(p, d)) for p, d, e in zip(sizes, radii, extra)),
         spatial_axes=spatial_axes,
         dtype=_float_dtype(image.dtype),
         minimum=max(sizes),
+        origin=True,
     )
+
+
+def _nl_means_block(block, origin, **kwargs):
+    """The in-memory filter of one block, told where the block is in the image.
+
+    The compiled kernel then adds every pixel's sums in the same order as on
+    the whole image (:func:`nlm.ops._nlm_kernels.tile_origin`): kept pixels
+    are bit-identical to the in-memory result.
+    """
+    with _nlm_kernels.tile_origin(origin):
+        return _means.denoise_nl_means(block, **kwargs)
 
 
 def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,

@@ -1160,6 +1160,28 @@ def anchor_margin(spatial_ndim):
     return tuple(out)
 
 
+#: origin of the arrays filtered in this context within the image they are
+#: tiles of (set per block by nlm.tiling; see tile_origin)
+_TILE_ORIGIN = contextvars.ContextVar("nlm_tile_origin", default=None)
+
+
+@contextlib.contextmanager
+def tile_origin(origin):
+    """Within this context, :func:`nl_means_windowed` treats its input as the
+    tile of a larger image whose first pixel is at ``origin`` (one int per
+    spatial axis).
+
+    For callers that reach the kernel through layers that do not pass an
+    origin (:mod:`nlm.tiling` runs the public in-memory function on each
+    block): the value is local to the thread (a ``contextvars`` variable).
+    """
+    token = _TILE_ORIGIN.set(tuple(int(o) for o in origin))
+    try:
+        yield
+    finally:
+        _TILE_ORIGIN.reset(token)
+
+
 def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim, origin=None):
     """Non-local means of a channel-last map with the compiled kernel.
 
@@ -1174,7 +1196,7 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim, origin=None
     spatial_ndim : int >= 1
     origin : tuple of int, optional
         Position of ``x[0, ..., 0]`` in a larger image ``x`` is a tile of
-        (default: all 0).  The result does not depend on it, except in the
+        (default: the :func:`tile_origin` of the context, else all 0).  The result does not depend on it, except in the
         last bits: the running sums restart at rows fixed in the image, so
         that with :func:`anchor_margin` more rows before its margin a tile
         computes the same sums as the whole image.
@@ -1189,7 +1211,11 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim, origin=None
     C = x.shape[-1]
     patch = (int(patch_size),) * spatial_ndim if np.ndim(patch_size) == 0 else tuple(int(p) for p in patch_size)
     window = tuple(int(w) for w in window)
-    origin = (0,) * spatial_ndim if origin is None else tuple(int(o) for o in origin)
+    if origin is None:
+        origin = _TILE_ORIGIN.get()
+    if origin is None or len(origin) != spatial_ndim:
+        origin = (0,) * spatial_ndim
+    origin = tuple(int(o) for o in origin)
     gy = origin[-2] if spatial_ndim >= 2 else 0
     gx = origin[-1]
     if spatial_ndim > 3:
