@@ -8,7 +8,10 @@ with a margin of that width taken from its neighbours
 (``dask.array.map_overlap`` with ``boundary="none"``: no margin is invented at
 the image border, where the filter reads its own reflect padding exactly as
 on the whole image), and the margin is cut off again.  The tiles then equal
-the whole-image result up to floating-point summation order.
+the whole-image result up to floating-point summation order, and for NLM bit
+for bit: each block is told its origin in the image and reads
+``anchor_margin`` more rows before its chunk, so that the kernel adds every
+sum in the order of the whole image (:mod:`nlm.ops._nlm_kernels`).
 
 Two parts:
 
