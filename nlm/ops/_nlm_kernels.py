@@ -1235,7 +1235,8 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim, origin=None
         band, strip = _row_tiles(offsets.shape[0], rx, dtype)
         ex = win[2] + _GROUP
         img = np.moveaxis(x, -1, 0).reshape((C, pad3[1], pad3[2]))
-        padded = _pad_rows(np.ascontiguousarray(img, dtype=dtype), ry, rx, ex)
+        # channel-last colour is padded from its strided view: no channel-first copy first
+        padded = _pad_rows(img if img.dtype == dtype else np.ascontiguousarray(img, dtype=dtype), ry, rx, ex)
         # x is not read after this point: a lent buffer holding it may become the accumulators
         acc = _borrow_scratch(x, C, pad3[1], pad3[2], dtype)
         del img
