@@ -1,4 +1,4 @@
-"""Peak memory of the in-memory path, measured (VmHWM) in a fresh subprocess."""
+"""Peak memory of the in-memory path (library and command line), measured (VmHWM) in a fresh subprocess."""
 
 import json
 import subprocess
