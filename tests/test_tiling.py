@@ -21,6 +21,13 @@ from nlm import tiling  # noqa: E402
 TOL = 1e-6
 
 
+@pytest.fixture(autouse=True)
+def _blocks_as_chunked(monkeypatch):
+    """Filter the chunks as given (no merging into bigger working blocks), so
+    that these small images really are cut into many tiles."""
+    monkeypatch.setattr(tiling, "MARGIN_WORK", None)
+
+
 def _noisy(shape, seed=0, channels=None, dtype=np.float32):
     rng = np.random.default_rng(seed)
     grids = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
@@ -284,6 +291,41 @@ def test_in_memory_result_independent_of_thread_count(shape, kw):
     ref = denoise_nl_means(img, h=0.08, sigma=0.08, num_threads=1, **kw)
     for threads in (2, 3):
         assert np.array_equal(denoise_nl_means(img, h=0.08, sigma=0.08, num_threads=threads, **kw), ref)
+
+
+def test_small_chunks_filtered_in_working_blocks(monkeypatch):
+    """By default chunks are merged until the margins cost at most MARGIN_WORK per axis."""
+    import numba
+
+    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.05)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)  # at least 2 blocks wanted
+    img = _noisy((2100, 90), seed=16)
+    kw = dict(patch_size=3, patch_distance=3, h=0.08, sigma=0.08)
+    lazy = da.from_array(img, chunks=(300, 30))
+    out = denoise_nl_means(lazy, **kw)
+    # rows: margins 4 + 15 (anchor) before and 4 after -> at least 23 / 0.05 = 460 rows;
+    # columns: 8 / 0.05 = 160 > 90, one chunk
+    assert out.chunks == ((600, 600, 900), (90,))
+    _close(out, denoise_nl_means(img, **kw))
+    margins = ((29, 14), (14, 14))  # the scale benchmark's: patch 7, distance 11
+    chunks = ((512,) * 8,) * 2
+    assert tiling._work_minimum(chunks, (0, 1), margins, 7) == (860, 560)
+    assert tiling.tile_chunks(chunks, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
+    # chunks of 1024 already cost less: kept
+    assert tiling.tile_chunks(((1024,) * 4,) * 2, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
+    # but never fewer than two blocks per core: the minimum is halved
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    small = ((256,) * 6,) * 2
+    work = tiling._work_minimum(small, (0, 1), margins, 7)
+    assert work == (430, 280)
+    assert tiling.tile_chunks(small, (0, 1), margins, work) == ((512, 512, 512), (512, 512, 512))
+
+
+def test_threads_per_block(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 8)
+    assert [tiling._threads_per_block(b) for b in (1, 3, 8, 64)] == [8, 2, 1, 1]
 
 
 def test_map_tiles_asymmetric_margins_and_origin():
