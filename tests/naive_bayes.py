@@ -34,21 +34,27 @@ def group_estimate(Y, G, C, pp, step1, nlf, tmat, beta, flat):
     return X
 
 
-def search(guide, ri, rj, p, radius, c_dist, cap):
-    """(distances, flat positions) of the cap nearest patches, reference first."""
+def search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau):
+    """(distances, flat positions) of the group: the reference, then the chosen others in raster order.
+
+    The others: the ``n - 1`` nearest (ties: raster order), ``n = max(n_sim, min(n_max, 1 + #{others
+    at distance <= tau}))``, at most the window's size.
+    """
     _, Hi, Wi = guide.shape
     H, W = Hi - p + 1, Wi - p + 1
-    ref = guide[:c_dist, ri : ri + p, rj : rj + p]
-    cands = [(0.0, ri * W + rj)]
+    ref = guide[:c_dist, ri : ri + p, rj : rj + p].astype(np.float64)
+    others = []
     for qi in range(max(ri - radius, 0), min(ri + radius, H - 1) + 1):
         for qj in range(max(rj - radius, 0), min(rj + radius, W - 1) + 1):
             if (qi, qj) == (ri, rj):
                 continue
             d = np.mean((ref - guide[:c_dist, qi : qi + p, qj : qj + p]) ** 2)
-            cands.append((d, qi * W + qj))
-    order = sorted(range(len(cands)), key=lambda k: (k != 0, cands[k][0], k))
-    sel = [cands[k] for k in order][:cap]
-    return np.array([d for d, _ in sel]), np.array([q for _, q in sel])
+            others.append((d, qi * W + qj))
+    close = sum(d <= tau for d, _ in others)
+    n = min(max(n_sim, min(n_max, 1 + close)), len(others) + 1)
+    chosen = sorted(sorted(range(len(others)), key=lambda k: (others[k][0], k))[: n - 1])
+    sel = [(0.0, ri * W + rj)] + [others[k] for k in chosen]
+    return np.array([d for d, _ in sel]), np.array([q for _, q in sel], dtype=np.int64)
 
 
 def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band):
@@ -68,13 +74,7 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
             for rj in cols:
                 if mask[ri, rj]:
                     continue
-                dist, pos = search(guide, ri, rj, p, radius, 1 if step1 else C, cap)
-                n = len(pos)
-                if not step1:
-                    n = min(n, n_sim)
-                    while n < len(pos) and dist[n] <= tau:
-                        n += 1
-                pos = pos[:n]
+                _, pos = search(guide, ri, rj, p, radius, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau)
                 qs = [(q // Wp, q % Wp) for q in pos]
                 Y = np.array([noisy[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)
                 G = np.array([guide[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)

@@ -41,14 +41,27 @@ def test_group_estimate_matches_oracle(C, pp, step1, n):
 def test_search_matches_oracle(dtype, C, c_dist):
     rng = _rng(5)
     guide = rng.random((C, 13, 17)).astype(dtype)
+    guide[:, 6:9, :] = 0.5  # exact ties (equal distances) and distances of 0
     p, radius = 3, 4
-    for ri, rj, cap in [(0, 0, 5), (5, 7, 12), (10, 14, 81), (3, 14, 30)]:
-        dist, idx = np.empty(cap), np.empty(cap, dtype=np.int64)
-        n = K.search(guide, ri, rj, p, radius, c_dist, dist, idx, cap, np.empty(2 * radius + 1))
-        wd, wi = naive.search(guide.astype(np.float64), ri, rj, p, radius, c_dist, cap)
+    side = 2 * radius + 1
+    cases = [(0, 0, 5, 5, -1.0), (5, 7, 12, 12, -1.0), (10, 14, 81, 81, -1.0), (3, 14, 30, 30, -1.0),
+             (5, 7, 6, 40, 0.05), (6, 3, 4, 81, 0.0), (6, 3, 1, 1, -1.0), (10, 0, 20, 60, 1.0), (8, 14, 3, 9, 0.02)]
+    for ri, rj, n_sim, n_max, tau in cases:
+        dist, idx = np.empty(n_max), np.empty(n_max, dtype=np.int64)
+        n = K.search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau, dist, idx, np.empty(side * side),
+                     np.empty(side * side))
+        wd, wi = naive.search(guide.astype(np.float64), ri, rj, p, radius, c_dist, n_sim, n_max, tau)
         assert n == len(wi)
         np.testing.assert_array_equal(idx[:n], wi)
         np.testing.assert_allclose(dist[:n], wd, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 10, 57])
+def test_kth_smallest(m):
+    rng = _rng(m)
+    for vals in (rng.random(m), rng.integers(0, 3, m).astype(np.float64), np.zeros(m)):
+        for k in range(m):
+            assert K.kth_smallest(vals, m, k, np.empty(m)) == np.sort(vals)[k]
 
 
 @pytest.mark.parametrize("C", [1, 3])

@@ -193,32 +193,58 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
 
 
 @njit(**JIT)
-def _insert_sorted(dist, idx, count, cap, value, item):
-    """Keep the ``cap`` smallest (value, item) pairs sorted in ``dist``/``idx``."""
-    if count == cap and value >= dist[count - 1]:
-        return count
-    pos = count if count < cap else cap - 1
-    while pos > 0 and dist[pos - 1] > value:
-        if pos < cap:
-            dist[pos] = dist[pos - 1]
-            idx[pos] = idx[pos - 1]
-        pos -= 1
-    dist[pos] = value
-    idx[pos] = item
-    return count + 1 if count < cap else count
+def kth_smallest(vals, m, k, work):
+    """The ``k``-th smallest (0-based) of ``vals[:m]``: quickselect on a copy in ``work``."""
+    for i in range(m):
+        work[i] = vals[i]
+    lo = 0
+    hi = m - 1
+    while lo < hi:
+        a = work[lo]
+        b = work[(lo + hi) // 2]
+        c = work[hi]
+        if a > b:
+            a, b = b, a
+        if b > c:
+            b = c
+        pivot = a if a > b else b  # median of the three
+        i = lo
+        j = hi
+        while i <= j:
+            while work[i] < pivot:
+                i += 1
+            while work[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = work[i]
+                work[i] = work[j]
+                work[j] = t
+                i += 1
+                j -= 1
+        # work[lo:j+1] <= pivot, work[i:hi+1] >= pivot, values strictly between equal pivot
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return pivot
+    return work[k]
 
 
 @njit(**JIT)
-def search(guide, ri, rj, p, radius, C_dist, dist, idx, cap, acc):
-    """Positions of the ``cap`` patches nearest to the reference at ``(ri, rj)``.
+def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, work):
+    """The group of the reference patch at ``(ri, rj)``: its size, positions and distances.
 
-    Mean squared difference over the ``p x p`` patch and the first ``C_dist``
-    channels of ``guide``, over the window ``|qi - ri|, |qj - rj| <= radius``
-    clipped to the image (oracle: ``tests/naive_bayes.search``).  The
-    reference comes first; other ties keep raster order.  Returns the number
-    found, sorted by distance in ``dist``, flat positions ``qi * W + qj`` in
-    ``idx`` (``W``: number of patch columns).  ``acc``: scratch of at least
-    ``2 radius + 1`` values (one window row of distances, vectorised).
+    Distance: mean squared difference over the ``p x p`` patch and the first
+    ``C_dist`` channels of ``guide``, to every patch of the window
+    ``|qi - ri|, |qj - rj| <= radius`` clipped to the image (oracle:
+    ``tests/naive_bayes.search``).  The group is the reference and the
+    ``n - 1`` other patches nearest to it (ties: raster order), with ``n =
+    max(n_sim, min(n_max, 1 + #{others at distance <= tau}))``, at most the
+    window's size.  Written to ``dist``/``idx`` (flat positions ``qi * W +
+    qj``, ``W``: number of patch columns): the reference first, then the
+    others in raster order.  ``cd``, ``work``: scratch of ``(2 radius + 1)^2``
+    values.  Selection by quickselect (linear time), not by sorting.
     """
     H = guide.shape[1] - p + 1
     W = guide.shape[2] - p + 1
@@ -227,13 +253,12 @@ def search(guide, ri, rj, p, radius, C_dist, dist, idx, cap, acc):
     j0 = max(rj - radius, 0)
     j1 = min(rj + radius, W - 1)
     nj = j1 - j0 + 1
+    m = (i1 - i0 + 1) * nj
     norm = 1.0 / (C_dist * p * p)
-    dist[0] = 0.0
-    idx[0] = ri * W + rj
-    count = 1
     for qi in range(i0, i1 + 1):
+        base = (qi - i0) * nj
         for t in range(nj):
-            acc[t] = 0.0
+            cd[base + t] = 0.0
         for c in range(C_dist):
             for a in range(p):
                 row = guide[c, qi + a]
@@ -241,13 +266,45 @@ def search(guide, ri, rj, p, radius, C_dist, dist, idx, cap, acc):
                     r = guide[c, ri + a, rj + b]
                     for t in range(nj):
                         u = r - row[j0 + t + b]
-                        acc[t] += u * u
-        for t in range(nj):
-            qj = j0 + t
-            if qi == ri and qj == rj:
-                continue
-            count = _insert_sorted(dist, idx, count, cap, acc[t] * norm, qi * W + qj)
-    return count
+                        cd[base + t] += u * u
+    close = 0
+    for t in range(m):
+        cd[t] *= norm
+        if cd[t] <= tau:
+            close += 1
+    ref = (ri - i0) * nj + (rj - j0)
+    if cd[ref] <= tau:
+        close -= 1
+    cd[ref] = np.inf  # never selected among the others
+    n = max(n_sim, min(n_max, 1 + close))
+    n = min(n, m)
+    dist[0] = 0.0
+    idx[0] = ri * W + rj
+    k = n - 1
+    if k == 0:
+        return 1
+    cnt = 1
+    if k == m - 1:  # every other patch
+        for t in range(m):
+            if t != ref:
+                dist[cnt] = cd[t]
+                idx[cnt] = (i0 + t // nj) * W + j0 + t % nj
+                cnt += 1
+        return n
+    v = kth_smallest(cd, m, k - 1, work)
+    ties = k
+    for t in range(m):
+        if cd[t] < v:
+            ties -= 1
+    for t in range(m):
+        d = cd[t]
+        if d < v or (d == v and ties > 0):
+            if d == v:
+                ties -= 1
+            dist[cnt] = d
+            idx[cnt] = (i0 + t // nj) * W + j0 + t % nj
+            cnt += 1
+    return n
 
 
 @njit(**JIT)
@@ -258,6 +315,9 @@ def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_
     D = C * pp
     Wp = noisy.shape[2] - p + 1
     cap = n_max if not step1 else n_sim
+    side = 2 * radius + 1
+    cd = np.empty(side * side)
+    work = np.empty(side * side)
     dist = np.empty(cap)
     idx = np.empty(cap, dtype=np.int64)
     Y = np.empty((D, cap))
@@ -270,19 +330,14 @@ def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_
     gm = np.empty(D)
     Z = np.empty((dd, cap))
     c_dist = 1 if step1 else C
-    acc = np.empty(2 * radius + 1)
     for ri in rows:
         if ri < r0 or ri >= r1:
             continue
         for rj in cols:
             if mask[ri, rj]:
                 continue
-            found = search(guide, ri, rj, p, radius, c_dist, dist, idx, cap, acc)
-            n = found
-            if not step1:
-                n = min(found, n_sim)
-                while n < found and dist[n] <= tau:
-                    n += 1
+            n = search(guide, ri, rj, p, radius, c_dist, n_sim, cap, tau if not step1 else -1.0,
+                       dist, idx, cd, work)
             for g in range(n):
                 qi = idx[g] // Wp
                 qj = idx[g] % Wp
