@@ -461,7 +461,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         xc, image.dtype, noise, sigma, looks, preserve_range, _bayes._pair(patch_size, "patch_size", odd=True),
         _bayes._pair(n_similar, "n_similar", minimum=2),
         None if search_radius is None else _check_int(search_radius, "search_radius", 1),
-        None if beta is None else _check_nonneg(beta, "beta"),
+        _bayes._beta_pair(beta),
     )
     del regions, sample, x, xc
     func = functools.partial(
