@@ -461,7 +461,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         xc, image.dtype, noise, sigma, looks, preserve_range, _bayes._pair(patch_size, "patch_size", odd=True),
         _bayes._pair(n_similar, "n_similar", minimum=2),
         None if search_radius is None else _check_int(search_radius, "search_radius", 1),
-        _bayes._beta_pair(beta),
+        _bayes._pair_float(beta, "beta", positive=True), _bayes._pair_float(flat, "flat", positive=False),
     )
     del regions, sample, x, xc
     func = functools.partial(
@@ -473,7 +473,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         n_similar=(prm["n1"], prm["n2"]),
         search_radius=prm["radius"],
         beta=prm["beta"],
-        flat=flat,
+        flat=prm["flat"],
         stride=stride,
         num_threads=1 if num_threads is None else num_threads,
     )

@@ -175,10 +175,12 @@ def test_sar_radiometry_local_means(looks):
 
 def test_parameters_table():
     ipol = bayes_parameters(5, multiplicative=True)
-    assert ipol == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0))
+    assert ipol == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05))
+    assert bayes_parameters(10)["beta"] == (1.1, 1.0) and bayes_parameters(10)["flat"] == (1.05, 1.05)
+    assert bayes_parameters(25)["flat"] == (1.05, 0.0)
     assert bayes_parameters(25, multiplicative=True)["n1"] == 45
     grey = bayes_parameters(25)
-    assert grey["n1"] == 90 and grey["beta"] == (1.1, 1.0) and grey["radius"] == 11
+    assert grey["n1"] == 90 and grey["beta"] == (1.0, 1.0) and grey["radius"] == 11
     assert bayes_parameters(50)["patch2"] == 7 and bayes_parameters(50)["n1"] == 120
     assert bayes_parameters(40, multiplicative=True)["patch1"] == 7 and bayes_parameters(40, multiplicative=True)["n1"] == 90
     assert bayes_parameters(100)["radius"] == 16
@@ -208,6 +210,8 @@ def test_small_images():
         (dict(beta=0), ValueError, "beta"),
         (dict(beta=(1.0, 0.0)), ValueError, "beta"),
         (dict(beta=(1.0, 1.0, 1.0)), ValueError, "beta"),
+        (dict(flat=-1), ValueError, "flat"),
+        (dict(flat=(1.0, 1.0, 1.0)), ValueError, "flat"),
         (dict(preserve_range="no"), TypeError, "preserve_range"),
         (dict(channel_axis=3), ValueError, "channel_axis"),
         (dict(noise=Gamma(2), looks=2), ValueError, "looks"),

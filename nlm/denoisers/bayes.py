@@ -61,7 +61,8 @@ def bayes_parameters(sigma255, channels=1, multiplicative=False):
     dict
         ``patch1``, ``patch2`` (sides), ``n1``, ``n2`` (group sizes),
         ``radius`` (search-window radius, both steps), ``beta`` (noise
-        correction factors of steps 1 and 2, a pair).
+        correction factors of steps 1 and 2, a pair), ``flat`` (flat-area
+        thresholds of steps 1 and 2, a pair).
 
     Notes
     -----
@@ -78,9 +79,12 @@ def bayes_parameters(sigma255, channels=1, multiplicative=False):
     brick, text at full size, Gaussian sigma 10 / 25 / 50, sigma estimated):
     larger step-1 groups, ``n1`` = 35 / 60 / 90 / 120 below sigma 5 / 15 /
     35 / above (measured +0.03 / +0.10 / +0.15 dB at 10 / 25 / 50 against
-    the IPOL ``n1``), step-1 ``beta`` 1.1 (+0.03 / 0.0 / +0.16 dB) and a
-    7 x 7 step-2 patch from sigma 40 (+0.12 dB at 50, 1.6 times the time);
-    the search window stays the IPOL one.
+    the IPOL ``n1``); below sigma 15 a step-1 ``beta`` of 1.1 (+0.03 dB at
+    10), from 15 no flat-area rule in step 2 (the Bayes estimate with the
+    basic group's covariance keeps gentle gradients that the group's mean
+    flattens: +0.03 / +0.29 dB at 25 / 50); a 7 x 7 step-2 patch from
+    sigma 40 (+0.12 dB at 50, 1.6 times the time).  The search window
+    stays the IPOL one (wider: better on brick, worse on moon).
     """
     s = float(sigma255)
     if channels == 1:
@@ -100,11 +104,15 @@ def bayes_parameters(sigma255, channels=1, multiplicative=False):
     # Gaussian sigma 10 / 25 / 50: radius 22 +0.03 / -0.04 / 0.0 dB)
     radius = min(side // 2, 16)
     beta = (1.0, 1.0)
+    flat = (1.05, 1.05)
     if channels == 1 and not multiplicative:
         n1 = 35 if s < 5 else 60 if s < 15 else 90 if s < 35 else 120
         p2 = 5 if s < 40 else 7
-        beta = (1.1, 1.0)
-    return dict(patch1=p1, patch2=p2, n1=n1, n2=n2, radius=radius, beta=beta)
+        if s < 15:
+            beta = (1.1, 1.0)
+        else:
+            flat = (1.05, 0.0)
+    return dict(patch1=p1, patch2=p2, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat)
 
 
 def _grid(n, p, stride):
@@ -151,7 +159,7 @@ def denoise_nl_bayes(
     n_similar=None,
     search_radius=None,
     beta=None,
-    flat=1.05,
+    flat=None,
     stride=2,
     num_threads=None,
     return_model=False,
@@ -205,8 +213,11 @@ def denoise_nl_bayes(
         for both steps with the speckle and gamma models (their per-group
         ``D`` from the group's mean underestimates the mean variance of its
         patches).
-    flat : float >= 0, keyword-only
-        Flat-area threshold ``gamma`` (default 1.05; 0 disables the rule).
+    flat : float >= 0 or (float, float), keyword-only
+        Flat-area threshold ``gamma``, one for both steps or a pair (step 1,
+        step 2); 0 disables the rule.  Default 1.05 in both steps, except
+        grey images with additive or Poisson noise from sigma 15 (of 255):
+        1.05 and 0 (:func:`bayes_parameters`).
     stride : int >= 1, keyword-only
         Step of the reference grid (default 2).  Positions already estimated
         in a group are skipped as references.
@@ -302,8 +313,8 @@ def denoise_nl_bayes(
     if num_threads is not None:
         num_threads = _check_int(num_threads, "num_threads", 1)
     stride = _check_int(stride, "stride", 1)
-    flat = _check_nonneg(flat, "flat")
-    beta = _beta_pair(beta)
+    flat = _pair_float(flat, "flat", positive=False)
+    beta = _pair_float(beta, "beta", positive=True)
     p_user = _pair(patch_size, "patch_size", odd=True)
     n_user = _pair(n_similar, "n_similar", minimum=2)
     if search_radius is not None:
@@ -320,9 +331,10 @@ def denoise_nl_bayes(
         raise UnsupportedDimensionError(
             f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {xc.ndim - 1} spatial dimension(s)"
         )
-    prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta)
+    prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
+                      flat)
     model, tmat, p1, p2, n1, n2 = prm["model"], prm["tmat"], prm["p1"], prm["p2"], prm["n1"], prm["n2"]
-    radius, beta, n_max, tau = prm["radius"], prm["beta"], prm["n_max"], prm["tau"]
+    radius, beta, n_max, tau, flat = prm["radius"], prm["beta"], prm["n_max"], prm["tau"], prm["flat"]
     C, H, W = xc.shape
     dtype = xc.dtype
 
@@ -333,17 +345,18 @@ def denoise_nl_bayes(
     with _threads(num_threads):
         band1 = max(2 * radius + p1, 8)
         basic = bayes_step(work, work, _grid(H, p1, stride), _grid(W, p1, stride), p1, radius, n1, n1, 0.0,
-                           True, nlf, tmat, float(beta[0]), float(flat), band1)
+                           True, nlf, tmat, float(beta[0]), float(flat[0]), band1)
         band2 = max(2 * radius + p2, 8)
         final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2, n_max, tau,
-                           False, nlf, tmat, float(beta[1]), float(flat), band2)
+                           False, nlf, tmat, float(beta[1]), float(flat[1]), band2)
     del basic, work
     out = np.tensordot(tmat.T, final, axes=1).astype(dtype, copy=False)
     out = out[0] if axis is None else np.moveaxis(out, 0, axis)
     return (out, model) if return_model else out
 
 
-def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta):
+def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
+                flat=None):
     """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes)."""
     model, estimated = _model(xc, noise, sigma, looks)
     if model.nonnegative and model.name != "poisson" and float(xc.min()) < 0:
@@ -375,6 +388,8 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
         # patches for multiplicative noise (E[c x^2] >= c E[x]^2): measured
         # +0.05 dB with 1.1 at L = 4 (camera, coins), -0.04 dB for Gaussian
         beta = (1.1, 1.1) if model.c > 0 else prm["beta"]
+    if flat is None:
+        flat = prm["flat"]
     p1 = min(p1, _largest_odd(min(H, W)))
     p2 = min(p2, _largest_odd(min(H, W)))
     cand = (2 * radius + 1) ** 2
@@ -384,19 +399,19 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     tau = (4.0 / 255.0 * rng) ** 2
 
     return dict(model=model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2, radius=radius,
-                beta=beta, n_max=n_max, tau=tau)
+                beta=beta, n_max=n_max, tau=tau, flat=flat)
 
 
-def _beta_pair(beta):
-    """``beta`` argument -> None or a pair (step 1, step 2) of floats > 0."""
-    if beta is None:
+def _pair_float(value, name, positive):
+    """``beta``/``flat`` argument -> None or a pair (step 1, step 2) of floats (> 0 or >= 0)."""
+    if value is None:
         return None
-    vals = (beta, beta) if not isinstance(beta, (tuple, list)) else tuple(beta)
+    vals = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
     if len(vals) != 2:
-        raise ValueError(f"beta must be a number or a pair of numbers (step 1, step 2), got {beta!r}")
-    out = tuple(_check_nonneg(v, "beta") for v in vals)
-    if min(out) == 0:
-        raise ValueError(f"beta must be > 0, got {beta!r}")
+        raise ValueError(f"{name} must be a number or a pair of numbers (step 1, step 2), got {value!r}")
+    out = tuple(_check_nonneg(v, name) for v in vals)
+    if positive and min(out) == 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
     return out
 
 
