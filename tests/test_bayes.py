@@ -177,10 +177,10 @@ def test_parameters_table():
     ipol = bayes_parameters(5, multiplicative=True)
     assert ipol == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05))
     assert bayes_parameters(10)["beta"] == (1.1, 1.0) and bayes_parameters(10)["flat"] == (1.05, 1.05)
-    assert bayes_parameters(25)["flat"] == (1.05, 0.0)
+    assert bayes_parameters(25)["flat"] == (1.05, 1.05) and bayes_parameters(50)["flat"] == (1.05, 0.0)
     assert bayes_parameters(25, multiplicative=True)["n1"] == 45
     grey = bayes_parameters(25)
-    assert grey["n1"] == 90 and grey["beta"] == (1.0, 1.0) and grey["radius"] == 11
+    assert grey["n1"] == 90 and grey["beta"] == (1.1, 1.0) and grey["radius"] == 11
     assert bayes_parameters(50)["patch2"] == 7 and bayes_parameters(50)["n1"] == 120
     assert bayes_parameters(40, multiplicative=True)["patch1"] == 7 and bayes_parameters(40, multiplicative=True)["n1"] == 90
     assert bayes_parameters(100)["radius"] == 16

@@ -79,11 +79,12 @@ def bayes_parameters(sigma255, channels=1, multiplicative=False):
     brick, text at full size, Gaussian sigma 10 / 25 / 50, sigma estimated):
     larger step-1 groups, ``n1`` = 35 / 60 / 90 / 120 below sigma 5 / 15 /
     35 / above (measured +0.03 / +0.10 / +0.15 dB at 10 / 25 / 50 against
-    the IPOL ``n1``); below sigma 15 a step-1 ``beta`` of 1.1 (+0.03 dB at
-    10), from 15 no flat-area rule in step 2 (the Bayes estimate with the
+    the IPOL ``n1``); below sigma 35 a step-1 ``beta`` of 1.1 (+0.03 dB at
+    10), from 35 no flat-area rule in step 2 (the Bayes estimate with the
     basic group's covariance keeps gentle gradients that the group's mean
-    flattens: +0.03 / +0.29 dB at 25 / 50); a 7 x 7 step-2 patch from
-    sigma 40 (+0.12 dB at 50, 1.6 times the time).  The search window
+    flattens: +0.29 dB at 50; +0.03 dB at 25 too, but at 1.2 times the
+    time, which the speed bar at 25 cannot afford); a 7 x 7 step-2 patch
+    from sigma 40 (+0.12 dB at 50, 1.6 times the time).  The search window
     stays the IPOL one (wider: better on brick, worse on moon).
     """
     s = float(sigma255)
@@ -108,7 +109,7 @@ def bayes_parameters(sigma255, channels=1, multiplicative=False):
     if channels == 1 and not multiplicative:
         n1 = 35 if s < 5 else 60 if s < 15 else 90 if s < 35 else 120
         p2 = 5 if s < 40 else 7
-        if s < 15:
+        if s < 35:
             beta = (1.1, 1.0)
         else:
             flat = (1.05, 0.0)
@@ -216,7 +217,7 @@ def denoise_nl_bayes(
     flat : float >= 0 or (float, float), keyword-only
         Flat-area threshold ``gamma``, one for both steps or a pair (step 1,
         step 2); 0 disables the rule.  Default 1.05 in both steps, except
-        grey images with additive or Poisson noise from sigma 15 (of 255):
+        grey images with additive or Poisson noise from sigma 35 (of 255):
         1.05 and 0 (:func:`bayes_parameters`).
     stride : int >= 1, keyword-only
         Step of the reference grid (default 2).  Positions already estimated
