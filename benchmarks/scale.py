@@ -75,7 +75,9 @@ kw = dict(patch_size=7, patch_distance=11, h=0.05, sigma=0.08)
 dask.config.set(scheduler="threads")
 runs = {0: lambda: nlm.denoise_nl_means(img, **kw)}
 for c in chunks:
-    runs[c] = (lambda c: lambda: nlm.denoise_nl_means(da.from_array(img, chunks=c), **kw).compute())(c)
+    # name=False: dask does not hash the 64 MiB input to name it (its documented option for
+    # large in-memory arrays; the hash costs 2-10 % of the filter here and is not tiling work)
+    runs[c] = (lambda c: lambda: nlm.denoise_nl_means(da.from_array(img, chunks=c, name=False), **kw).compute())(c)
 ref = runs[0]()
 times = {c: [] for c in runs}
 cpus = {c: [] for c in runs}
