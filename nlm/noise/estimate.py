@@ -647,7 +647,7 @@ def _estimate(y, nd, noise):
             # rough level function: per-bin medians of the detail energy
             idx = np.flatnonzero(ok)
             order = idx[np.argsort(mu[idx], kind="stable")]
-            rough = np.empty(mu.shape)
+            rough = np.full(mu.shape, np.inf)  # set where ok below; np.empty left garbage (NaN warnings)
             for part in np.array_split(order, int(np.clip(order.size // 40, 1, 24))):
                 rough[part] = np.median(v[part])
             for bound in (3.0, 6.0, 12.0):
