@@ -225,6 +225,28 @@ def test_min_chunks():
     for chunks in [(3, 7, 1, 1, 20), (1,) * 30]:
         out = tiling.min_chunks(chunks, 5)
         assert sum(out) == sum(chunks) and min(out) >= 5
+    # balanced: cut at the chunk boundaries nearest to an even split
+    assert tiling.min_chunks((512,) * 8, 1120) == (2048, 2048)
+    assert tiling.min_chunks((300,) * 7, 460) == (600, 900, 600)
+    assert tiling.min_chunks((1,) * 40, 14) == (20, 20)
+    assert tiling.min_chunks((1024,) * 4, 860) == (1024,) * 4  # long enough: kept
+
+
+def test_min_chunks_properties():
+    rng = np.random.default_rng(21)
+    for _ in range(300):
+        chunks = tuple(int(c) for c in rng.integers(1, 40, rng.integers(1, 30)))
+        minimum = int(rng.integers(1, 120))
+        out = tiling.min_chunks(chunks, minimum)
+        assert sum(out) == sum(chunks)
+        # every cut is one of the input's chunk boundaries
+        assert set(np.cumsum(out)) <= set(np.cumsum(chunks))
+        if sum(chunks) >= minimum:
+            assert min(out) >= minimum
+        else:
+            assert out == (sum(chunks),)
+        if min(chunks) >= minimum:
+            assert out == chunks
 
 
 def test_threaded_scheduler_with_threads_per_tile():
@@ -303,9 +325,9 @@ def test_small_chunks_filtered_in_working_blocks(monkeypatch):
     kw = dict(patch_size=3, patch_distance=3, h=0.08, sigma=0.08)
     lazy = da.from_array(img, chunks=(300, 30))
     out = denoise_nl_means(lazy, **kw)
-    # rows: margins 4 + 15 (anchor) before and 4 after -> at least 23 / 0.05 = 460 rows;
-    # columns: 8 / 0.05 = 160 > 90, one chunk
-    assert out.chunks == ((600, 600, 900), (90,))
+    # rows: margins 4 + 15 (anchor) before and 4 after -> at least 23 / 0.05 = 460 rows,
+    # in three nearly equal blocks; columns: 8 / 0.05 = 160 > 90, one chunk
+    assert out.chunks == ((600, 900, 600), (90,))
     _close(out, denoise_nl_means(img, **kw))
     margins = ((29, 14), (14, 14))  # the scale benchmark's: patch 7, distance 11
     chunks = ((512,) * 8,) * 2
@@ -313,6 +335,13 @@ def test_small_chunks_filtered_in_working_blocks(monkeypatch):
     assert tiling.tile_chunks(chunks, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
     # chunks of 1024 already cost less: kept
     assert tiling.tile_chunks(((1024,) * 4,) * 2, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
+    # the default: 2.5 % per axis, the 4096^2 benchmark image in four equal blocks
+    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    work = tiling._work_minimum(chunks, (0, 1), margins, 7)
+    assert work == (1720, 1120)
+    assert tiling.tile_chunks(chunks, (0, 1), margins, work) == ((2048, 2048),) * 2
+    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.05)
     # but never fewer than two blocks per core: the minimum is halved
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
     small = ((256,) * 6,) * 2
