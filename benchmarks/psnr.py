@@ -403,7 +403,7 @@ def _true_model(ctx):
         return Gamma(level)
     if ctx["model"] == "speckle":
         return Speckle(level)
-    return Gaussian(level**0.5)
+    return Gaussian(level**0.5, clip=True)  # the noisy images are clipped to [0, 1]
 
 
 def run_nlm_bayes_known(clean, y, ctx):

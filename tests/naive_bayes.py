@@ -4,6 +4,11 @@ import numpy as np
 
 
 def nlf_var(v, nlf):
+    """The level function ``a + b v + c v^2``; with a table after the three
+    coefficients (clipped data), the table interpolated at ``v`` in [0, 1]."""
+    if len(nlf) > 3:
+        tab = np.asarray(nlf[3:])
+        return np.interp(v, np.linspace(0.0, 1.0, tab.size), tab)
     v = np.maximum(v, 0.0)
     return nlf[0] + nlf[1] * v + nlf[2] * v * v
 

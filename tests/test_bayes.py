@@ -7,7 +7,7 @@ from skimage.util import img_as_float
 
 import naive_bayes as naive
 from nlm.ops import _bayes_kernels as K
-from nlm.denoisers.bayes import _colour_transform, _grid, bayes_parameters, denoise_nl_bayes
+from nlm.denoisers.bayes import _colour_transform, _grid, _level_table, bayes_parameters, denoise_nl_bayes
 from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian, PoissonGaussian, Speckle
 
@@ -20,12 +20,15 @@ def _rng(seed):
 @pytest.mark.parametrize("C, pp", [(1, 9), (3, 9), (1, 1), (3, 4)])
 @pytest.mark.parametrize("step1", [True, False])
 @pytest.mark.parametrize("n", [2, 7, 20])
-def test_group_estimate_matches_oracle(C, pp, step1, n):
+@pytest.mark.parametrize("table", [False, True])
+def test_group_estimate_matches_oracle(C, pp, step1, n, table):
     rng = _rng(C * 100 + pp * 10 + n + step1)
     D = C * pp
     Y = rng.random((n, D))
     G = Y + 0.05 * rng.standard_normal((n, D))
     nlf = np.array([0.002, 0.01, 0.03])
+    if table:  # clipped data: a table of variances at 0, 1/K, ..., 1 follows
+        nlf = np.concatenate([nlf, 0.001 + 0.01 * rng.random(9)])
     tmat = _colour_transform(C)
     for flat in (0.0, 1.05, 1e6):  # never, sometimes, always flat
         want = naive.group_estimate(Y, G, C, pp, step1, nlf, tmat, 1.1, flat)
@@ -34,6 +37,14 @@ def test_group_estimate_matches_oracle(C, pp, step1, n):
         K.group_estimate(np.ascontiguousarray(Y.T), np.ascontiguousarray(G.T), n, C, pp, step1, nlf, tmat, 1.1,
                          flat, np.empty((d, d)), np.empty(D), np.empty(D), np.empty(D), np.empty((d, n)), X)
         np.testing.assert_allclose(X.T, want, rtol=1e-8, atol=1e-10)
+
+
+def test_level_table_matches_interpolation():
+    rng = _rng(5)
+    nlf = np.concatenate([[0.1, 0.2, 0.3], rng.random(17)])
+    for u in np.concatenate([rng.uniform(-0.3, 1.3, 200), np.linspace(0, 1, 17)]):
+        assert K.level(u, nlf) == pytest.approx(naive.nlf_var(u, nlf), rel=1e-12, abs=1e-15)
+    assert K.level(0.5, nlf[:3]) == pytest.approx(0.1 + 0.2 * 0.5 + 0.3 * 0.25)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -67,7 +78,8 @@ def test_kth_smallest(m):
 @pytest.mark.parametrize("C", [1, 3])
 @pytest.mark.parametrize("step1", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_step_matches_oracle(C, step1, dtype):
+@pytest.mark.parametrize("clipped", [False, True])
+def test_step_matches_oracle(C, step1, dtype, clipped):
     rng = _rng(7 + C)
     clean = np.linspace(0.2, 0.8, 14 * 19).reshape(14, 19)
     noisy = np.stack([clean * (1 + 0.1 * c) for c in range(C)]) + 0.05 * rng.standard_normal((C, 14, 19))
@@ -75,7 +87,7 @@ def test_step_matches_oracle(C, step1, dtype):
     guide = noisy if step1 else (noisy + 0.01 * rng.standard_normal(noisy.shape)).astype(dtype)
     p, radius, stride = 3, 3, 2
     rows, cols = _grid(14, p, stride), _grid(19, p, stride)
-    nlf = np.array([0.0025, 0.0, 0.0])
+    nlf = _level_table(Gaussian(0.05, clip=clipped))[0]
     tmat = _colour_transform(C)
     args = (rows, cols, p, radius, 6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, 2 * radius + p)
     got = K.bayes_step(noisy, guide, *args)

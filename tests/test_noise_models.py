@@ -359,3 +359,76 @@ def test_gaussian_never_taken_for_multiplicative_on_small_crops(size):
             # and the level where the crop lies is right (texture of the coins
             # crop leaks in: +24 % at worst)
             assert est.variance(crop.mean()) == pytest.approx(0.0025, rel=0.3), (name, seed, est)
+
+
+# ------------------------------------------------------------ clipped data
+@pytest.mark.parametrize(
+    "model",
+    [Gaussian(0.15, clip=True), PoissonGaussian(0.01, 0.05, clip=True), Speckle(0.1), Gaussian(0.02, clip=True)],
+)
+def test_observed_moments_match_monte_carlo(model):
+    # the closed forms against the sampler (which clips) at values inside,
+    # near and at the bounds; Poisson is normal only approximately
+    rel = 0.05 if model.name == "poisson" else 0.02
+    for x in (0.0, 0.03, 0.2, 0.5, 0.9, 0.98, 1.0):
+        y = model.sample(np.full(200_000, x), seed=int(x * 100))
+        m, v = model.observed_moments(x)
+        assert m == pytest.approx(y.mean(), abs=3 * np.sqrt(v / y.size) + 1e-12)
+        assert v == pytest.approx(y.var(), rel=rel, abs=1e-12)
+
+
+@pytest.mark.parametrize("model", [Gaussian(0.05, clip=True), Speckle(0.01), PoissonGaussian(0.001, 0.02, clip=True)])
+def test_clipped_moments_are_unclipped_far_from_the_bounds(model):
+    x = np.linspace(0.0, 1.0, 1001)
+    m, v = model.observed_moments(x)
+    s = np.sqrt(model.variance(x))
+    far = (x > 6 * s) & (1 - x > 6 * s)
+    np.testing.assert_allclose(m[far], x[far], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(v[far], model.variance(x[far]), rtol=1e-6)
+    # clipping only removes variance and pulls the mean inside [0, 1]
+    assert (v <= model.variance(x) * (1 + 1e-9)).all() and (m >= 0).all() and (m <= 1).all()
+    assert (np.diff(m) >= -1e-12).all()  # increasing: invertible on the observed range
+    # at a bound: the half-normal for Gaussian noise
+    if model.name == "gaussian":
+        assert m[0] == pytest.approx(model.sigma / np.sqrt(2 * np.pi))
+        assert v[0] == pytest.approx(model.sigma**2 * (0.5 - 1 / (2 * np.pi)))
+
+
+def test_unclipped_moments_and_clip_flag():
+    for model in (Gaussian(0.1), PoissonGaussian(0.01, 0.1), Speckle(0.04, clip=False), Gamma(4)):
+        assert not model.clip
+        m, v = model.observed_moments(np.array([0.0, 0.5, 1.0]))
+        np.testing.assert_array_equal(m, [0.0, 0.5, 1.0])
+        np.testing.assert_allclose(v, model.variance(np.array([0.0, 0.5, 1.0])))
+    assert Gaussian(0.1, clip=True) != Gaussian(0.1) and Gaussian(0.1, clip=True) == Gaussian(0.1, clip=True)
+    assert Speckle(0.04).clip and "clip=True" in repr(Gaussian(0.1, clip=True))
+    y = Gaussian(0.5, clip=True).sample(np.full(1000, 0.5), seed=0)
+    assert y.min() == 0.0 and y.max() == 1.0
+    with pytest.raises(TypeError, match="clip"):
+        Gaussian(0.1, clip="yes")
+    assert Gaussian(0.1, clip=True).scaled(2.0) == Gaussian(0.2)  # [0, 1] is no longer the range
+
+
+@pytest.mark.parametrize("name", ["camera", "astronaut"])
+def test_estimate_reports_clipping(name):
+    from nlm.noise import add_noise
+
+    for sigma255 in (25, 50):
+        sigma = sigma255 / 255
+        est = estimate_noise(add_noise(_grey(name), "gaussian", var=sigma**2, seed=2))
+        # the unclipped sigma (fitted away from the bounds) and the clipping
+        assert est.name == "gaussian" and est.clip and est.sigma == pytest.approx(sigma, rel=0.03)
+        # the same noise unclipped: no clipping reported, the same sigma
+        unclipped = estimate_noise(Gaussian(sigma).sample(_grey(name), seed=2))
+        assert not unclipped.clip and unclipped.sigma == pytest.approx(est.sigma, rel=0.03)
+
+
+def test_plateaus_are_not_clipping():
+    # an exactly-zero background (Poisson noise keeps it at 0) and gamma
+    # speckle on moon's black pixels are signal, not clipped noise
+    x = _steps()
+    x[:, :60] = 0.0
+    assert not estimate_noise(PoissonGaussian(0.01).sample(x, seed=3)).clip
+    assert not estimate_noise(Gamma(1).sample(_grey("moon"), seed=0)).clip
+    # values inside (0, 1) only: no clipping
+    assert not estimate_noise(Gaussian(0.05).sample(_steps(), seed=1)).clip

@@ -347,7 +347,7 @@ def denoise_nl_bayes(
     dtype = xc.dtype
 
     work = np.ascontiguousarray(np.tensordot(tmat, xc, axes=1).astype(dtype, copy=False))
-    nlf = np.array(model.coefficients, dtype=np.float64)
+    nlf, unbias = _level_table(model)
     from nlm.ops._bayes_kernels import bayes_step
 
     with _threads(num_threads):
@@ -358,9 +358,38 @@ def denoise_nl_bayes(
         final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2, n_max, tau,
                            False, nlf, tmat, float(beta[1]), float(flat[1]), band2)
     del basic, work
-    out = np.tensordot(tmat.T, final, axes=1).astype(dtype, copy=False)
+    out = np.tensordot(tmat.T, final, axes=1)
+    if unbias is not None:
+        # clipped data: the groups estimate the mean of the clipped
+        # observation, pulled inside [0, 1] near the bounds; its inverse
+        out = np.interp(out, *unbias)
+    out = out.astype(dtype, copy=False)
     out = out[0] if axis is None else np.moveaxis(out, 0, axis)
     return (out, model) if return_model else out
+
+
+#: intervals of the clipped level table (uniform in the observed mean on [0, 1])
+_TABLE = 512
+
+
+def _level_table(model):
+    """The kernels' ``nlf`` array of a model, and the inverse of its clipped mean.
+
+    Unclipped: ``(a, b, c)``, and None.  Clipped to ``[0, 1]``: ``(a, b, c)``
+    followed by the variance of the clipped observation at ``_TABLE + 1``
+    observed means ``0, 1 / _TABLE, ..., 1`` (the kernels interpolate it at
+    the group mean, which estimates the clipped mean), and ``(m, x)``: the
+    clipped mean ``m`` of the clean values ``x`` on a fine grid of [0, 1],
+    increasing, for ``np.interp(out, m, x)``.
+    """
+    coef = np.array(model.coefficients, dtype=np.float64)
+    if not model.clip:
+        return coef, None
+    x = np.linspace(0.0, 1.0, 4 * _TABLE + 1)
+    m, v = model.observed_moments(x)
+    m = np.maximum.accumulate(m)  # increasing (speckle's is only to ~1e-16 at x = 0)
+    grid = np.linspace(0.0, 1.0, _TABLE + 1)
+    return np.concatenate([coef, np.interp(grid, m, v)]), (m, x)
 
 
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,

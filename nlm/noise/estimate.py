@@ -294,8 +294,11 @@ def _rough_level(mu, v):
     return np.interp(mu, xs, vs)
 
 
-def _block_stats(y, nd, B):
-    """Per-block mean, detail energy, variance, plateau flag and residual moments."""
+def _block_stats(y, nd, B, clipped=None):
+    """Per-block mean, detail energy, variance, plateau flag and residual moments.
+
+    The levels (the image's minimum or maximum) found to be noise clipped
+    there are added to the set ``clipped``."""
     axes = tuple(range(nd))
     d = _filter_valid(y, _DETAIL, axes)
     core = y[tuple(slice(1, n - 1) for n in y.shape)]
@@ -354,6 +357,13 @@ def _block_stats(y, nd, B):
             # on the block's mean, never on its own variance.  Farther blocks
             # keep their occasional clipped pixel (the variance lost is < 1 %).
             plateau |= d < 2.0
+            # reported as clipped data only on the evidence of the blocks
+            # with noise (a constant block at the level, such as an
+            # exactly-zero background, is a plateau of the signal)
+            noisy = near & (v > 0)
+            exp_noisy = float(np.sum(1.0 - (1.0 - 0.5 * erfc(np.maximum(d[noisy], 0.0) / np.sqrt(2.0))) ** B**nd))
+            if clipped is not None and exp_noisy >= 2.0 and np.count_nonzero(touch[noisy]) >= 0.5 * exp_noisy:
+                clipped.add(ext)
         else:
             # a plateau of the signal: its edges are signal, not noise
             plateau |= touch
@@ -632,14 +642,19 @@ def _estimate(y, nd, noise):
     while B > 2 and any((n - 2) // B < 2 for n in spatial):
         B //= 2
     stats = []
+    clipped = set()  # levels at which the noise is clipped
     if all(n - 2 >= B for n in spatial):
         for ch in range(y.shape[-1]):
-            stats.append(_block_stats(np.asarray(y[..., ch], dtype=np.float64), nd, B))
+            stats.append(_block_stats(np.asarray(y[..., ch], dtype=np.float64), nd, B, clipped))
+    # the models describe clipping to [0, 1] (an 8-bit camera, scikit-image's
+    # random_noise): the level function fitted away from the bounds is the
+    # unclipped one, and the model says that the data are clipped
+    clip = bool(clipped & {0.0, 1.0})
+    details = {"blocks": 0, "block_size": B, "clipped": tuple(sorted(clipped))}
     if stats:
         mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, plateau = (np.concatenate(s) for s in zip(*stats))
     else:
         mu = np.zeros(0)
-    details = {"blocks": 0, "block_size": B}
     if mu.size:
         ok = ~plateau & (v > 0)
         keep = ok
@@ -664,12 +679,12 @@ def _estimate(y, nd, noise):
         details.update(reason="too few smooth blocks: wavelet MAD sigma")
         xm = float(np.mean(y))
         if noise in ("auto", "gaussian") or xm <= 0 or sigma == 0:
-            return Gaussian(sigma), details
+            return Gaussian(sigma, clip=clip), details
         # the requested model, from the MAD sigma at the mean intensity
         if noise == "poisson":
-            return PoissonGaussian(sigma * sigma / xm, 0.0), details
+            return PoissonGaussian(sigma * sigma / xm, 0.0, clip=clip), details
         c = (sigma / xm) ** 2
-        return (Speckle(c) if noise == "speckle" else Gamma(1.0 / c)), details
+        return (Speckle(c, clip=clip) if noise == "speckle" else Gamma(1.0 / c)), details
     mu, v, r2, r3 = mu[keep], v[keep], r2[keep], r3[keep]
     # half-blocks: ordered by the other half's mean, measured on their own
     key = np.concatenate([mu_b[keep], mu_a[keep]])
@@ -728,15 +743,15 @@ def _estimate(y, nd, noise):
     details["fits"][name] = tuple(float(c) for c in fits[name][0])
     if kind == "gaussian":
         a = fits["gaussian"][0][0]
-        return Gaussian(np.sqrt(a)), details
+        return Gaussian(np.sqrt(a), clip=clip), details
     if kind == "poisson":
         a, b, _ = fits["poisson"][0]
         if b <= 0:
-            return Gaussian(np.sqrt(a)), details
-        return PoissonGaussian(b, np.sqrt(a)), details
+            return Gaussian(np.sqrt(a), clip=clip), details
+        return PoissonGaussian(b, np.sqrt(a), clip=clip), details
     c = fits["multiplicative"][0][2]
     if c <= 0:
-        return Gaussian(0.0), details
+        return Gaussian(0.0, clip=clip), details
     # skewness of the residual: gamma speckle is skewed (2 / sqrt(L)),
     # scikit-image's Gaussian speckle is not
     pos = mu > 0
@@ -748,11 +763,11 @@ def _estimate(y, nd, noise):
     gamma_skew *= (1 - 1 / k**2) / (1 + 1 / k) ** 1.5
     details.update(skewness=skew, gamma_skewness=float(gamma_skew))
     if noise == "speckle":
-        return Speckle(c), details
+        return Speckle(c, clip=clip), details
     if noise == "gamma":
         return Gamma(1.0 / c), details
     hi = float(y.max())
-    clipped = np.count_nonzero(y == hi) > 16  # a plateau at the maximum: clipped data
-    if clipped or skew < 0.5 * gamma_skew:
-        return Speckle(c), details
+    at_max = np.count_nonzero(y == hi) > 16  # a plateau at the maximum: clipped data
+    if at_max or skew < 0.5 * gamma_skew:
+        return Speckle(c, clip=clip), details
     return Gamma(1.0 / c), details

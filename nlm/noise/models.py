@@ -15,6 +15,17 @@ they are applied to (``[0, 1]`` for converted images).
 | :class:`PoissonGaussian` | ``y = gain P(x / gain) + N(0, sigma^2)`` | ``sigma^2`` | ``gain`` | 0 |
 | :class:`Speckle` | ``y = clip(x + x n, 0, 1)``, ``n ~ N(0, var)`` | 0 | 0 | ``var`` |
 | :class:`Gamma` | ``y = x s``, ``s ~ Gamma(L, 1/L)`` | 0 | 0 | ``1 / L`` |
+
+Clipped observations.  :class:`Gaussian`, :class:`PoissonGaussian` and
+:class:`Speckle` take ``clip``: the observation is ``clip(y, 0, 1)``, as
+8-bit cameras and scikit-image's ``random_noise`` produce (Speckle's default
+is True, as scikit-image; the others' False).  The level function above is
+then that of the *unclipped* ``y``; :meth:`NoiseModel.observed_moments` gives
+the mean and the variance of the clipped observation (closed forms with the
+normal pdf and cdf, taking ``y | x`` as normal with the model's variance:
+exact for the Gaussian and speckle models, the usual approximation for
+Poisson-Gaussian noise; Foi, "Clipped noisy images: heteroskedastic modeling
+and practical denoising", Signal Processing 89(12), 2009).
 """
 
 import numbers
@@ -34,6 +45,12 @@ def _real(value, name, *, positive=False):
     if not np.isfinite(value) or value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
     return value
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def _generator(seed):
@@ -78,6 +95,8 @@ class NoiseModel:
     a = b = c = 0.0
     #: whether observations are non-negative (multiplicative or counting noise)
     nonnegative = False
+    #: whether observations are clipped to [0, 1] (see :meth:`observed_moments`)
+    clip = False
 
     @property
     def coefficients(self):
@@ -101,6 +120,58 @@ class NoiseModel:
         xp = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
         out = self.a + (self.b + self.c * xp) * xp
         return float(out) if out.ndim == 0 else out
+
+    def observed_moments(self, x):
+        """Mean and variance of the observation, clipped to ``[0, 1]`` if ``clip``.
+
+        For ``y | x ~ N(x, s^2)``, ``s^2 = variance(x)``, and ``z = clip(y, 0,
+        1)``, with ``alpha = -x / s``, ``beta = (1 - x) / s``, ``Phi``/``phi``
+        the normal cdf/pdf and ``P = Phi(beta) - Phi(alpha)``:
+
+            E[z]   = x P + s (phi(alpha) - phi(beta)) + 1 - Phi(beta)
+            E[z^2] = (x^2 + s^2) P + 2 x s (phi(alpha) - phi(beta))
+                     + s^2 (alpha phi(alpha) - beta phi(beta)) + 1 - Phi(beta)
+
+        Far from the bounds (``x`` many ``s`` inside ``(0, 1)``) these are
+        ``x`` and ``s^2``; at a bound the variance is lower and the mean is
+        pulled inside.  Without ``clip``: ``x`` and :meth:`variance`.
+
+        Parameters
+        ----------
+        x : array_like or float
+            Clean (unclipped-mean) values, in ``[0, 1]`` for a clipped model.
+
+        Returns
+        -------
+        mean, var : ndarray or float
+            float64, same shape as ``x``.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        var = np.asarray(self.variance(x), dtype=np.float64)
+        if not self.clip:
+            mean = x
+        else:
+            from scipy.special import ndtr
+
+            s = np.sqrt(var)
+            # standardised bounds; s = 0 (a noise-free value) is a bound at
+            # -inf or +inf, whose pdf terms vanish
+            big = 1e150
+            safe = np.where(s > 0, s, 1.0)
+            al = np.where(s > 0, np.clip(-x / safe, -big, big), np.where(x >= 0, -big, big))
+            be = np.where(s > 0, np.clip((1.0 - x) / safe, -big, big), np.where(x > 1, -big, big))
+            Pa, Pb = ndtr(al), ndtr(be)
+            pa = np.exp(-0.5 * np.minimum(al * al, 1e4)) / np.sqrt(2 * np.pi)
+            pb = np.exp(-0.5 * np.minimum(be * be, 1e4)) / np.sqrt(2 * np.pi)
+            apa, bpb = al * pa, be * pb
+            inside = Pb - Pa
+            mean = x * inside + s * (pa - pb) + (1.0 - Pb)
+            m2 = (x * x + var) * inside + 2.0 * x * s * (pa - pb) + var * (apa - bpb) + (1.0 - Pb)
+            var = np.maximum(m2 - mean * mean, 0.0)
+            mean = np.clip(mean, 0.0, 1.0)
+        if mean.ndim == 0:
+            return float(mean), float(var)
+        return mean, var
 
     def sample(self, x, seed=0):
         """Draw a noisy observation of the clean image ``x``.
@@ -134,10 +205,13 @@ class NoiseModel:
         raise NotImplementedError
 
     def __eq__(self, other):
-        return type(self) is type(other) and self.coefficients == other.coefficients
+        return type(self) is type(other) and self.coefficients == other.coefficients and self.clip == other.clip
 
     def __hash__(self):
-        return hash((type(self).__name__, self.coefficients))
+        return hash((type(self).__name__, self.coefficients, self.clip))
+
+    def _clip_repr(self):
+        return ", clip=True" if self.clip else ""
 
 
 class Gaussian(NoiseModel):
@@ -147,6 +221,9 @@ class Gaussian(NoiseModel):
     ----------
     sigma : float >= 0
         Standard deviation, in image units.
+    clip : bool, optional
+        Observations are clipped to ``[0, 1]`` (``clip(x + n, 0, 1)``, an
+        8-bit camera, ``skimage.util.random_noise``); default False.
 
     Examples
     --------
@@ -156,18 +233,22 @@ class Gaussian(NoiseModel):
 
     name = "gaussian"
 
-    def __init__(self, sigma):
+    def __init__(self, sigma, clip=False):
         self.sigma = _real(sigma, "sigma")
         self.a = self.sigma**2
+        self.clip = _flag(clip, "clip")
 
     def scaled(self, k):
-        return Gaussian(self.sigma * _real(k, "k", positive=True))
+        """The same model for the image multiplied by ``k > 0`` (a clipped model stays clipped to [0, 1] only for ``k = 1``)."""
+        k = _real(k, "k", positive=True)
+        return Gaussian(self.sigma * k, clip=self.clip and k == 1.0)
 
     def _draw(self, x, rng):
-        return x + rng.normal(0.0, self.sigma, x.shape)
+        y = x + rng.normal(0.0, self.sigma, x.shape)
+        return np.clip(y, 0.0, 1.0) if self.clip else y
 
     def __repr__(self):
-        return f"Gaussian(sigma={self.sigma:.6g})"
+        return f"Gaussian(sigma={self.sigma:.6g}{self._clip_repr()})"
 
 
 class PoissonGaussian(NoiseModel):
@@ -184,28 +265,32 @@ class PoissonGaussian(NoiseModel):
         Image units per photon (``b``).
     sigma : float >= 0, optional
         Read-noise standard deviation (``sqrt(a)``), default 0.
+    clip : bool, optional
+        Observations are clipped to ``[0, 1]`` (a saturating sensor);
+        default False.
     """
 
     name = "poisson"
     nonnegative = True
 
-    def __init__(self, gain, sigma=0.0):
+    def __init__(self, gain, sigma=0.0, clip=False):
         self.gain = _real(gain, "gain", positive=True)
         self.sigma = _real(sigma, "sigma")
         self.a, self.b = self.sigma**2, self.gain
+        self.clip = _flag(clip, "clip")
 
     def scaled(self, k):
         k = _real(k, "k", positive=True)
-        return PoissonGaussian(self.gain * k, self.sigma * k)
+        return PoissonGaussian(self.gain * k, self.sigma * k, clip=self.clip and k == 1.0)
 
     def _draw(self, x, rng):
         y = self.gain * rng.poisson(x / self.gain).astype(np.float64)
         if self.sigma > 0:
             y += rng.normal(0.0, self.sigma, x.shape)
-        return y
+        return np.clip(y, 0.0, 1.0) if self.clip else y
 
     def __repr__(self):
-        return f"PoissonGaussian(gain={self.gain:.6g}, sigma={self.sigma:.6g})"
+        return f"PoissonGaussian(gain={self.gain:.6g}, sigma={self.sigma:.6g}{self._clip_repr()})"
 
 
 class Speckle(NoiseModel):
@@ -228,7 +313,7 @@ class Speckle(NoiseModel):
 
     def __init__(self, var, clip=True):
         self.var = _real(var, "var", positive=True)
-        self.clip = bool(clip)
+        self.clip = _flag(clip, "clip")
         self.c = self.var
 
     def scaled(self, k):
@@ -240,7 +325,7 @@ class Speckle(NoiseModel):
         return np.clip(y, 0.0, 1.0) if self.clip else y
 
     def __repr__(self):
-        return f"Speckle(var={self.var:.6g})"
+        return f"Speckle(var={self.var:.6g}{'' if self.clip else ', clip=False'})"
 
 
 class Gamma(NoiseModel):

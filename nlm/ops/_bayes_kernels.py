@@ -41,6 +41,27 @@ def nlf_var(v, a, b, c):
 
 
 @njit(**JIT)
+def level(u, nlf):
+    """Noise variance at the (input channel) value ``u``.
+
+    ``nlf``: ``(a, b, c)`` of the level function, optionally followed by a
+    table of ``K + 1`` variances at ``0, 1/K, ..., 1`` (clipped data),
+    interpolated linearly in ``u`` clamped to [0, 1].
+    """
+    if nlf.shape[0] == 3:
+        return nlf_var(u, nlf[0], nlf[1], nlf[2])
+    K = nlf.shape[0] - 4
+    z = u * K
+    if z <= 0.0:
+        return nlf[3]
+    if z >= K:
+        return nlf[3 + K]
+    i = int(z)
+    w = z - i
+    return (1.0 - w) * nlf[3 + i] + w * nlf[4 + i]
+
+
+@njit(**JIT)
 def cholesky(A, d):
     """In-place lower Cholesky factor of the leading ``d x d`` block of ``A``.
 
@@ -77,8 +98,10 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
         group ``C_Y``, ``X = m + (C_Y - beta D) C_Y^-1 (Y - m)``.  Step 2: all
         channels jointly (``d = C pp``), covariance ``C_B`` of the guide group,
         ``X = m_Y + C_B (C_B + beta D)^-1 (Y - m_Y)``.
-    nlf : (3,) float64
-        ``a, b, c`` of the noise level function (input channel units).
+    nlf : (3,) or (4 + K,) float64
+        ``a, b, c`` of the noise level function (input channel units),
+        optionally followed by a table of the clipped observation's variance
+        (see :func:`level`).
     tmat : (C, C) float64
         Orthonormal colour transform (working channel ``k`` =
         ``sum_j tmat[k, j] input_j``).
@@ -92,7 +115,8 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
 
     Notes
     -----
-    The noise covariance is ``D = diag(NLF(x_k))`` with ``x_k`` the group's
+    The noise covariance is ``D = diag(NLF(x_k))`` (or the table's variance)
+    with ``x_k`` the group's
     mean at patch pixel ``k`` (step 2: the guide's), taken back to the input
     channels: working channel ``k`` has variance ``sum_j tmat[k, j]^2
     NLF(input_j)``.  Both estimates are written ``x_i = y_i - beta D M^-1
@@ -120,7 +144,7 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
                 u = 0.0  # input channel j at this pixel
                 for cc in range(C):
                     u += tmat[cc, j] * gm[cc * pp + q]
-                v += tmat[c, j] * tmat[c, j] * nlf_var(u, nlf[0], nlf[1], nlf[2])
+                v += tmat[c, j] * tmat[c, j] * level(u, nlf)
             dvar[c * pp + q] = v
     nblocks = C if step1 else 1
     d = pp if step1 else D
