@@ -171,6 +171,26 @@ def test_colour(camera):
     np.testing.assert_allclose(np.moveaxis(first, 0, -1), out, atol=1e-12)
 
 
+def test_clipped_noise_keeps_black_and_white():
+    # black, a ramp and white under clipped Gaussian noise: with the clipped
+    # model (given, or estimated: it reports the clipping) the black and white
+    # bands come back near 0 and 1; the unclipped model leaves them lifted by
+    # the clipped half of the noise (sigma / sqrt(2 pi) = 0.06)
+    x = np.concatenate([np.zeros(32), np.linspace(0.15, 0.85, 64), np.ones(32)])[None, :].repeat(128, 0)
+    sigma = 0.15
+    y = Gaussian(sigma, clip=True).sample(x, seed=0)
+    unclipped = denoise_nl_bayes(y, sigma=sigma)
+    given = denoise_nl_bayes(y, noise=Gaussian(sigma, clip=True))
+    blind, model = denoise_nl_bayes(y, return_model=True)
+    assert model.clip and model.sigma == pytest.approx(sigma, rel=0.1)
+    inner = (slice(8, -8), slice(None))
+    for out in (given, blind):
+        assert abs(out[inner][:, 4:28].mean()) < 0.015 and abs(1 - out[inner][:, 100:124].mean()) < 0.015
+        assert abs(out[inner][:, 40:88].mean() - 0.5) < 0.01
+        assert psnr(x, np.clip(out, 0, 1)) > psnr(x, np.clip(unclipped, 0, 1)) + 3
+    assert unclipped[inner][:, 4:28].mean() > 0.04
+
+
 @pytest.mark.parametrize("looks", [1, 4, 16])
 def test_sar_radiometry_local_means(looks):
     # two homogeneous 160 x 160 areas; interiors compared (the input's mean
