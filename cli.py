@@ -695,6 +695,16 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
     timings["estimate"] = time.perf_counter() - t1
 
+    # working blocks of whole rows only while the blocks in flight (one per
+    # core) stay well inside the memory limit (in_memory_bytes: the filter's
+    # copies of a pixel; twice that for the margins and the chunks around it)
+    import numba
+
+    from nlm import tiling
+
+    per_pixel = bigio.in_memory_bytes((1,), work_dtype) * 2 * numba.config.NUMBA_NUM_THREADS
+    work_pixels = tiling.WORK_PIXELS
+    tiling.WORK_PIXELS = min(work_pixels, max(1 << 16, scale["memory_limit"] // per_pixel))
     try:
         result = nlm.denoise_nl_means(
             work,
@@ -708,6 +718,8 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
         )
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: {exc}") from None
+    finally:
+        tiling.WORK_PIXELS = work_pixels
     out_dtype = colour.dtype
     out = result.map_blocks(from_float, out_dtype, dtype=out_dtype, meta=np.empty((0,) * result.ndim, out_dtype))
     if alpha is not None:

@@ -9,8 +9,8 @@ NumPy array, all Numba threads) and as a dask array of several chunk sizes
 (dask's threaded scheduler; chunks smaller than ``nlm.tiling.MARGIN_WORK``
 allows are filtered in merged working blocks, one kernel thread per block
 when there are at least as many blocks as cores), in one subprocess:
-after a warm-up, ``--repeat`` interleaved rounds of every configuration, so
-that a shared or busy machine loads them alike.  Time: the median; memory:
+after a warm-up, ``--repeat`` interleaved rounds of every configuration (the
+order rotated each round), so that a shared or busy machine loads them alike.  Time: the median; memory:
 the largest peak RSS (VmHWM, reset before each run) above the RSS before the
 run, as a multiple of the float32 image; and the largest difference from the
 untiled result, relative to its range (0: bit-identical).  The CPU time
@@ -85,8 +85,10 @@ peaks = {c: 0.0 for c in runs}
 errs = {}
 for c, run in runs.items():  # warm-up, and the largest difference from the untiled result
     errs[c] = float(np.abs(run() - ref).max() / (ref.max() - ref.min()))
-for _ in range(repeat):  # interleaved rounds: every configuration sees the same machine load
-    for c, run in runs.items():
+order = list(runs)
+for r in range(repeat):  # interleaved rounds: every configuration sees the same machine load
+    for c in order[r % len(order):] + order[: r % len(order)]:  # rotated: none always runs after another
+        run = runs[c]
         base = rss('VmRSS')
         with open('/proc/self/clear_refs', 'w') as fh:  # reset VmHWM to the current RSS
             fh.write('5')

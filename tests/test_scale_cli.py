@@ -211,3 +211,28 @@ def test_bad_scheduler_address(tmp_path):
     tifffile.imwrite(src, _image((40, 40)))
     r = run("denoise", src, tmp_path / "o.tif", "--scheduler", "tcp://127.0.0.1:9")
     assert r.exit_code == 1 and "cannot connect" in r.output
+
+
+def test_working_blocks_bounded_by_memory_limit(tmp_path, monkeypatch):
+    """Out of core, whole-row working blocks are only made while they fit the memory limit."""
+    from nlm import tiling
+
+    seen = []
+    original = tiling._work_minimum
+
+    def spy(*args, **kwargs):
+        seen.append(tiling.WORK_PIXELS)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tiling, "_work_minimum", spy)
+    src = tmp_path / "in.zarr"  # zarr input goes tile by tile whatever the limit
+    arr = zarr.create_array(str(src), shape=(120, 900), chunks=(64, 64), dtype=np.uint8)
+    arr[:] = _image((120, 900))
+    default = tiling.WORK_PIXELS
+    for limit, expected in (("1K", 1 << 16), ("4G", default)):
+        out = tmp_path / f"out{limit}.tif"
+        r = run("denoise", src, out, "--h", "12", "--sigma", "20", "--memory-limit", limit, "-q")
+        assert r.exit_code == 0, r.output
+        assert seen[-1] == expected
+        assert tiling.WORK_PIXELS == default  # restored
+    assert len(seen) == 2

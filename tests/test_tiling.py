@@ -331,23 +331,37 @@ def test_small_chunks_filtered_in_working_blocks(monkeypatch):
     _close(out, denoise_nl_means(img, **kw))
     margins = ((29, 14), (14, 14))  # the scale benchmark's: patch 7, distance 11
     chunks = ((512,) * 8,) * 2
+    # whole rows fit the pixel budget: the columns are one piece
+    assert tiling._work_minimum(chunks, (0, 1), margins, 7) == (860, 4096)
+    assert tiling.tile_chunks(chunks, (0, 1), margins, (860, 4096)) == ((1024,) * 4, (4096,))
+    # over the budget: columns merged only as the margins need
+    monkeypatch.setattr(tiling, "WORK_PIXELS", 860 * 4096 - 1)
     assert tiling._work_minimum(chunks, (0, 1), margins, 7) == (860, 560)
     assert tiling.tile_chunks(chunks, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
     # chunks of 1024 already cost less: kept
     assert tiling.tile_chunks(((1024,) * 4,) * 2, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
-    # the default: 2.5 % per axis, the 4096^2 benchmark image in four equal blocks
+    monkeypatch.setattr(tiling, "WORK_PIXELS", 860 * 4096)
+    # channels count in the budget
+    assert tiling._work_minimum(chunks + ((3,),), (0, 1), margins, 7) == (860, 560)
+    # the default: 2.5 % per axis; the 4096^2 benchmark image becomes one band of whole rows per core
+    monkeypatch.setattr(tiling, "WORK_PIXELS", 1 << 24)
     monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
-    work = tiling._work_minimum(chunks, (0, 1), margins, 7)
-    assert work == (1720, 1120)
-    assert tiling.tile_chunks(chunks, (0, 1), margins, work) == ((2048, 2048),) * 2
+    for c in (512, 1024, 2048):
+        ch = ((c,) * (4096 // c),) * 2
+        work = tiling._work_minimum(ch, (0, 1), margins, 7)
+        assert work == (1720, 4096)
+        assert tiling.tile_chunks(ch, (0, 1), margins, work) == ((2048, 2048), (4096,))
+    # never fewer blocks than cores: the row minimum is halved first, then the columns' too
     monkeypatch.setattr(tiling, "MARGIN_WORK", 0.05)
-    # but never fewer than two blocks per core: the minimum is halved
-    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 4)
     small = ((256,) * 6,) * 2
     work = tiling._work_minimum(small, (0, 1), margins, 7)
-    assert work == (430, 280)
-    assert tiling.tile_chunks(small, (0, 1), margins, work) == ((512, 512, 512), (512, 512, 512))
+    assert work == (215, 1536)
+    assert tiling.tile_chunks(small, (0, 1), margins, work) == ((256,) * 6, (1536,))
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 16)
+    work = tiling._work_minimum(((512, 512),) * 2, (0, 1), margins, 7)
+    assert len(tiling.tile_chunks(((512, 512),) * 2, (0, 1), margins, work)[1]) == 2
 
 
 def test_threads_per_block(monkeypatch):
