@@ -602,6 +602,12 @@ def _noise_model(work, params, channel_axis):
 def _describe_model(model):
     if model is None:
         return "gaussian"
+    if model.clip:  # observations clipped to [0, 1] (NL-Bayes accounts for it)
+        return _describe_model_params(model) + ", clipped to [0, 1]"
+    return _describe_model_params(model)
+
+
+def _describe_model_params(model):
     if model.name == "gaussian":
         return f"gaussian, sigma {_num(model.sigma, 4)}"
     if model.name == "poisson":

@@ -9,7 +9,7 @@ from skimage import data
 
 import cli
 from nlm.metrics import psnr
-from nlm.noise import Gamma, Speckle
+from nlm.noise import Gamma, Gaussian, Speckle
 
 
 def run(*args):
@@ -33,6 +33,16 @@ def sar(tmp_path, clean):
     path = tmp_path / "sar.tif"
     tifffile.imwrite(path, Gamma(4).sample(clean, seed=1).astype(np.float32))
     return path
+
+
+def test_bayes_reports_clipped_noise(tmp_path, clean):
+    # an 8-bit camera: Gaussian noise clipped at 0 and 255
+    path = tmp_path / "g.png"
+    noisy = Gaussian(0.15, clip=True).sample(clean, seed=0)
+    Image.fromarray((noisy * 255).round().astype(np.uint8)).save(path)
+    res = run("denoise", path, tmp_path / "o.png", "--method", "bayes")
+    assert res.exit_code == 0, res.output
+    assert "gaussian, sigma" in res.output and "clipped to [0, 1] (estimated)" in res.output
 
 
 def test_bayes_blind_reports_the_model(speckled, tmp_path, clean):
@@ -86,7 +96,7 @@ def test_usage_errors(speckled, tmp_path, args, word):
 def test_bayes_sigma_given_and_volume_refused(speckled, tmp_path):
     res = run("denoise", speckled, tmp_path / "o.png", "--method", "bayes", "--sigma", "10")
     assert res.exit_code == 0, res.output
-    assert "gaussian, sigma 10 (given)" in res.output
+    assert "gaussian, sigma 10 (given)" in res.output  # a given sigma: not clipped
     stack = tmp_path / "vol.tif"
     tifffile.imwrite(stack, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), photometric="minisblack")
     res = run("denoise", stack, tmp_path / "v.tif", "--method", "bayes", "--volume", "--sigma", "0.1")

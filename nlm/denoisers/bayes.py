@@ -281,6 +281,14 @@ def denoise_nl_bayes(
     function at the basic group's mean.  The linear systems are solved by
     Cholesky factorisation in float64.
 
+    Clipped data (a model with ``clip=True``, as :func:`nlm.estimate_noise`
+    reports when the noise is clipped at 0 or 1): ``D`` is the variance of
+    the *clipped* observation at the group's mean (a table of
+    :meth:`~nlm.noise.NoiseModel.observed_moments`), and the result, which
+    estimates the clipped observation's mean, is mapped back through the
+    inverse of that mean (Foi 2009), so black and white areas are not lifted
+    by the clipped half of the noise.
+
     Cost: per reference, ``O(W^2 P^2)`` for the search (window ``W``, patch
     ``P^2 C``) and ``O(n d^2 + d^3)`` for the estimate (``d = P^2`` in step
     1, ``P^2 C`` in step 2); about ``N / (2 stride^2)`` references per step.
