@@ -472,14 +472,14 @@ def _nl_means_block(block, origin, **kwargs):
 
 
 def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
-                    search_radius, beta, flat, stride, num_threads, return_model):
+                    search_radius, beta, flat, passes=None, stride=2, num_threads=None, return_model=False):
     """:func:`denoise_nl_bayes` of a dask array: model and parameters from a sample, then tiles.
 
     The noise model and every parameter (patch sizes, group sizes, search
     radius, beta) are set once from :func:`sample_regions` (the whole image
     when it is small; else its windows placed side by side) and passed to
-    every tile, whose margin is ``2 (search_radius + patch)``: the step-2
-    estimate reads the step-1 estimate that far.  NL-Bayes is not exactly
+    every tile, whose margin is ``passes (search_radius + patch)``: every
+    pass reads the previous pass's estimate that far.  NL-Bayes is not exactly
     local (references are visited in order and positions already estimated
     are skipped, and the reference grid starts at each tile's corner), so
     tiles differ slightly from the whole-image result near tile borders: the
@@ -506,6 +506,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         _bayes._pair(n_similar, "n_similar", minimum=2),
         None if search_radius is None else _check_int(search_radius, "search_radius", 1),
         _bayes._pair_float(beta, "beta", positive=True), _bayes._pair_float(flat, "flat", positive=False),
+        _bayes._check_passes(passes),
     )
     del regions, sample, x, xc
     func = functools.partial(
@@ -518,10 +519,12 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         search_radius=prm["radius"],
         beta=prm["beta"],
         flat=prm["flat"],
+        passes=prm["passes"],
         stride=stride,
         num_threads=1 if num_threads is None else num_threads,
     )
-    depth = 2 * (prm["radius"] + max(prm["p1"], prm["p2"]))
+    # each pass reads the previous one's estimate up to radius + patch away
+    depth = prm["passes"] * (prm["radius"] + max(prm["p1"], prm["p2"]))
     out = map_tiles(func, image, depth, spatial_axes=spatial_axes, dtype=_float_dtype(image.dtype),
                     minimum=max(prm["p1"], prm["p2"]))
     return (out, prm["model"]) if return_model else out
