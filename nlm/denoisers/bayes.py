@@ -403,7 +403,7 @@ def denoise_nl_bayes(
     if unbias is not None:
         # clipped data: the groups estimate the mean of the clipped
         # observation, pulled inside [0, 1] near the bounds; its inverse
-        out = np.interp(out, *unbias)
+        out = _uniform_interp(out, unbias)
     out = out.astype(dtype, copy=False)
     out = out[0] if axis is None else np.moveaxis(out, 0, axis)
     return (out, model) if return_model else out
@@ -419,9 +419,10 @@ def _level_table(model):
     Unclipped: ``(a, b, c)``, and None.  Clipped to ``[0, 1]``: ``(a, b, c)``
     followed by the variance of the clipped observation at ``_TABLE + 1``
     observed means ``0, 1 / _TABLE, ..., 1`` (the kernels interpolate it at
-    the group mean, which estimates the clipped mean), and ``(m, x)``: the
-    clipped mean ``m`` of the clean values ``x`` on a fine grid of [0, 1],
-    increasing, for ``np.interp(out, m, x)``.
+    the group mean, which estimates the clipped mean), and the inverse of the
+    clipped mean: the clean value at ``2 _TABLE + 1`` observed means
+    ``0, ..., 1`` (0 below the clipped mean of 0, 1 above that of 1), for
+    :func:`_uniform_interp`.
     """
     coef = np.array(model.coefficients, dtype=np.float64)
     if not model.clip:
@@ -429,8 +430,18 @@ def _level_table(model):
     x = np.linspace(0.0, 1.0, 4 * _TABLE + 1)
     m, v = model.observed_moments(x)
     m = np.maximum.accumulate(m)  # increasing (speckle's is only to ~1e-16 at x = 0)
-    grid = np.linspace(0.0, 1.0, _TABLE + 1)
-    return np.concatenate([coef, np.interp(grid, m, v)]), (m, x)
+    table = np.interp(np.linspace(0.0, 1.0, _TABLE + 1), m, v)
+    return np.concatenate([coef, table]), np.interp(np.linspace(0.0, 1.0, 2 * _TABLE + 1), m, x)
+
+
+def _uniform_interp(u, table):
+    """``table`` (values at ``0, 1/K, ..., 1``) interpolated linearly at ``u`` clamped to [0, 1]."""
+    K = table.size - 1
+    z = np.clip(u, 0.0, 1.0) * K
+    i = np.minimum(z.astype(np.intp), K - 1)
+    z -= i
+    lo = table[i]
+    return lo + z * (table[i + 1] - lo)
 
 
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
