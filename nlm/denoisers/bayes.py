@@ -94,7 +94,11 @@ def bayes_parameters(sigma255, channels=1, multiplicative=False):
 
     A third pass (``passes=3``) for grey images: with the speckle and gamma
     models at every level, with additive or Poisson noise from sigma 35
-    (below, the speed bar at sigma 25 cannot afford its time).  Measured on
+    (below, the speed bar at sigma 25 cannot afford its time); for colour
+    from sigma 45 with every model (half-size astronaut, coffee, chelsea,
+    rocket: Gaussian sigma 50 +0.13..+0.34 dB, gamma L = 4 +0.08..+0.35 dB;
+    at sigma 35 +0.06..+0.15 dB, but -0.15..-0.04 dB with speckle var 0.01
+    and gamma L = 16, around sigma 30).  Measured on
     the public set, blind, against two passes: speckle var 0.01 / 0.04 / 0.1
     +0.00 / +0.17 / +0.09 dB, gamma L = 1 / 4 / 16 +0.90 / +0.51 / +0.14 dB,
     Gaussian sigma 50 +0.30 dB (brick +0.13..+0.90, text -0.05..+0.47).
@@ -133,7 +137,8 @@ def bayes_parameters(sigma255, channels=1, multiplicative=False):
             beta = (1.1, 1.0)
         else:
             flat = (1.05, 0.0)
-    passes = 3 if channels == 1 and (multiplicative or s >= 35) else 2
+    third = (multiplicative or s >= 35) if channels == 1 else s >= 45
+    passes = 3 if third else 2
     return dict(patch1=p1, patch2=p2, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes)
 
 
@@ -246,7 +251,7 @@ def denoise_nl_bayes(
         its guide (see Notes).  Default from the noise level
         (:func:`bayes_parameters`): 3 for grey images with the speckle and
         gamma models, and with additive or Poisson noise from sigma 35 (of
-        255); else 2.
+        255); for colour images from sigma 45; else 2.
     stride : int >= 1, keyword-only
         Step of the reference grid (default 2).  Positions already estimated
         in a group are skipped as references.
