@@ -311,3 +311,14 @@ def test_bad_images():
         denoise_nl_bayes(np.full((8, 8), np.nan))
     with pytest.raises(TypeError, match="dtype"):
         denoise_nl_bayes(np.array([["a"]]))
+
+
+def test_spread_order_deals_bands_over_the_image():
+    """bayes_step's band order: a permutation whose contiguous runs (one per thread) spread over the image."""
+    for n in range(0, 40):
+        order = K._spread_order(n)
+        assert sorted(order.tolist()) == list(range(n))
+    order = K._spread_order(16).tolist()
+    # two threads' halves both hold bands from the top and the bottom half of the image
+    for half in (order[:8], order[8:]):
+        assert min(half) < 8 <= max(half)

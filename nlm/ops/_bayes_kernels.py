@@ -384,6 +384,30 @@ def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_
                             num[c, qi + a, qj + b] += X[c * pp + a * p + b, g]
 
 
+@njit(**JIT)
+def _spread_order(n):
+    """0 .. n - 1 in bit-reversed (van der Corput) order.
+
+    Any contiguous run of it is spread evenly over ``0 .. n - 1``: ``prange``
+    hands each thread a contiguous run of iterations, so in this order every
+    thread gets bands from all over the image (work differs between flat and
+    textured areas), whatever the thread count.
+    """
+    bits = 0
+    while (1 << bits) < n:
+        bits += 1
+    out = np.empty(n, dtype=np.int64)
+    pos = 0
+    for k in range(1 << bits):
+        r = 0
+        for i in range(bits):
+            r |= ((k >> i) & 1) << (bits - 1 - i)
+        if r < n:
+            out[pos] = r
+            pos += 1
+    return out
+
+
 @njit(**JIT_PARALLEL)
 def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band):
     """One NL-Bayes step; returns the aggregated estimate (``noisy``'s dtype).
@@ -391,6 +415,12 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     ``rows``/``cols``: the reference grid (sorted, covering ``0`` and the last
     patch position).  Pixels no group covers (none, with a valid grid) keep
     their noisy value.
+
+    Threads take bands of ``band`` rows (at least ``2 radius + p``), first
+    the even ones, then the odd ones: two bands processed at once are a band
+    apart, so the groups of one never reach the pixels or the mask the other
+    writes, and the result does not depend on the order or the thread
+    count.  Within a parity the bands are dealt in :func:`_spread_order`.
     """
     C, H, W = noisy.shape
     num = np.zeros((C, H, W))
@@ -399,8 +429,9 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     nb = (H - p + 1 + band - 1) // band
     for parity in range(2):
         nhalf = (nb - parity + 1) // 2
+        order = _spread_order(nhalf)
         for t in prange(nhalf):
-            b = 2 * t + parity
+            b = 2 * order[t] + parity
             _band(noisy, guide, num, wgt, mask, b * band, (b + 1) * band, rows, cols, p, radius,
                   n_sim, n_max, tau, step1, nlf, tmat, beta, flat)
     out = np.empty_like(noisy)
