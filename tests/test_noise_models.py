@@ -406,7 +406,7 @@ def test_unclipped_moments_and_clip_flag():
     assert y.min() == 0.0 and y.max() == 1.0
     with pytest.raises(TypeError, match="clip"):
         Gaussian(0.1, clip="yes")
-    assert Gaussian(0.1, clip=True).scaled(2.0) == Gaussian(0.2)  # [0, 1] is no longer the range
+    assert Gaussian(0.1, clip=True).scaled(2.0) == Gaussian(0.2, clip=(0, 2))  # the bounds scale with the image
 
 
 @pytest.mark.parametrize("name", ["camera", "astronaut"])

@@ -18,6 +18,7 @@ from nlm.noise.models import (
     NoiseModel,
     PoissonGaussian,
     Speckle,
+    check_model,
     make_model,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "Speckle",
     "Gamma",
     "make_model",
+    "check_model",
     "estimate_noise",
     "estimate_sigma",
     "transforms",

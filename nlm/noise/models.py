@@ -17,22 +17,32 @@ they are applied to (``[0, 1]`` for converted images).
 | :class:`Gamma` | ``y = x s``, ``s ~ Gamma(L, 1/L)`` | 0 | 0 | ``1 / L`` |
 
 Clipped observations.  :class:`Gaussian`, :class:`PoissonGaussian` and
-:class:`Speckle` take ``clip``: the observation is ``clip(y, 0, 1)``, as
-8-bit cameras and scikit-image's ``random_noise`` produce (Speckle's default
-is True, as scikit-image; the others' False).  The level function above is
-then that of the *unclipped* ``y``; :meth:`NoiseModel.observed_moments` gives
-the mean and the variance of the clipped observation (closed forms with the
-normal pdf and cdf, taking ``y | x`` as normal with the model's variance:
-exact for the Gaussian and speckle models, the usual approximation for
-Poisson-Gaussian noise; Foi, "Clipped noisy images: heteroskedastic modeling
-and practical denoising", Signal Processing 89(12), 2009).
+:class:`Speckle` take ``clip``: the observation is ``clip(y, lo, hi)``, as
+cameras and scikit-image's ``random_noise`` produce.  ``clip=True`` means
+the bounds ``(0, 1)`` of a converted image; ``clip=(0, 255)`` those of raw
+8-bit values (``preserve_range=True``); ``clip=(0, None)`` a lower bound
+only.  ``model.bounds`` is the pair (``-inf``/``inf`` for an open side) or
+None, ``model.clip`` whether there is one.  Speckle's default is
+``clip=True``, as scikit-image; the others' False.  The level function above
+is then that of the *unclipped* ``y``; :meth:`NoiseModel.observed_moments`
+gives the mean and the variance of the clipped observation (closed forms
+with the normal pdf and cdf, taking ``y | x`` as normal with the model's
+variance: exact for the Gaussian and speckle models, the usual approximation
+for Poisson-Gaussian noise; Foi, "Clipped noisy images: heteroskedastic
+modeling and practical denoising", Signal Processing 89(12), 2009).
+
+Every coefficient is a finite float64 (a parameter whose square overflows
+raises :class:`ValueError` naming it); :func:`check_model` validates a model
+(including user subclasses) against the data it is applied to.
 """
 
 import numbers
 
 import numpy as np
 
-__all__ = ["NoiseModel", "Gaussian", "PoissonGaussian", "Speckle", "Gamma", "NOISE_MODELS", "make_model"]
+__all__ = [
+    "NoiseModel", "Gaussian", "PoissonGaussian", "Speckle", "Gamma", "NOISE_MODELS", "make_model", "check_model",
+]
 
 #: the names :func:`make_model` (and ``noise=`` of the denoisers) accept
 NOISE_MODELS = ("gaussian", "poisson", "speckle", "gamma")
@@ -47,10 +57,48 @@ def _real(value, name, *, positive=False):
     return value
 
 
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
+def _square(value, name):
+    """``value ** 2`` as a finite float, or a ValueError naming the parameter."""
+    with np.errstate(over="ignore"):
+        sq = np.float64(value) * np.float64(value)
+    if not np.isfinite(sq):
+        raise ValueError(f"{name} is too large: its square ({name}^2, a variance) overflows float64, got {value:g}")
+    return float(sq)
+
+
+def _bounds(clip):
+    """``clip`` argument -> None or ``(lo, hi)`` floats (``-inf``/``inf`` for an open side).
+
+    ``False``/``None``: unclipped; ``True``: ``(0, 1)``; a pair of numbers,
+    either of which may be None (open).
+    """
+    if clip is None or clip is False or (isinstance(clip, np.bool_) and not clip):
+        return None
+    if clip is True or isinstance(clip, np.bool_):
+        return (0.0, 1.0)
+    if isinstance(clip, (str, bytes)) or not isinstance(clip, (tuple, list, np.ndarray)) or len(clip) != 2:
+        raise TypeError(f"clip must be a bool or a pair (lo, hi) of numbers or None, got {clip!r}")
+    out = []
+    for v, side, inf in zip(clip, ("lo", "hi"), (-np.inf, np.inf)):
+        if v is None:
+            out.append(inf)
+            continue
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"clip's {side} bound must be a real number or None, got {v!r}")
+        v = float(v)
+        if np.isnan(v) or v == -inf:
+            raise ValueError(f"clip's {side} bound must be a number or None (open), got {v}")
+        out.append(v)
+    lo, hi = out
+    if np.isinf(lo) and np.isinf(hi):
+        return None
+    if not lo < hi:
+        raise ValueError(f"clip bounds must satisfy lo < hi, got ({lo:g}, {hi:g})")
+    return (lo, hi)
+
+
+def _fmt_bound(v):
+    return "None" if np.isinf(v) else f"{v:g}"
 
 
 def _generator(seed):
@@ -95,8 +143,13 @@ class NoiseModel:
     a = b = c = 0.0
     #: whether observations are non-negative (multiplicative or counting noise)
     nonnegative = False
-    #: whether observations are clipped to [0, 1] (see :meth:`observed_moments`)
-    clip = False
+    #: ``(lo, hi)`` of clipped observations (``-inf``/``inf``: open) or None
+    bounds = None
+
+    @property
+    def clip(self):
+        """Whether the observations are clipped (:attr:`bounds` is not None)."""
+        return self.bounds is not None
 
     @property
     def coefficients(self):
@@ -122,24 +175,29 @@ class NoiseModel:
         return float(out) if out.ndim == 0 else out
 
     def observed_moments(self, x):
-        """Mean and variance of the observation, clipped to ``[0, 1]`` if ``clip``.
+        """Mean and variance of the observation, clipped to :attr:`bounds` if any.
 
-        For ``y | x ~ N(x, s^2)``, ``s^2 = variance(x)``, and ``z = clip(y, 0,
-        1)``, with ``alpha = -x / s``, ``beta = (1 - x) / s``, ``Phi``/``phi``
-        the normal cdf/pdf and ``P = Phi(beta) - Phi(alpha)``:
+        For ``y | x ~ N(x, s^2)``, ``s^2 = variance(x)``, and ``z = clip(y,
+        lo, hi)``, with ``alpha = (lo - x) / s``, ``beta = (hi - x) / s``,
+        ``Phi``/``phi`` the normal cdf/pdf and ``P = Phi(beta) - Phi(alpha)``:
 
-            E[z]   = x P + s (phi(alpha) - phi(beta)) + 1 - Phi(beta)
-            E[z^2] = (x^2 + s^2) P + 2 x s (phi(alpha) - phi(beta))
-                     + s^2 (alpha phi(alpha) - beta phi(beta)) + 1 - Phi(beta)
+            E[z]   = lo Phi(alpha) + x P + s (phi(alpha) - phi(beta))
+                     + hi (1 - Phi(beta))
+            E[z^2] = lo^2 Phi(alpha) + (x^2 + s^2) P
+                     + 2 x s (phi(alpha) - phi(beta))
+                     + s^2 (alpha phi(alpha) - beta phi(beta))
+                     + hi^2 (1 - Phi(beta))
 
-        Far from the bounds (``x`` many ``s`` inside ``(0, 1)``) these are
-        ``x`` and ``s^2``; at a bound the variance is lower and the mean is
-        pulled inside.  Without ``clip``: ``x`` and :meth:`variance`.
+        (an open bound's terms vanish).  Far from the bounds (``x`` many
+        ``s`` inside) these are ``x`` and ``s^2``; at a bound the variance is
+        lower and the mean is pulled inside.  Without bounds: ``x`` and
+        :meth:`variance`.
 
         Parameters
         ----------
         x : array_like or float
-            Clean (unclipped-mean) values, in ``[0, 1]`` for a clipped model.
+            Clean (unclipped-mean) values, within the bounds for a clipped
+            model.
 
         Returns
         -------
@@ -153,22 +211,29 @@ class NoiseModel:
         else:
             from scipy.special import ndtr
 
+            lo, hi = self.bounds
             s = np.sqrt(var)
             # standardised bounds; s = 0 (a noise-free value) is a bound at
             # -inf or +inf, whose pdf terms vanish
             big = 1e150
             safe = np.where(s > 0, s, 1.0)
-            al = np.where(s > 0, np.clip(-x / safe, -big, big), np.where(x >= 0, -big, big))
-            be = np.where(s > 0, np.clip((1.0 - x) / safe, -big, big), np.where(x > 1, -big, big))
+            with np.errstate(over="ignore", invalid="ignore"):
+                al = np.where(s > 0, np.clip((lo - x) / safe, -big, big), np.where(x >= lo, -big, big))
+                be = np.where(s > 0, np.clip((hi - x) / safe, -big, big), np.where(x > hi, -big, big))
             Pa, Pb = ndtr(al), ndtr(be)
             pa = np.exp(-0.5 * np.minimum(al * al, 1e4)) / np.sqrt(2 * np.pi)
             pb = np.exp(-0.5 * np.minimum(be * be, 1e4)) / np.sqrt(2 * np.pi)
             apa, bpb = al * pa, be * pb
             inside = Pb - Pa
-            mean = x * inside + s * (pa - pb) + (1.0 - Pb)
-            m2 = (x * x + var) * inside + 2.0 * x * s * (pa - pb) + var * (apa - bpb) + (1.0 - Pb)
+            # an open bound contributes nothing (its probability is 0)
+            low = lo * Pa if np.isfinite(lo) else 0.0
+            low2 = lo * lo * Pa if np.isfinite(lo) else 0.0
+            high = hi * (1.0 - Pb) if np.isfinite(hi) else 0.0
+            high2 = hi * hi * (1.0 - Pb) if np.isfinite(hi) else 0.0
+            mean = low + x * inside + s * (pa - pb) + high
+            m2 = low2 + (x * x + var) * inside + 2.0 * x * s * (pa - pb) + var * (apa - bpb) + high2
             var = np.maximum(m2 - mean * mean, 0.0)
-            mean = np.clip(mean, 0.0, 1.0)
+            mean = np.clip(mean, lo, hi)
         if mean.ndim == 0:
             return float(mean), float(var)
         return mean, var
@@ -204,14 +269,24 @@ class NoiseModel:
     def _draw(self, x, rng):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _clip_draw(self, y):
+        return np.clip(y, *self.bounds) if self.clip else y
+
+    def _scaled_bounds(self, k):
+        return None if self.bounds is None else (self.bounds[0] * k, self.bounds[1] * k)
+
     def __eq__(self, other):
-        return type(self) is type(other) and self.coefficients == other.coefficients and self.clip == other.clip
+        return type(self) is type(other) and self.coefficients == other.coefficients and self.bounds == other.bounds
 
     def __hash__(self):
-        return hash((type(self).__name__, self.coefficients, self.clip))
+        return hash((type(self).__name__, self.coefficients, self.bounds))
 
     def _clip_repr(self):
-        return ", clip=True" if self.clip else ""
+        if self.bounds is None:
+            return ""
+        if self.bounds == (0.0, 1.0):
+            return ", clip=True"
+        return f", clip=({_fmt_bound(self.bounds[0])}, {_fmt_bound(self.bounds[1])})"
 
 
 class Gaussian(NoiseModel):
@@ -221,9 +296,17 @@ class Gaussian(NoiseModel):
     ----------
     sigma : float >= 0
         Standard deviation, in image units.
-    clip : bool, optional
-        Observations are clipped to ``[0, 1]`` (``clip(x + n, 0, 1)``, an
-        8-bit camera, ``skimage.util.random_noise``); default False.
+    clip : bool or (float or None, float or None), optional
+        Observations are clipped: True to ``[0, 1]`` (``clip(x + n, 0, 1)``,
+        an 8-bit camera converted to float, ``skimage.util.random_noise``),
+        or to the bounds ``(lo, hi)`` given (None: open), such as ``(0,
+        255)`` for raw 8-bit values; default False.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``sigma`` not a finite number >= 0 or so large that its square
+        overflows; bad ``clip``.
 
     Examples
     --------
@@ -235,17 +318,16 @@ class Gaussian(NoiseModel):
 
     def __init__(self, sigma, clip=False):
         self.sigma = _real(sigma, "sigma")
-        self.a = self.sigma**2
-        self.clip = _flag(clip, "clip")
+        self.a = _square(self.sigma, "sigma")
+        self.bounds = _bounds(clip)
 
     def scaled(self, k):
-        """The same model for the image multiplied by ``k > 0`` (a clipped model stays clipped to [0, 1] only for ``k = 1``)."""
+        """The same model for the image multiplied by ``k > 0`` (bounds scale too)."""
         k = _real(k, "k", positive=True)
-        return Gaussian(self.sigma * k, clip=self.clip and k == 1.0)
+        return Gaussian(self.sigma * k, clip=self._scaled_bounds(k))
 
     def _draw(self, x, rng):
-        y = x + rng.normal(0.0, self.sigma, x.shape)
-        return np.clip(y, 0.0, 1.0) if self.clip else y
+        return self._clip_draw(x + rng.normal(0.0, self.sigma, x.shape))
 
     def __repr__(self):
         return f"Gaussian(sigma={self.sigma:.6g}{self._clip_repr()})"
@@ -265,9 +347,9 @@ class PoissonGaussian(NoiseModel):
         Image units per photon (``b``).
     sigma : float >= 0, optional
         Read-noise standard deviation (``sqrt(a)``), default 0.
-    clip : bool, optional
-        Observations are clipped to ``[0, 1]`` (a saturating sensor);
-        default False.
+    clip : bool or (float or None, float or None), optional
+        Observations are clipped (a saturating sensor): True to ``[0, 1]``,
+        or to the bounds ``(lo, hi)`` given (None: open); default False.
     """
 
     name = "poisson"
@@ -276,18 +358,22 @@ class PoissonGaussian(NoiseModel):
     def __init__(self, gain, sigma=0.0, clip=False):
         self.gain = _real(gain, "gain", positive=True)
         self.sigma = _real(sigma, "sigma")
-        self.a, self.b = self.sigma**2, self.gain
-        self.clip = _flag(clip, "clip")
+        self.a, self.b = _square(self.sigma, "sigma"), self.gain
+        self.bounds = _bounds(clip)
 
     def scaled(self, k):
+        """The same model for the image multiplied by ``k > 0`` (bounds scale too)."""
         k = _real(k, "k", positive=True)
-        return PoissonGaussian(self.gain * k, self.sigma * k, clip=self.clip and k == 1.0)
+        return PoissonGaussian(self.gain * k, self.sigma * k, clip=self._scaled_bounds(k))
 
     def _draw(self, x, rng):
-        y = self.gain * rng.poisson(x / self.gain).astype(np.float64)
+        lam = x / self.gain
+        if lam.size and float(lam.max()) > 1e15:
+            raise ValueError(f"gain {self.gain:g} is too small for values up to {float(x.max()):g}: more than 1e15 photons")
+        y = self.gain * rng.poisson(lam).astype(np.float64)
         if self.sigma > 0:
             y += rng.normal(0.0, self.sigma, x.shape)
-        return np.clip(y, 0.0, 1.0) if self.clip else y
+        return self._clip_draw(y)
 
     def __repr__(self):
         return f"PoissonGaussian(gain={self.gain:.6g}, sigma={self.sigma:.6g}{self._clip_repr()})"
@@ -304,8 +390,9 @@ class Speckle(NoiseModel):
     ----------
     var : float > 0
         Variance of ``n`` (``c``).
-    clip : bool, optional
-        Clip samples to ``[0, 1]`` (default True, as scikit-image).
+    clip : bool or (float or None, float or None), optional
+        Clip samples to ``[0, 1]`` (default True, as scikit-image), to the
+        bounds ``(lo, hi)`` given (None: open), or not (False).
     """
 
     name = "speckle"
@@ -313,19 +400,21 @@ class Speckle(NoiseModel):
 
     def __init__(self, var, clip=True):
         self.var = _real(var, "var", positive=True)
-        self.clip = _flag(clip, "clip")
+        self.bounds = _bounds(clip)
         self.c = self.var
 
     def scaled(self, k):
-        _real(k, "k", positive=True)
-        return Speckle(self.var, clip=self.clip)
+        """The same model for the image multiplied by ``k > 0`` (bounds scale too)."""
+        k = _real(k, "k", positive=True)
+        return Speckle(self.var, clip=self._scaled_bounds(k) or False)
 
     def _draw(self, x, rng):
-        y = x + x * rng.normal(0.0, self.var**0.5, x.shape)
-        return np.clip(y, 0.0, 1.0) if self.clip else y
+        return self._clip_draw(x + x * rng.normal(0.0, self.var**0.5, x.shape))
 
     def __repr__(self):
-        return f"Speckle(var={self.var:.6g}{'' if self.clip else ', clip=False'})"
+        if self.bounds == (0.0, 1.0):
+            return f"Speckle(var={self.var:.6g})"
+        return f"Speckle(var={self.var:.6g}{self._clip_repr() or ', clip=False'})"
 
 
 class Gamma(NoiseModel):
@@ -345,7 +434,11 @@ class Gamma(NoiseModel):
 
     def __init__(self, looks):
         self.looks = _real(looks, "looks", positive=True)
-        self.c = 1.0 / self.looks
+        with np.errstate(over="ignore", divide="ignore"):
+            c = 1.0 / np.float64(self.looks)
+        if not np.isfinite(c):
+            raise ValueError(f"looks is too small: 1 / looks (the speckle variance) overflows float64, got {looks!r}")
+        self.c = float(c)
 
     def scaled(self, k):
         _real(k, "k", positive=True)
@@ -411,3 +504,106 @@ def make_model(name, *, sigma=None, var=None, looks=None, gain=None):
     if name == "speckle":
         return Speckle(var if var is not None else 1.0 / _real(looks, "looks", positive=True))
     return Gamma(looks if looks is not None else 1.0 / _real(var, "var", positive=True))
+
+
+def _bounds_text(bounds):
+    return f"[{_fmt_bound(bounds[0])}, {_fmt_bound(bounds[1])}]"
+
+
+def check_model(model, lo, hi, *, name="noise"):
+    """Validate a noise model against the range ``[lo, hi]`` of the data it describes.
+
+    Run before any compiled kernel sees the model, so that a hostile or
+    mistaken model (a user subclass with NaN coefficients, a negative
+    variance, clip bounds of another scale) raises here instead of
+    producing NaN or worse.
+
+    Parameters
+    ----------
+    model : NoiseModel
+        The model.
+    lo, hi : float
+        The data's minimum and maximum (finite, ``lo <= hi``).
+    name : str, keyword-only
+        The argument the model came from, for the messages.
+
+    Returns
+    -------
+    NoiseModel
+        ``model`` itself.
+
+    Raises
+    ------
+    TypeError
+        Not a :class:`NoiseModel`, or the abstract base class itself.
+    ValueError
+        A coefficient that is not a finite number; a variance that is
+        negative or overflows somewhere in ``[lo, hi]``; clip bounds that
+        are not a pair ``lo < hi`` or that the data do not fit (values
+        outside them by more than 1e-6 of their span), such as
+        ``clip=True`` (``[0, 1]``) on raw 0..255 values.
+
+    Notes
+    -----
+    The variance ``a + b x + c x^2`` (``x`` clamped at 0) is checked at both
+    ends of the range and at its vertex: ``O(1)``.
+
+    Examples
+    --------
+    >>> from nlm.noise import Gaussian, check_model
+    >>> check_model(Gaussian(5.0, clip=(0, 255)), 0.0, 255.0)
+    Gaussian(sigma=5, clip=(0, 255))
+    """
+    if not isinstance(model, NoiseModel):
+        raise TypeError(f"{name} must be a noise model (nlm.noise.NoiseModel), got {type(model).__name__}")
+    if type(model) is NoiseModel:
+        raise TypeError(
+            f"{name}=NoiseModel() is the abstract base class: use Gaussian, PoissonGaussian, Speckle or Gamma "
+            "from nlm.noise (or a subclass that sets the coefficients a, b, c)"
+        )
+    coef = []
+    for k in ("a", "b", "c"):
+        v = getattr(model, k, None)
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not np.isfinite(float(v)):
+            raise ValueError(f"{name}: the model's coefficient {k} must be a finite number, got {v!r} ({model!r})")
+        coef.append(float(v))
+    a, b, c = coef
+    xs = [max(lo, 0.0), max(hi, 0.0)]
+    if c != 0 and 0 < -b / (2 * c) and xs[0] < -b / (2 * c) < xs[1]:
+        xs.append(-b / (2 * c))
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = a + (b + c * np.array(xs)) * np.array(xs)
+    if not np.isfinite(v).all():
+        raise ValueError(
+            f"{name}: the noise variance of {model!r} overflows float64 within the data range "
+            f"[{lo:g}, {hi:g}]"
+        )
+    if float(v.min()) < 0:
+        at = xs[int(np.argmin(v))]
+        raise ValueError(
+            f"{name}: the noise variance of {model!r} is negative ({float(v.min()):g}) at {at:g}, within the "
+            f"data range [{lo:g}, {hi:g}]"
+        )
+    bounds = model.bounds
+    if bounds is not None:
+        try:
+            ok = len(bounds) == 2 and not np.isnan(bounds).any() and float(bounds[0]) < float(bounds[1])
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{name}: the model's clip bounds must be a pair lo < hi, got {bounds!r}")
+        blo, bhi = float(bounds[0]), float(bounds[1])
+        # rounding of a conversion may put the data a hair outside
+        finite = [abs(t) for t in (blo, bhi) if np.isfinite(t)]
+        tol = 1e-6 * (bhi - blo if len(finite) == 2 else max(finite + [abs(lo), abs(hi), 1.0]))
+        if lo < blo - tol or hi > bhi + tol:
+            hint = ""
+            if (blo, bhi) == (0.0, 1.0) and hi > 1.0:
+                hint = (
+                    " (clip=True means [0, 1], the range of an image converted to float; for raw values, as "
+                    "with preserve_range=True, give the bounds, e.g. clip=(0, 255), or let nlm estimate the model)"
+                )
+            raise ValueError(
+                f"{name}: {model!r} clips at {_bounds_text(bounds)}, but the data run from {lo:g} to {hi:g}{hint}"
+            )
+    return model
