@@ -298,7 +298,8 @@ def _block_stats(y, nd, B, clipped=None):
     """Per-block mean, detail energy, variance, plateau flag and residual moments.
 
     The levels (the image's minimum or maximum) found to be noise clipped
-    there are added to the set ``clipped``."""
+    there are added to the set ``clipped`` as ``(sign, level)``: -1 for a
+    lower bound, +1 for an upper one."""
     axes = tuple(range(nd))
     d = _filter_valid(y, _DETAIL, axes)
     core = y[tuple(slice(1, n - 1) for n in y.shape)]
@@ -363,7 +364,7 @@ def _block_stats(y, nd, B, clipped=None):
             noisy = near & (v > 0)
             exp_noisy = float(np.sum(1.0 - (1.0 - 0.5 * erfc(np.maximum(d[noisy], 0.0) / np.sqrt(2.0))) ** B**nd))
             if clipped is not None and exp_noisy >= 2.0 and np.count_nonzero(touch[noisy]) >= 0.5 * exp_noisy:
-                clipped.add(ext)
+                clipped.add((sign, ext))
         else:
             # a plateau of the signal: its edges are signal, not noise
             plateau |= touch
@@ -505,8 +506,8 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
     Parameters
     ----------
     image : array_like
-        1-, 2- or 3-D image (plus a channel axis if ``channel_axis`` is set),
-        in its own units (no rescaling).  Every channel is assumed to follow
+        1-D or more (4-D: blocks of 4^4 pixels), plus a channel axis if
+        ``channel_axis`` is set, in its own units (no rescaling).  Every channel is assumed to follow
         the same model; their samples are pooled.
     noise : {"auto", "gaussian", "poisson", "speckle", "gamma"}, optional
         ``"auto"`` (default) chooses the model; a name fits that model only.
@@ -523,6 +524,11 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
         :class:`~nlm.noise.Gaussian`, :class:`~nlm.noise.PoissonGaussian`,
         :class:`~nlm.noise.Speckle` or :class:`~nlm.noise.Gamma` with the
         estimated parameters (``Gamma.looks`` is the estimated ``L``).
+        Clipped noise is reported as the model's ``bounds``: the levels
+        where the noise piles up (the image's minimum and/or maximum, in its
+        own units: ``(0, 1)`` for a converted 8-bit photo, ``(0, 255)`` for
+        its raw values, ``(0, inf)`` when only the dark end is clipped), and
+        ``details["bounds"]``; unclipped data have ``bounds`` None.
     details : dict
         Only with ``return_details=True``.
 
@@ -637,7 +643,7 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
 
 
 def _estimate(y, nd, noise):
-    B = _BLOCK[nd]
+    B = _BLOCK.get(nd, 4)  # 4-D and more: 4^nd pixels a block
     spatial = y.shape[:-1]
     while B > 2 and any((n - 2) // B < 2 for n in spatial):
         B //= 2
@@ -646,11 +652,22 @@ def _estimate(y, nd, noise):
     if all(n - 2 >= B for n in spatial):
         for ch in range(y.shape[-1]):
             stats.append(_block_stats(np.asarray(y[..., ch], dtype=np.float64), nd, B, clipped))
-    # the models describe clipping to [0, 1] (an 8-bit camera, scikit-image's
-    # random_noise): the level function fitted away from the bounds is the
-    # unclipped one, and the model says that the data are clipped
-    clip = bool(clipped & {0.0, 1.0})
-    details = {"blocks": 0, "block_size": B, "clipped": tuple(sorted(clipped))}
+    # the level function fitted away from the bounds is the unclipped one,
+    # and the model says where the data are clipped: at the levels where the
+    # noise piles up (0 and 1 for an 8-bit camera converted to float, 0 and
+    # 255 for its raw values), never at a range assumed from the dtype
+    lows = [v for sgn, v in clipped if sgn < 0]
+    highs = [v for sgn, v in clipped if sgn > 0]
+    bounds = (min(lows) if lows else None, max(highs) if highs else None)
+    clip = bounds if (lows or highs) and (not (lows and highs) or bounds[0] < bounds[1]) else False
+    details = {
+        "blocks": 0,
+        "block_size": B,
+        "clipped": tuple(sorted({v for _, v in clipped})),
+        "bounds": None if clip is False else (
+            -np.inf if bounds[0] is None else bounds[0], np.inf if bounds[1] is None else bounds[1]
+        ),
+    }
     if stats:
         mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, plateau = (np.concatenate(s) for s in zip(*stats))
     else:
