@@ -4,11 +4,13 @@ import numpy as np
 
 
 def nlf_var(v, nlf):
-    """The level function ``a + b v + c v^2``; with a table after the three
-    coefficients (clipped data), the table interpolated at ``v`` in [0, 1]."""
+    """The level function ``a + b v + c v^2``; with ``t0, s`` and a table after the
+    three coefficients (clipped data), the table (values at ``t0 + k / s``)
+    interpolated at ``v``, constant beyond its ends."""
     if len(nlf) > 3:
-        tab = np.asarray(nlf[3:])
-        return np.interp(v, np.linspace(0.0, 1.0, tab.size), tab)
+        tab = np.asarray(nlf[5:])
+        t0, s = nlf[3], nlf[4]
+        return np.interp(v, t0 + np.arange(tab.size) / s, tab)
     v = np.maximum(v, 0.0)
     return nlf[0] + nlf[1] * v + nlf[2] * v * v
 
@@ -33,9 +35,9 @@ def group_estimate(Y, G, C, pp, step1, nlf, tmat, beta, flat):
             M = np.cov(y, rowvar=False).reshape(d, d)
         else:
             M = np.cov(G[:, sl], rowvar=False).reshape(d, d) + beta * np.diag(dv)
-        M = M + (1e-6 * dv.mean() + 1e-30) * np.eye(d)
+        M = M + (1e-6 * dv.mean() + 1e-10 * np.trace(M) / d + 1e-30) * np.eye(d)
         Z = np.linalg.solve(M, (y - m).T).T
-        X[:, sl] = y - beta * dv * Z
+        X[:, sl] = np.where(dv == 0, y, y - beta * dv * Z)  # noise-free values stay
     return X
 
 

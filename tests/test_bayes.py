@@ -27,8 +27,8 @@ def test_group_estimate_matches_oracle(C, pp, step1, n, table):
     Y = rng.random((n, D))
     G = Y + 0.05 * rng.standard_normal((n, D))
     nlf = np.array([0.002, 0.01, 0.03])
-    if table:  # clipped data: a table of variances at 0, 1/K, ..., 1 follows
-        nlf = np.concatenate([nlf, 0.001 + 0.01 * rng.random(9)])
+    if table:  # clipped data: t0, s and a table of variances at t0, t0 + 1/s, ..., t0 + 8/s follow
+        nlf = np.concatenate([nlf, [0.1, 8 / 0.8], 0.001 + 0.01 * rng.random(9)])
     tmat = _colour_transform(C)
     for flat in (0.0, 1.05, 1e6):  # never, sometimes, always flat
         want = naive.group_estimate(Y, G, C, pp, step1, nlf, tmat, 1.1, flat)
@@ -41,10 +41,34 @@ def test_group_estimate_matches_oracle(C, pp, step1, n, table):
 
 def test_level_table_matches_interpolation():
     rng = _rng(5)
-    nlf = np.concatenate([[0.1, 0.2, 0.3], rng.random(17)])
+    nlf = np.concatenate([[0.1, 0.2, 0.3], [0.0, 16.0], rng.random(17)])
     for u in np.concatenate([rng.uniform(-0.3, 1.3, 200), np.linspace(0, 1, 17)]):
         assert K.level(u, nlf) == pytest.approx(naive.nlf_var(u, nlf), rel=1e-12, abs=1e-15)
+    # a table on another span (raw 8-bit values: 0..255)
+    nlf = np.concatenate([[0.1, 0.2, 0.3], [0.0, 16 / 255], rng.random(17)])
+    for u in np.concatenate([rng.uniform(-30, 300, 200), np.linspace(0, 255, 17)]):
+        assert K.level(u, nlf) == pytest.approx(naive.nlf_var(u, nlf), rel=1e-12, abs=1e-15)
     assert K.level(0.5, nlf[:3]) == pytest.approx(0.1 + 0.2 * 0.5 + 0.3 * 0.25)
+
+
+@pytest.mark.parametrize("C, pp", [(1, 9), (3, 4)])
+@pytest.mark.parametrize("step1", [True, False])
+@pytest.mark.parametrize("scale", [0.0, 1e-300, 1e-12])
+def test_group_estimate_without_noise_matches_oracle(C, pp, step1, scale):
+    # noise-free, rank-deficient groups (a ramp: every patch a shifted copy)
+    # with zero or tiny noise: finite, the oracle's, the input where D = 0
+    n, D = 12, C * pp
+    Y = np.add.outer(np.linspace(0.0, 0.5, n), np.linspace(0.1, 0.3, D))
+    nlf = np.array([scale, 0.0, 0.0])
+    tmat = _colour_transform(C)
+    d = pp if step1 else D
+    X = np.empty((D, n))
+    K.group_estimate(np.ascontiguousarray(Y.T), np.ascontiguousarray(Y.T), n, C, pp, step1, nlf, tmat, 1.0, 1.05,
+                     np.empty((d, d)), np.empty(D), np.empty(D), np.empty(D), np.empty((d, n)), X)
+    want = naive.group_estimate(Y, Y, C, pp, step1, nlf, tmat, 1.0, 1.05)
+    assert np.isfinite(X).all()
+    np.testing.assert_allclose(X.T, want, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(X.T, Y, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -45,20 +45,21 @@ def level(u, nlf):
     """Noise variance at the (input channel) value ``u``.
 
     ``nlf``: ``(a, b, c)`` of the level function, optionally followed by a
-    table of ``K + 1`` variances at ``0, 1/K, ..., 1`` (clipped data),
-    interpolated linearly in ``u`` clamped to [0, 1].
+    table of the clipped observation's variance: ``t0``, ``s`` and ``K + 1``
+    variances at ``t0, t0 + 1/s, ..., t0 + K/s``, interpolated linearly in
+    ``u`` clamped to the table's span.
     """
     if nlf.shape[0] == 3:
         return nlf_var(u, nlf[0], nlf[1], nlf[2])
-    K = nlf.shape[0] - 4
-    z = u * K
+    K = nlf.shape[0] - 6
+    z = (u - nlf[3]) * nlf[4]
     if z <= 0.0:
-        return nlf[3]
+        return nlf[5]
     if z >= K:
-        return nlf[3 + K]
+        return nlf[5 + K]
     i = int(z)
     w = z - i
-    return (1.0 - w) * nlf[3 + i] + w * nlf[4 + i]
+    return (1.0 - w) * nlf[5 + i] + w * nlf[6 + i]
 
 
 @njit(**JIT)
@@ -98,7 +99,7 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
         group ``C_Y``, ``X = m + (C_Y - beta D) C_Y^-1 (Y - m)``.  Step 2: all
         channels jointly (``d = C pp``), covariance ``C_B`` of the guide group,
         ``X = m_Y + C_B (C_B + beta D)^-1 (Y - m_Y)``.
-    nlf : (3,) or (4 + K,) float64
+    nlf : (3,) or (6 + K,) float64
         ``a, b, c`` of the noise level function (input channel units),
         optionally followed by a table of the clipped observation's variance
         (see :func:`level`).
@@ -121,8 +122,11 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
     channels: working channel ``k`` has variance ``sum_j tmat[k, j]^2
     NLF(input_j)``.  Both estimates are written ``x_i = y_i - beta D M^-1
     (y_i - m)`` with ``M = C_Y`` (step 1) or ``C_B + beta D`` (step 2) plus a
-    tiny ridge (``1e-6`` of the mean noise variance), solved by Cholesky
-    factorisation for all columns at once.
+    tiny ridge (``1e-6`` of the mean noise variance plus ``1e-10`` of the
+    mean of ``M``'s diagonal, which keeps the factorisation stable when the
+    noise is far below the signal), solved by Cholesky factorisation for all
+    columns at once.  Where ``D`` is 0 (noise-free values) the estimate is
+    the noisy value itself.
     """
     D = C * pp
     for k in range(D):
@@ -186,7 +190,10 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
         if not step1:
             for k in range(d):
                 M[k, k] += beta * dvar[o + k]
-        ridge = 1e-6 * nv / d + 1e-30
+        tr = 0.0
+        for k in range(d):
+            tr += M[k, k]
+        ridge = 1e-6 * nv / d + 1e-10 * tr / d + 1e-30
         for k in range(d):
             M[k, k] += ridge
         cholesky(M, d)
@@ -212,6 +219,10 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
                 Z[r, i] *= inv_d
         for k in range(d):
             f = beta * dvar[o + k]
+            if f == 0.0:
+                for i in range(n):
+                    X[o + k, i] = Y[o + k, i]
+                continue
             for i in range(n):
                 X[o + k, i] = Y[o + k, i] - f * Z[k, i]
 
