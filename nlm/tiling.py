@@ -342,7 +342,7 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
             "whole result); compute the array, or pass a Gaussian model"
         )
     if model is not None and sigma == 0:
-        sigma = model.sigma
+        sigma = float(np.sqrt(model.a))
     default_size, default_distance = _means.default_patch("gaussian")
     patch_size = default_size if patch_size is None else patch_size
     patch_distance = default_distance if patch_distance is None else patch_distance
@@ -509,9 +509,10 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         _bayes._check_passes(passes),
     )
     del regions, sample, x, xc
+    prm.pop("xc")
     func = functools.partial(
         _bayes.denoise_nl_bayes,
-        noise=prm["model"],
+        noise=prm["user_model"],  # in the image's units (prm["model"] may be in scaled ones)
         channel_axis=axis,
         preserve_range=preserve_range,
         patch_size=(prm["p1"], prm["p2"]),
@@ -527,7 +528,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     depth = prm["passes"] * (prm["radius"] + max(prm["p1"], prm["p2"]))
     out = map_tiles(func, image, depth, spatial_axes=spatial_axes, dtype=_float_dtype(image.dtype),
                     minimum=max(prm["p1"], prm["p2"]))
-    return (out, prm["model"]) if return_model else out
+    return (out, prm["user_model"]) if return_model else out
 
 
 def _estimate_sigma_tiled(image, average_sigmas, channel_axis):

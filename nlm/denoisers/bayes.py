@@ -22,7 +22,7 @@ from nlm._validate import (
     _to_float,
 )
 from nlm._config import threads as _threads
-from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, estimate_noise
+from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, check_model, estimate_noise
 
 __all__ = ["denoise_nl_bayes", "bayes_parameters"]
 
@@ -152,17 +152,25 @@ def _grid(n, p, stride):
 
 
 def _model(x, noise, sigma, looks):
-    """Resolve ``noise``/``sigma``/``looks`` into a model (estimating what is missing)."""
+    """Resolve ``noise``/``sigma``/``looks`` into a model (estimating what is missing).
+
+    Returns ``(model, estimated, name)``, ``name`` the argument the model came
+    from (for the messages).
+    """
     if isinstance(noise, NoiseModel):
         if sigma is not None or looks is not None:
             raise ValueError("sigma and looks are not used with a NoiseModel instance (it has its parameters)")
-        return noise, False
+        return noise, False, "noise"
     if not isinstance(noise, str) or noise not in ("auto",) + NOISE_MODELS:
         raise ValueError(f"noise must be one of {('auto',) + NOISE_MODELS} or a nlm.noise.NoiseModel, got {noise!r}")
+    if sigma is not None and looks is not None:
+        raise ValueError(
+            "give either sigma (the std of Gaussian noise) or looks (the number of looks of SAR speckle), not both"
+        )
     if sigma is not None:
         if noise not in ("gaussian", "auto"):
             raise ValueError(f"sigma is the Gaussian noise std; it is not used with noise={noise!r}")
-        return Gaussian(_check_nonneg(sigma, "sigma")), False
+        return Gaussian(_check_nonneg(sigma, "sigma")), False, "sigma"
     if looks is not None:
         if noise not in ("gamma", "auto"):
             raise ValueError(f"looks is the number of looks of SAR speckle; it is not used with noise={noise!r}")
@@ -170,8 +178,21 @@ def _model(x, noise, sigma, looks):
             raise TypeError(f"looks must be a real number, got {looks!r}")
         if not np.isfinite(looks) or looks <= 0:
             raise ValueError(f"looks must be a finite number > 0, got {looks}")
-        return Gamma(float(looks)), False
-    return estimate_noise(x, noise, channel_axis=0), True
+        return Gamma(float(looks)), False, "looks"
+    return estimate_noise(x, noise, channel_axis=0), True, "noise"
+
+
+def _pow2_exponent(xc):
+    """``e`` such that ``max |x| 2^e`` lies near 1 (0 when ``max |x|`` is in ``[2^-20, 2^20]`` or 0).
+
+    NL-Bayes squares differences and noise variances; scaling by a power of
+    two is exact, so values of any finite magnitude neither overflow nor
+    underflow, and images in ordinary ranges are not touched.
+    """
+    amax = float(np.max(np.abs(xc)))
+    if amax == 0.0 or 2.0**-20 <= amax <= 2.0**20:
+        return 0
+    return int(np.clip(-np.round(np.log2(amax)), -1000, 1000))
 
 
 def denoise_nl_bayes(
@@ -283,11 +304,18 @@ def denoise_nl_bayes(
     Raises
     ------
     TypeError
-        Non-numeric image; wrong argument types.
+        Non-numeric image; wrong argument types; the abstract
+        ``NoiseModel()``.
     ValueError
         Empty image, NaN/Inf, negative values with a multiplicative model,
         unknown ``noise``, ``sigma``/``looks`` with a model that does not use
-        them, bad parameter values.
+        them or together, bad parameter values (``beta`` above 100, ``flat``
+        above 1e6); a model that does not fit the data
+        (:func:`nlm.noise.check_model`: non-finite coefficients, a negative
+        or overflowing variance over the data's range, clip bounds the data
+        lie outside, such as ``clip=True`` on raw 0..255 values); a noise
+        std more than 1000 times the data's range (a model in the wrong
+        units); values so large that the estimated variance overflows.
     UnsupportedDimensionError
         Not a 2-D image (plus channels).
 
@@ -313,13 +341,24 @@ def denoise_nl_bayes(
     groups give a better estimated covariance (figures in
     :func:`bayes_parameters`).
 
-    Clipped data (a model with ``clip=True``, as :func:`nlm.estimate_noise`
-    reports when the noise is clipped at 0 or 1): ``D`` is the variance of
-    the *clipped* observation at the group's mean (a table of
-    :meth:`~nlm.noise.NoiseModel.observed_moments`), and the result, which
-    estimates the clipped observation's mean, is mapped back through the
-    inverse of that mean (Foi 2009), so black and white areas are not lifted
-    by the clipped half of the noise.
+    Clipped data (a model with ``bounds``, as :func:`nlm.estimate_noise`
+    reports when the noise piles up at the data's minimum or maximum: 0 and
+    1 for a converted 8-bit photo, 0 and 255 for its raw values with
+    ``preserve_range=True``): ``D`` is the variance of the *clipped*
+    observation at the group's mean (a table of
+    :meth:`~nlm.noise.NoiseModel.observed_moments` over the bounds, or the
+    data's range on an open side), and the result, which estimates the
+    clipped observation's mean, is mapped back through the inverse of that
+    mean (Foi 2009), so black and white areas are not lifted by the clipped
+    half of the noise.  The model's bounds must contain the data.
+
+    Zero, tiny and huge noise.  When the model's noise std is at most 1e-7
+    of the data's range everywhere in it (``sigma=0``, a noise-free image
+    whose estimate is 0, ``looks=1e300``), there is nothing to remove: the
+    input is returned (in the output dtype).  Values of any finite magnitude
+    are scaled internally by a power of two (exact), so ``x * 2**k`` gives
+    the result for ``x`` times ``2**k``.  Search windows, groups and patches
+    larger than the image are clamped to it.
 
     Cost: per reference, ``O(W^2 P^2)`` for the search (window ``W``, patch
     ``P^2 C``) and ``O(n d^2 + d^3)`` for the estimate (``d = P^2`` in step
@@ -382,23 +421,31 @@ def denoise_nl_bayes(
         )
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)
+    xc, e = prm["xc"], prm["exponent"]
+    if prm["identity"]:
+        # no noise to remove (see Notes): the input, in the output dtype
+        out = np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
+        out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+        return (out, prm["user_model"]) if return_model else out
     model, tmat, p1, p2, n1, n2 = prm["model"], prm["tmat"], prm["p1"], prm["p2"], prm["n1"], prm["n2"]
     radius, beta, n_max, tau, flat = prm["radius"], prm["beta"], prm["n_max"], prm["tau"], prm["flat"]
     C, H, W = xc.shape
     dtype = xc.dtype
 
     work = np.ascontiguousarray(np.tensordot(tmat, xc, axes=1).astype(dtype, copy=False))
-    nlf, unbias = _level_table(model)
+    nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     from nlm.ops._bayes_kernels import bayes_step
 
     with _threads(num_threads):
         band1 = max(2 * radius + p1, 8)
         basic = bayes_step(work, work, _grid(H, p1, stride), _grid(W, p1, stride), p1, radius, n1, n1, 0.0,
                            True, nlf, tmat, float(beta[0]), float(flat[0]), band1)
+        _check_finite(basic, "step 1", model)
         band2 = max(2 * radius + p2, 8)
         final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2, n_max, tau,
                            False, nlf, tmat, float(beta[1]), float(flat[1]), band2)
         if prm["passes"] == 3:
+            _check_finite(final, "step 2", model)
             del basic
             basic = final
             final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2,
@@ -407,56 +454,119 @@ def denoise_nl_bayes(
     out = np.tensordot(tmat.T, final, axes=1)
     if unbias is not None:
         # clipped data: the groups estimate the mean of the clipped
-        # observation, pulled inside [0, 1] near the bounds; its inverse
+        # observation, pulled inside the bounds near them; its inverse
         out = _uniform_interp(out, unbias)
+    _check_finite(out, "the last step", model)
+    if e:
+        out = np.ldexp(out, -e)
     out = out.astype(dtype, copy=False)
     out = out[0] if axis is None else np.moveaxis(out, 0, axis)
-    return (out, model) if return_model else out
+    return (out, prm["user_model"]) if return_model else out
 
 
-#: intervals of the clipped level table (uniform in the observed mean on [0, 1])
+def _check_finite(a, where, model):
+    """A last guard: non-finite values must never reach the next kernel (its search would index garbage)."""
+    if not np.isfinite(a).all():
+        raise FloatingPointError(
+            f"NL-Bayes produced NaN or infinite values in {where} with the noise model {model!r}; this is a bug "
+            "in nlm, please report it with the image's shape, dtype and range"
+        )
+
+
+#: intervals of the clipped level table (uniform in the observed mean on the table's span)
 _TABLE = 512
 
+#: noise std, relative to the data's range, below which NL-Bayes returns the input
+_IDENTITY = 1e-7
+#: ... and above which it refuses the model
+_HUGE = 1e3
 
-def _level_table(model):
+
+def _level_table(model, lo=0.0, hi=1.0):
     """The kernels' ``nlf`` array of a model, and the inverse of its clipped mean.
 
-    Unclipped: ``(a, b, c)``, and None.  Clipped to ``[0, 1]``: ``(a, b, c)``
-    followed by the variance of the clipped observation at ``_TABLE + 1``
-    observed means ``0, 1 / _TABLE, ..., 1`` (the kernels interpolate it at
-    the group mean, which estimates the clipped mean), and the inverse of the
-    clipped mean: the clean value at ``2 _TABLE + 1`` observed means
-    ``0, ..., 1`` (0 below the clipped mean of 0, 1 above that of 1), for
+    Unclipped: ``(a, b, c)``, and None.  Clipped: the table spans ``[t0,
+    t1]``, the model's bounds (an open side: the data's minimum ``lo`` or
+    maximum ``hi``); ``nlf`` is ``(a, b, c, t0, s)`` followed by the
+    variance of the clipped observation at ``_TABLE + 1`` observed means
+    ``t0, t0 + 1 / s, ..., t1`` (``s = _TABLE / (t1 - t0)``; the kernels
+    interpolate it at the group mean, which estimates the clipped mean), and
+    the inverse is ``(t0, t1, table, open_lo, open_hi)``: the clean value at
+    ``2 _TABLE + 1`` observed means ``t0, ..., t1`` for
     :func:`_uniform_interp`.
     """
     coef = np.array(model.coefficients, dtype=np.float64)
     if not model.clip:
         return coef, None
-    x = np.linspace(0.0, 1.0, 4 * _TABLE + 1)
+    blo, bhi = (float(b) for b in model.bounds)
+    t0 = blo if np.isfinite(blo) else min(float(lo), bhi)
+    t1 = bhi if np.isfinite(bhi) else max(float(hi), blo)
+    if not t1 > t0:  # data constant at an open bound's side
+        t1 = t0 + max(np.sqrt(model.variance(t0)), abs(t0) * 1e-6, 1e-300)
+    x = np.linspace(t0, t1, 4 * _TABLE + 1)
     m, v = model.observed_moments(x)
     m = np.maximum.accumulate(m)  # increasing (speckle's is only to ~1e-16 at x = 0)
-    table = np.interp(np.linspace(0.0, 1.0, _TABLE + 1), m, v)
-    return np.concatenate([coef, table]), np.interp(np.linspace(0.0, 1.0, 2 * _TABLE + 1), m, x)
+    table = np.interp(np.linspace(t0, t1, _TABLE + 1), m, v)
+    nlf = np.concatenate([coef, [t0, _TABLE / (t1 - t0)], table])
+    inverse = np.interp(np.linspace(t0, t1, 2 * _TABLE + 1), m, x)
+    return nlf, (t0, t1, inverse, not np.isfinite(blo), not np.isfinite(bhi))
 
 
-def _uniform_interp(u, table):
-    """``table`` (values at ``0, 1/K, ..., 1``) interpolated linearly at ``u`` clamped to [0, 1]."""
+def _uniform_interp(u, spec):
+    """The inverse table of :func:`_level_table` interpolated linearly at ``u``.
+
+    Clamped to the table's span on a bounded side; beyond an open side, the
+    identity shifted to meet the table's end.
+    """
+    t0, t1, table, open_lo, open_hi = spec
     K = table.size - 1
-    z = np.clip(u, 0.0, 1.0) * K
+    z = np.clip((u - t0) * (K / (t1 - t0)), 0.0, K)
     i = np.minimum(z.astype(np.intp), K - 1)
     z -= i
     lo = table[i]
-    return lo + z * (table[i + 1] - lo)
+    out = lo + z * (table[i + 1] - lo)
+    if open_hi:
+        out = np.where(u > t1, u - t1 + table[-1], out)
+    if open_lo:
+        out = np.where(u < t0, u - t0 + table[0], out)
+    return out
 
 
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                 flat=None, passes=None):
-    """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes)."""
-    model, estimated = _model(xc, noise, sigma, looks)
-    if model.nonnegative and model.name != "poisson" and float(xc.min()) < 0:
+    """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes).
+
+    Also scales ``xc`` by a power of two when its magnitude is extreme
+    (:func:`_pow2_exponent`; ``prm["xc"]``, ``prm["exponent"]``): ``model``
+    is in the scaled (working) units, ``user_model`` in the image's.
+    """
+    e = _pow2_exponent(xc)
+    if e:
+        xc = np.ldexp(xc, e).astype(xc.dtype, copy=False)
+    model, estimated, name = _model(xc, noise, sigma, looks)
+    user_model = model
+    if e:
+        try:
+            if estimated:
+                user_model = model.scaled(2.0**-e)
+            else:
+                model = model.scaled(2.0**e)
+        except NotImplementedError:
+            raise ValueError(
+                f"{name}: the image's values (up to {2.0**-e:g} in magnitude) need the model in other units, "
+                f"and {type(model).__name__} does not implement scaled()"
+            ) from None
+        except ValueError as exc:  # the estimated model does not fit float64 in the image's units
+            raise ValueError(
+                f"image: its values (up to about {2.0**-e:g} in magnitude) are too large for the noise model's "
+                f"variance in float64 ({exc}); rescale the image"
+            ) from None
+    lo, hi = float(xc.min()), float(xc.max())
+    if model.nonnegative and model.name != "poisson" and lo < 0:
         raise ValueError(
-            f"image must be non-negative for the {model.name!r} noise model, got a minimum of {float(xc.min()):g}"
+            f"image must be non-negative for the {model.name!r} noise model, got a minimum of {lo * 2.0**-e:g}"
         )
+    check_model(model, lo, hi, name=name)
     C, H, W = xc.shape
 
     # noise level on the 0..255 scale: root mean variance over the image
@@ -464,19 +574,31 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
 
     smooth = uniform_filter(xc.astype(np.float64), size=(1, 3, 3), mode="reflect")
     if preserve_range and np.dtype(image_dtype).kind in "iu":
-        rng = float(np.iinfo(image_dtype).max)  # the dtype's range, as [0, 1] is for converted images
-    elif float(xc.max()) <= 1.0 + 1e-6:
+        # the dtype's range, as [0, 1] is for converted images
+        rng = float(np.iinfo(image_dtype).max) * 2.0**e
+    elif hi <= 1.0 + 1e-6 and lo >= -1.0 - 1e-6:
         rng = 1.0
     else:
-        rng = max(float(np.percentile(smooth, 99.5)), 1e-300)
+        rng = max(float(np.percentile(smooth, 99.5)) - min(float(np.percentile(smooth, 0.5)), 0.0), 1e-300)
     tmat = _colour_transform(C)
     mean_var = float(np.mean(model.variance(smooth)))
-    sigma255 = 255.0 * np.sqrt(mean_var) / rng
     del smooth
+    grid = np.linspace(max(lo, 0.0), max(hi, 0.0), 65)
+    max_var = max(float(np.max(model.variance(grid))), float(model.variance(lo)))
+    if np.sqrt(mean_var) > _HUGE * rng:
+        raise ValueError(
+            f"{name}: the noise std of {user_model!r} ({np.sqrt(mean_var) * 2.0**-e:g} on average) is more than "
+            f"{_HUGE:g} times the data's range ({rng * 2.0**-e:g}); is the model in the image's units "
+            "(converted images lie in [0, 1]; raw values with preserve_range=True)?"
+        )
+    identity = np.sqrt(max_var) <= _IDENTITY * rng
+    sigma255 = 255.0 * np.sqrt(mean_var) / rng
     prm = bayes_parameters(sigma255, C, multiplicative=model.c > 0)
     p1, p2 = p_user if p_user is not None else (prm["patch1"], prm["patch2"])
     n1, n2 = n_user if n_user is not None else (prm["n1"], prm["n2"])
     radius = prm["radius"] if search_radius is None else search_radius
+    # a window wider than the image is the whole image
+    radius = max(1, min(radius, max(H, W) - 1))
     if beta is None:
         # D from the group's mean underestimates the mean variance of its
         # patches for multiplicative noise (E[c x^2] >= c E[x]^2): measured
@@ -498,8 +620,9 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     tau3 = TAU3 * mean_var
     n_max3 = max(n2, cand)
 
-    return dict(model=model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2, radius=radius,
-                beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3, n_max3=n_max3)
+    return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2,
+                radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
+                n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity))
 
 
 def _check_passes(passes):
@@ -521,7 +644,14 @@ def _pair_float(value, name, positive):
     out = tuple(_check_nonneg(v, name) for v in vals)
     if positive and min(out) == 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
+    if max(out) > _PAIR_MAX[name]:
+        raise ValueError(f"{name} must be at most {_PAIR_MAX[name]:g}, got {value!r}")
     return out
+
+
+#: the largest beta (noise correction factor) and flat (threshold) accepted:
+#: far beyond any useful value, and the products with variances stay finite
+_PAIR_MAX = {"beta": 100.0, "flat": 1e6}
 
 
 def _largest_odd(n):

@@ -24,7 +24,7 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     _refuse_dask,
     _to_float,
 )
-from nlm.noise import NOISE_MODELS, NoiseModel, estimate_noise, estimate_sigma
+from nlm.noise import NOISE_MODELS, NoiseModel, check_model, estimate_noise, estimate_sigma
 from nlm._config import threads as _threads
 from nlm.noise import transforms as _vst
 
@@ -104,6 +104,13 @@ def default_patch(noise="gaussian"):
 def _resolve_noise(noise):
     """``noise`` argument -> (name, model or None)."""
     if isinstance(noise, NoiseModel):
+        if type(noise) is not NoiseModel and getattr(noise, "name", None) not in NOISE_MODELS:
+            raise TypeError(
+                f"noise: a model's name must be one of {NOISE_MODELS} (which filter serves it), got "
+                f"{getattr(noise, 'name', None)!r}"
+            )
+        if type(noise) is NoiseModel:
+            check_model(noise, 0.0, 0.0)  # raises: the abstract base; the others are checked on the data
         return noise.name, noise
     if not isinstance(noise, str) or noise not in ("auto",) + NOISE_MODELS:
         raise ValueError(
@@ -147,9 +154,11 @@ def _nl_means_transformed(
         noise = model.name
         info.update(noise=noise, estimated=True)
     info["model"] = model
+    if model is not None:
+        check_model(model, float(xc.min()), float(xc.max()))  # before any kernel sees it
     if noise == "gaussian":
         size, dist = _PATCH["gaussian"]
-        sigma = model.sigma
+        sigma = float(np.sqrt(model.a))
         out = denoise_nl_means(
             xc, size if patch_size is None else patch_size, dist if patch_distance is None else patch_distance,
             None if h is None else h, sigma=sigma, channel_axis=-1,
@@ -452,8 +461,12 @@ def denoise_nl_means(
                 sigma_t=None, transform=None, h_factor=None, channel_axis=channel_axis,
                 preserve_range=preserve_range,
             )[0]
-    if model is not None and sigma == 0:
-        sigma = model.sigma
+    if model is not None:
+        x = _to_float(_as_numeric(image), preserve_range)
+        check_model(model, float(x.min()), float(x.max()))  # before any kernel sees it
+        del x
+        if sigma == 0:
+            sigma = float(np.sqrt(model.a))
     default_size, default_distance = default_patch("gaussian")
     patch_size = default_size if patch_size is None else patch_size
     patch_distance = default_distance if patch_distance is None else patch_distance
