@@ -481,6 +481,9 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     try:
         model, model_source = _noise_model(work, params, channel_axis)
     except (ValueError, TypeError) as exc:
+        given = _given_noise_option(params)
+        if given is not None:  # a model from the options that cannot exist (a variance that overflows)
+            raise click.BadParameter(str(exc), param_hint=given) from None
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
     if params["method"] == "bayes":
         sigma_source, h_source = "not used", "not used by NL-Bayes"
@@ -599,11 +602,23 @@ def _noise_model(work, params, channel_axis):
     return estimate_noise(work, noise, channel_axis=channel_axis), "estimated"
 
 
+def _given_noise_option(params):
+    """The option a given noise model comes from (``'--looks'``, ``'--sigma'``), or None when it is estimated."""
+    if params["looks"] is not None:
+        return "'--looks'"
+    if params["sigma"] is not None and params["noise"] in ("gaussian", "auto") and not (
+        params["noise"] == "gaussian" and params["method"] == "means"
+    ):
+        return "'--sigma'"
+    return None
+
+
 def _describe_model(model):
     if model is None:
         return "gaussian"
-    if model.clip:  # observations clipped to [0, 1] (NL-Bayes accounts for it)
-        return _describe_model_params(model) + ", clipped to [0, 1]"
+    if model.clip:  # observations clipped at the data's bounds (NL-Bayes accounts for it)
+        lo, hi = (("none" if abs(b) == float("inf") else _num(b, 6)) for b in model.bounds)
+        return _describe_model_params(model) + f", clipped to [{lo}, {hi}]"
     return _describe_model_params(model)
 
 
