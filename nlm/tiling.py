@@ -30,8 +30,12 @@ it), beside the command line.  dask is imported only when a function here is
 called with a dask array (``import nlm`` and ``nlm --help`` never import it).
 
 Known dask pitfalls handled here: a margin wider than a chunk (dask #6688;
-the array is rechunked so every chunk is at least as wide as the margin) and
-the type inference call on an empty block (``meta`` and ``dtype`` are given).
+the array is rechunked so every chunk is at least as wide as the margin),
+the type inference call on an empty block (``meta`` and ``dtype`` are given)
+and chunks of unknown size (NaN, after boolean indexing): every function
+here refuses them with the same ``ValueError`` naming the chunks
+(:func:`nlm._validate._check_chunks`), before anything is read, rather than
+computing the array behind the caller's back.
 """
 
 import functools

@@ -540,7 +540,8 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
         Non-numeric ``image``, non-string ``noise``, bad ``channel_axis``.
     ValueError
         Empty image, NaN/Inf, unsupported shape, unknown ``noise``, negative
-        values for a multiplicative or Poisson model.
+        values for a multiplicative or Poisson model, a dask array with
+        unknown chunk sizes (a dask array is otherwise computed whole).
 
     Notes
     -----
