@@ -61,21 +61,37 @@ def is_zarr_path(path) -> bool:
 # --------------------------------------------------------------------------- #
 # memory budget
 # --------------------------------------------------------------------------- #
+#: the largest size :func:`parse_size` accepts (1 EiB: far beyond any machine,
+#: small enough for every byte count computed from it to stay exact)
+MAX_SIZE = 1 << 60
+
+
 def parse_size(text) -> int:
     """Bytes from ``"8G"``, ``"512MiB"``, ``"1.5 GB"``, ``"100000"`` (binary units).
 
     Raises
     ------
     ValueError
-        For anything else, or a size <= 0.
+        For anything else, a size < 1 byte or one over :data:`MAX_SIZE` (1 EiB).
     """
+    from decimal import Decimal
+
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgtKMGT]?)(i?[bB])?\s*", str(text))
     if not m:
-        raise ValueError(f"not a size: {text!r} (use e.g. 8G, 512M, 1.5GiB or bytes)")
-    value = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
+        raise ValueError(f"not a size: {_short(text)!r} (use e.g. 8G, 512M, 1.5GiB or bytes)")
+    # exact decimal arithmetic: 400 digits neither overflow nor lose the comparison
+    value = Decimal(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
     if value < 1:
-        raise ValueError(f"size must be positive, got {text!r}")
+        raise ValueError(f"size must be at least 1 byte, got {_short(text)!r}")
+    if value > MAX_SIZE:
+        raise ValueError(f"size must be at most 1 EiB (1048576T), got {_short(text)!r}")
     return int(value)
+
+
+def _short(text, most=40):
+    """``text`` for a message: at most ``most`` characters."""
+    text = str(text)
+    return text if len(text) <= most else f"{text[:most - 10]}...{text[-7:]} ({len(text)} characters)"
 
 
 def total_memory() -> int:
