@@ -686,8 +686,12 @@ def _needs_tiles(src, dst, scale):
         return True
     if Path(src).suffix.lower() not in (".tif", ".tiff"):
         return False
+    from nlm.io import ImageIOError
+
     try:
         shape, dtype = bigio.header_shape(src)
+    except ImageIOError as exc:  # a header that the data do not back (a truncated file)
+        raise click.ClickException(str(exc)) from None
     except Exception:  # noqa: BLE001 - unreadable: let the normal reader report it
         return False
     return bigio.in_memory_bytes(shape, dtype) > scale["memory_limit"]
@@ -758,6 +762,8 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             h_min = float(np.finfo(work_dtype).eps) * max(1.0, peak)
             if h < h_min:
                 h, h_source = h_min, "automatic; no noise detected"
+    except ImageIOError as exc:  # a block of the input cannot be read
+        raise click.ClickException(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
     timings["estimate"] = time.perf_counter() - t1

@@ -470,6 +470,11 @@ def _open_regular(path):
     return info.st_size, head
 
 
+#: what the readers say when the data stops short of what the header promises
+_TRUNCATION_SIGNS = ("failed to read", "truncated", "mmap length is greater than file size", "unexpected end",
+                     "end of file", "EOF")
+
+
 def _reason(exc, ext):
     """A reader's exception as a short one-line reason."""
     reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -477,6 +482,8 @@ def _reason(exc, ext):
                                  "can not handle the given uri",
                                  "error occurred while initializing plugin")):
         reason = f"not a recognised {ext[1:].upper()} file (corrupt or of another type)"
+    elif any(k in reason for k in _TRUNCATION_SIGNS):
+        reason = f"the file is truncated or corrupt ({reason})"
     if len(reason) > 200:
         reason = reason[:200] + "..."
     return reason
@@ -624,7 +631,8 @@ def _read_tiff(path, limit) -> ImageData:
         # reduced-resolution copies (thumbnails, pyramid levels) are not images
         series = [s for s in tif.series if not _tiff_keyframe(s, tif).is_reduced]
         if not series:
-            raise ImageIOError(f"{path}: TIFF holds no image")
+            why = " (its first page is missing or corrupt)" if not len(tif.pages) else ""
+            raise ImageIOError(f"{path}: TIFF holds no image{why}")
         described = []
         for s in series:
             page = _tiff_keyframe(s, tif)
