@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cli
-from nlm.io import ImageIOError
+from nlm.io import ImageIOError, read_image
 
 zarr = pytest.importorskip("zarr")
 pytest.importorskip("dask.array")
@@ -80,6 +80,18 @@ def test_header_of_100000_squared_with_256_bytes_is_a_truncated_file(tmp_path, o
     line = failed(run("denoise", src, tmp_path / out, *FAST), 1, "in.tif", "truncated", "100000x100000",
                   "holds 378 bytes")
     assert "mmap" not in line and "estimate the noise" not in line
+    only(tmp_path, "in.tif")
+
+
+def test_truncated_header_is_named_before_the_pixel_limit_by_every_reader(tmp_path):
+    src = tmp_path / "in.tif"
+    src.write_bytes(_raw_tiff(100000, 100000))
+    with pytest.raises(ImageIOError, match=r"in\.tif: the file is truncated: .*100000x100000 uint8"):
+        read_image(src)
+    with pytest.raises(ImageIOError, match=r"in\.tif: the file is truncated"):
+        tiled.open_lazy(src)
+    failed(run("noise", src, tmp_path / "n.tif"), 1, "truncated")
+    failed(run("psnr", src, src), 1, "truncated")
     only(tmp_path, "in.tif")
 
 

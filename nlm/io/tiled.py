@@ -148,21 +148,11 @@ class _TiffReader:
             page = series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
             self.photometric = int(page.photometric)
             self.extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
-            if self.offset is not None:
-                end = self.offset + int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
-            else:  # the first page's strips or tiles (the others are checked as they are read)
-                end = max((int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts) if c), default=0)
+            from nlm.io.image import _check_tiff_size
+
+            _check_tiff_size(self.path, series, page)
         self.ndim = len(self.shape)
         self._store = None
-        size = os.path.getsize(self.path)
-        if end > size:
-            from nlm.io.image import ImageIOError
-
-            shape = "x".join(map(str, self.shape))
-            raise ImageIOError(
-                f"{self.path}: the file is truncated: its header describes {shape} {self.dtype.name} pixels "
-                f"ending at byte {end}, but the file holds {size} bytes"
-            )
 
     def __getstate__(self):
         state = dict(self.__dict__)
