@@ -55,6 +55,66 @@ def _quiet_unraisable(unraisable):
         sys.__unraisablehook__(unraisable)
 
 
+#: loggers of the libraries that read and write files; their records go
+#: through :class:`_LibraryLog`, never straight to stderr
+_LIBRARY_LOGGERS = ("tifffile",)
+
+
+class _LibraryLog:
+    """Context: the records of :data:`_LIBRARY_LOGGERS` during a command.
+
+    Without a handler of its own, a library's warning goes to Python's
+    last-resort handler, which prints it on stderr in front of the
+    ``Error:`` line (tifffile: ``<tifffile.TiffPages @8> invalid offset to
+    first page``).  Here they are shown as ``NAME: message`` lines with
+    ``--verbose`` (``ctx.meta["nlm.verbose"]``, read when the record comes)
+    and dropped otherwise; the loggers are restored afterwards.
+    """
+
+    def __init__(self, ctx):
+        import logging
+
+        self.ctx = ctx
+        self.handler = logging.Handler(logging.DEBUG)
+        self.handler.emit = self._emit
+        self.saved = []
+
+    def _emit(self, record):
+        if self.ctx.meta.get("nlm.verbose"):
+            try:
+                text = " ".join(record.getMessage().split())
+            except Exception:  # noqa: BLE001 - a malformed record is not worth an error
+                text = str(record.msg)
+            click.echo(f"{record.name}: {text}", err=True)
+
+    def __enter__(self):
+        import logging
+
+        for name in _LIBRARY_LOGGERS:
+            logger = logging.getLogger(name)
+            self.saved.append((logger, logger.propagate))
+            logger.addHandler(self.handler)
+            logger.propagate = False
+        return self
+
+    def __exit__(self, *exc):
+        for logger, propagate in self.saved:
+            logger.removeHandler(self.handler)
+            logger.propagate = propagate
+        self.saved.clear()
+        return False
+
+
+def _unexpected(exc):
+    """An error nobody planned for (a bug): one line asking for a report; NLM_DEBUG=1 re-raises it."""
+    if os.environ.get("NLM_DEBUG"):
+        raise  # the exception being handled, with its traceback
+    reason = " ".join(str(exc).split())[:300]
+    raise click.ClickException(
+        f"unexpected {type(exc).__name__}: {reason} (please report it; NLM_DEBUG=1 shows the traceback)"
+    ) from None
+
+
 class _Main(click.Group):
     """The ``nlm`` group: signals, out-of-memory and unexpected errors end in
     one ``Error:`` line, never a traceback."""
@@ -86,7 +146,8 @@ class _Main(click.Group):
     def invoke(self, ctx):
         import warnings
 
-        with warnings.catch_warnings(record=True) as caught:  # the filters stay as they are
+        # the filters stay as they are; library log records go through _LibraryLog
+        with warnings.catch_warnings(record=True) as caught, _LibraryLog(ctx):
             try:
                 result = super().invoke(ctx)
             except KeyboardInterrupt as exc:
@@ -109,14 +170,14 @@ class _Main(click.Group):
                 ) from None
             except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
                 raise
+            except OSError as exc:
+                # the system refused (a full disk, a vanished file, permissions): not a bug of nlm
+                if exc.errno is None or not exc.strerror or os.environ.get("NLM_DEBUG"):
+                    _unexpected(exc)
+                name = f"{exc.filename}: " if exc.filename else ""
+                raise click.ClickException(f"{name}{exc.strerror}") from None
             except Exception as exc:
-                if os.environ.get("NLM_DEBUG"):
-                    raise
-                reason = " ".join(str(exc).split())[:300]
-                raise click.ClickException(
-                    f"unexpected {type(exc).__name__}: {reason} "
-                    "(please report it; NLM_DEBUG=1 shows the traceback)"
-                ) from None
+                _unexpected(exc)
         # warnings are shown after a successful run only, never before an error
         if not ctx.meta.get("nlm.quiet"):
             seen = set()
@@ -640,8 +701,12 @@ def _needs_tiles(src, dst, scale):
         return True
     if Path(src).suffix.lower() not in (".tif", ".tiff"):
         return False
+    from nlm.io import ImageIOError
+
     try:
         shape, dtype = bigio.header_shape(src)
+    except ImageIOError as exc:  # a header that the data do not back (a truncated file)
+        raise click.ClickException(str(exc)) from None
     except Exception:  # noqa: BLE001 - unreadable: let the normal reader report it
         return False
     return bigio.in_memory_bytes(shape, dtype) > scale["memory_limit"]
@@ -712,6 +777,8 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             h_min = float(np.finfo(work_dtype).eps) * max(1.0, peak)
             if h < h_min:
                 h, h_source = h_min, "automatic; no noise detected"
+    except ImageIOError as exc:  # a block of the input cannot be read
+        raise click.ClickException(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
     timings["estimate"] = time.perf_counter() - t1
@@ -1054,7 +1121,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
-    click.get_current_context().meta["nlm.quiet"] = quiet
+    click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
     if noise is None:
         noise = "gamma" if looks is not None else "auto" if method == "bayes" else "gaussian"
     if looks is not None and noise not in ("gamma", "auto"):
@@ -1253,7 +1320,7 @@ def noise(input_path, output_path, model, var, looks, seed, overwrite, max_pixel
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
-    click.get_current_context().meta["nlm.quiet"] = quiet
+    click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
     if looks is not None and model != "gamma":
         raise click.BadParameter("is only used by --model gamma", param_hint="'--looks'")
     if model == "gamma" and looks is not None and var is not None:

@@ -4,6 +4,7 @@ The bottom of the architecture: imports nothing from the package, so the noise
 layer, the denoisers and the command line can all use it.
 """
 
+import math
 import numbers
 import sys
 
@@ -23,6 +24,66 @@ def is_dask_array(x):
     """True when ``x`` is a ``dask.array.Array`` (without importing dask)."""
     da = sys.modules.get("dask.array")
     return da is not None and isinstance(x, da.Array)
+
+
+def _describe_chunks(chunks, most=4):
+    """``chunks`` in one short line: long axes shortened to their first and last entries."""
+    axes = []
+    for c in chunks:
+        c = tuple(c)
+        text = ", ".join(_chunk_text(v) for v in c) if len(c) <= most else (
+            ", ".join(_chunk_text(v) for v in c[: most - 1]) + f", ... ({len(c)} chunks), {_chunk_text(c[-1])}"
+        )
+        axes.append(f"({text}{',' if len(c) == 1 else ''})")
+    return f"({', '.join(axes)}{',' if len(axes) == 1 else ''})"
+
+
+def _chunk_text(v):
+    return "nan" if isinstance(v, float) and math.isnan(v) else str(v)
+
+
+def _check_chunks(chunks, name="image", array=True):
+    """Refuse dask chunks of unknown size (NaN), naming them; returns ``chunks``.
+
+    A dask array indexed with a boolean mask (``x[x[:, 0] > 0]``) does not
+    know how many rows each of its chunks holds until it is computed.  Every
+    function that takes dask arrays (or their chunks) calls this first, so
+    they all refuse such arrays the same way, instead of failing deep inside
+    with ``cannot convert float NaN to integer``.  Nothing is computed here:
+    the caller decides whether reading the array once more is acceptable.
+    """
+    try:
+        chunks = tuple(tuple(c) for c in chunks)
+    except TypeError:
+        raise TypeError(f"{name} chunks must be a tuple of tuples of ints, got {chunks!r}") from None
+    unknown = [ax for ax, c in enumerate(chunks) if any(_unknown(v) for v in c)]
+    if unknown:
+        where = f"along {'axis' if len(unknown) == 1 else 'axes'} {', '.join(map(str, unknown))}"
+        if not array:
+            raise ValueError(
+                f"{name} {_describe_chunks(chunks)} hold unknown (NaN) sizes {where}, as a dask array's do "
+                "after boolean indexing; call the array's compute_chunk_sizes() first"
+            )
+        raise ValueError(
+            f"{name} is a dask array with unknown chunk sizes {where} (chunks {_describe_chunks(chunks)}), "
+            f"as after boolean indexing; call {name}.compute_chunk_sizes() first (it computes the array "
+            "once) or pass a computed array"
+        )
+    return chunks
+
+
+def _unknown(v):
+    try:
+        return math.isnan(v)
+    except TypeError:
+        return True
+
+
+def _check_dask_chunks(image, name="image"):
+    """:func:`_check_chunks` of a dask array (anything else passes unchanged)."""
+    if is_dask_array(image):
+        _check_chunks(image.chunks, name)
+    return image
 
 
 def _refuse_dask(image, name):

@@ -30,8 +30,12 @@ it), beside the command line.  dask is imported only when a function here is
 called with a dask array (``import nlm`` and ``nlm --help`` never import it).
 
 Known dask pitfalls handled here: a margin wider than a chunk (dask #6688;
-the array is rechunked so every chunk is at least as wide as the margin) and
-the type inference call on an empty block (``meta`` and ``dtype`` are given).
+the array is rechunked so every chunk is at least as wide as the margin),
+the type inference call on an empty block (``meta`` and ``dtype`` are given)
+and chunks of unknown size (NaN, after boolean indexing): every function
+here refuses them with the same ``ValueError`` naming the chunks
+(:func:`nlm._validate._check_chunks`), before anything is read, rather than
+computing the array behind the caller's back.
 """
 
 import functools
@@ -46,6 +50,8 @@ from nlm._validate import (
     _as_numeric,
     _check_axis,
     _check_bool,
+    _check_chunks,
+    _check_dask_chunks,
     _check_int,
     _check_nonneg,
     _per_axis,
@@ -102,8 +108,9 @@ def min_chunks(chunks, minimum):
     end joins the chunk before it.  An axis shorter than ``minimum`` becomes
     one chunk.
     """
+    (chunks,) = _check_chunks((chunks,), "chunks", array=False)
     chunks = tuple(int(c) for c in chunks)
-    if all(c >= minimum for c in chunks):
+    if all(c >= minimum for c in chunks) or sum(chunks) == 0:  # an empty axis stays as it is
         return chunks
     total = sum(chunks)
     bounds = np.cumsum(chunks)[:-1]
@@ -175,6 +182,7 @@ def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None, origin=F
     """
     import dask.array as da
 
+    _check_dask_chunks(image)
     spatial_axes = tuple(int(a) % image.ndim for a in spatial_axes)
     per_axis = _margins(depth, len(spatial_axes))
     chunks = tile_chunks(image.chunks, spatial_axes, per_axis, minimum)
@@ -215,6 +223,7 @@ def tile_chunks(chunks, spatial_axes, depth, minimum=None):
     least as long as the widest margin (dask's overlap needs it); the other
     axes become one chunk.  ``depth`` as in :func:`map_tiles`.
     """
+    chunks = _check_chunks(chunks, "chunks", array=False)
     ndim = len(chunks)
     spatial_axes = tuple(int(a) % ndim for a in spatial_axes)
     per_axis = _margins(depth, len(spatial_axes))
@@ -271,6 +280,7 @@ def sample_regions(image, *, spatial_axes, max_pixels=None, windows=None):
     """
     import dask
 
+    _check_dask_chunks(image)
     max_pixels = SAMPLE_PIXELS if max_pixels is None else int(max_pixels)
     windows = SAMPLE_WINDOWS if windows is None else int(windows)
     spatial_axes = tuple(int(a) % image.ndim for a in spatial_axes)
@@ -314,6 +324,7 @@ def _dask_aware(func, tiled):
             return func(image, *args, **kwargs)
         bound = signature.bind(image, *args, **kwargs)
         bound.apply_defaults()
+        _check_dask_chunks(image)
         return tiled(**bound.arguments)
 
     return wrapper
@@ -535,6 +546,7 @@ def _estimate_sigma_tiled(image, average_sigmas, channel_axis):
     """:func:`estimate_sigma` of a dask array: pooled over a bounded sample."""
     if not isinstance(average_sigmas, (bool, np.bool_)):
         raise TypeError(f"average_sigmas must be a bool, got {average_sigmas!r}")
+    axis, spatial = _estimate._dask_checks(image, channel_axis)
     if channel_axis is None and image.ndim > 0 and image.shape[-1] <= 4:
         warnings.warn(
             f"image is size {image.shape[-1]} on the last axis, but channel_axis is None. "
@@ -542,7 +554,6 @@ def _estimate_sigma_tiled(image, average_sigmas, channel_axis):
             UserWarning,
             stacklevel=3,
         )
-    axis, spatial = _estimate._dask_checks(image, channel_axis)
     regions = [_as_numeric(r) for r in sample_regions(image, spatial_axes=spatial)]
     sigmas = _estimate._pooled_sigma(regions, axis)
     if axis is None:

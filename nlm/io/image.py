@@ -470,6 +470,11 @@ def _open_regular(path):
     return info.st_size, head
 
 
+#: what the readers say when the data stops short of what the header promises
+_TRUNCATION_SIGNS = ("failed to read", "truncated", "mmap length is greater than file size", "unexpected end",
+                     "end of file", "EOF")
+
+
 def _reason(exc, ext):
     """A reader's exception as a short one-line reason."""
     reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -477,6 +482,8 @@ def _reason(exc, ext):
                                  "can not handle the given uri",
                                  "error occurred while initializing plugin")):
         reason = f"not a recognised {ext[1:].upper()} file (corrupt or of another type)"
+    elif any(k in reason for k in _TRUNCATION_SIGNS):
+        reason = f"the file is truncated or corrupt ({reason})"
     if len(reason) > 200:
         reason = reason[:200] + "..."
     return reason
@@ -614,6 +621,28 @@ def _tiff_keyframe(series, tif):
     return series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
 
 
+def _check_tiff_size(path, series, page):
+    """Refuse a TIFF whose header places pixel data beyond the end of the file.
+
+    Checked from the header alone, before any pixel is read or any limit is
+    applied: the contiguous data of ``series``, else the strips or tiles of
+    its first ``page`` (later pages fail when they are read).  A header
+    that promises 100000x100000 pixels over 256 bytes of data is a
+    truncated file, and is said to be one.
+    """
+    if series.dataoffset is not None:
+        end = int(series.dataoffset) + int(np.prod(series.shape, dtype=object)) * np.dtype(series.dtype).itemsize
+    else:
+        end = max((int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts) if c), default=0)
+    size = os.path.getsize(path)
+    if end > size:
+        shape = "x".join(map(str, series.shape))
+        raise ImageIOError(
+            f"{path}: the file is truncated: its header describes {shape} {np.dtype(series.dtype).name} pixels "
+            f"ending at byte {end}, but the file holds {size} bytes"
+        )
+
+
 def _read_tiff(path, limit) -> ImageData:
     import tifffile
 
@@ -624,7 +653,8 @@ def _read_tiff(path, limit) -> ImageData:
         # reduced-resolution copies (thumbnails, pyramid levels) are not images
         series = [s for s in tif.series if not _tiff_keyframe(s, tif).is_reduced]
         if not series:
-            raise ImageIOError(f"{path}: TIFF holds no image")
+            why = " (its first page is missing or corrupt)" if not len(tif.pages) else ""
+            raise ImageIOError(f"{path}: TIFF holds no image{why}")
         described = []
         for s in series:
             page = _tiff_keyframe(s, tif)
@@ -637,6 +667,7 @@ def _read_tiff(path, limit) -> ImageData:
                     tuple(int(e) for e in (page.extrasamples or ())),
                 )
             )
+        _check_tiff_size(path, series[0], _tiff_keyframe(series[0], tif))
         spatial = [[n for n, a in zip(d[0], d[1]) if a not in "SC"] for d in described]
         if len(spatial) == 1:
             _check_pixels(path, spatial[0], limit)

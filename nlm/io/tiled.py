@@ -61,21 +61,37 @@ def is_zarr_path(path) -> bool:
 # --------------------------------------------------------------------------- #
 # memory budget
 # --------------------------------------------------------------------------- #
+#: the largest size :func:`parse_size` accepts (1 EiB: far beyond any machine,
+#: small enough for every byte count computed from it to stay exact)
+MAX_SIZE = 1 << 60
+
+
 def parse_size(text) -> int:
     """Bytes from ``"8G"``, ``"512MiB"``, ``"1.5 GB"``, ``"100000"`` (binary units).
 
     Raises
     ------
     ValueError
-        For anything else, or a size <= 0.
+        For anything else, a size < 1 byte or one over :data:`MAX_SIZE` (1 EiB).
     """
+    from decimal import Decimal
+
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgtKMGT]?)(i?[bB])?\s*", str(text))
     if not m:
-        raise ValueError(f"not a size: {text!r} (use e.g. 8G, 512M, 1.5GiB or bytes)")
-    value = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
+        raise ValueError(f"not a size: {_short(text)!r} (use e.g. 8G, 512M, 1.5GiB or bytes)")
+    # exact decimal arithmetic: 400 digits neither overflow nor lose the comparison
+    value = Decimal(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
     if value < 1:
-        raise ValueError(f"size must be positive, got {text!r}")
+        raise ValueError(f"size must be at least 1 byte, got {_short(text)!r}")
+    if value > MAX_SIZE:
+        raise ValueError(f"size must be at most 1 EiB (1048576T), got {_short(text)!r}")
     return int(value)
+
+
+def _short(text, most=40):
+    """``text`` for a message: at most ``most`` characters."""
+    text = str(text)
+    return text if len(text) <= most else f"{text[:most - 10]}...{text[-7:]} ({len(text)} characters)"
 
 
 def total_memory() -> int:
@@ -119,6 +135,11 @@ class _TiffReader:
 
         self.path = str(path)
         with tifffile.TiffFile(self.path) as tif:
+            if not tif.series:
+                from nlm.io.image import ImageIOError
+
+                why = " (its first page is missing or corrupt)" if not len(tif.pages) else ""
+                raise ImageIOError(f"{self.path}: TIFF holds no image{why}")
             series = tif.series[0]
             self.shape = tuple(series.shape)
             self.axes = series.axes
@@ -127,6 +148,9 @@ class _TiffReader:
             page = series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
             self.photometric = int(page.photometric)
             self.extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
+            from nlm.io.image import _check_tiff_size
+
+            _check_tiff_size(self.path, series, page)
         self.ndim = len(self.shape)
         self._store = None
 
@@ -140,20 +164,92 @@ class _TiffReader:
         return ("nlm-tiff", self.path, st.st_mtime_ns, st.st_size)
 
     def __getitem__(self, index):
-        if self.offset is not None:
-            # a map of just this call's lifetime: pages do not accumulate in RSS
-            mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
-            try:
-                return np.array(mm[index], dtype=self.dtype.newbyteorder("="))
-            finally:
-                mm._mmap.close()
-                del mm
-        if self._store is None:
-            import tifffile
-            import zarr
+        with _reading(self.path, index, "TIFF"):
+            if self.offset is not None:
+                # a map of just this call's lifetime: pages do not accumulate in RSS
+                mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
+                try:
+                    return np.array(mm[index], dtype=self.dtype.newbyteorder("="))
+                finally:
+                    mm._mmap.close()
+                    del mm
+            if self._store is None:
+                import tifffile
+                import zarr
 
-            self._store = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
-        return np.asarray(self._store[index])
+                self._store = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+            return np.asarray(self._store[index])
+
+
+class _ZarrReader:
+    """Picklable region reader of one array of a zarr store (``level`` inside a group, or the store)."""
+
+    def __init__(self, path, level, node):
+        self.path, self.level = str(path), level
+        self.shape, self.dtype, self.ndim = tuple(node.shape), np.dtype(node.dtype), node.ndim
+        self.chunks = tuple(node.chunks)
+        self._node = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_node"] = None
+        return state
+
+    def __dask_tokenize__(self):
+        return ("nlm-zarr", self.path, self.level, self.shape, self.chunks, str(self.dtype),
+                os.stat(self.path).st_mtime_ns)
+
+    def __getitem__(self, index):
+        with _reading(self.path, index, "zarr"):
+            if self._node is None:
+                import zarr
+
+                node = zarr.open(self.path, mode="r")
+                self._node = node if self.level is None else node[self.level]
+            return np.asarray(self._node[index])
+
+
+def _region(index):
+    """A block's index as ``[0:64, 128:192]`` for messages."""
+    index = index if isinstance(index, tuple) else (index,)
+    parts = []
+    for i in index:
+        if isinstance(i, slice):
+            parts.append(f"{'' if i.start is None else i.start}:{'' if i.stop is None else i.stop}")
+        else:
+            parts.append(str(i))
+    return f"[{', '.join(parts)}]"
+
+
+class _reading:
+    """Context: a failure to read a block of ``path`` becomes an ImageIOError saying so.
+
+    Blocks are read while dask computes (the noise sample, the write), far
+    from the code that opened the file: a corrupt zarr chunk, a TIFF cut
+    short after it was opened or a disk error then says which file and which
+    block, in one line, instead of the decoder's bare exception.
+    """
+
+    def __init__(self, path, index, kind):
+        self.path, self.index, self.kind = path, index, kind
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        from nlm.io.image import ImageIOError, _reason
+
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, (ImageIOError, MemoryError)):
+            return False
+        where = f"{self.path}: cannot read the pixels {_region(self.index)}"
+        if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+            raise ImageIOError(f"{where}: {exc.strerror}") from None
+        reason = _reason(exc, ".tif" if self.kind == "TIFF" else ".zarr")
+        if self.kind == "zarr" and not reason.startswith("the file is truncated"):
+            reason = f"a chunk of the store is corrupt or unreadable ({reason})"
+        elif self.kind == "TIFF" and not reason.startswith("the file is truncated"):
+            reason = f"corrupt TIFF data ({reason})"
+        raise ImageIOError(f"{where}: {reason}") from None
 
 
 def _open_tiff(path, tile, volume):
@@ -210,17 +306,24 @@ def _open_zarr(path, tile):
         node = zarr.open(str(path), mode="r")
     except Exception as exc:  # noqa: BLE001 - any zarr error becomes one line
         raise ImageIOError(f"{path}: cannot open as zarr: {' '.join(str(exc).split())[:200]}") from None
-    kind, axes = "zarr", None
+    kind, axes, level = "zarr", None, None
     if not hasattr(node, "shape"):  # a group: OME-Zarr multiscales
-        attrs = dict(node.attrs)
-        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-        if not ms:
-            raise ImageIOError(f"{path}: zarr group without OME-Zarr 'multiscales' metadata")
-        level = ms[0]["datasets"][0]["path"]
-        axes = [a["name"] if isinstance(a, dict) else a for a in ms[0].get("axes", [])]
-        node = node[level]
+        level, axes = _ome_level(dict(node.attrs), path)
+        try:
+            node = node[level]
+        except Exception:  # noqa: BLE001 - KeyError, or zarr's own for a broken array
+            node = None
+        if not hasattr(node, "shape"):
+            raise ImageIOError(
+                f"{path}: malformed OME-Zarr: its metadata names the level {level!r}, which is not an array "
+                "in the store"
+            )
         kind = "ome-zarr"
-    arr = da.from_zarr(node)
+    if node.ndim < 2:
+        raise ImageIOError(f"{path}: a {node.ndim}-D zarr array is not an image (at least y and x are needed)")
+    reader = _ZarrReader(path, level, node)
+    arr = da.from_array(reader, chunks=reader.chunks, lock=False, asarray=True,
+                        meta=np.empty((0,) * reader.ndim, reader.dtype))
     nd = arr.ndim
     if axes is None or len(axes) != nd:
         axes = ["z", "y", "x"][-nd:] if nd <= 3 else None
@@ -242,6 +345,35 @@ def _open_zarr(path, tile):
     arr = arr.rechunk(tuple(chunks))
     mode = "L" if not channel else {3: "RGB"}.get(arr.shape[-1], "C")
     return ImageData(arr, mode, bool(stack), Path(path), (f"read as {kind}",) if kind != "zarr" else ())
+
+
+def _ome_level(attrs, path):
+    """(path of the full-resolution level, axis names) from OME-Zarr group attributes, checked."""
+    from nlm.io.image import ImageIOError
+
+    ome = attrs.get("ome")
+    ms = attrs.get("multiscales") or (ome.get("multiscales") if isinstance(ome, dict) else None)
+    if not ms:
+        raise ImageIOError(f"{path}: zarr group without OME-Zarr 'multiscales' metadata")
+
+    def malformed(what):
+        return ImageIOError(f"{path}: malformed OME-Zarr metadata: {what}")
+
+    if not isinstance(ms, list) or not isinstance(ms[0], dict):
+        raise malformed("'multiscales' must be a list of objects")
+    datasets = ms[0].get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise malformed("the first multiscale has no 'datasets'")
+    level = datasets[0].get("path") if isinstance(datasets[0], dict) else None
+    if not isinstance(level, str) or not level:
+        raise malformed("the first dataset has no 'path'")
+    axes = ms[0].get("axes", [])
+    if not isinstance(axes, list):
+        raise malformed("'axes' must be a list")
+    names = [a.get("name") if isinstance(a, dict) else a for a in axes]
+    if not all(isinstance(n, str) and n for n in names):
+        raise malformed(f"every axis needs a name, got {_short(repr(axes), 80)}")
+    return level, names
 
 
 def open_lazy(path, *, tile=2048, volume=False):
@@ -335,10 +467,12 @@ def write_tiled(path, result, mode, *, stack=False, tile=2048, overwrite=False, 
     Raises
     ------
     nlm.io.ImageIOError
-        Existing output without ``overwrite``, an operating-system error, or
-        (TIFF) an error of the computation, whose message it carries; zarr
-        output lets errors of the computation propagate.  In every case
-        nothing is left at ``path`` (an existing file there is untouched).
+        Existing output without ``overwrite``, an operating-system error (a
+        full disk, permissions), a block of the input that cannot be read, or
+        (TIFF) any other error of the computation, whose message it carries;
+        zarr output lets the other errors of the computation propagate.  In
+        every case nothing is left at ``path`` (an existing file there is
+        untouched).
     """
     from nlm.io.image import ImageIOError, atomic_write
 
@@ -351,12 +485,17 @@ def write_tiled(path, result, mode, *, stack=False, tile=2048, overwrite=False, 
     bands = _bands(result.shape, stack, tile)
     per_band = -(-(result.shape[2] if stack else result.shape[1]) // tile)
     if is_zarr_path(path):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".part.zarr", dir=directory))
         try:
-            _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".part.zarr", dir=directory))
+        except OSError as exc:
+            raise ImageIOError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        try:
+            _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress, name=path.name)
             _commit_dir(tmp, path, overwrite)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError):  # a full disk, permissions, ...
+                raise ImageIOError(f"{path}: cannot write: {exc.strerror or exc}") from None
             raise
         return
     atomic_write(path, lambda tmp: _write_tiff(tmp, result, mode, stack, tile, bands, per_band, progress), overwrite)
@@ -395,7 +534,7 @@ def _write_tiff(tmp, result, mode, stack, tile, bands, per_band, progress):
     )
 
 
-def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress):
+def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress, name):
     import zarr
 
     channels = result.ndim - (3 if stack else 2)
@@ -409,7 +548,7 @@ def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress):
     group.attrs["multiscales"] = [
         {
             "version": "0.4",
-            "name": Path(str(tmp)).name,
+            "name": name,  # the final name, not the temporary directory's
             "axes": axes,
             "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(axes)}]}],
         }

@@ -10,7 +10,14 @@ import warnings
 
 import numpy as np
 
-from nlm._validate import UnsupportedDimensionError, _as_numeric, _check_axis, _check_spatial, _refuse_dask
+from nlm._validate import (
+    UnsupportedDimensionError,
+    _as_numeric,
+    _check_axis,
+    _check_dask_chunks,
+    _check_spatial,
+    _refuse_dask,
+)
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Speckle
 
 __all__ = ["estimate_sigma", "estimate_noise"]
@@ -201,7 +208,8 @@ def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
 
 
 def _dask_checks(image, channel_axis):
-    """Validation of a dask array's dtype and shape; returns (channel axis, spatial axes)."""
+    """Validation of a dask array's dtype, chunks and shape; returns (channel axis, spatial axes)."""
+    _check_dask_chunks(image)
     if image.dtype == object or image.dtype.kind not in "biuf":
         raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
     if any(n == 0 for n in image.shape) or image.ndim == 0:
@@ -538,7 +546,8 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
         Non-numeric ``image``, non-string ``noise``, bad ``channel_axis``.
     ValueError
         Empty image, NaN/Inf, unsupported shape, unknown ``noise``, negative
-        values for a multiplicative or Poisson model.
+        values for a multiplicative or Poisson model, a dask array with
+        unknown chunk sizes (a dask array is otherwise computed whole).
 
     Notes
     -----
@@ -628,7 +637,7 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
         raise ValueError(f"noise must be one of {('auto',) + NOISE_MODELS}, got {noise!r}")
     if not isinstance(return_details, (bool, np.bool_)):
         raise TypeError(f"return_details must be a bool, got {return_details!r}")
-    image = _as_numeric(image)
+    image = _as_numeric(_check_dask_chunks(image))
     if channel_axis is None:
         _check_spatial(image.ndim, "image")
         y = image[..., None]
