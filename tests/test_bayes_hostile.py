@@ -315,3 +315,18 @@ def test_nl_means_checks_models_too(model, exc, word):
         bad = _Custom(a=0.01)
         bad.name = "laplace"
         denoise_nl_means(np.zeros((8, 8)), noise=bad)
+
+
+# ------------------------------------------------------------ tiles (dask)
+def test_tiled_raw_photo_and_noise_free_image(camera):
+    da = pytest.importorskip("dask.array")
+    raw = np.round(_clipped(camera, 20, seed=5) * 255).astype(np.uint8)
+    ref = denoise_nl_bayes(raw, preserve_range=True)
+    tiled, model = denoise_nl_bayes(da.from_array(raw, chunks=64), preserve_range=True, return_model=True)
+    tiled = tiled.compute()
+    assert model.bounds == (0.0, 255.0) and tiled.mean() == pytest.approx(raw.mean(), rel=0.02)
+    assert abs(psnr(camera, tiled / 255) - psnr(camera, ref / 255)) < 0.3  # tiles are not exact (README)
+    ramp = np.tile(np.linspace(0, 1, 128), (96, 1))
+    np.testing.assert_array_equal(denoise_nl_bayes(da.from_array(ramp, chunks=48)).compute(), ramp)
+    with pytest.raises(ValueError, match="clip=True means"):
+        denoise_nl_bayes(da.from_array(raw, chunks=64), preserve_range=True, noise=Gaussian(20, clip=True))
