@@ -290,6 +290,20 @@ def test_fuzzed_clips_end_in_a_result_or_one_clean_error(tmp_path):
             os.unlink(src)
 
 
+def test_a_cut_tiff_stack_names_the_frames_read_and_logs_nothing(tmp_path):
+    import tifffile
+
+    with tifffile.TiffWriter(tmp_path / "full.tif") as writer:
+        for frame in np.random.default_rng(7).integers(0, 256, (T, 24, 24), dtype=np.uint8):
+            writer.write(frame, photometric="minisblack", contiguous=False)
+    data = (tmp_path / "full.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: int(len(data) * 0.6)])
+    result = failed(run("denoise", tmp_path / "cut.tif", tmp_path / "o.tif", *FAST, "--time-axis", "0", "-q"), 1,
+                    "cannot read frame 5 of 6", "5 frames read")
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # no tifffile log line
+    assert sorted(os.listdir(tmp_path)) == ["cut.tif", "full.tif"]
+
+
 @pytest.mark.parametrize(
     "name,content,log",
     [("bad.mkv", b"\x1aE\xdf\xa3" + bytes(60), "EBML"), ("bad.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(200), "moov")],
