@@ -35,7 +35,43 @@ class _Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-_state = {"signal": None, "hook": None}
+_state = {"signal": None, "hook": None, "verbose": False}
+
+
+class _LogLines:
+    """Keep the library's ``logging`` records (ffmpeg's messages, ...) for the
+    end of the run: shown with --verbose only, after the report or the
+    ``Error:`` line, never in front of it."""
+
+    def __init__(self):
+        import logging
+
+        class Keep(logging.Handler):
+            def emit(handler, record):
+                if len(self.records) < 1000:
+                    self.records.append(record)
+
+        self.handler = Keep()
+        self.records = []
+
+    def __enter__(self):
+        import logging
+
+        logging.getLogger("nlm").addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        logging.getLogger("nlm").removeHandler(self.handler)
+        if _state["verbose"]:
+            for record in self.records:
+                try:
+                    text = " ".join(record.getMessage().split())
+                except Exception:  # a record that cannot be formatted is not worth an error
+                    continue
+                click.echo(f"log: {text}", err=True)
+        return False
 
 
 def _on_signal(signum, frame):
@@ -124,6 +160,7 @@ class _Main(click.Group):
         import threading
 
         _state["signal"] = None
+        _state["verbose"] = False
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for name in _SIGNALS:
@@ -134,7 +171,8 @@ class _Main(click.Group):
             if sys.unraisablehook is not _quiet_unraisable:
                 sys.unraisablehook = _quiet_unraisable
         try:
-            return super().main(*args, **kwargs)
+            with _LogLines():
+                return super().main(*args, **kwargs)
         finally:
             if _state["signal"] is not None:
                 import gc
@@ -949,6 +987,11 @@ def _video_geometry(patch_size, patch_distance, temporal_radius):
     return patch, dist, temporal_radius
 
 
+def _truncated(exc):
+    """The error for a truncated or corrupt clip (nlm.io.video.TruncatedVideoError)."""
+    return click.ClickException(f"{exc}; nothing was written (--allow-truncated denoises what decodes)")
+
+
 def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwrite, quiet, verbose):
     """Stream a clip (or a TIFF stack along --time-axis) through the temporal filter."""
     import itertools
@@ -957,19 +1000,26 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 
     import nlm
     from nlm.io import ImageIOError, from_float
-    from nlm.denoisers.video import default_temporal_radius, denoise_frames, frame_sigma
-    from nlm.io.video import FrameWriter, output_kind
+    from nlm.denoisers.video import MAX_TEMPORAL_RADIUS, default_temporal_radius, denoise_frames, frame_sigma
+    from nlm.io.video import FrameWriter, TruncatedVideoError, check_frames_output, output_kind
 
     src, dst = Path(src_arg), Path(dst_arg)
     if not src.exists():
         raise click.BadParameter(f"{src_arg}: no such file", param_hint="INPUT")
-    if output_kind(dst) is None:
+    kind = output_kind(dst)
+    if kind is None:
         raise click.BadParameter(
             f"{dst_arg}: write a video as .mkv (FFV1, lossless), a .tif stack, or a directory of PNG frames",
             param_hint="OUTPUT",
         )
+    if kind == "frames":  # never a directory that holds anything but nlm's own frames
+        reason = check_frames_output(dst, overwrite, inputs=[src])
+        if reason:
+            raise click.BadParameter(reason, param_hint="OUTPUT")
     if dst.exists() and _same_file(src, dst):
         raise click.BadParameter(f"{dst_arg}: is the input; write the result elsewhere", param_hint="OUTPUT")
+    if kind != "frames" and dst.is_dir():
+        raise click.BadParameter(f"{dst_arg}: is a directory; give a {kind} file name", param_hint="OUTPUT")
     if dst.exists() and not overwrite:
         raise click.BadParameter(f"{dst_arg}: already exists; pass --overwrite to replace it", param_hint="OUTPUT")
     parent = dst.parent if str(dst.parent) else Path(".")
@@ -983,12 +1033,23 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 
     t0 = time.perf_counter()
     try:
-        info, frames = open_frames(src, time_axis)
+        info, frames = open_frames(src, time_axis, allow_truncated=params["allow_truncated"])
         first = next(frames, None)
+    except TruncatedVideoError as exc:
+        raise _truncated(exc) from None
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
     if first is None:
         raise click.ClickException(f"{src}: holds no frames")
+    if radius is not None and radius > min(MAX_TEMPORAL_RADIUS, (info.frames or np.inf) - 1):
+        frames.close()  # bounded by the clip (by MAX_TEMPORAL_RADIUS when its length is not declared)
+        n = info.frames
+        raise click.BadParameter(
+            f"{radius} is longer than the clip: {src} has {n} frame{'s' if n > 1 else ''}, so at most {n - 1}"
+            if n and n - 1 < MAX_TEMPORAL_RADIUS
+            else f"{radius} is more than {MAX_TEMPORAL_RADIUS} (a window of {2 * MAX_TEMPORAL_RADIUS + 1} frames)",
+            param_hint="'--temporal-radius'",
+        )
     dtype = first.dtype
     work = first.astype(np.float64 if dtype.itemsize > 4 else np.float32)
     sigma, h = params["sigma"], params["h"]
@@ -1030,9 +1091,13 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
         if total is None and not quiet:
             click.echo(err=True)
         writer.commit()
+    except TruncatedVideoError as exc:
+        writer.abort()
+        raise _truncated(exc) from None
     except (ImageIOError, ValueError, TypeError) as exc:
         writer.abort()
-        raise click.ClickException(f"{src}: {exc}") from None
+        text = str(exc)
+        raise click.ClickException(text if text.startswith((f"{src}:", f"{dst}:")) else f"{src}: {text}") from None
     except MemoryError:
         writer.abort()
         raise click.ClickException(f"{src}: not enough memory") from None
@@ -1085,8 +1150,8 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 @opts.scale_options
 @opts.verbosity_options
 def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, output_dir, suffix, ext,
-            volume, temporal_radius, time_axis, overwrite, max_pixels, memory_limit, tile_size, scheduler, workers,
-            quiet, verbose):
+            volume, temporal_radius, time_axis, allow_truncated, overwrite, max_pixels, memory_limit, tile_size,
+            scheduler, workers, quiet, verbose):
     """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
 
     \b
@@ -1122,6 +1187,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
     click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
+    _state["verbose"] = verbose
     if noise is None:
         noise = "gamma" if looks is not None else "auto" if method == "bayes" else "gaussian"
     if looks is not None and noise not in ("gamma", "auto"):
@@ -1163,7 +1229,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
         max_pixels=max_pixels,
     )
     video = dict(temporal_radius=temporal_radius, time_axis=time_axis, patch_size=patch_size,
-                 patch_distance=patch_distance)
+                 patch_distance=patch_distance, allow_truncated=allow_truncated)
     with _Cluster(scheduler, workers, memory_limit) as client:
         _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, client, video, quiet,
                          verbose)
@@ -1183,11 +1249,14 @@ def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, 
         if _is_video_job(paths[0], paths[1], time_axis):
             if volume:
                 raise click.UsageError("--volume is for image stacks; a video is streamed frame by frame")
-            raw = dict(params, patch_size=patch_size, patch_distance=patch_distance)
+            raw = dict(params, patch_size=patch_size, patch_distance=patch_distance,
+                       allow_truncated=video["allow_truncated"])
             _denoise_video(paths[0], paths[1], raw, temporal_radius, time_axis, overwrite, quiet, verbose)
             return
         if temporal_radius is not None:
             raise click.UsageError("--temporal-radius is for videos (and TIFF stacks with --time-axis)")
+        if video["allow_truncated"]:
+            raise click.UsageError("--allow-truncated is for videos")
         src = _check_input_file(paths[0], "INPUT")
         dst = _check_output_file(paths[1], [src], overwrite, "OUTPUT")
         rec = _denoise_any(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
@@ -1197,8 +1266,10 @@ def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, 
             click.echo("\n".join(_report(rec, params, verbose)))
         return
 
-    if temporal_radius is not None or time_axis is not None:
-        raise click.UsageError("--temporal-radius and --time-axis take one INPUT OUTPUT pair, not -o OUTDIR")
+    if temporal_radius is not None or time_axis is not None or video["allow_truncated"]:
+        raise click.UsageError(
+            "--temporal-radius, --time-axis and --allow-truncated take one INPUT OUTPUT pair, not -o OUTDIR"
+        )
     jobs = _batch_jobs(paths, output_dir, suffix, ext, overwrite)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)

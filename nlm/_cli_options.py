@@ -15,6 +15,7 @@ __all__ = [
     "PerAxisInt",
     "temporal_radius_opt",
     "time_axis_opt",
+    "allow_truncated_opt",
     "video_options",
     "SectionedCommand",
     "SectionedOption",
@@ -209,8 +210,8 @@ temporal_radius_opt = _option(
     default=None,
     section="Video",
     help="Video: compare each frame with R frames before and after it (2R+1 frames, OpenCV's "
-    "temporalWindowSize). [default: from the noise level: 1 up to sigma 10 (0-255 scale), "
-    "2 up to 30, else 3]",
+    "temporalWindowSize; at most the clip's frame count - 1). [default: from the noise level: "
+    "1 up to sigma 10 (0-255 scale), 2 up to 30, else 3]",
 )
 
 time_axis_opt = _option(
@@ -223,9 +224,19 @@ time_axis_opt = _option(
 )
 
 
+allow_truncated_opt = _option(
+    "--allow-truncated",
+    is_flag=True,
+    default=False,
+    section="Video",
+    help="Video: denoise a truncated or corrupt clip as far as it decodes, with a warning (without it "
+    "such a clip is an error that says how many frames were decoded).",
+)
+
+
 def video_options(func):
-    """``--temporal-radius`` and ``--time-axis``."""
-    return temporal_radius_opt(time_axis_opt(func))
+    """``--temporal-radius``, ``--time-axis`` and ``--allow-truncated``."""
+    return temporal_radius_opt(time_axis_opt(allow_truncated_opt(func)))
 
 
 # -- input / output ---------------------------------------------------------- #

@@ -244,8 +244,9 @@ def test_cli_default_radius_from_noise_and_png_sequence(tmp_path):
     assert result.exit_code == 0, result.output
     assert "temporal radius 3 (7 frames, from the noise level)" in result.output
     names = sorted(p.name for p in (tmp_path / "frames").iterdir())
-    assert names == [f"frame_{i:06d}.png" for i in range(6)]
-    _, out = _decode(tmp_path / "frames")
+    assert names == [".nlm-frames.json"] + [f"frame_{i:06d}.png" for i in range(6)]  # the marker: nlm's own
+    out_info, out = _decode(tmp_path / "frames")
+    assert out_info.fps == Fraction(24000, 1001)  # kept in the marker
     assert np.mean((out / 255.0 - clean) ** 2) < 0.3 * np.mean((noisy / 255.0 - clean) ** 2)
 
 

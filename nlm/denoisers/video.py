@@ -19,7 +19,12 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["denoise_frames", "default_temporal_radius", "frame_sigma", "TEMPORAL_RADII"]
+__all__ = ["denoise_frames", "default_temporal_radius", "frame_sigma", "TEMPORAL_RADII", "MAX_TEMPORAL_RADIUS"]
+
+#: the largest ``temporal_radius`` accepted: a window of 20 001 frames (13
+#: minutes at 25 fps), all held in memory; larger values are refused as a
+#: mistake.  A window longer than the clip is clipped to it.
+MAX_TEMPORAL_RADIUS = 10_000
 
 #: ``(sigma upper bound on a 0..255 scale, temporal radius)``: the default
 #: temporal radius of :func:`default_temporal_radius` (3, 5 and 7 frames)
@@ -128,8 +133,11 @@ def _geometry(patch_size, patch_distance, temporal_radius):
     if temporal_radius is not None:
         if isinstance(temporal_radius, bool) or not isinstance(temporal_radius, numbers.Integral):
             raise TypeError(f"temporal_radius must be an integer or None, got {temporal_radius!r}")
-        if temporal_radius < 0:
-            raise ValueError(f"temporal_radius must be >= 0, got {temporal_radius}")
+        if not 0 <= temporal_radius <= MAX_TEMPORAL_RADIUS:
+            raise ValueError(
+                f"temporal_radius must be between 0 and {MAX_TEMPORAL_RADIUS} (a window of "
+                f"{2 * MAX_TEMPORAL_RADIUS + 1} frames), got {temporal_radius}"
+            )
         temporal_radius = int(temporal_radius)
     return sides, (temporal_radius,) + radii
 
@@ -166,7 +174,9 @@ def denoise_frames(
     temporal_radius : int >= 0 or None, keyword-only
         ``R``: each frame is compared with up to ``R`` frames before and after
         it (``2 R + 1`` frames, OpenCV's ``temporalWindowSize``).  ``None``:
-        :func:`default_temporal_radius` of ``sigma``.
+        :func:`default_temporal_radius` of ``sigma``.  At most
+        :data:`MAX_TEMPORAL_RADIUS`; a window longer than the clip is clipped
+        to it (the whole clip is then held in memory).
     data_range : float or None, keyword-only
         Value range for the default temporal radius; ``None``: 255 for uint8
         frames, 65535 for uint16, 1 for floats, else the dtype's maximum.
@@ -296,9 +306,8 @@ def denoise_frames(
         s = stack(i)
         acc[i] = fp.zeros()
         fp.self_pair(s, acc[i])
-        for dt in range(1, R + 1):
-            if i - dt >= 0:
-                fp.cross_pair(stack(i - dt), s, acc[i - dt], acc[i])
+        for dt in range(1, min(R, i) + 1):  # the frames before i within the window
+            fp.cross_pair(stack(i - dt), s, acc[i - dt], acc[i])
         if i - R >= 0:
             yield emit(i - R)
         # raw frames no later stack needs (stacks from i + 1 on read i + 1 - pt ...)

@@ -17,11 +17,27 @@ passes through in bounded memory.
 
 Outputs are written under a temporary name beside the target and renamed
 into place when complete (:class:`FrameWriter`); a failed run leaves nothing.
+A frame directory written by nlm holds its frames and a marker file
+(:data:`FRAMES_MARKER`); ``overwrite`` replaces such a directory and nothing
+else (:func:`check_frames_output`).
+
+A clip that decodes to fewer frames than its container declares, whose
+decoding fails part-way, or in which ffmpeg reports damage, raises
+:class:`TruncatedVideoError` saying how many frames were decoded
+(``allow_truncated``: a warning, and the frames as they decode).
+ffmpeg's log messages never reach the terminal: they go to the ``logging``
+logger ``nlm.io.video`` (level ERROR, text ``ffmpeg [component]: message``),
+which has a ``NullHandler``; the command line shows them with ``--verbose``.
 """
 
+import contextlib
+import json
+import logging
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,7 +53,20 @@ __all__ = [
     "open_frames",
     "is_video_path",
     "output_kind",
+    "check_frames_output",
+    "FRAMES_MARKER",
+    "TruncatedVideoError",
 ]
+
+#: where ffmpeg's log messages go (see the module docstring)
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+#: the marker file nlm writes into a PNG frame directory: what ``overwrite`` may replace
+FRAMES_MARKER = ".nlm-frames.json"
+#: ffmpeg's words for a file cut short (Matroska, MP4 and others)
+_ENDED = re.compile(r"ended prematurely|truncat|partial file|unexpected end", re.IGNORECASE)
+_FRAME_NAME = re.compile(r"frame_[0-9]{6,}\.png")
 
 #: extensions read as video (through PyAV)
 VIDEO_EXTENSIONS = (
@@ -94,21 +123,69 @@ class VideoInfo:
         return f"{n} frames {self.width}x{self.height} {kind} {np.dtype(self.dtype).name} at {float(self.fps):.4g} fps, {self.source}"
 
 
+class TruncatedVideoError(ImageIOError):
+    """A clip that ends before its declared length or fails to decode part-way.
+
+    Attributes: ``decoded`` (frames decoded before the end or the failure) and
+    ``declared`` (the container's frame count, or None).
+    """
+
+    def __init__(self, message, decoded, declared):
+        super().__init__(message)
+        self.decoded = decoded
+        self.declared = declared
+
+
 def _import_av():
     try:
         import av
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImageIOError('reading and writing video needs PyAV: pip install "nlm[video]"') from None
+    # ERROR: PyAV's exceptions then carry ffmpeg's last error message; repeats
+    # kept: a message identical to one of an earlier clip still says this one ended early
     av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)
     return av
 
 
-def _open_video(path):
+@contextlib.contextmanager
+def _ffmpeg_logs(av):
+    """Capture ffmpeg's log messages (all threads: the decoders' own threads
+    log too) instead of PyAV's default route, ``logging`` without a handler,
+    which Python's last-resort handler prints to stderr; yield the list of
+    messages and pass them on to :data:`logger` at the end."""
+    # Capture(local=False) is process-wide: concurrent readers in several
+    # threads may see each other's messages, never lose them.
+    capture = av.logging.Capture(local=False)
+    caught = capture.__enter__()
+    try:
+        yield caught
+    finally:
+        capture.__exit__(None, None, None)
+        for level, name, message in caught:
+            logger.log(av.logging.adapt_level(level), "ffmpeg%s: %s", f" [{name}]" if name else "", message.strip())
+
+
+def _duration_tag(text):
+    """Seconds of a Matroska ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``), or None."""
+    m = re.fullmatch(r"\s*([0-9]+):([0-9]{2}):([0-9]{2}(?:\.[0-9]*)?)\s*", text or "")
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+
+
+def _one_line(exc):
+    """PyAV's message in one line, without its errno and the file name it repeats."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^\[Errno -?[0-9]+\] ", "", text)
+    return re.sub(r": '[^']*'(;|$)", r"\1", text, count=1)
+
+
+def _open_video(path, allow_truncated):
     av = _import_av()
     try:
-        container = av.open(str(path))
+        with _ffmpeg_logs(av):
+            container = av.open(str(path))
     except Exception as exc:  # every reader error becomes one line
-        raise ImageIOError(f"{path}: cannot read as a video: {' '.join(str(exc).split())}") from None
+        raise ImageIOError(f"{path}: cannot read as a video: {_one_line(exc)}") from None
     if not container.streams.video:
         container.close()
         raise ImageIOError(f"{path}: holds no video stream")
@@ -121,22 +198,64 @@ def _open_video(path):
     target = ("gray" if grey else "rgb24") if bits <= 8 else ("gray16le" if grey else "rgb48le")
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = Fraction(rate) if rate else DEFAULT_FPS
-    frames = int(stream.frames) if stream.frames else None
-    if frames is None and container.duration:  # Matroska: from the duration
-        frames = round(container.duration / 1e6 * float(fps)) or None
+    frames = int(stream.frames) if stream.frames else None  # MP4, AVI, ...: the count itself
+    slack = 0  # frames a complete clip may lack against the declared count
+    if frames is None:  # Matroska, WebM: from the video track's duration, else the container's
+        seconds = _duration_tag(stream.metadata.get("DURATION"))
+        if seconds is None and len(container.streams) == 1 and container.duration:
+            seconds = container.duration / 1e6  # no other track (audio) that may last longer
+        if seconds is not None:
+            frames = round(seconds * float(fps)) or None
+            slack = (frames or 0) // 100  # a variable frame rate makes the average rate approximate
+        elif container.duration:  # for the progress bar only: another track may last longer
+            frames, slack = round(container.duration / 1e6 * float(fps)) or None, None
     info = VideoInfo(
         int(ctx.width), int(ctx.height), 1 if grey else 3, np.dtype(np.uint8 if bits <= 8 else np.uint16),
         fps, frames, f"{stream.codec_context.name} {fmt.name if fmt is not None else '?'}",
     )
 
+    def broken(count, what):
+        """The clip ended early, or failed or was damaged part-way, after ``count`` frames."""
+        text = f"{path}: {what}; {count} frame{'s' if count != 1 else ''} decoded"
+        if frames:
+            text += f" of the {frames} its container declares"
+        if not allow_truncated:
+            raise TruncatedVideoError(text, count, frames)
+        warnings.warn(f"{text}; only those are used (allow_truncated)", stacklevel=3)
+
     def gen():
+        count, ended, damaged = 0, [], []
         try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format=target)
-        except ImageIOError:
-            raise
-        except Exception as exc:
-            raise ImageIOError(f"{path}: cannot decode: {' '.join(str(exc).split())}") from None
+            decoder = container.decode(stream)
+            while True:
+                try:
+                    with _ffmpeg_logs(av) as caught:
+                        frame = next(decoder, None)
+                        array = None if frame is None else frame.to_ndarray(format=target)
+                except Exception as exc:
+                    broken(count, f"cannot decode frame {count} (corrupt or truncated): {_one_line(exc)}")
+                    return
+                for level, name, message in caught:  # ERROR or worse: what is not the end is damage
+                    text = f"ffmpeg{f' [{name}]' if name else ''}: {message.strip()}"
+                    if _ENDED.search(message):
+                        ended.append(text)
+                    elif not damaged:
+                        damaged.append(text)
+                        if not allow_truncated:
+                            broken(count, f"corrupt ({text})")
+                if array is None:
+                    break
+                count += 1
+                yield array
+            if damaged:
+                warnings.warn(
+                    f"{path}: corrupt ({damaged[0]}); its {count} frames are used as ffmpeg decoded them, "
+                    "the damage concealed (allow_truncated)", stacklevel=2,
+                )
+            if ended:
+                broken(count, f"truncated ({ended[0]})")
+            elif frames and slack is not None and count < frames - slack:
+                broken(count, "truncated or corrupt: it ended early")
         finally:
             container.close()
 
@@ -146,15 +265,18 @@ def _open_video(path):
 def _open_tiff(path, time_axis):
     import tifffile
 
+    from nlm.io.image import _quiet_readers  # tifffile's log lines: errors are raised instead
+
     try:
-        tif = tifffile.TiffFile(str(path))
-        series = tif.series[0]
-        shape, dtype = tuple(series.shape), np.dtype(series.dtype)
-        pages = list(series.pages) if hasattr(series, "pages") else []
-        if len(tif.series) > 1 and all(s.shape == series.shape and s.dtype == series.dtype for s in tif.series):
-            # one series per page (written frame by frame): the pages are the frames
-            pages = [s.pages[0] for s in tif.series]
-            shape = (len(pages),) + shape
+        with _quiet_readers():
+            tif = tifffile.TiffFile(str(path))
+            series = tif.series[0]
+            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+            pages = list(series.pages) if hasattr(series, "pages") else []
+            if len(tif.series) > 1 and all(s.shape == series.shape and s.dtype == series.dtype for s in tif.series):
+                # one series per page (written frame by frame): the pages are the frames
+                pages = [s.pages[0] for s in tif.series]
+                shape = (len(pages),) + shape
     except Exception as exc:
         raise ImageIOError(f"{path}: cannot read as a TIFF stack: {' '.join(str(exc).split())}") from None
     nd = len(shape)
@@ -178,14 +300,26 @@ def _open_tiff(path, time_axis):
     info = VideoInfo(rest[1], rest[0], C, dtype, DEFAULT_FPS, shape[ax], f"TIFF stack {shape}, time axis {ax}")
 
     def gen():
+        t = 0
         try:
             if ax == 0 and len(pages) == shape[0] and all(p is not None for p in pages):
                 for page in pages:  # one page per frame: streamed
-                    yield np.asarray(page.asarray()).reshape(rest)
+                    with _quiet_readers():
+                        frame = np.asarray(page.asarray()).reshape(rest)
+                    yield frame
+                    t += 1
             else:
-                data = np.stack([p.asarray() for p in pages]) if len(tif.series) > 1 else series.asarray()
+                with _quiet_readers():
+                    data = np.stack([p.asarray() for p in pages]) if len(tif.series) > 1 else series.asarray()
                 for t in range(shape[ax]):
                     yield np.take(data, t, axis=ax)
+        except (ImageIOError, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise ImageIOError(
+                f"{path}: cannot read frame {t} of {shape[ax]} (corrupt or truncated); "
+                f"{t} frame{'s' if t != 1 else ''} read: {_one_line(exc)}"
+            ) from None
         finally:
             tif.close()
 
@@ -200,7 +334,15 @@ def _open_png_dir(path):
         raise ImageIOError(f"{path}: directory holds no PNG frames")
     first = read_image(files[0]).data
     C = first.shape[2] if first.ndim == 3 else 1
-    info = VideoInfo(first.shape[1], first.shape[0], C, first.dtype, DEFAULT_FPS, len(files), "PNG sequence")
+    fps = DEFAULT_FPS
+    try:  # a sequence nlm wrote keeps its clip's frame rate
+        with open(Path(path) / FRAMES_MARKER, encoding="utf-8") as fh:
+            fps = Fraction(json.loads(fh.read(65536))["fps"])
+        if not 0 < fps < 10**6:
+            fps = DEFAULT_FPS
+    except (OSError, ValueError, TypeError, KeyError, ZeroDivisionError):
+        pass
+    info = VideoInfo(first.shape[1], first.shape[0], C, first.dtype, fps, len(files), "PNG sequence")
 
     def gen():
         for f in files:
@@ -209,7 +351,7 @@ def _open_png_dir(path):
     return info, gen()
 
 
-def open_frames(path, time_axis=None):
+def open_frames(path, time_axis=None, *, allow_truncated=False):
     """Open a clip, TIFF stack or PNG sequence for streaming.
 
     Parameters
@@ -219,6 +361,12 @@ def open_frames(path, time_axis=None):
         a directory of PNG frames.
     time_axis : int or None
         TIFF stacks only: the axis of time (default 0).
+    allow_truncated : bool, keyword-only
+        Video files: a clip that ends before the frame count its container
+        declares, whose decoding fails part-way or in which ffmpeg reports
+        damage (concealed by the decoder) yields the frames as they decode
+        and warns (``UserWarning``) instead of raising
+        :class:`TruncatedVideoError`.
 
     Returns
     -------
@@ -229,7 +377,8 @@ def open_frames(path, time_axis=None):
     Raises
     ------
     ImageIOError
-        Unreadable input, no video stream, unsupported frames.
+        Unreadable input, no video stream, unsupported frames; from the
+        iterator, a truncated or corrupt clip (naming the frames decoded).
     """
     p = Path(path)
     if p.is_dir():
@@ -238,7 +387,95 @@ def open_frames(path, time_axis=None):
         return _open_tiff(p, 0 if time_axis is None else int(time_axis))
     if time_axis not in (None, 0):
         raise ImageIOError(f"{path}: --time-axis applies to TIFF stacks; a video's frames are its time axis")
-    return _open_video(p)
+    return _open_video(p, allow_truncated)
+
+
+_MARKER_FORMAT = "nlm PNG frame sequence"
+
+
+def _within(inner, outer):
+    """Real path ``inner`` is ``outer`` or lies below it."""
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def _not_nlm_frames(path, entries):
+    """Why directory ``path`` holding ``entries`` is not a frame sequence nlm
+    wrote (its marker and ``frame_NNNNNN.png`` files, nothing else), or None."""
+    others = sorted(e for e in entries if e != FRAMES_MARKER and not _FRAME_NAME.fullmatch(e))
+    if others:
+        return f"holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}"
+    for name in sorted(entries):
+        full = os.path.join(path, name)
+        if os.path.islink(full) or not os.path.isfile(full):
+            return f"holds {name}, which is not a plain file"
+    if FRAMES_MARKER not in entries:
+        return f"has no {FRAMES_MARKER}: its frames were not written by nlm"
+    try:
+        with open(os.path.join(path, FRAMES_MARKER), encoding="utf-8") as fh:
+            marker = json.loads(fh.read(65536))
+    except (OSError, ValueError):
+        marker = None
+    if not isinstance(marker, dict) or marker.get("format") != _MARKER_FORMAT:
+        return f"has a {FRAMES_MARKER} that nlm did not write"
+    return None
+
+
+def check_frames_output(path, overwrite=False, inputs=()):
+    """Why ``path`` may not be written as a PNG frame directory, or None if it may.
+
+    Refused: the current directory or one above it; a directory that is or
+    holds one of ``inputs`` (real paths: symbolic links and ``..`` resolved);
+    a symbolic link or an existing non-directory; an existing directory
+    without ``overwrite``; with ``overwrite``, a directory that holds anything
+    but a frame sequence nlm wrote (its ``frame_NNNNNN.png`` files and its
+    marker :data:`FRAMES_MARKER`; an empty directory may be replaced too).
+
+    Returns
+    -------
+    str or None
+        A one-line reason naming ``path``.
+    """
+    real = os.path.realpath(path)
+    if _within(os.path.realpath(os.getcwd()), real):
+        return f"{path}: is the current directory or one above it; give a new directory for the frames"
+    for src in inputs:
+        if _within(os.path.realpath(src), real):
+            if os.path.realpath(src) == real:
+                return f"{path}: is the input; write the frames elsewhere"
+            return f"{path}: holds the input {src}; write the frames to a new directory"
+    if not os.path.lexists(path):
+        return None
+    if os.path.islink(path):
+        return f"{path}: is a symbolic link; give the directory itself"
+    if not os.path.isdir(path):
+        return f"{path}: is a file, not a directory of frames; give a new directory for the frames"
+    if not overwrite:
+        return f"{path}: already exists; pass --overwrite to replace it"
+    try:
+        entries = os.listdir(path)
+    except OSError as exc:
+        return f"{path}: cannot list the directory: {exc.strerror or exc}"
+    what = _not_nlm_frames(path, entries) if entries else None
+    if what:
+        return (
+            f"{path}: {what}; --overwrite only replaces a frame directory written by nlm "
+            "(give a new directory, or empty this one yourself)"
+        )
+    return None
+
+
+def _remove_frame_dir(path):
+    """Delete nlm's frames and marker in ``path``, then ``path`` if that emptied it."""
+    for name in os.listdir(path):
+        if name == FRAMES_MARKER or _FRAME_NAME.fullmatch(name):
+            try:
+                os.unlink(os.path.join(path, name))
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 class FrameWriter:
@@ -262,7 +499,15 @@ class FrameWriter:
         self.kind = output_kind(self.path)
         if self.kind is None:
             raise ImageIOError(f"{path}: write video as .mkv (FFV1), a .tif stack, or a directory of PNG frames")
-        if self.path.exists() and not overwrite:
+        if self.kind == "frames":
+            reason = check_frames_output(self.path, overwrite)
+            if reason:
+                raise ImageIOError(reason)
+            # the real path: a name through itself (out/../out) is gone once the old output moves away
+            self.path = Path(os.path.realpath(self.path))
+        elif self.path.is_dir():
+            raise ImageIOError(f"{path}: is a directory; give a file name for the {self.kind} output")
+        elif os.path.lexists(self.path) and not overwrite:
             raise ImageIOError(f"{path}: already exists; pass --overwrite to replace it")
         self.info = info
         self.overwrite = overwrite
@@ -286,11 +531,29 @@ class FrameWriter:
             self._remove_tmp()
             raise
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """ffmpeg's log messages captured; a failed write is an ImageIOError naming the output."""
+        logs = _ffmpeg_logs(self._av) if self.kind == "mkv" else contextlib.nullcontext()
+        try:
+            with logs:
+                yield
+        except (ImageIOError, MemoryError):
+            raise
+        except Exception as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
+            raise ImageIOError(f"{self.path}: cannot write: {reason}") from None
+
     def _open(self):
+        if self.kind == "mkv":
+            self._av = _import_av()
+        with self._writing():
+            self._open_writer()
+
+    def _open_writer(self):
         info = self.info
         if self.kind == "mkv":
-            av = _import_av()
-            self._av = av
+            av = self._av
             self.container = av.open(str(self.tmp), "w", format="matroska")
             fps = Fraction(info.fps).limit_denominator(1 << 16)
             stream = self.container.add_stream("ffv1", rate=fps)
@@ -312,6 +575,11 @@ class FrameWriter:
         frame = np.ascontiguousarray(frame)
         if frame.shape != self.info.shape and not (self.info.channels == 1 and frame.shape == self.info.shape + (1,)):
             raise ImageIOError(f"frame of shape {frame.shape}, expected {self.info.shape}")
+        with self._writing():
+            self._write(frame)
+        self.count += 1
+
+    def _write(self, frame):
         if self.kind == "mkv":
             vf = self._av.VideoFrame.from_ndarray(frame.reshape(self.info.shape), format=self.src_fmt)
             vf.pts = self.count
@@ -325,9 +593,12 @@ class FrameWriter:
             from nlm.io.image import write_image
 
             write_image(self.tmp / f"frame_{self.count:06d}.png", frame)
-        self.count += 1
 
     def _close(self):
+        with self._writing():
+            self._close_writer()
+
+    def _close_writer(self):
         if self.kind == "mkv":
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
@@ -345,26 +616,55 @@ class FrameWriter:
                 pass
 
     def commit(self):
-        """Finish the stream and move it into place."""
+        """Finish the stream and move it into place; on failure remove what was written."""
+        try:
+            self._commit()
+        except BaseException:
+            self._remove_tmp()
+            raise
+
+    def _commit(self):
         self._close()
         # mkstemp/mkdtemp make private (0600/0700) entries: give the output
         # the permissions a new file or folder would have, as image outputs do
         _set_mode(self.tmp, self.path, 0o777 if self.tmp.is_dir() else 0o666)
-        if self.kind == "frames" and self.path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.tmp.parent))
-            os.replace(self.path, old / "x")
+        if self.kind != "frames":
             os.replace(self.tmp, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+            return
+        marker = dict(format=_MARKER_FORMAT, frames=self.count, fps=str(Fraction(self.info.fps)),
+                      width=self.info.width, height=self.info.height, channels=self.info.channels,
+                      dtype=np.dtype(self.info.dtype).name)
+        (self.tmp / FRAMES_MARKER).write_text(json.dumps(marker) + "\n")
+        if not os.path.lexists(self.path):
             os.replace(self.tmp, self.path)
+            return
+        # again, just before: nothing but a previous frame sequence of nlm is replaced
+        reason = check_frames_output(self.path, self.overwrite)
+        if reason:
+            raise ImageIOError(reason)
+        old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.old-", dir=self.tmp.parent))
+        os.replace(self.path, old / "x")
+        try:
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            os.replace(old / "x", self.path)
+            os.rmdir(old)
+            raise
+        _remove_frame_dir(old / "x")
+        try:
+            os.rmdir(old)
+        except OSError:
+            warnings.warn(f"{self.path}: files that appeared in the old output meanwhile are kept in {old}",
+                          stacklevel=2)
 
     def abort(self):
         """Drop everything written."""
         try:
-            if self.kind == "mkv":
-                self.container.close()
-            elif self.kind == "tiff":
-                self.tiff.close()
+            with self._writing():
+                if self.kind == "mkv":
+                    self.container.close()
+                elif self.kind == "tiff":
+                    self.tiff.close()
         except Exception:
             pass
         self._remove_tmp()
