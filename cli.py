@@ -807,6 +807,9 @@ class _Cluster:
                     dashboard_address=None,
                     memory_limit=max(1 << 28, self.memory_limit // self.workers),
                     silence_logs=logging.WARNING if self.verbose else logging.CRITICAL,
+                    # Ctrl-C reaches the whole process group: the workers leave it to nlm,
+                    # which stops them, instead of each printing a KeyboardInterrupt traceback
+                    preload=["nlm._cluster_worker"],
                 )
                 self.client = Client(self.cluster, timeout=self.timeout)
         except (OSError, TimeoutError, ValueError) as exc:

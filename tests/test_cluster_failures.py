@@ -156,7 +156,7 @@ def test_scheduler_without_workers_times_out(tmp_path, loopback):
     assert sorted(os.listdir(tmp_path)) == ["in.tif", "scheduler.json"]
 
 
-@pytest.mark.parametrize("sig, group", [("SIGTERM", False)])
+@pytest.mark.parametrize("sig, group", [("SIGTERM", False), ("SIGINT", True)])
 def test_signals_on_a_local_cluster(tmp_path, sig, group):
     """SIGTERM to nlm, SIGINT to its whole process group (Ctrl-C): no traceback, no process left."""
     src = tmp_path / "in.tif"
