@@ -862,7 +862,7 @@ class _Cluster:
             lost = self.guard.lost
             warnings.warn(
                 f"{len(lost)} dask worker(s) left during the run ({', '.join(lost)}); "
-                "their tasks were run again on the others",
+                "their tasks were run again",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -1235,9 +1235,10 @@ def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, 
                 if message is not None:
                     for future in futures:
                         future.cancel()
+                    failed = f", {len(errors)} had failed" if errors else ""
                     raise _BatchLost(
-                        f"{message}; {len(records)} of {len(jobs)} image(s) were written before "
-                        f"({len(errors)} failed), the others were not"
+                        f"{message}; {len(records)} of {len(jobs)} image(s) were written before{failed}, "
+                        "the others were not"
                     ) from None
 
             for src, dst in big:

@@ -157,25 +157,25 @@ class Guard:
                     if current:
                         with_worker = now
                     elif now - with_worker >= self.timeout:
-                        self.reason = self._no_worker_reason(now - with_worker)
+                        self.reason = self._no_worker_reason()
                 elif now - answered >= self.timeout:
                     self.reason = (
-                        f"the dask scheduler at {self.where} did not answer for {now - answered:.0f} s "
-                        f"(--cluster-timeout {self.timeout:g})"
+                        f"the dask scheduler at {self.where} did not answer for {self.timeout:g} s "
+                        "(--cluster-timeout)"
                     )
             if self.reason is not None:
                 self._cancel()  # again at every poll: futures submitted since then go too
 
-    def _no_worker_reason(self, waited):
-        limit = f"--cluster-timeout {self.timeout:g}"
+    def _no_worker_reason(self):
+        waited = f"{self.timeout:g} s (--cluster-timeout)"
         if not self.seen:
-            return f"the dask scheduler at {self.where} has no worker (none joined in {waited:.0f} s, {limit})"
+            return f"the dask scheduler at {self.where} has no worker (none joined in {waited})"
         names = ", ".join(self.lost) if self.lost else ", ".join(self.seen)
         count = len(self.lost) or len(self.seen)
         what = "its worker" if count == 1 else f"all {count} of its workers"
         return (
             f"the dask scheduler at {self.where} lost {what} ({names}); "
-            f"no worker was left for {waited:.0f} s ({limit})"
+            f"no worker was left for {waited}"
         )
 
     def _cancel(self):
