@@ -812,18 +812,19 @@ class _Cluster:
                     preload=["nlm._cluster_worker"],
                 )
                 self.client = Client(self.cluster, timeout=self.timeout)
-        except (OSError, TimeoutError, ValueError) as exc:
+        except (OSError, TimeoutError, ValueError, RuntimeError) as exc:  # RuntimeError: a worker did not start
             self.__exit__(None, None, None)
-            raise click.ClickException(
-                f"cannot connect to {self.where}: {' '.join(str(exc).split())[:200]}"
-            ) from None
+            what = f"connect to {self.where}" if self.address is not None else f"start {self.where}"
+            raise click.ClickException(f"cannot {what}: {' '.join(str(exc).split())[:200]}") from None
         except BaseException:
             self.__exit__(None, None, None)
             raise
         for owner in (self.client, self.cluster):
             if owner is not None:
                 _cli_cluster.quiet_loop(owner.loop)
-        self.guard = _cli_cluster.Guard(self.client, self.where, self.timeout).start()
+        # a question to the scheduler every second at most (a fraction of short timeouts)
+        poll = min(1.0, max(0.1, self.timeout / 4))
+        self.guard = _cli_cluster.Guard(self.client, self.where, self.timeout, poll=poll).start()
         return self
 
     def submit(self, *args, **kwargs):

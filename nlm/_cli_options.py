@@ -341,7 +341,7 @@ cluster_timeout_opt = _option(
     metavar="SECONDS",
     type=FiniteFloatRange(min=1, max=7 * 86400),
     default=CLUSTER_TIMEOUT,
-    show_default=True,
+    show_default=f"{CLUSTER_TIMEOUT:g}",
     section="Large images",
     help="With --scheduler or --workers: how long to wait for a scheduler that does not answer "
     "(when connecting too) and for a worker when the cluster has none, before the run fails "
