@@ -1155,6 +1155,9 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
         )
     if scheduler is not None and workers is not None:
         raise click.UsageError("--scheduler and --workers exclude each other")
+    given = click.get_current_context().get_parameter_source("cluster_timeout")
+    if scheduler is None and workers is None and given is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--cluster-timeout is for runs on a cluster (--scheduler or --workers)")
     if memory_limit is None:
         from nlm.io.tiled import default_memory_limit
 

@@ -164,6 +164,20 @@ def test_worker_killed_mid_batch(tmp_path, loopback):
     assert os.listdir(out) == []
 
 
+def test_sigterm_on_a_scheduler_run(tmp_path, loopback):
+    """No "Task exception was never retrieved" from the interrupted gather."""
+    address, _, _ = loopback
+    proc, out = _denoise_on(address, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        _end(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert _one_error_line(stderr) == "Error: interrupted by SIGTERM; no partial output was left"
+    assert os.listdir(out) == []
+
+
 def test_scheduler_without_workers_times_out(tmp_path, loopback):
     """A scheduler that has lost its only worker before the run: nlm does not wait for ever (in process)."""
     address, _, worker = loopback
@@ -217,6 +231,8 @@ def test_cluster_timeout_option(tmp_path):
         r = CliRunner().invoke(cli.main, ["denoise", str(src), str(tmp_path / "o.tif"), "--workers", "1",
                                           "--cluster-timeout", bad])
         assert r.exit_code == 2 and "--cluster-timeout" in r.output, (bad, r.output)
+    r = CliRunner().invoke(cli.main, ["denoise", str(src), str(tmp_path / "o.tif"), "--cluster-timeout", "5"])
+    assert r.exit_code == 2 and "--cluster-timeout is for runs on a cluster" in r.output, r.output
     assert "--cluster-timeout" in CliRunner().invoke(cli.main, ["denoise", "--help"]).output
 
 
