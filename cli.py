@@ -886,6 +886,18 @@ class _Cluster:
         gc.collect()  # tasks of an interrupted gather are reported now, under the quiet handlers
 
 
+def _remove_leftovers(outputs):
+    """Remove the temporary files that dead workers left next to ``outputs``."""
+    from nlm.io.image import leftover_partial_files
+
+    for output in outputs:
+        for leftover in leftover_partial_files(output):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+
+
 class _BatchLost(click.ClickException):
     """A batch stopped because its cluster was lost; its message says what was written."""
 
@@ -1239,6 +1251,7 @@ def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, 
                 if message is not None:
                     for future in futures:
                         future.cancel()
+                    _remove_leftovers(dst for _, dst in jobs)  # of workers killed while writing
                     failed = f", {len(errors)} had failed" if errors else ""
                     raise _BatchLost(
                         f"{message}; {len(records)} of {len(jobs)} image(s) were written before{failed}, "

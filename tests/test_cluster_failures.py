@@ -152,6 +152,8 @@ def test_worker_killed_mid_batch(tmp_path, loopback):
     proc = _spawn([sys.executable, "-m", "nlm", "denoise", *map(str, files), "-o", str(out), "--scheduler", address,
                    "--memory-limit", "1K", "--tile-size", "256", "--cluster-timeout", str(TIMEOUT), "-q"])
     _when_writing(proc, out)
+    # what a worker killed while writing a file of the batch leaves behind
+    (out / ".b1.0123abcd.part.tif").write_bytes(b"II*\0")
     os.kill(worker.pid, signal.SIGKILL)
     try:
         _, stderr = proc.communicate(timeout=TIMEOUT + SLACK)
@@ -257,3 +259,20 @@ def test_killed_worker_is_named():
     lost = FutureCancelledError("k", "scheduler-connection-lost")
     assert failure(lost, None, "tcp://h:1") == "lost the connection to the dask scheduler at tcp://h:1"
     assert failure(ValueError("a user error"), None, "tcp://h:1") is None
+
+
+def test_leftover_partial_files_are_only_those_of_the_output(tmp_path):
+    import nlm.io.image as image
+
+    names = [".b1.0123abcd.part.tif", ".b1.0123abcd.part.png", ".b10.0123abcd.part.tif", ".b1.xyz.part.tif",
+             "b1.tif", ".b1.0123abcd.part.tif.keep", ".b1.ffffffff.part.tif"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    mine = str(tmp_path / ".b1.ffffffff.part.tif")
+    image._PARTIAL.add(mine)  # a write of this process in progress: not a leftover
+    try:
+        found = image.leftover_partial_files(tmp_path / "b1.tif")
+    finally:
+        image._PARTIAL.discard(mine)
+    assert [p.name for p in found] == [".b1.0123abcd.part.tif"]
+    assert image.leftover_partial_files(tmp_path / "missing" / "b1.tif") == []
