@@ -106,9 +106,11 @@ class Guard:
     def __init__(self, client, where, timeout, poll=0.5):
         self.client, self.where, self.timeout, self.poll = client, where, float(timeout), float(poll)
         self.reason = None  # what was lost, once it was
-        self.seen = {}  # address -> name of every worker seen
+        self.seen = {}  # every worker seen (address -> address), in order
         self.lost = []  # workers seen that left, in order
         self.peak = 0
+        self._beats = {}  # address -> (last_seen reported, monotonic time it last changed)
+        self._answered = self._with_worker = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nlm-cluster-guard", daemon=True)
 
@@ -134,49 +136,54 @@ class Guard:
             raise
 
     def _run(self):
-        answered = with_worker = time.monotonic()
-        current = set()
+        self._answered = self._with_worker = time.monotonic()
         while not self._stop.wait(self.poll):
             if self.reason is None:
                 try:
                     info = self._identity(min(self.timeout, 5.0))
-                except Exception:  # noqa: BLE001 - no answer: counted below
+                except Exception:  # noqa: BLE001 - no answer: counted in _observe
                     info = None
-                now = time.monotonic()
                 if self._stop.is_set():
                     return
-                if info is not None:
-                    answered = now
-                    workers = info.get("workers") or {}
-                    for address, identity in workers.items():
-                        self.seen.setdefault(address, (identity or {}).get("name", address))
-                    gone = [a for a in current if a not in workers]
-                    self.lost.extend(a for a in gone if a not in self.lost)
-                    current = set(workers)
-                    self.peak = max(self.peak, len(current))
-                    if current:
-                        with_worker = now
-                    elif now - with_worker >= self.timeout:
-                        self.reason = self._no_worker_reason()
-                elif now - answered >= self.timeout:
-                    self.reason = (
-                        f"the dask scheduler at {self.where} did not answer for {self.timeout:g} s "
-                        "(--cluster-timeout)"
-                    )
+                self.reason = self._observe(info, time.monotonic())
             if self.reason is not None:
                 self._cancel()  # again at every poll: futures submitted since then go too
 
-    def _no_worker_reason(self):
+    def _observe(self, info, now):
+        """Update what is known from one answer of the scheduler (None: no answer); the reason of a loss, or None."""
+        if info is None:
+            if now - self._answered >= self.timeout:
+                return f"the dask scheduler at {self.where} did not answer for {self.timeout:g} s (--cluster-timeout)"
+            return None
+        self._answered = now
+        workers = info.get("workers") or {}
+        for address, identity in workers.items():
+            self.seen.setdefault(address, address)
+            # a worker is alive while its heartbeats move its last_seen on (scheduler's clock, compared with itself)
+            beat = (identity or {}).get("last_seen")
+            if address not in self._beats or self._beats[address][0] != beat:
+                self._beats[address] = (beat, now)
+        gone = [a for a in self._beats if a not in workers]
+        for address in gone:
+            del self._beats[address]
+            if address not in self.lost:
+                self.lost.append(address)
+        self.peak = max(self.peak, len(workers))
+        silent = [a for a, (_, changed) in self._beats.items() if now - changed >= self.timeout]
         waited = f"{self.timeout:g} s (--cluster-timeout)"
+        if workers and len(silent) == len(workers):  # every worker silent for the whole timeout
+            what = f"the worker {silent[0]}" if len(silent) == 1 else f"all {len(silent)} workers ({', '.join(silent)})"
+            return f"{what} of the dask scheduler at {self.where} stopped answering for {waited}"
+        if workers:
+            self._with_worker = now
+            return None
+        if now - self._with_worker < self.timeout:
+            return None
         if not self.seen:
             return f"the dask scheduler at {self.where} has no worker (none joined in {waited})"
-        names = ", ".join(self.lost) if self.lost else ", ".join(self.seen)
-        count = len(self.lost) or len(self.seen)
-        what = "its worker" if count == 1 else f"all {count} of its workers"
-        return (
-            f"the dask scheduler at {self.where} lost {what} ({names}); "
-            f"no worker was left for {waited}"
-        )
+        names = self.lost or list(self.seen)
+        what = "its worker" if len(names) == 1 else f"all {len(names)} of its workers"
+        return f"the dask scheduler at {self.where} lost {what} ({', '.join(names)}); no worker was left for {waited}"
 
     def _cancel(self):
         client = self.client

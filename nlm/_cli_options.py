@@ -344,9 +344,9 @@ cluster_timeout_opt = _option(
     show_default=f"{CLUSTER_TIMEOUT:g}",
     section="Large images",
     help="With --scheduler or --workers: how long to wait for a scheduler that does not answer "
-    "(when connecting too) and for a worker when the cluster has none, before the run fails "
-    "(exit 1; nothing is written). A scheduler that closes the connection or a worker that "
-    "keeps dying on a task ends the run at once.",
+    "(when connecting too), and for a worker when the cluster has none or none of its workers "
+    "answers, before the run fails (exit 1; nothing is written). A scheduler that closes the "
+    "connection, or workers that keep dying on a task, end the run at once.",
 )
 
 

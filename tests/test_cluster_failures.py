@@ -108,10 +108,10 @@ def _denoise_on(address, tmp_path):
     return proc, out
 
 
-def _kill_mid_run(address, tmp_path, victim):
-    """Start a run on the cluster, SIGKILL ``victim`` once it writes: (exit code, Error line, seconds to exit, out)."""
+def _kill_mid_run(address, tmp_path, victim, sig=signal.SIGKILL):
+    """Start a run on the cluster, signal ``victim`` once it writes: (exit code, Error line, seconds to exit, out)."""
     proc, out = _denoise_on(address, tmp_path)
-    os.kill(victim.pid, signal.SIGKILL)
+    os.kill(victim.pid, sig)
     killed = time.monotonic()
     try:
         _, stderr = proc.communicate(timeout=TIMEOUT + SLACK)
@@ -127,6 +127,18 @@ def test_worker_killed_mid_run(tmp_path, loopback):
     assert f"scheduler at {address} lost its worker" in line, line
     assert "no worker was left for 3 s (--cluster-timeout)" in line, line
     assert "nothing was written" in line
+    assert TIMEOUT - 1 <= elapsed <= TIMEOUT + SLACK, elapsed
+    assert os.listdir(out) == []
+
+
+def test_worker_stopped_mid_run(tmp_path, loopback):
+    """A worker that hangs (SIGSTOP: no heartbeat) stays registered for minutes; nlm gives up after the timeout."""
+    address, _, worker = loopback
+    code, line, elapsed, out = _kill_mid_run(address, tmp_path, worker, signal.SIGSTOP)
+    assert code == 1, line
+    assert line.startswith("Error: the worker tcp://127.0.0.1:"), line
+    assert line.endswith(f" of the dask scheduler at {address} stopped answering for 3 s (--cluster-timeout); "
+                         "nothing was written"), line
     assert TIMEOUT - 1 <= elapsed <= TIMEOUT + SLACK, elapsed
     assert os.listdir(out) == []
 
