@@ -882,11 +882,23 @@ def _denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):
 
 
 class _Cluster:
-    """Context: a dask.distributed client for --scheduler / --workers, or nothing."""
+    """Context: a dask.distributed client for --scheduler / --workers, or nothing.
 
-    def __init__(self, address, workers, memory_limit):
+    While it is open, :class:`nlm._cli_cluster.Guard` watches the scheduler:
+    a scheduler that closes the connection, keeps silent for ``timeout``
+    seconds or has no worker for that long, and workers that keep dying on a
+    task end the run with one ``Error:`` line naming what was lost (exit 1);
+    the output being written is removed by the writer as for any error.
+    distributed's and asyncio's log records are kept off stderr (one line
+    each with --verbose).  Closing is bounded in time, and a ``--workers``
+    cluster's processes are stopped.
+    """
+
+    def __init__(self, address, workers, memory_limit, timeout=opts.CLUSTER_TIMEOUT, verbose=False):
         self.address, self.workers, self.memory_limit = address, workers, memory_limit
-        self.client = self.cluster = None
+        self.timeout, self.verbose = float(timeout), verbose
+        self.client = self.cluster = self.guard = self.logs = None
+        self.where = address if address is not None else "the local cluster"
 
     def __enter__(self):
         if self.address is None and self.workers is None:
@@ -897,9 +909,15 @@ class _Cluster:
             raise click.ClickException(
                 "--scheduler and --workers need dask.distributed: pip install 'nlm[scale]'"
             ) from None
+        import logging
+
+        from nlm import _cli_cluster
+
+        self.logs = _cli_cluster.QuietLogs(echo=(lambda line: click.echo(line, err=True)) if self.verbose else None)
+        self.logs.__enter__()
         try:
             if self.address is not None:
-                self.client = Client(self.address, timeout="10s")
+                self.client = Client(self.address, timeout=self.timeout, set_as_default=True)
             else:
                 self.cluster = LocalCluster(
                     n_workers=self.workers,
@@ -908,20 +926,100 @@ class _Cluster:
                     host="127.0.0.1",
                     dashboard_address=None,
                     memory_limit=max(1 << 28, self.memory_limit // self.workers),
+                    silence_logs=logging.WARNING if self.verbose else logging.CRITICAL,
+                    # Ctrl-C reaches the whole process group: the workers leave it to nlm,
+                    # which stops them, instead of each printing a KeyboardInterrupt traceback
+                    preload=["nlm._cluster_worker"],
                 )
-                self.client = Client(self.cluster)
-        except (OSError, TimeoutError, ValueError) as exc:
+                self.client = Client(self.cluster, timeout=self.timeout)
+        except (OSError, TimeoutError, ValueError, RuntimeError) as exc:  # RuntimeError: a worker did not start
             self.__exit__(None, None, None)
-            where = self.address or "a local cluster"
-            raise click.ClickException(f"cannot connect to {where}: {' '.join(str(exc).split())[:200]}") from None
-        return self.client
+            what = f"connect to {self.where}" if self.address is not None else f"start {self.where}"
+            raise click.ClickException(f"cannot {what}: {' '.join(str(exc).split())[:200]}") from None
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        for owner in (self.client, self.cluster):
+            if owner is not None:
+                _cli_cluster.quiet_loop(owner.loop)
+        # a question to the scheduler every second at most (a fraction of short timeouts)
+        poll = min(1.0, max(0.1, self.timeout / 4))
+        self.guard = _cli_cluster.Guard(self.client, self.where, self.timeout, poll=poll).start()
+        return self
 
-    def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+    def submit(self, *args, **kwargs):
+        return self.client.submit(*args, **kwargs)
+
+    def failure(self, exc):
+        """The message of a run that failed because the cluster was lost, or None."""
+        if self.client is None or isinstance(exc, (KeyboardInterrupt, click.exceptions.Exit, click.Abort,
+                                                   click.UsageError, _BatchLost)):
+            return None
+        from nlm import _cli_cluster
+
+        return _cli_cluster.failure(exc, self.guard, self.where)
+
+    def check(self, exc):
+        """Raise the cluster's ClickException when ``exc`` comes from a lost cluster."""
+        message = self.failure(exc)
+        if message is not None:
+            raise click.ClickException(f"{message}; nothing was written") from None
+
+    def __exit__(self, exc_type, exc, tb):
+        message = self.failure(exc) if exc is not None else None
+        try:
+            if self.guard is not None:
+                self.guard.stop()
+            self._close()
+        finally:
+            if self.logs is not None:
+                self.logs.__exit__(None, None, None)
+                self.logs = None
+        if message is not None:
+            raise click.ClickException(f"{message}; nothing was written") from None
+        if exc is None and self.guard is not None and self.guard.lost:
+            import warnings
+
+            lost = self.guard.lost
+            warnings.warn(
+                f"{len(lost)} dask worker(s) left during the run ({', '.join(lost)}); "
+                "their tasks were run again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return False
+
+    def _close(self):
+        """Close the client and the local cluster, in bounded time, quietly."""
+        import gc
+
+        client, cluster = self.client, self.cluster
+        self.client = self.cluster = None
+        limit = min(self.timeout, 10.0)
+        for closing in (client, cluster):
+            if closing is None:
+                continue
+            try:
+                closing.close(timeout=limit)
+            except BaseException:  # noqa: BLE001 - closing a lost cluster may fail; nothing to do about it
+                pass
+        gc.collect()  # tasks of an interrupted gather are reported now, under the quiet handlers
+
+
+def _remove_leftovers(outputs):
+    """Remove the temporary files that dead workers left next to ``outputs``."""
+    from nlm.io.image import leftover_partial_files
+
+    for output in outputs:
+        for leftover in leftover_partial_files(output):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+
+
+class _BatchLost(click.ClickException):
+    """A batch stopped because its cluster was lost; its message says what was written."""
 
 
 def _num(value, digits=6):
@@ -1151,7 +1249,7 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
 @opts.verbosity_options
 def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, output_dir, suffix, ext,
             volume, temporal_radius, time_axis, allow_truncated, overwrite, max_pixels, memory_limit, tile_size,
-            scheduler, workers, quiet, verbose):
+            scheduler, workers, cluster_timeout, quiet, verbose):
     """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
 
     \b
@@ -1217,6 +1315,9 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
         )
     if scheduler is not None and workers is not None:
         raise click.UsageError("--scheduler and --workers exclude each other")
+    given = click.get_current_context().get_parameter_source("cluster_timeout")
+    if scheduler is None and workers is None and given is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--cluster-timeout is for runs on a cluster (--scheduler or --workers)")
     if memory_limit is None:
         from nlm.io.tiled import default_memory_limit
 
@@ -1230,12 +1331,12 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     )
     video = dict(temporal_radius=temporal_radius, time_axis=time_axis, patch_size=patch_size,
                  patch_distance=patch_distance, allow_truncated=allow_truncated)
-    with _Cluster(scheduler, workers, memory_limit) as client:
-        _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, client, video, quiet,
+    with _Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
+        _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, cluster, video, quiet,
                          verbose)
 
 
-def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, client, video, quiet,
+def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, cluster, video, quiet,
                      verbose):
     temporal_radius, time_axis = video["temporal_radius"], video["time_axis"]
     patch_size, patch_distance = video["patch_size"], video["patch_distance"]
@@ -1286,21 +1387,36 @@ def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, 
     )
     local = dict(scale, cluster=False)
     with bar:
-        if client is not None:
+        if cluster is not None:
             # files that fit the memory budget: one task each on the cluster;
             # larger ones: their tiles on the cluster, driven from here
             big = [job for job in jobs if _needs_tiles(job[0], job[1], local)]
             futures = [
-                client.submit(_denoise_file, src, dst, params, volume=volume, overwrite=overwrite,
-                              max_pixels=scale["max_pixels"], pure=False)
+                cluster.submit(_denoise_file, src, dst, params, volume=volume, overwrite=overwrite,
+                               max_pixels=scale["max_pixels"], pure=False)
                 for src, dst in jobs
                 if (src, dst) not in big
             ]
+
+            def lost(exc):
+                """A lost cluster stops the batch: one error naming it, and what was written before."""
+                message = cluster.failure(exc)
+                if message is not None:
+                    for future in futures:
+                        future.cancel()
+                    _remove_leftovers(dst for _, dst in jobs)  # of workers killed while writing
+                    failed = f", {len(errors)} had failed" if errors else ""
+                    raise _BatchLost(
+                        f"{message}; {len(records)} of {len(jobs)} image(s) were written before{failed}, "
+                        "the others were not"
+                    ) from None
+
             for src, dst in big:
                 try:
                     records.append(_denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite,
                                                   scale=scale, quiet=True))
                 except click.ClickException as exc:
+                    lost(exc)
                     errors.append(exc.format_message())
                 bar.update(1, (src, dst))
             from distributed import as_completed
@@ -1309,8 +1425,10 @@ def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, 
                 try:
                     records.append(future.result())
                 except click.ClickException as exc:
+                    lost(exc)
                     errors.append(exc.format_message())
                 except Exception as exc:  # noqa: BLE001 - a worker failure: report it, go on
+                    lost(exc)
                     errors.append(f"a worker failed: {type(exc).__name__}: {exc}")
                 bar.update(1)
         else:

@@ -344,9 +344,26 @@ workers_opt = _option(
 )
 
 
+#: default of --cluster-timeout, in seconds
+CLUSTER_TIMEOUT = 60.0
+
+cluster_timeout_opt = _option(
+    "--cluster-timeout",
+    metavar="SECONDS",
+    type=FiniteFloatRange(min=1, max=7 * 86400),
+    default=CLUSTER_TIMEOUT,
+    show_default=f"{CLUSTER_TIMEOUT:g}",
+    section="Large images",
+    help="With --scheduler or --workers: how long to wait for a scheduler that does not answer "
+    "(when connecting too), and for a worker when the cluster has none or none of its workers "
+    "answers, before the run fails (exit 1; nothing is written). A scheduler that closes the "
+    "connection, or workers that keep dying on a task, end the run at once.",
+)
+
+
 def scale_options(func):
-    """``--memory-limit``, ``--tile-size``, ``--scheduler``, ``--workers``."""
-    for decorator in reversed((memory_limit_opt, tile_size_opt, scheduler_opt, workers_opt)):
+    """``--memory-limit``, ``--tile-size``, ``--scheduler``, ``--workers``, ``--cluster-timeout``."""
+    for decorator in reversed((memory_limit_opt, tile_size_opt, scheduler_opt, workers_opt, cluster_timeout_opt)):
         func = decorator(func)
     return func
 

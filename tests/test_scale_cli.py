@@ -209,8 +209,9 @@ def test_workers_starts_a_local_cluster(tmp_path):
 def test_bad_scheduler_address(tmp_path):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, _image((40, 40)))
-    r = run("denoise", src, tmp_path / "o.tif", "--scheduler", "tcp://127.0.0.1:9")
+    r = run("denoise", src, tmp_path / "o.tif", "--scheduler", "tcp://127.0.0.1:9", "--cluster-timeout", "2")
     assert r.exit_code == 1 and "cannot connect" in r.output
+    assert r.output.count("Error:") == 1 and "Traceback" not in r.output, r.output
 
 
 def test_working_blocks_bounded_by_memory_limit(tmp_path, monkeypatch):

@@ -1047,18 +1047,45 @@ def _name_max(directory):
         return 255
 
 
-def _create_temporary(path, directory):
-    """Create ``DIR/.STEM.XXXXXXXX.part.EXT`` (registered first), shortening STEM
-    so that the name fits the file system's limit (a legal 250-byte output
-    name must not fail because its temporary name is longer)."""
-    ext = _ext(path)
-    fixed = len(os.fsencode(f"..{'0' * 8}.part{ext}"))
+def _temporary_stem(path, directory):
+    """STEM of the temporary names of ``path``: its stem, cut to fit the name limit."""
+    fixed = len(os.fsencode(f"..{'0' * 8}.part{_ext(path)}"))
     stem = os.fsencode(path.stem)[: max(0, _name_max(directory) - fixed)]
     while stem and 0x80 <= stem[-1] < 0xC0:  # drop a cut UTF-8 sequence
         stem = stem[:-1]
     if stem and stem[-1] >= 0xC0:
         stem = stem[:-1]
-    stem = os.fsdecode(stem)
+    return os.fsdecode(stem)
+
+
+def leftover_partial_files(path):
+    """Temporary files of writes of ``path`` that another process left (``.STEM.XXXXXXXX.part.EXT``).
+
+    A process killed while writing (a dask worker, SIGKILL) cannot remove its
+    temporary file; whoever sent it the work can, with this list.  Files this
+    process is writing itself are not listed.
+    """
+    import re
+
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    pattern = re.compile(
+        rf"\.{re.escape(_temporary_stem(path, directory))}\.[0-9a-f]{{8}}\.part{re.escape(_ext(path))}"
+    )
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    found = [directory / name for name in names if pattern.fullmatch(name)]
+    return [p for p in found if str(p) not in _PARTIAL]
+
+
+def _create_temporary(path, directory):
+    """Create ``DIR/.STEM.XXXXXXXX.part.EXT`` (registered first), shortening STEM
+    so that the name fits the file system's limit (a legal 250-byte output
+    name must not fail because its temporary name is longer)."""
+    ext = _ext(path)
+    stem = _temporary_stem(path, directory)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         tmp = str(directory / f".{stem}.{secrets.token_hex(4)}.part{ext}")
