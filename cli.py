@@ -38,39 +38,59 @@ class _Interrupted(KeyboardInterrupt):
 _state = {"signal": None, "hook": None, "verbose": False}
 
 
+#: loggers whose records the command line routes itself, never straight to
+#: stderr: nlm's own (ffmpeg's messages come through ``nlm.io.video``) and
+#: those of the libraries that read and write files
+_LOGGERS = ("nlm", "tifffile")
+
+
 class _LogLines:
-    """Keep the library's ``logging`` records (ffmpeg's messages, ...) for the
-    end of the run: shown with --verbose only, after the report or the
-    ``Error:`` line, never in front of it."""
+    """Context: the records of :data:`_LOGGERS` during a command.
+
+    Without a handler of their own, a library's warning goes to Python's
+    last-resort handler, which prints it on stderr in front of the
+    ``Error:`` line (tifffile: ``<tifffile.TiffPages @8> invalid offset to
+    first page``; ffmpeg: ``moov atom not found``).  Here they are printed
+    as ``log: ...`` lines (``log: tifffile: ...`` for a library) with
+    ``--verbose`` only, as they come, so the ``Error:`` line stays the last
+    one, and dropped otherwise; the loggers are restored afterwards.
+    ``_state["verbose"]`` is read when a record comes (records may come
+    from the filter's worker threads, where there is no click context).
+    """
 
     def __init__(self):
         import logging
 
-        class Keep(logging.Handler):
+        class Echo(logging.Handler):
             def emit(handler, record):
-                if len(self.records) < 1000:
-                    self.records.append(record)
+                if not _state["verbose"]:
+                    return
+                try:
+                    text = " ".join(record.getMessage().split())
+                except Exception:  # noqa: BLE001 - a malformed record is not worth an error
+                    text = " ".join(str(record.msg).split())
+                if not record.name.startswith("nlm"):
+                    text = f"{record.name}: {text}"
+                click.echo(f"log: {text}", err=True)
 
-        self.handler = Keep()
-        self.records = []
+        self.handler = Echo(logging.DEBUG)
+        self.saved = []
 
     def __enter__(self):
         import logging
 
-        logging.getLogger("nlm").addHandler(self.handler)
+        for name in _LOGGERS:
+            logger = logging.getLogger(name)
+            self.saved.append((logger, logger.propagate))
+            logger.addHandler(self.handler)
+            logger.propagate = False
         return self
 
     def __exit__(self, *exc):
-        import logging
-
-        logging.getLogger("nlm").removeHandler(self.handler)
-        if _state["verbose"]:
-            for record in self.records:
-                try:
-                    text = " ".join(record.getMessage().split())
-                except Exception:  # a record that cannot be formatted is not worth an error
-                    continue
-                click.echo(f"log: {text}", err=True)
+        for logger, propagate in self.saved:
+            logger.removeHandler(self.handler)
+            logger.propagate = propagate
+        self.saved.clear()
         return False
 
 
@@ -89,56 +109,6 @@ def _quiet_unraisable(unraisable):
     ``__del__``) may fail; that is expected then and not worth a traceback."""
     if _state["signal"] is None:
         sys.__unraisablehook__(unraisable)
-
-
-#: loggers of the libraries that read and write files; their records go
-#: through :class:`_LibraryLog`, never straight to stderr
-_LIBRARY_LOGGERS = ("tifffile",)
-
-
-class _LibraryLog:
-    """Context: the records of :data:`_LIBRARY_LOGGERS` during a command.
-
-    Without a handler of its own, a library's warning goes to Python's
-    last-resort handler, which prints it on stderr in front of the
-    ``Error:`` line (tifffile: ``<tifffile.TiffPages @8> invalid offset to
-    first page``).  Here they are shown as ``NAME: message`` lines with
-    ``--verbose`` (``ctx.meta["nlm.verbose"]``, read when the record comes)
-    and dropped otherwise; the loggers are restored afterwards.
-    """
-
-    def __init__(self, ctx):
-        import logging
-
-        self.ctx = ctx
-        self.handler = logging.Handler(logging.DEBUG)
-        self.handler.emit = self._emit
-        self.saved = []
-
-    def _emit(self, record):
-        if self.ctx.meta.get("nlm.verbose"):
-            try:
-                text = " ".join(record.getMessage().split())
-            except Exception:  # noqa: BLE001 - a malformed record is not worth an error
-                text = str(record.msg)
-            click.echo(f"{record.name}: {text}", err=True)
-
-    def __enter__(self):
-        import logging
-
-        for name in _LIBRARY_LOGGERS:
-            logger = logging.getLogger(name)
-            self.saved.append((logger, logger.propagate))
-            logger.addHandler(self.handler)
-            logger.propagate = False
-        return self
-
-    def __exit__(self, *exc):
-        for logger, propagate in self.saved:
-            logger.removeHandler(self.handler)
-            logger.propagate = propagate
-        self.saved.clear()
-        return False
 
 
 def _unexpected(exc):
@@ -184,8 +154,8 @@ class _Main(click.Group):
     def invoke(self, ctx):
         import warnings
 
-        # the filters stay as they are; library log records go through _LibraryLog
-        with warnings.catch_warnings(record=True) as caught, _LibraryLog(ctx):
+        # the filters stay as they are; log records go through _LogLines (in main)
+        with warnings.catch_warnings(record=True) as caught:
             try:
                 result = super().invoke(ctx)
             except KeyboardInterrupt as exc:
@@ -1285,7 +1255,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
     click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
-    _state["verbose"] = verbose
+    _state["verbose"] = verbose  # for _LogLines, which may hear from threads without a click context
     if noise is None:
         noise = "gamma" if looks is not None else "auto" if method == "bayes" else "gaussian"
     if looks is not None and noise not in ("gamma", "auto"):
@@ -1510,6 +1480,7 @@ def noise(input_path, output_path, model, var, looks, seed, overwrite, max_pixel
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
     click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
+    _state["verbose"] = verbose  # for _LogLines, which may hear from threads without a click context
     if looks is not None and model != "gamma":
         raise click.BadParameter("is only used by --model gamma", param_hint="'--looks'")
     if model == "gamma" and looks is not None and var is not None:

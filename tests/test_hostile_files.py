@@ -144,7 +144,7 @@ def test_tifffile_log_never_comes_before_the_error_line(tmp_path):
     # --verbose shows it, still before the one Error: line at the end
     result = run("denoise", src, tmp_path / "o.tif", *FAST[:-1], "--verbose")
     failed(result, 1, "in.tif")
-    assert "tifffile: " in result.stderr and "invalid offset" in result.stderr, result.stderr
+    assert "log: tifffile: " in result.stderr and "invalid offset" in result.stderr, result.stderr
     assert (logger.handlers, logger.propagate) == (handlers, propagate)  # restored
     only(tmp_path, "in.tif")
 
