@@ -382,9 +382,9 @@ def denoise_nl_means(
     * the search window is clipped at the borders and patches crossing a
       border read reflect padding (scikit-image's fast mode searches the
       padding too);
-    * ``patch_size`` must be odd; 1-D signals are accepted; 4-D images are
-      not (yet); ``fast_mode`` is accepted but there is one algorithm, fast
-      and exact, for both values.
+    * ``patch_size`` must be odd; 1-D signals and 4-D (and higher) images
+      are accepted (scikit-image takes 2-D to 4-D); ``fast_mode`` is accepted
+      but there is one algorithm, fast and exact, for both values.
 
     Extreme values: the weights do not change when the image, ``h`` and
     ``sigma`` are multiplied by the same factor, so images whose magnitude is
@@ -411,9 +411,10 @@ def denoise_nl_means(
     **Dask arrays** are filtered lazily, tile by tile, by
     :func:`nlm.tiling.map_tiles` (``dask.array.map_overlap`` with a margin of
     ``patch_distance + patch_size // 2`` pixels per side and no invented
-    border): each tile sees every pixel its result depends on, so the result
-    equals the in-memory one up to summation order (tested to 1e-6 of the
-    value range) under any chunking.  Chunks narrower than the margin are
+    border): each tile sees every pixel its result depends on and is told
+    its origin in the image, so that the kernel adds every sum in the order
+    of the whole image: the result is bit-identical to the in-memory one
+    under any chunking (the tests compare them exactly).  Chunks narrower than the margin are
     merged with a neighbour first, and the channel axis is made one chunk.
     Automatic parameters (``h=None``) are estimated once, before the graph is
     built, from :func:`nlm.tiling.sample_regions` (the whole image up to
