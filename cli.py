@@ -583,7 +583,9 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
                 h_source = "automatic, from sigma"
                 # no noise detected (sigma 0 or round-off): the smallest h whose
                 # 1/h^2 the float type can hold leaves the image as it is
-                h_min = float(np.finfo(work.dtype).eps) * max(1.0, abs(float(work.min())), abs(float(work.max())))
+                from nlm.denoisers.means import min_h
+
+                h_min = min_h(work.dtype, max(abs(float(work.min())), abs(float(work.max()))))
                 if h < h_min:
                     h = h_min
                     h_source = "automatic; no noise detected"
@@ -782,7 +784,9 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             h_source = "automatic, from sigma"
             regions = sample_regions(work, spatial_axes=range(nspatial))
             peak = max(max(abs(float(r.min())), abs(float(r.max()))) for r in regions)
-            h_min = float(np.finfo(work_dtype).eps) * max(1.0, peak)
+            from nlm.denoisers.means import min_h
+
+            h_min = min_h(work_dtype, peak)
             if h < h_min:
                 h, h_source = h_min, "automatic; no noise detected"
     except ImageIOError as exc:  # a block of the input cannot be read
@@ -1126,7 +1130,9 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
         sigma = frame_sigma(work)
     h_source = "given" if h is not None else "automatic, from sigma"
     if h is None:
-        h = max(float(nlm.default_h(sigma)), float(np.finfo(work.dtype).eps) * max(1.0, float(np.abs(work).max())))
+        from nlm.denoisers.means import min_h
+
+        h = max(float(nlm.default_h(sigma)), min_h(work.dtype, np.abs(work).max()))
     data_range = float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
     radius_source = "given" if radius is not None else "from the noise level"
     if radius is None:

@@ -119,10 +119,33 @@ def _resolve_noise(noise):
     return noise, None
 
 
+def min_h(dtype, peak):
+    """The smallest ``h`` the filter uses on an image of magnitude ``peak``.
+
+    With no measurable noise (an estimated ``sigma`` of 0 or round-off), the
+    automatic ``h`` vanishes; raised to this floor, ``eps(dtype) * max(1,
+    peak)``, the weight of any differing patch underflows and the filter
+    returns the image as it is.  The one place of that rule: the command
+    line and the video filter use it too.
+
+    Parameters
+    ----------
+    dtype : numpy dtype
+        The float type the filter computes in.
+    peak : float
+        ``max |x|`` of the image.
+
+    Returns
+    -------
+    float
+    """
+    return float(np.finfo(dtype).eps) * max(1.0, float(peak))
+
+
 def _floor_h(h, z, dtype):
     """A vanishing ``h`` (no measurable noise) keeps the image as it is."""
     if h == 0:
-        return float(np.finfo(dtype).eps) * max(1.0, float(np.abs(z).max()))
+        return min_h(dtype, np.abs(z).max())
     return h
 
 

@@ -216,7 +216,7 @@ def denoise_frames(
     (4, (32, 32), dtype('float32'))
     """
     from nlm.ops._nlm_kernels import FramePairs, _reflect_index
-    from nlm.denoisers.means import default_h
+    from nlm.denoisers.means import default_h, min_h
 
     sides, radii = _geometry(patch_size, patch_distance, temporal_radius)
     dtype = np.dtype(dtype)
@@ -244,7 +244,7 @@ def denoise_frames(
     if sigma is None:
         sigma = frame_sigma(first)
     if h is None:
-        h = max(float(default_h(sigma)), float(np.finfo(dtype).eps) * max(1.0, float(np.abs(first).max())))
+        h = max(float(default_h(sigma)), min_h(dtype, np.abs(first).max()))
     R = radii[0]
     if R is None:
         if data_range is None:
