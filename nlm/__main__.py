@@ -1,5 +1,5 @@
 """``python -m nlm``: the same command line as the ``nlm`` script."""
 
-from cli import main
+from nlm.cli.app import main
 
 main(prog_name="nlm")

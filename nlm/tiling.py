@@ -70,6 +70,7 @@ __all__ = [
     "estimate_sigma",
     "SAMPLE_WINDOWS",
     "WORK_PIXELS",
+    "denoise_nl_means_tiled",
     "halo",
     "is_dask_array",
     "map_tiles",
@@ -339,8 +340,12 @@ def _float_dtype(dtype):
 
 
 def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise,
-                    num_threads):
-    """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile."""
+                    num_threads, work_pixels=None):
+    """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile.
+
+    ``work_pixels``: the largest working block of whole rows (None:
+    :data:`WORK_PIXELS`); see :func:`denoise_nl_means_tiled`.
+    """
     name, model = _means._resolve_noise(noise)
     _check_bool(fast_mode, "fast_mode")
     preserve_range = _check_bool(preserve_range, "preserve_range")
@@ -373,7 +378,9 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
     # a few more rows before each block make its sums those of the whole image
     extra = _nlm_kernels.anchor_margin(len(spatial_axes))
     depth = tuple((halo(p, d) + e, halo(p, d)) for p, d, e in zip(sizes, radii, extra))
-    minimum = _work_minimum(image.chunks, spatial_axes, depth, max(sizes))
+    if work_pixels is not None:
+        work_pixels = _check_int(work_pixels, "work_pixels", 1)
+    minimum = _work_minimum(image.chunks, spatial_axes, depth, max(sizes), work_pixels)
     if num_threads is None:
         blocks = math.prod(len(c) for c in tile_chunks(image.chunks, spatial_axes, depth, minimum))
         num_threads = _threads_per_block(blocks)
@@ -409,7 +416,7 @@ MARGIN_WORK = 0.025
 WORK_PIXELS = 1 << 24
 
 
-def _work_minimum(chunks, spatial_axes, depth, patch):
+def _work_minimum(chunks, spatial_axes, depth, patch, work_pixels=None):
     """Smallest working block side per spatial axis for margins ``depth`` ((before, after) pairs).
 
     A block of side ``c`` filters ``c + before + after`` pixels along the
@@ -424,7 +431,8 @@ def _work_minimum(chunks, spatial_axes, depth, patch):
     distance 11: four 2048^2 blocks cost 1.08-1.14x the untiled CPU time,
     four 1024 x 4096 bands 1.02x).  So when a block spanning the whole last
     spatial axis, at the minimum side along the others, holds at most
-    :data:`WORK_PIXELS` pixels, that axis is made one piece.
+    ``work_pixels`` pixels (None: :data:`WORK_PIXELS`), that axis is made
+    one piece.
 
     The minimum along the other axes is halved (down to what the overlap
     needs) while it would leave fewer blocks than cores, so that the blocks
@@ -442,7 +450,7 @@ def _work_minimum(chunks, spatial_axes, depth, patch):
     width = sum(chunks[spatial_axes[last]])
     channels = math.prod(sum(c) for ax, c in enumerate(chunks) if ax not in spatial_axes)
     others = math.prod(w for k, w in enumerate(work) if k != last)
-    if width * others * channels <= WORK_PIXELS:
+    if width * others * channels <= (WORK_PIXELS if work_pixels is None else work_pixels):
         work[last] = max(work[last], width)
 
     def count(w):
@@ -562,5 +570,45 @@ def _estimate_sigma_tiled(image, average_sigmas, channel_axis):
 
 
 denoise_nl_means = _dask_aware(_means.denoise_nl_means, _nl_means_tiled)
+
+
+def denoise_nl_means_tiled(image, patch_size=None, patch_distance=None, h=None, fast_mode=True, sigma=0.0, *,
+                           preserve_range=False, channel_axis=None, noise="gaussian", num_threads=None,
+                           work_pixels=None):
+    """:func:`denoise_nl_means` of a dask array, with the working-block budget as an argument.
+
+    The same filter, parameters and result as ``nlm.denoise_nl_means`` on a
+    dask array (bit-identical to the in-memory result); ``work_pixels``
+    bounds the working blocks of whole rows (all channels), so that a caller
+    with a memory budget (the command line's ``--memory-limit``) sets it for
+    its own call instead of changing :data:`WORK_PIXELS` for everyone.
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        The image (see :func:`denoise_nl_means`).
+    patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise, num_threads
+        As :func:`denoise_nl_means`.
+    work_pixels : int >= 1 or None, keyword-only
+        Largest working block of whole rows, in pixels; None:
+        :data:`WORK_PIXELS` (2^24).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy result.
+
+    Raises
+    ------
+    TypeError
+        ``image`` is not a dask array; the errors of :func:`denoise_nl_means`.
+    ValueError
+        ``work_pixels`` < 1; the errors of :func:`denoise_nl_means`.
+    """
+    if not is_dask_array(image):
+        raise TypeError(f"image must be a dask array (use nlm.denoise_nl_means otherwise), got {type(image).__name__}")
+    _check_dask_chunks(image)
+    return _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis,
+                           noise, num_threads, work_pixels=work_pixels)
 denoise_nl_bayes = _dask_aware(_bayes.denoise_nl_bayes, _nl_bayes_tiled)
 estimate_sigma = _dask_aware(_estimate.estimate_sigma, _estimate_sigma_tiled)

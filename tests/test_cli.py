@@ -731,7 +731,9 @@ def test_bench_forwards_every_argument(tmp_path, monkeypatch):
     (tmp_path / "benchmarks" / "psnr.py").write_text(
         "def main(argv=None):\n    print('HARNESS', argv)\n    return 3 if '--fail' in argv else 0\n"
     )
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "cli.py"))
+    from nlm.cli import bench
+
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "nlm" / "cli" / "bench.py"))
     monkeypatch.setattr(sys, "path", list(sys.path))
     for name in ("benchmarks", "benchmarks.psnr"):
         monkeypatch.delitem(sys.modules, name, raising=False)
@@ -743,7 +745,9 @@ def test_bench_forwards_every_argument(tmp_path, monkeypatch):
 
 
 def test_bench_without_source_checkout(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "cli.py"))
+    from nlm.cli import bench
+
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "nlm" / "cli" / "bench.py"))
     failed(run("bench"), 1, "nlm bench needs a source checkout")
 
 

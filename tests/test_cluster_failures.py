@@ -255,7 +255,7 @@ def test_killed_worker_is_named():
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
-    from nlm._cli_cluster import failure
+    from nlm.cli.cluster_guard import failure
 
     class Worker:
         address = "tcp://127.0.0.1:4242"

@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import cli
+from nlm.cli import psnr as psnr_command
+from nlm.cli import runtime
 import nlm
 import nlm.io.image
 from nlm.io import ImageIOError, from_float, read_image, write_image
@@ -509,7 +511,7 @@ def test_out_of_memory_anywhere_is_one_error_line(src, tmp_path, monkeypatch):
     monkeypatch.setattr(nlm.io, "to_float", no_memory)  # where the command line looks it up
     failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "not enough memory")
     monkeypatch.undo()
-    monkeypatch.setattr(cli, "_read", no_memory)
+    monkeypatch.setattr(psnr_command, "_read", no_memory)  # where nlm psnr looks it up
     failed(run("psnr", src, src), 1, "not enough memory")
     assert listing(tmp_path) == ["in.png"]
 
@@ -547,11 +549,11 @@ def test_partial_files_are_removed_by_the_signal_cleanup(tmp_path, monkeypatch):
 def test_unraisable_messages_are_quiet_only_after_an_interruption(monkeypatch):
     shown = []
     monkeypatch.setattr(sys, "__unraisablehook__", shown.append)
-    monkeypatch.setitem(cli._state, "signal", signal.SIGINT)
-    cli._quiet_unraisable("ignored")
+    monkeypatch.setitem(runtime._state, "signal", signal.SIGINT)
+    runtime._quiet_unraisable("ignored")
     assert shown == []
-    monkeypatch.setitem(cli._state, "signal", None)
-    cli._quiet_unraisable("shown")
+    monkeypatch.setitem(runtime._state, "signal", None)
+    runtime._quiet_unraisable("shown")
     assert shown == ["shown"]
 
 

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cli
+from nlm.cli import batch
 from nlm.io import ImageIOError, read_image
 
 zarr = pytest.importorskip("zarr")
@@ -296,13 +297,13 @@ def test_system_errors_anywhere_are_not_reported_as_bugs(tmp_path, monkeypatch):
     def io_error(*args, **kwargs):
         raise OSError(errno.EIO, os.strerror(errno.EIO), "/dev/disk")
 
-    monkeypatch.setattr(cli, "_denoise_any", io_error)
+    monkeypatch.setattr(batch, "_denoise_any", io_error)
     failed(run("denoise", src, tmp_path / "o.zarr", *FAST), 1, "/dev/disk: Input/output error")
 
     def bare(*args, **kwargs):  # no errno: nobody planned for it
         raise OSError("something odd")
 
-    monkeypatch.setattr(cli, "_denoise_any", bare)
+    monkeypatch.setattr(batch, "_denoise_any", bare)
     result = run("denoise", src, tmp_path / "o.zarr", *FAST)
     assert result.exit_code == 1 and "unexpected OSError: something odd (please report it" in result.stderr
 

@@ -221,9 +221,10 @@ def test_working_blocks_bounded_by_memory_limit(tmp_path, monkeypatch):
     seen = []
     original = tiling._work_minimum
 
-    def spy(*args, **kwargs):
-        seen.append(tiling.WORK_PIXELS)
-        return original(*args, **kwargs)
+    def spy(chunks, spatial_axes, depth, patch, work_pixels=None):
+        # the budget is the call's argument: the library's global is never set
+        seen.append(tiling.WORK_PIXELS if work_pixels is None else work_pixels)
+        return original(chunks, spatial_axes, depth, patch, work_pixels)
 
     monkeypatch.setattr(tiling, "_work_minimum", spy)
     src = tmp_path / "in.zarr"  # zarr input goes tile by tile whatever the limit
@@ -235,5 +236,5 @@ def test_working_blocks_bounded_by_memory_limit(tmp_path, monkeypatch):
         r = run("denoise", src, out, "--h", "12", "--sigma", "20", "--memory-limit", limit, "-q")
         assert r.exit_code == 0, r.output
         assert seen[-1] == expected
-        assert tiling.WORK_PIXELS == default  # restored
+        assert tiling.WORK_PIXELS == default  # untouched
     assert len(seen) == 2

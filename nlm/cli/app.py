@@ -1,0 +1,104 @@
+"""The ``nlm`` group: its error and signal handling, and the commands it holds."""
+
+import os
+import sys
+
+import click
+
+from nlm import __version__
+from nlm.cli.bench import bench
+from nlm.cli.denoise import denoise
+from nlm.cli.noise import noise
+from nlm.cli.psnr import psnr
+from nlm.cli.runtime import _LogLines, _SIGNALS, _on_signal, _quiet_unraisable, _state, _unexpected
+
+
+class _Main(click.Group):
+    """The ``nlm`` group: signals, out-of-memory and unexpected errors end in
+    one ``Error:`` line, never a traceback."""
+
+    def main(self, *args, **kwargs):
+        import signal
+        import threading
+
+        _state["signal"] = None
+        _state["verbose"] = False
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in _SIGNALS:
+                num = getattr(signal, name, None)
+                # a signal ignored on entry stays ignored (nohup, background jobs)
+                if num is not None and signal.getsignal(num) is not signal.SIG_IGN:
+                    handlers[num] = signal.signal(num, _on_signal)
+            if sys.unraisablehook is not _quiet_unraisable:
+                sys.unraisablehook = _quiet_unraisable
+        try:
+            with _LogLines():
+                return super().main(*args, **kwargs)
+        finally:
+            if _state["signal"] is not None:
+                import gc
+
+                gc.collect()  # half-closed plugins go now, under the quiet hook
+            for num, old in handlers.items():
+                signal.signal(num, old)
+
+    def invoke(self, ctx):
+        import warnings
+
+        # the filters stay as they are; log records go through _LogLines (in main)
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                result = super().invoke(ctx)
+            except KeyboardInterrupt as exc:
+                import signal
+
+                signum = getattr(exc, "signum", signal.SIGINT)
+                io = sys.modules.get("nlm.io")
+                if io is not None:
+                    io.remove_partial_files()
+                _state["signal"] = signum
+                click.echo(
+                    f"Error: interrupted by {signal.Signals(signum).name}; "
+                    "no partial output was left",
+                    err=True,
+                )
+                ctx.exit(128 + signum)
+            except MemoryError:
+                raise click.ClickException(
+                    "not enough memory (try a smaller image or --patch-distance)"
+                ) from None
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+                raise
+            except OSError as exc:
+                # the system refused (a full disk, a vanished file, permissions): not a bug of nlm
+                if exc.errno is None or not exc.strerror or os.environ.get("NLM_DEBUG"):
+                    _unexpected(exc)
+                name = f"{exc.filename}: " if exc.filename else ""
+                raise click.ClickException(f"{name}{exc.strerror}") from None
+            except Exception as exc:
+                _unexpected(exc)
+        # warnings are shown after a successful run only, never before an error
+        if not ctx.meta.get("nlm.quiet"):
+            seen = set()
+            for w in caught:
+                text = f"warning: {' '.join(str(w.message).split())}"
+                if text not in seen:
+                    seen.add(text)
+                    click.echo(text, err=True)
+        return result
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nlm")
+def main():
+    """Non-local means denoising from the command line.
+
+    \b
+    Start with:
+      nlm denoise samples/camera_speckle04.png camera_denoised.png
+    """
+
+
+for _command in (denoise, noise, psnr, bench):
+    main.add_command(_command)

@@ -1,0 +1,125 @@
+"""``nlm denoise``: its options and their checks."""
+
+
+import click
+
+from nlm.cli import options as opts
+from nlm.cli.batch import _denoise_command
+from nlm.cli.cluster import _Cluster
+from nlm.cli.params import FilterParams, Outputs, ScaleParams, VideoParams
+from nlm.cli.runtime import _state
+
+
+@click.command(cls=opts.SectionedCommand, short_help="Denoise images (non-local means or non-local Bayes).")
+@click.argument("paths", nargs=-1, metavar="INPUT OUTPUT | INPUT... -o OUTDIR")
+@opts.filter_options
+@opts.output_dir_opt
+@click.option(
+    "--suffix",
+    default="",
+    metavar="TEXT",
+    cls=opts.SectionedOption,
+    section="Input/output",
+    help="Batch mode: add TEXT to each output name (a.png -> a_dn.png with --suffix _dn).",
+)
+@click.option(
+    "--ext",
+    type=click.Choice(["png", "tif", "tiff"]),
+    default=None,
+    cls=opts.SectionedOption,
+    section="Input/output",
+    help="Batch mode: output format. [default: the input's when it is PNG/TIFF, else png]",
+)
+@opts.volume_opt
+@opts.video_options
+@opts.overwrite_opt
+@opts.max_pixels_opt
+@opts.scale_options
+@opts.verbosity_options
+def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, output_dir, suffix, ext,
+            volume, temporal_radius, time_axis, allow_truncated, overwrite, max_pixels, memory_limit, tile_size,
+            scheduler, workers, cluster_timeout, quiet, verbose):
+    """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
+
+    \b
+      nlm denoise noisy.png clean.png
+      nlm denoise a.png b.tif -o out/
+      nlm denoise photos/ -o out/ --suffix _dn
+      nlm denoise 'scans/*.tif' -o out/ --volume
+      nlm denoise clip.mp4 clean.mkv --temporal-radius 2
+      nlm denoise stack.tif clean.tif --time-axis 0
+      nlm denoise noisy.png clean.png --method bayes
+      nlm denoise sar.tif clean.tif --method bayes --noise gamma --looks 4
+
+    Videos (and TIFF stacks with --time-axis) are streamed frame by frame
+    with a temporal window and written losslessly: FFV1 in .mkv, a .tif
+    stack, or PNG frames into a directory.
+
+    --method means (default) is non-local means; --method bayes is
+    non-local Bayes (slower, best quality, 2-D images).  Both take every
+    --noise model; what is estimated is printed.  The filter works on the
+    values as stored (a uint8 image as 0..255), so --sigma and --h are in
+    those units.  Without --sigma the noise level is estimated; without --h it
+    is set from sigma.  The output has the input's
+    data type: integers are rounded back (and clipped to the type's range),
+    floats are kept.  Alpha is passed through unchanged.  Outputs are written
+    to a temporary file and renamed into place; existing files (and the input)
+    are only replaced with --overwrite.
+
+    An image larger than --memory-limit (TIFF), a zarr / OME-Zarr input or
+    output, and any run with --scheduler or --workers go tile by tile: read,
+    filtered and written (tiled BigTIFF or OME-Zarr) one band of tiles at a
+    time, with the same result.
+    """
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
+    _state["verbose"] = verbose  # for _LogLines, which may hear from threads without a click context
+    if noise is None:
+        noise = "gamma" if looks is not None else "auto" if method == "bayes" else "gaussian"
+    if looks is not None and noise not in ("gamma", "auto"):
+        raise click.BadParameter(f"is for SAR data (--noise gamma), not --noise {noise}", param_hint="'--looks'")
+    if looks is not None:
+        noise = "gamma"
+    if sigma is not None and noise not in ("gaussian", "auto"):
+        raise click.BadParameter(f"is not used with --noise {noise}", param_hint="'--sigma'")
+    if method == "bayes" and h is not None:
+        raise click.BadParameter("is not used with --method bayes", param_hint="'--h'")
+    if method == "bayes":
+        params = FilterParams(method=method, noise=noise, patch_size=patch_size, patch_distance=patch_distance,
+                              sigma=sigma, looks=looks)
+    else:
+        from nlm.denoisers.means import default_patch
+
+        # auto: the library picks the estimated model's defaults
+        default_size, default_distance = (None, None) if noise == "auto" else default_patch(noise)
+        params = FilterParams(
+            method=method,
+            noise=noise,
+            patch_size=default_size if patch_size is None else patch_size,
+            patch_distance=default_distance if patch_distance is None else patch_distance,
+            h=h,
+            sigma=sigma,
+            looks=looks,
+        )
+    if scheduler is not None and workers is not None:
+        raise click.UsageError("--scheduler and --workers exclude each other")
+    given = click.get_current_context().get_parameter_source("cluster_timeout")
+    if scheduler is None and workers is None and given is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--cluster-timeout is for runs on a cluster (--scheduler or --workers)")
+    if memory_limit is None:
+        from nlm.io.tiled import default_memory_limit
+
+        memory_limit = default_memory_limit()
+    scale = ScaleParams(
+        memory_limit=memory_limit,
+        tile_size=tile_size,
+        cluster=scheduler is not None or workers is not None,
+        max_pixels=max_pixels,
+    )
+    video = VideoParams(temporal_radius=temporal_radius, time_axis=time_axis, patch_size=patch_size,
+                        patch_distance=patch_distance, allow_truncated=allow_truncated)
+    out = Outputs(output_dir=output_dir, suffix=suffix, ext=ext, volume=volume, overwrite=overwrite, quiet=quiet,
+                  verbose=verbose)
+    with _Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
+        _denoise_command(paths, params, out, scale, video, cluster)

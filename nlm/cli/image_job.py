@@ -1,0 +1,238 @@
+"""The in-memory job: read one image, estimate its noise, filter it, write it."""
+
+import time
+
+import click
+
+from nlm.cli.report import _num, _record
+
+
+def _read(path, *, volume, max_pixels=None):
+    """Read an image for a command; data problems become ClickException (exit 1)."""
+    from nlm.io import ImageIOError, read_image
+
+    try:
+        image = read_image(path, max_pixels=max_pixels)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if volume is not None:
+        if image.stack and not volume:
+            raise click.ClickException(
+                f"{path}: holds a stack of {image.data.shape[0]} images "
+                f"({image.describe()}); pass --volume to denoise it as one 3-D volume"
+            )
+        if volume and not image.stack:
+            raise click.ClickException(
+                f"{path}: --volume given, but it holds a single 2-D image ({image.describe()})"
+            )
+    return image
+
+
+def _write(path, data, image, overwrite):
+    from nlm.io import ImageIOError, write_image
+
+    try:
+        write_image(path, data, image.mode, stack=image.stack, overwrite=overwrite)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _check_format(path, image):
+    """Fail before computing when the output format cannot hold the result."""
+    from nlm.io import ImageIOError, check_writable
+
+    try:
+        check_writable(path, image.data, image.mode, stack=image.stack)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _reattach_alpha(result, alpha, mode):
+    import numpy as np
+
+    if alpha is None:
+        return result
+    if mode == "LA":
+        return np.stack([result, alpha], axis=-1)
+    return np.concatenate([result, alpha[..., None]], axis=-1)
+
+
+def _check_patch_fits(src, params, image):
+    """The library filters images smaller than the patch (clipped patch radius);
+    the command line keeps refusing them, as its README section promises."""
+    import nlm
+
+    patch = params.patch_size or (3 if params.method == "bayes" else nlm.default_patch("gaussian")[0])
+    spatial = tuple(image.spatial_shape)
+    sides = patch if isinstance(patch, tuple) else (patch,) * len(spatial)
+    if len(sides) == len(spatial) and any(p > n for p, n in zip(sides, spatial)):
+        raise click.ClickException(f"{src}: patch_size={patch} is larger than the image (spatial shape {spatial})")
+    return patch
+
+
+def _denoise_file(src, dst, params, *, volume, overwrite, max_pixels=None):
+    """Denoise one file into another; return a dict describing what was done."""
+    try:
+        return _denoise_one(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=max_pixels)
+    except MemoryError:
+        raise click.ClickException(f"{src}: not enough memory to denoise it; nothing was written") from None
+
+
+def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
+    import numpy as np
+
+    import nlm
+    from nlm.io import ImageIOError, from_float, to_float
+
+    timings = {}
+    t0 = time.perf_counter()
+    image = _read(src, volume=volume, max_pixels=max_pixels)
+    _check_format(dst, image)
+    colour, alpha = image.split_alpha()
+    channel_axis = -1 if colour.ndim > len(image.spatial_shape) else None
+    dtype = colour.dtype
+    # Memory (README, "Large images"): the float image goes into the first
+    # C/(C+1) of a buffer whose last plane stays untouched (no memory) until
+    # the filter, which is lent the whole buffer as its accumulators once it
+    # has copied the image into its padded input; the decoded pixels are
+    # freed as soon as they are converted.
+    planes = colour.shape[-1] if channel_axis is not None else 1
+    buffer = np.empty(colour.size + colour.size // planes, to_float(colour[:0]).dtype.newbyteorder("="))
+    work = to_float(colour, out=buffer[: colour.size].reshape(colour.shape))
+    alpha = None if alpha is None else alpha.copy()
+    del colour
+    image = image.without_pixels()
+    if dtype.kind == "f" and not _all_finite(work):
+        raise click.ClickException(f"{src}: image holds NaN or infinite values")
+    _check_patch_fits(src, params, image)
+    timings["read"] = time.perf_counter() - t0
+
+    sigma, h = params.sigma, params.h
+    sigma_source, h_source = "given", "given"
+    kwargs = dict(
+        patch_size=params.patch_size,
+        patch_distance=params.patch_distance,
+        channel_axis=channel_axis,
+        preserve_range=True,
+    )
+    t1 = time.perf_counter()
+    model, model_source = None, None
+    try:
+        model, model_source = _noise_model(work, params, channel_axis)
+    except (ValueError, TypeError) as exc:
+        given = _given_noise_option(params)
+        if given is not None:  # a model from the options that cannot exist (a variance that overflows)
+            raise click.BadParameter(str(exc), param_hint=given) from None
+        raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+    if params.method == "bayes":
+        sigma_source, h_source = "not used", "not used by NL-Bayes"
+        if model.name == "gaussian":
+            sigma, sigma_source = model.sigma, model_source
+        kwargs = dict(
+            noise=model,
+            patch_size=params.patch_size,
+            search_radius=params.patch_distance,
+            channel_axis=channel_axis,
+            preserve_range=True,
+        )
+    elif model is not None and model.name != "gaussian":
+        sigma_source = f"not used by the {model.name} model"
+        if h is None:
+            h_source = f"automatic, set by the {model.name} filter"
+        # the speckle mode keeps its own blind parameters (transform domain)
+        kwargs.update(h=h, noise="speckle" if model.name == "speckle" else model)
+    else:
+        try:
+            if model is not None:
+                sigma, sigma_source = model.sigma, model_source
+            if sigma is None:
+                sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
+                sigma_source = "estimated"
+            if h is None:
+                h = float(nlm.default_h(sigma))
+                h_source = "automatic, from sigma"
+                # no noise detected (sigma 0 or round-off): the smallest h whose
+                # 1/h^2 the float type can hold leaves the image as it is
+                from nlm.denoisers.means import min_h
+
+                h_min = min_h(work.dtype, max(abs(float(work.min())), abs(float(work.max()))))
+                if h < h_min:
+                    h = h_min
+                    h_source = "automatic; no noise detected"
+        except (ValueError, TypeError) as exc:
+            raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+        kwargs.update(h=h, sigma=sigma)
+    timings["estimate"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    try:
+        if params.method == "bayes":
+            result = nlm.denoise_nl_bayes(work, **kwargs)
+        elif "noise" in kwargs:  # a transformed model: the filter's input is not `work`
+            result = nlm.denoise_nl_means(work, **kwargs)
+        else:
+            from nlm.ops._nlm_kernels import scratch
+
+            with scratch(buffer):  # `work` may be overwritten: the result can be a view of `buffer`
+                result = nlm.denoise_nl_means(work, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    except ImportError as exc:
+        raise click.ClickException(f"{src}: this filter mode is not available: {exc}") from None
+    except MemoryError:
+        raise click.ClickException(f"{src}: not enough memory to denoise it") from None
+    timings["filter"] = time.perf_counter() - t2
+    if not _all_finite(result):
+        raise click.ClickException(
+            f"{src}: the filter produced NaN or infinite values with h {_num(h)} and sigma "
+            f"{_num(sigma)} in {work.dtype}; nothing was written"
+        )
+
+    t3 = time.perf_counter()
+    try:
+        out = from_float(result, dtype)  # in bands: no second float image
+    except ImageIOError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    del result, work, buffer
+    out = _reattach_alpha(out, alpha, image.mode)
+    _write(dst, out, image, overwrite)
+    timings["write"] = time.perf_counter() - t3
+    return _record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, model=model,
+                   model_source=model_source)
+
+
+def _all_finite(a, block=1 << 22):
+    """``np.isfinite(a).all()`` in slabs of the first axis (no image-sized mask)."""
+    import numpy as np
+
+    step = max(1, block // max(1, a[:1].size))
+    return all(np.isfinite(a[i : i + step]).all() for i in range(0, max(1, a.shape[0]), step))
+
+
+def _noise_model(work, params, channel_axis):
+    """The noise model of one image, in its stored units, and where it came from.
+
+    ``(None, None)`` for the plain Gaussian NLM path (it estimates sigma
+    itself, as it always has).
+    """
+    from nlm.noise import Gamma, Gaussian, estimate_noise
+
+    noise, method = params.noise, params.method
+    if params.looks is not None:
+        return Gamma(params.looks), "given"
+    if noise == "gaussian" and method == "means":
+        return None, None
+    if params.sigma is not None and noise in ("gaussian", "auto"):
+        return Gaussian(params.sigma), "given"
+    return estimate_noise(work, noise, channel_axis=channel_axis), "estimated"
+
+
+def _given_noise_option(params):
+    """The option a given noise model comes from (``'--looks'``, ``'--sigma'``), or None when it is estimated."""
+    if params.looks is not None:
+        return "'--looks'"
+    if params.sigma is not None and params.noise in ("gaussian", "auto") and not (
+        params.noise == "gaussian" and params.method == "means"
+    ):
+        return "'--sigma'"
+    return None

@@ -1,0 +1,159 @@
+"""The tiled / out-of-core job: a lazily read image filtered tile by tile and written in bands."""
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from nlm.cli.image_job import _check_patch_fits, _denoise_file
+from nlm.cli.report import _record
+
+
+def _needs_tiles(src, dst, scale):
+    """Whether one file goes tile by tile: zarr in or out, a cluster, or too big for the budget."""
+    from nlm.io import tiled as bigio
+
+    if bigio.is_zarr_path(src) or bigio.is_zarr_path(dst) or scale.cluster:
+        return True
+    if Path(src).suffix.lower() not in (".tif", ".tiff"):
+        return False
+    from nlm.io import ImageIOError
+
+    try:
+        shape, dtype = bigio.header_shape(src)
+    except ImageIOError as exc:  # a header that the data do not back (a truncated file)
+        raise click.ClickException(str(exc)) from None
+    except Exception:  # noqa: BLE001 - unreadable: let the normal reader report it
+        return False
+    return bigio.in_memory_bytes(shape, dtype) > scale.memory_limit
+
+
+def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
+    """Denoise one image tile by tile (dask): bounded memory, or on a cluster."""
+    import numpy as np
+
+    import nlm
+    from nlm.io import tiled as bigio
+    from nlm.io import ImageIOError, from_float, to_float
+    from nlm.tiling import sample_regions
+
+    timings = {}
+    t0 = time.perf_counter()
+    tile = scale.tile_size
+    if Path(dst).suffix.lower() not in (".tif", ".tiff", ".zarr"):
+        raise click.ClickException(
+            f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a "
+            f"cluster), which writes .tif (tiled BigTIFF) or .zarr, not {Path(dst).suffix or 'no extension'}"
+        )
+    if params.method != "means":
+        raise click.ClickException(
+            f"{src}: --method {params.method} does not run tile by tile from the command line (it is not "
+            "exactly local); raise --memory-limit to denoise it in memory, or use denoise_nl_bayes on a dask "
+            "array from Python"
+        )
+    if params.noise != "gaussian":
+        raise click.ClickException(
+            f"{src}: --noise {params.noise} cannot run tile by tile (its debiasing needs the whole result); "
+            "raise --memory-limit to denoise it in memory"
+        )
+    try:
+        image = bigio.open_lazy(src, tile=tile, volume=volume)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if image.stack and not volume:
+        raise click.ClickException(
+            f"{src}: holds a stack of {image.data.shape[0]} images ({image.describe()}); "
+            "pass --volume to denoise it as one 3-D volume"
+        )
+    if volume and not image.stack:
+        raise click.ClickException(f"{src}: --volume given, but it holds a single 2-D image ({image.describe()})")
+    colour, alpha = image.split_alpha()
+    nspatial = len(image.spatial_shape)
+    channel_axis = -1 if colour.ndim > nspatial else None
+    try:
+        work_dtype = to_float(np.zeros(1, colour.dtype)).dtype
+    except ImageIOError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    work = colour.map_blocks(to_float, dtype=work_dtype, meta=np.empty((0,) * colour.ndim, work_dtype))
+    patch = _check_patch_fits(src, params, image)
+    timings["open"] = time.perf_counter() - t0
+
+    sigma, h = params.sigma, params.h
+    sigma_source, h_source = "given", "given"
+    t1 = time.perf_counter()
+    try:
+        if sigma is None:
+            sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
+            sigma_source = "estimated from a sample of tiles"
+        if h is None:
+            h = float(nlm.default_h(sigma))
+            h_source = "automatic, from sigma"
+            regions = sample_regions(work, spatial_axes=range(nspatial))
+            peak = max(max(abs(float(r.min())), abs(float(r.max()))) for r in regions)
+            from nlm.denoisers.means import min_h
+
+            h_min = min_h(work_dtype, peak)
+            if h < h_min:
+                h, h_source = h_min, "automatic; no noise detected"
+    except ImageIOError as exc:  # a block of the input cannot be read
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+    timings["estimate"] = time.perf_counter() - t1
+
+    # working blocks of whole rows only while the blocks in flight (one per
+    # core) stay well inside the memory limit (in_memory_bytes: the filter's
+    # copies of a pixel; twice that for the margins and the chunks around it)
+    import numba
+
+    from nlm import tiling
+
+    per_pixel = bigio.in_memory_bytes((1,), work_dtype) * 2 * numba.config.NUMBA_NUM_THREADS
+    try:
+        result = tiling.denoise_nl_means_tiled(
+            work,
+            patch,
+            params.patch_distance,
+            h=h,
+            sigma=sigma,
+            channel_axis=channel_axis,
+            preserve_range=True,
+            num_threads=scale.threads_per_tile,
+            work_pixels=min(tiling.WORK_PIXELS, max(1 << 16, scale.memory_limit // per_pixel)),
+        )
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    out_dtype = colour.dtype
+    out = result.map_blocks(from_float, out_dtype, dtype=out_dtype, meta=np.empty((0,) * result.ndim, out_dtype))
+    if alpha is not None:
+        import dask.array as da
+
+        a = alpha.rechunk(out.chunks[: alpha.ndim])
+        out = da.stack([out, a], axis=-1) if image.mode == "LA" else da.concatenate(
+            [out, a[..., None].rechunk(out.chunks[:-1] + ((1,),))], axis=-1
+        )
+    t2 = time.perf_counter()
+    spatial = image.spatial_shape
+    n_tiles = int(np.prod([-(-n // tile) for n in spatial[-2:]])) * (spatial[0] if image.stack else 1)
+    bar = click.progressbar(length=n_tiles, label=f"{Path(src).name}: {n_tiles} tiles", file=sys.stderr,
+                            hidden=quiet)
+    try:
+        with bar:
+            bigio.write_tiled(dst, out, image.mode, stack=image.stack, tile=tile, overwrite=overwrite,
+                              progress=bar.update)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}; nothing was written") from None
+    except MemoryError:
+        raise click.ClickException(f"{src}: not enough memory (try a smaller --tile-size)") from None
+    timings["filter"] = time.perf_counter() - t2
+    return _record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, tiles=n_tiles,
+                   model=None, model_source=None)
+
+
+def _denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):
+    if _needs_tiles(src, dst, scale):
+        return _denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
+    return _denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=scale.max_pixels)
