@@ -8,6 +8,7 @@ The rules these serve are in :mod:`nlm.io.image`'s documentation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
@@ -54,16 +55,16 @@ class ImageData:
         return self.mode in ("LA", "RGBA")
 
     @property
-    def channel_axis(self):
+    def channel_axis(self) -> int | None:
         """``-1`` when there is a channel axis, else ``None``."""
         return None if self.mode == "L" else -1
 
     @property
-    def spatial_shape(self) -> tuple:
+    def spatial_shape(self) -> tuple[int, ...]:
         """The shape without the channel axis: ``([Z,] Y, X)``."""
         return self.data.shape if self.mode == "L" else self.data.shape[:-1]
 
-    def split_alpha(self):
+    def split_alpha(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Return ``(colour, alpha)``; ``alpha`` is None without an alpha channel.
 
         ``colour`` of an ``LA`` image has no channel axis (it is grey).
@@ -75,7 +76,7 @@ class ImageData:
             colour = colour[..., 0]
         return colour, self.data[..., -1]
 
-    def without_pixels(self) -> "ImageData":
+    def without_pixels(self) -> ImageData:
         """This image's description without its pixels, so that they can be freed.
 
         ``data`` becomes a read-only zero-stride array of the same shape and
@@ -98,7 +99,7 @@ def extension(path: str | PathLike) -> str:
     return Path(path).suffix.lower()
 
 
-def check_pixels(path: str | PathLike, shape, limit: int) -> None:
+def check_pixels(path: str | PathLike, shape: Iterable[int], limit: int) -> None:
     """Refuse an image whose header claims more than ``limit`` pixels."""
     count = 1
     for n in shape:

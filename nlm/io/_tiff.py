@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 from os import PathLike
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nlm.io._imagedata import ImageData, ImageIOError, check_pixels
+
+if TYPE_CHECKING:  # tifffile itself is imported when first used
+    from tifffile import TiffPage, TiffPageSeries
 
 __all__ = ["check_tiff_size", "read_tiff", "write_tiff"]
 
@@ -23,7 +27,7 @@ def _tiff_keyframe(series, tif):
     return series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
 
 
-def check_tiff_size(path: str | PathLike, series, page) -> None:
+def check_tiff_size(path: str | PathLike, series: TiffPageSeries, page: TiffPage) -> None:
     """Refuse a TIFF whose header places pixel data beyond the end of the file.
 
     Checked from the header alone, before any pixel is read or any limit is
@@ -154,7 +158,8 @@ def read_tiff(path: str | PathLike, limit: int) -> ImageData:
 
 
 def write_tiff(path: str | PathLike, data: np.ndarray, mode: str, stack: bool) -> None:
-    """Write ``data`` (axes ``([Z,] Y, X[, C])``, mode ``L``, ``LA``, ``RGB``, ``RGBA`` or ``C``) as an uncompressed TIFF."""
+    """Write ``data`` (axes ``([Z,] Y, X[, C])``, mode ``L``, ``LA``, ``RGB``, ``RGBA`` or
+    ``C``) as an uncompressed TIFF at ``path``; alpha is marked as unassociated alpha."""
     import tifffile
 
     kwargs = {}

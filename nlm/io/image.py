@@ -91,6 +91,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 # ImageData, ImageIOError, to_float, from_float, remove_partial_files, atomic_write and
 # leftover_partial_files are defined beside this module and handed on from here
@@ -126,7 +127,7 @@ _TIFF_EXTENSIONS = (".tif", ".tiff")
 # --------------------------------------------------------------------------- #
 # reading
 # --------------------------------------------------------------------------- #
-def read_image(path, *, stack_ok=True, max_pixels=None) -> ImageData:
+def read_image(path: str | os.PathLike, *, stack_ok: bool = True, max_pixels: int | None = None) -> ImageData:
     """Read an image file without losing anything.
 
     Parameters
@@ -224,7 +225,7 @@ _FILE_KINDS = (
 )
 
 
-def file_kind(mode):
+def file_kind(mode: int) -> str:
     """Name the kind of a non-regular file from its ``st_mode`` (for messages)."""
     if stat.S_ISDIR(mode):
         return "a directory"
@@ -347,7 +348,7 @@ def _read_pillow(path, ext, limit, head) -> ImageData:
 # --------------------------------------------------------------------------- #
 # writing
 # --------------------------------------------------------------------------- #
-def check_writable(path, data, mode, *, stack=False):
+def check_writable(path: str | os.PathLike, data: np.ndarray | None, mode: str | None, *, stack: bool = False) -> None:
     """Check that ``path``'s format can store ``data`` losslessly.
 
     Parameters
@@ -395,7 +396,14 @@ def check_writable(path, data, mode, *, stack=False):
         raise ImageIOError(f"{path}: cannot store {dtype} pixels")
 
 
-def write_image(path, data, mode=None, *, stack=False, overwrite=False):
+def write_image(
+    path: str | os.PathLike,
+    data: ArrayLike,
+    mode: str | None = None,
+    *,
+    stack: bool = False,
+    overwrite: bool = False,
+) -> None:
     """Write pixels losslessly and atomically.
 
     The pixels go to a temporary file in the destination directory, which is
