@@ -479,12 +479,13 @@ def test_data_errors_exit_1_with_one_line(tmp_path):
 
 
 def test_unreadable_input_exits_1(noisy_png, tmp_path, monkeypatch):
-    import nlm.io.image
+    import nlm.io._png
 
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(nlm.io.image, "open", denied, raising=False)
+    # the PNG's colour key is the first thing read with open(): refused there
+    monkeypatch.setattr(nlm.io._png, "open", denied, raising=False)
     src, _, _ = noisy_png
     failed(run("denoise", src, tmp_path / "o.png"), 1, "cannot read: Permission denied")
     assert files(tmp_path) == ["in.png"]

@@ -274,17 +274,17 @@ def test_killed_worker_is_named():
 
 
 def test_leftover_partial_files_are_only_those_of_the_output(tmp_path):
-    import nlm.io.image as image
+    import nlm.io._atomic as atomic
 
     names = [".b1.0123abcd.part.tif", ".b1.0123abcd.part.png", ".b10.0123abcd.part.tif", ".b1.xyz.part.tif",
              "b1.tif", ".b1.0123abcd.part.tif.keep", ".b1.ffffffff.part.tif"]
     for name in names:
         (tmp_path / name).write_bytes(b"")
     mine = str(tmp_path / ".b1.ffffffff.part.tif")
-    image._PARTIAL.add(mine)  # a write of this process in progress: not a leftover
+    atomic._PARTIAL.add(mine)  # a write of this process in progress: not a leftover
     try:
-        found = image.leftover_partial_files(tmp_path / "b1.tif")
+        found = atomic.leftover_partial_files(tmp_path / "b1.tif")
     finally:
-        image._PARTIAL.discard(mine)
+        atomic._PARTIAL.discard(mine)
     assert [p.name for p in found] == [".b1.0123abcd.part.tif"]
-    assert image.leftover_partial_files(tmp_path / "missing" / "b1.tif") == []
+    assert atomic.leftover_partial_files(tmp_path / "missing" / "b1.tif") == []

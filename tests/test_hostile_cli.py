@@ -30,6 +30,7 @@ import cli
 from nlm.cli import psnr as psnr_command
 from nlm.cli import runtime
 import nlm
+import nlm.io._atomic
 import nlm.io.image
 from nlm.io import ImageIOError, from_float, read_image, write_image
 
@@ -543,7 +544,7 @@ def test_partial_files_are_removed_by_the_signal_cleanup(tmp_path, monkeypatch):
     monkeypatch.setattr(nlm.io.image, "_encode", encode_then_signal)
     with pytest.raises(KeyboardInterrupt):
         write_image(tmp_path / "o.png", grey())
-    assert seen and listing(tmp_path) == [] and not nlm.io.image._PARTIAL
+    assert seen and listing(tmp_path) == [] and not nlm.io._atomic._PARTIAL
 
 
 def test_unraisable_messages_are_quiet_only_after_an_interruption(monkeypatch):

@@ -3,7 +3,7 @@
 PNG's Average and Paeth filters predict each byte from the already decoded
 byte to its left, so a row is sequential; NumPy would need one call per
 pixel.  Compiled, a 4000 x 3000 RGB16 image unfilters in well under a second.
-No validation here: :func:`nlm.io._read_png16` checks the sizes first.
+No validation here: :func:`nlm.io._png.read_png16` checks the sizes first.
 The oracle is ``tests/naive.py::png_unfilter``.
 """
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlm.io.image import ImageData
+from nlm.io._imagedata import ImageData
 
 __all__ = [
     "ZARR_EXTENSIONS",
@@ -136,7 +136,7 @@ class _TiffReader:
         self.path = str(path)
         with tifffile.TiffFile(self.path) as tif:
             if not tif.series:
-                from nlm.io.image import ImageIOError
+                from nlm.io._imagedata import ImageIOError
 
                 why = " (its first page is missing or corrupt)" if not len(tif.pages) else ""
                 raise ImageIOError(f"{self.path}: TIFF holds no image{why}")
@@ -148,9 +148,9 @@ class _TiffReader:
             page = series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
             self.photometric = int(page.photometric)
             self.extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
-            from nlm.io.image import _check_tiff_size
+            from nlm.io._tiff import check_tiff_size
 
-            _check_tiff_size(self.path, series, page)
+            check_tiff_size(self.path, series, page)
         self.ndim = len(self.shape)
         self._store = None
 
@@ -255,7 +255,7 @@ class _reading:
 def _open_tiff(path, tile, volume):
     import dask.array as da
 
-    from nlm.io.image import ImageIOError
+    from nlm.io._imagedata import ImageIOError
 
     reader = _TiffReader(path)
     axes, shape = reader.axes, reader.shape
@@ -300,7 +300,7 @@ def _open_zarr(path, tile):
     import dask.array as da
     import zarr
 
-    from nlm.io.image import ImageIOError
+    from nlm.io._imagedata import ImageIOError
 
     try:
         node = zarr.open(str(path), mode="r")
@@ -349,7 +349,7 @@ def _open_zarr(path, tile):
 
 def _ome_level(attrs, path):
     """(path of the full-resolution level, axis names) from OME-Zarr group attributes, checked."""
-    from nlm.io.image import ImageIOError
+    from nlm.io._imagedata import ImageIOError
 
     ome = attrs.get("ome")
     ms = attrs.get("multiscales") or (ome.get("multiscales") if isinstance(ome, dict) else None)
@@ -389,7 +389,7 @@ def open_lazy(path, *, tile=2048, volume=False):
     nlm.io.ImageIOError
         Unreadable or unsupported files, with a one-line message.
     """
-    from nlm.io.image import ImageIOError
+    from nlm.io._imagedata import ImageIOError
 
     path = Path(path)
     if is_zarr_path(path):
@@ -474,7 +474,8 @@ def write_tiled(path, result, mode, *, stack=False, tile=2048, overwrite=False, 
         every case nothing is left at ``path`` (an existing file there is
         untouched).
     """
-    from nlm.io.image import ImageIOError, atomic_write
+    from nlm.io._atomic import atomic_write
+    from nlm.io._imagedata import ImageIOError
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -572,7 +573,7 @@ def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress, n
 
 
 def _commit_dir(tmp, path, overwrite):
-    from nlm.io.image import ImageIOError
+    from nlm.io._imagedata import ImageIOError
 
     if path.exists() or path.is_symlink():
         if not overwrite:

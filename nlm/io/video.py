@@ -44,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nlm.io.image import ImageIOError, _set_mode
+from nlm.io._atomic import set_mode
+from nlm.io._imagedata import ImageIOError
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -627,7 +628,7 @@ class FrameWriter:
         self._close()
         # mkstemp/mkdtemp make private (0600/0700) entries: give the output
         # the permissions a new file or folder would have, as image outputs do
-        _set_mode(self.tmp, self.path, 0o777 if self.tmp.is_dir() else 0o666)
+        set_mode(self.tmp, self.path, 0o777 if self.tmp.is_dir() else 0o666)
         if self.kind != "frames":
             os.replace(self.tmp, self.path)
             return
