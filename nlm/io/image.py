@@ -68,8 +68,8 @@ partial file, and an existing file is only replaced when ``overwrite=True``.
 A program ending on a signal calls :func:`remove_partial_files` from its
 handler.
 
-Modules
--------
+Where the rest lives
+--------------------
 This module holds the entry points (:func:`read_image`, :func:`write_image`,
 :func:`check_writable`), the limits and refusals they share, and the Pillow
 reader of the formats other than TIFF and 16-bit colour PNG.  The rest stands
