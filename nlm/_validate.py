@@ -180,7 +180,7 @@ def _check_positive(value, name):
 
 
 def _to_float(image, preserve_range):
-    """scikit-image's conversion rules (see the dtype table in the README)."""
+    """scikit-image's conversion rules (see the dtype table in docs/python-api.md)."""
     if image.dtype.kind == "f":
         return image.astype(np.float32 if image.dtype.itemsize <= 4 else np.float64, copy=False)
     if preserve_range:

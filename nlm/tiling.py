@@ -332,7 +332,7 @@ def _dask_aware(func, tiled):
 
 
 def _float_dtype(dtype):
-    """dtype of the result for an input dtype (the README's dtype rules)."""
+    """dtype of the result for an input dtype (the dtype rules of docs/python-api.md)."""
     dtype = np.dtype(dtype)
     if dtype.kind == "f" and dtype.itemsize <= 4:
         return np.dtype(np.float32)

@@ -59,7 +59,7 @@ def _reattach_alpha(result, alpha, mode):
 
 def _check_patch_fits(src, params, image):
     """The library filters images smaller than the patch (clipped patch radius);
-    the command line keeps refusing them, as its README section promises."""
+    the command line keeps refusing them, as docs/cli.md ("Data types and formats") promises."""
     import nlm
 
     patch = params.patch_size or (3 if params.method == "bayes" else nlm.default_patch("gaussian")[0])
@@ -91,7 +91,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     colour, alpha = image.split_alpha()
     channel_axis = -1 if colour.ndim > len(image.spatial_shape) else None
     dtype = colour.dtype
-    # Memory (README, "Large images"): the float image goes into the first
+    # Memory (docs/large-images.md): the float image goes into the first
     # C/(C+1) of a buffer whose last plane stays untouched (no memory) until
     # the filter, which is lent the whole buffer as its accumulators once it
     # has copied the image into its padded input; the decoded pixels are

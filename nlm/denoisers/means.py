@@ -56,7 +56,7 @@ _TRANSFORM = {"poisson": "anscombe", "speckle": "sqrt", "gamma": "log"}
 #: ``default_h(sigma) = H_FACTOR * sigma``.  Chosen by a grid search (PSNR
 #: against the clean image, Gaussian noise sigma 10/20/30 on camera, astronaut
 #: and coins, default patch 7 / distance 11, with the variance subtraction of
-#: the estimated sigma): see the README's "Automatic parameters" section.
+#: the estimated sigma): see docs/python-api.md ("Automatic parameters").
 H_FACTOR = 0.6
 
 def default_h(sigma):
@@ -401,7 +401,7 @@ def denoise_nl_means(
     * patches are exactly ``patch_size`` wide and uniformly weighted
       (scikit-image's fast mode uses ``patch_size - 1`` pixels divided by
       ``patch_size^D``; its slow mode weights patches with a Gaussian), so
-      the same ``h`` smooths differently: see the README's porting note;
+      the same ``h`` smooths differently: see the porting note in docs/python-api.md;
     * the search window is clipped at the borders and patches crossing a
       border read reflect padding (scikit-image's fast mode searches the
       padding too);
