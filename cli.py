@@ -432,7 +432,7 @@ def _batch_jobs(paths, output_dir, suffix, ext, overwrite):
                     param_hint=hint,
                 )
     else:
-        for src, dst in jobs:
+        for _src, dst in jobs:
             _stat(dst, hint)  # a name too long is refused before anything is done
     return jobs
 
@@ -725,8 +725,8 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     import numpy as np
 
     import nlm
-    from nlm.io import tiled as bigio
     from nlm.io import ImageIOError, from_float, to_float
+    from nlm.io import tiled as bigio
     from nlm.tiling import sample_regions
 
     timings = {}
@@ -1067,8 +1067,8 @@ def _denoise_video(src_arg, dst_arg, params, temporal_radius, time_axis, overwri
     import numpy as np
 
     import nlm
-    from nlm.io import ImageIOError, from_float
     from nlm.denoisers.video import MAX_TEMPORAL_RADIUS, default_temporal_radius, denoise_frames, frame_sigma
+    from nlm.io import ImageIOError, from_float
     from nlm.io.video import FrameWriter, TruncatedVideoError, check_frames_output, output_kind
 
     src, dst = Path(src_arg), Path(dst_arg)
@@ -1345,7 +1345,7 @@ def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, 
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise click.ClickException(f"{output_dir}: cannot create directory: {exc.strerror or exc}")
+        raise click.ClickException(f"{output_dir}: cannot create directory: {exc.strerror or exc}") from exc
     records, errors = [], []
     t0 = time.perf_counter()
     bar = click.progressbar(

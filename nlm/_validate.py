@@ -167,7 +167,9 @@ def _check_nonneg(value, name, allow_inf=False):
 
 def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
-        hint = " (the fifth positional argument is fast_mode, as in scikit-image; pass sigma by keyword)" if name == "fast_mode" else ""
+        hint = ""
+        if name == "fast_mode":
+            hint = " (the fifth positional argument is fast_mode, as in scikit-image; pass sigma by keyword)"
         raise TypeError(f"{name} must be a bool (True or False), got {value!r}{hint}")
     return bool(value)
 

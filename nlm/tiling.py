@@ -53,15 +53,14 @@ from nlm._validate import (
     _check_chunks,
     _check_dask_chunks,
     _check_int,
-    _check_nonneg,
     _per_axis,
     _to_float,
     is_dask_array,
 )
 from nlm.denoisers import bayes as _bayes
 from nlm.denoisers import means as _means
-from nlm.ops import _nlm_kernels
 from nlm.noise import estimate as _estimate
+from nlm.ops import _nlm_kernels
 
 __all__ = [
     "SAMPLE_PIXELS",

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from nlm._config import threads as _threads
 from nlm._validate import (
     UnsupportedDimensionError,
     _as_numeric,
@@ -21,7 +22,6 @@ from nlm._validate import (
     _refuse_dask,
     _to_float,
 )
-from nlm._config import threads as _threads
 from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, check_model, estimate_noise
 
 __all__ = ["denoise_nl_bayes", "bayes_parameters"]
@@ -417,7 +417,8 @@ def denoise_nl_bayes(
         xc = np.moveaxis(x, axis, 0)
     if xc.ndim != 3:
         raise UnsupportedDimensionError(
-            f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {xc.ndim - 1} spatial dimension(s)"
+            "denoise_nl_bayes needs a 2-D image (plus an optional channel axis), "
+            f"got {xc.ndim - 1} spatial dimension(s)"
         )
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)

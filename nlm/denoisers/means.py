@@ -6,16 +6,16 @@ similarity :class:`nlm.ops.kernels.PatchEuclideanGaussian` and ``g = Identity``;
 the operation dispatches to the compiled kernel in :mod:`nlm.ops._nlm_kernels`.
 """
 
-import numbers
 import warnings  # noqa: F401
 
 import numpy as np
 
+from nlm._config import threads as _threads
 from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     UnsupportedDimensionError,
     _as_numeric,
-    _check_bool,
     _check_axis,
+    _check_bool,
     _check_geometry,
     _check_int,
     _check_nonneg,
@@ -25,7 +25,6 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     _to_float,
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, check_model, estimate_noise, estimate_sigma
-from nlm._config import threads as _threads
 from nlm.noise import transforms as _vst
 
 __all__ = [

@@ -23,7 +23,11 @@ __all__ = [
 from nlm._validate import _check_bool
 from nlm.denoisers.means import (
     H_FACTORS as _ALL_H_FACTORS,
+)
+from nlm.denoisers.means import (
     SPECKLE_TRANSFORMS as TRANSFORMS,
+)
+from nlm.denoisers.means import (
     _as_numeric,
     _check_axis,
     _check_geometry,

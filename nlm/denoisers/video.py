@@ -15,7 +15,6 @@ The kernels are those of :class:`nlm.ops._nlm_kernels.FramePairs`.
 """
 
 import numbers
-from collections import deque
 
 import numpy as np
 
@@ -83,8 +82,7 @@ def frame_sigma(frame):
         and underestimates the noise (by 40 % on the benchmark's speckle clip,
         which it then leaves almost as noisy as it was).
     """
-    from nlm.noise import estimate_sigma
-    from nlm.noise import estimate_noise
+    from nlm.noise import estimate_noise, estimate_sigma
 
     f = np.asarray(frame, dtype=np.float64)
     axis = -1 if f.ndim == 3 else None
@@ -215,8 +213,8 @@ def denoise_frames(
     >>> len(out), out[0].shape, out[0].dtype
     (4, (32, 32), dtype('float32'))
     """
-    from nlm.ops._nlm_kernels import FramePairs, _reflect_index
     from nlm.denoisers.means import default_h
+    from nlm.ops._nlm_kernels import FramePairs, _reflect_index
 
     sides, radii = _geometry(patch_size, patch_distance, temporal_radius)
     dtype = np.dtype(dtype)

@@ -556,7 +556,8 @@ def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress, n
     shape = result.shape
     if channels:  # channels first in OME-Zarr
         shape = (shape[-1],) + shape[:-1]
-    chunks = tuple(1 if (stack and i == (1 if channels else 0)) else (tile if s > 1 else 1) for i, s in enumerate(shape))
+    stack_axis = (1 if channels else 0) if stack else None
+    chunks = tuple(1 if i == stack_axis else (tile if s > 1 else 1) for i, s in enumerate(shape))
     chunks = tuple(shape[0] if channels and i == 0 else c for i, c in enumerate(chunks))
     arr = group.create_array("0", shape=shape, chunks=chunks, dtype=result.dtype, fill_value=0)
     for page, y0, y1 in bands:

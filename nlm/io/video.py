@@ -120,7 +120,10 @@ class VideoInfo:
     def describe(self):
         n = "?" if self.frames is None else self.frames  # from the container: may be approximate
         kind = "grey" if self.channels == 1 else "RGB"
-        return f"{n} frames {self.width}x{self.height} {kind} {np.dtype(self.dtype).name} at {float(self.fps):.4g} fps, {self.source}"
+        return (
+            f"{n} frames {self.width}x{self.height} {kind} {np.dtype(self.dtype).name} "
+            f"at {float(self.fps):.4g} fps, {self.source}"
+        )
 
 
 class TruncatedVideoError(ImageIOError):
@@ -235,7 +238,7 @@ def _open_video(path, allow_truncated):
                 except Exception as exc:
                     broken(count, f"cannot decode frame {count} (corrupt or truncated): {_one_line(exc)}")
                     return
-                for level, name, message in caught:  # ERROR or worse: what is not the end is damage
+                for _level, name, message in caught:  # ERROR or worse: what is not the end is damage
                     text = f"ffmpeg{f' [{name}]' if name else ''}: {message.strip()}"
                     if _ENDED.search(message):
                         ended.append(text)

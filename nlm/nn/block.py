@@ -29,8 +29,16 @@ import math
 
 import numpy as np
 
-from nlm.ops.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Identity, Linear
-from nlm.ops.operation import _check_chunk, _windowed, _windowed_backward, affinity, attend, attend_backward, check_window
+from nlm.ops.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Linear
+from nlm.ops.operation import (
+    _check_chunk,
+    _windowed,
+    _windowed_backward,
+    affinity,
+    attend,
+    attend_backward,
+    check_window,
+)
 
 __all__ = ["NonLocalBlock", "convert_pytorch_port_state"]
 

@@ -646,7 +646,9 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
         _check_spatial(y.ndim - 1, "image (without its channel axis)")
     nd = y.ndim - 1
     if noise in ("speckle", "gamma") and float(y.min()) < 0:
-        raise ValueError(f"image must be non-negative for the {noise!r} noise model, got a minimum of {float(y.min()):g}")
+        raise ValueError(
+            f"image must be non-negative for the {noise!r} noise model, got a minimum of {float(y.min()):g}"
+        )
     model, details = _estimate(y, nd, noise)
     return (model, details) if return_details else model
 

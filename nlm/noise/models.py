@@ -369,7 +369,9 @@ class PoissonGaussian(NoiseModel):
     def _draw(self, x, rng):
         lam = x / self.gain
         if lam.size and float(lam.max()) > 1e15:
-            raise ValueError(f"gain {self.gain:g} is too small for values up to {float(x.max()):g}: more than 1e15 photons")
+            raise ValueError(
+                f"gain {self.gain:g} is too small for values up to {float(x.max()):g}: more than 1e15 photons"
+            )
         y = self.gain * rng.poisson(lam).astype(np.float64)
         if self.sigma > 0:
             y += rng.normal(0.0, self.sigma, x.shape)

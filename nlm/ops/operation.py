@@ -49,7 +49,16 @@ import numbers
 
 import numpy as np
 
-from nlm.ops.kernels import EuclideanGaussian, Identity, Pairwise, PatchEuclideanGaussian, Representation, _float_dtype, _rescale, _unscale
+from nlm.ops.kernels import (
+    EuclideanGaussian,
+    Identity,
+    Pairwise,
+    PatchEuclideanGaussian,
+    Representation,
+    _float_dtype,
+    _rescale,
+    _unscale,
+)
 
 __all__ = ["nonlocal_op", "attend", "attend_backward", "affinity"]
 
@@ -486,5 +495,6 @@ def _evaluate(x, f, g, window, engine, chunk_size):
     if window is not None:
         return _windowed(q, k, v, f, window)
     spatial = x.shape[:-1]
-    y = attend(q.reshape(-1, q.shape[-1]), k.reshape(-1, k.shape[-1]), v.reshape(-1, v.shape[-1]), f, chunk_size=chunk_size)
+    flat = [a.reshape(-1, a.shape[-1]) for a in (q, k, v)]
+    y = attend(*flat, f, chunk_size=chunk_size)
     return y.reshape(spatial + (y.shape[-1],))
