@@ -4,6 +4,8 @@ The bottom of the architecture: imports nothing from the package, so the noise
 layer, the denoisers and the command line can all use it.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import sys
@@ -20,7 +22,7 @@ class UnsupportedDimensionError(ValueError, NotImplementedError):
     """
 
 
-def is_dask_array(x):
+def is_dask_array(x: object) -> bool:
     """True when ``x`` is a ``dask.array.Array`` (without importing dask)."""
     da = sys.modules.get("dask.array")
     return da is not None and isinstance(x, da.Array)

@@ -7,7 +7,10 @@ Poisson-Gaussian, speckle, SAR gamma), given or estimated from the image.
 The compiled work is in :mod:`nlm.ops._bayes_kernels`.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +26,11 @@ from nlm._validate import (
     _to_float,
 )
 from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, check_model, estimate_noise
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["denoise_nl_bayes", "bayes_parameters"]
 
@@ -45,7 +53,7 @@ def _colour_transform(C):
     return T
 
 
-def bayes_parameters(sigma255, channels=1, multiplicative=False):
+def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = False) -> dict[str, Any]:
     """The parameters NL-Bayes uses at a noise level.
 
     Parameters
@@ -196,23 +204,23 @@ def _pow2_exponent(xc):
 
 
 def denoise_nl_bayes(
-    image,
+    image: ArrayLike,
     *,
-    noise="auto",
-    sigma=None,
-    looks=None,
-    channel_axis=None,
-    preserve_range=False,
-    patch_size=None,
-    n_similar=None,
-    search_radius=None,
-    beta=None,
-    flat=None,
-    passes=None,
-    stride=2,
-    num_threads=None,
-    return_model=False,
-):
+    noise: str | NoiseModel = "auto",
+    sigma: float | None = None,
+    looks: float | None = None,
+    channel_axis: int | None = None,
+    preserve_range: bool = False,
+    patch_size: int | tuple[int, int] | None = None,
+    n_similar: int | tuple[int, int] | None = None,
+    search_radius: int | None = None,
+    beta: float | tuple[float, float] | None = None,
+    flat: float | tuple[float, float] | None = None,
+    passes: int | None = None,
+    stride: int = 2,
+    num_threads: int | None = None,
+    return_model: bool = False,
+) -> np.ndarray | tuple[np.ndarray, NoiseModel]:
     """Two-step non-local Bayes denoising with a signal-dependent noise model.
 
     Every group of similar patches is estimated under a Gaussian model of its
