@@ -57,7 +57,7 @@ def main(argv=None):
     for s in sigmas:
         rows = []
         t0 = time.perf_counter()
-        for i, (name, clean) in enumerate(_images(folder, args.limit)):
+        for i, (_name, clean) in enumerate(_images(folder, args.limit)):
             rng = np.random.default_rng(i)
             y = np.clip(clean + rng.normal(0.0, s / 255.0, clean.shape), 0.0, 1.0)
             r = []
@@ -73,7 +73,7 @@ def main(argv=None):
         worst = max(worst, d8, d16)
         print(f"{s:6.0f} {len(a):6d} {a[:, 0].mean():8.2f} {a[:, 1].mean():10.2f} {d8:7.3f} {a[:, 3].mean():11.2f} "
               f"{d16:7.3f}  {time.perf_counter() - t0:.0f}")
-    print(f"(float: the uint8 image as float in [0, 1]; d8/d16: largest |raw - float| per image, dB)")
+    print("(float: the uint8 image as float in [0, 1]; d8/d16: largest |raw - float| per image, dB)")
     print(f"bar: raw 8/16-bit within 0.05 dB of the float path on every image: "
           f"{'met' if worst < 0.05 else 'NOT met'} (worst {worst:.3f} dB)")
 

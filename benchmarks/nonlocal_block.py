@@ -117,7 +117,7 @@ def compare(size, channels, dtype, repeat, chunk_sizes):
     mib = 2.0**20
     print(f"{'':28s}{'forward s':>11s}{'backward s':>12s}{'fwd peak MiB':>14s}{'bwd peak MiB':>14s}")
     t_fd, m_fd, (z_d, cache) = measure(lambda: dense_forward(x, p, block.bn_eps), repeat)
-    t_bd, m_bd, (dx_d, g_d) = measure(lambda: dense_backward(dz, p, cache, block.bn_eps), repeat)
+    t_bd, m_bd, (dx_d, g_d) = measure(lambda cache=cache: dense_backward(dz, p, cache, block.bn_eps), repeat)
     del cache
     print(f"{'dense (N x N stored)':28s}{t_fd:11.3f}{t_bd:12.3f}{m_fd / mib:14.1f}{m_bd / mib:14.1f}")
     err = 0.0

@@ -45,7 +45,10 @@ def main(argv=None):
     clean = img_as_float(data.camera())
     rng = np.random.default_rng(args.seed)
     print(f"camera 512x512, float64, patch {p}, distance {d}; conversion h_nlm = {k:.4f} h_skimage")
-    print("| noise sigma | h / sigma (skimage) | noisy | skimage fast | nlm, same h | nlm, converted h | nlm (same h) vs skimage | nlm (converted) vs skimage |")
+    print(
+        "| noise sigma | h / sigma (skimage) | noisy | skimage fast | nlm, same h | nlm, converted h"
+        " | nlm (same h) vs skimage | nlm (converted) vs skimage |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for s in [float(v) for v in args.sigmas.split(",")]:
         noisy = clean + rng.normal(0, s, clean.shape)

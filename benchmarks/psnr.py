@@ -284,7 +284,7 @@ def _sigma(y):
 
 def run_nlm_blind(clean, y, ctx):
     from nlm import denoise_nl_means
-    from nlm.denoisers.speckle import H_FACTORS, speckle_sigma, denoise_speckle
+    from nlm.denoisers.speckle import H_FACTORS, denoise_speckle, speckle_sigma
 
     y32 = y.astype(np.float32)
     if ctx["model"] == "gaussian":
@@ -294,7 +294,7 @@ def run_nlm_blind(clean, y, ctx):
 
 
 def run_nlm_speckle_oracle(clean, y, ctx):
-    from nlm.denoisers.speckle import speckle_sigma, denoise_speckle
+    from nlm.denoisers.speckle import denoise_speckle, speckle_sigma
 
     y32 = y.astype(np.float32)
     base = max(speckle_sigma(y32), 1e-6)
@@ -502,10 +502,8 @@ def _warm_up(methods):
     """Compile the Numba kernels before anything is timed."""
     rng = np.random.default_rng(0)
     y = np.clip(0.5 + 0.1 * rng.standard_normal((32, 32)), 0, 1)
-    from nlm import denoise_nl_means
+    from nlm import denoise_nl_bayes, denoise_nl_means
     from nlm.denoisers.speckle import denoise_speckle
-
-    from nlm import denoise_nl_bayes
 
     for dt in (np.float32, np.float64):
         denoise_nl_bayes(y.astype(dt), sigma=0.05)
@@ -602,7 +600,12 @@ def build_markdown(rows, settings, notes, methods, levels, images):
     out += [_md_table(header, table), ""]
     est = [r for r in rows if str(r["param_name"]).endswith("(estimated)")]
     if est:
-        out += ["## Estimated noise parameters", "", "Blind NL-Bayes: the model's parameter as estimated, per image.", ""]
+        out += [
+            "## Estimated noise parameters",
+            "",
+            "Blind NL-Bayes: the model's parameter as estimated, per image.",
+            "",
+        ]
         table = [[r["image"], _level_label(model, r["level"]), r["method"], r["param_name"], _fmt(r["param"], 4)]
                  for r in est]
         out += [_md_table(["image", "level", "method", "parameter", "value"], table), ""]
@@ -710,7 +713,7 @@ def _parse_levels(text, model):
     try:
         levels = tuple(float(t) for t in text.split(",") if t.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--levels: not a comma-separated list of numbers: {text!r}")
+        raise argparse.ArgumentTypeError(f"--levels: not a comma-separated list of numbers: {text!r}") from None
     if not levels or any(not np.isfinite(l) or l <= 0 for l in levels):
         raise argparse.ArgumentTypeError(f"--levels: every level must be a number > 0, got {text!r}")
     return levels

@@ -264,7 +264,8 @@ def part_big(n, keep, workdir):
     try:
         t = time.perf_counter()
         make_big(n, src)
-        print(f"== {n}x{n} uint8 TIFF ({src.stat().st_size / 2**20:.0f} MiB, made in {time.perf_counter() - t:.0f} s) ==")
+        mib = src.stat().st_size / 2**20
+        print(f"== {n}x{n} uint8 TIFF ({mib:.0f} MiB, made in {time.perf_counter() - t:.0f} s) ==")
         if dst.exists():
             dst.unlink()
         wall, peak = _run_cli(["denoise", src, dst, "--h", "12", "--sigma", "20", "-q"])

@@ -112,8 +112,9 @@ def _cold_start():
     )
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        cold = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
-        warm = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+        cmd = [sys.executable, "-c", code]
+        cold = float(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
+        warm = float(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout)
     return cold, warm
 
 
@@ -137,7 +138,10 @@ def main(argv=None):
         sk_nlm = None
 
     print(f"threads: {numba.get_num_threads()}, numba {numba.__version__}, h={H}, median of {args.repeat}")
-    header = "| case | nlm f32 (s) | nlm f64 (s) | skimage fast (s) | OpenCV u8 (s) | skimage / nlm | OpenCV / nlm | peak mem (x input) |"
+    header = (
+        "| case | nlm f32 (s) | nlm f64 (s) | skimage fast (s) | OpenCV u8 (s) | skimage / nlm | OpenCV / nlm"
+        " | peak mem (x input) |"
+    )
     print(header)
     print("|" + "---|" * 8)
     cases = {"512x512 grey": CASES["512x512 grey"]} if args.quick else CASES

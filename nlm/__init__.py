@@ -4,6 +4,10 @@ The public names are imported lazily so that ``import nlm`` (and therefore
 ``nlm --help``) stays cheap and does not import Numba.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
 
 # public name -> submodule that defines it
@@ -22,7 +26,7 @@ _LAZY = {
     "PatchEuclideanGaussian": "nlm.ops.kernels",
     "Identity": "nlm.ops.kernels",
     "Linear": "nlm.ops.kernels",
-    "Gaussian": "nlm.ops.kernels",
+    "PlainGaussian": "nlm.ops.kernels",
     "EmbeddedGaussian": "nlm.ops.kernels",
     "DotProduct": "nlm.ops.kernels",
     "Concatenation": "nlm.ops.kernels",
@@ -30,19 +34,41 @@ _LAZY = {
     "convert_pytorch_port_state": "nlm.nn.block",
 }
 
+# public name -> its name inside the submodule, where the two differ: the
+# pairwise function keeps its old class name in nlm/ops/kernels.py until that
+# module renames it (then this entry goes)
+_ATTR = {"PlainGaussian": "Gaussian"}
+
+# old public name -> new one: still importable, with a DeprecationWarning
+_RENAMED = {
+    # the pairwise function of the non-local block; nlm.noise.Gaussian is the noise model
+    "Gaussian": "PlainGaussian",
+}
+
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is not None:
+        import warnings
+
+        warnings.warn(
+            f"nlm.{name} is deprecated and will be removed: use nlm.{new} (the pairwise function of the non-local "
+            f"block; nlm.noise.{name} is the noise model)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return __getattr__(new)  # not cached, so that every use warns
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nlm' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _ATTR.get(name, name))
     globals()[name] = value
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(__all__)

@@ -4,6 +4,8 @@ The bottom of the architecture: imports nothing from the package, so the noise
 layer, the denoisers and the command line can all use it.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import sys
@@ -20,7 +22,7 @@ class UnsupportedDimensionError(ValueError, NotImplementedError):
     """
 
 
-def is_dask_array(x):
+def is_dask_array(x: object) -> bool:
     """True when ``x`` is a ``dask.array.Array`` (without importing dask)."""
     da = sys.modules.get("dask.array")
     return da is not None and isinstance(x, da.Array)
@@ -167,7 +169,9 @@ def _check_nonneg(value, name, allow_inf=False):
 
 def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
-        hint = " (the fifth positional argument is fast_mode, as in scikit-image; pass sigma by keyword)" if name == "fast_mode" else ""
+        hint = ""
+        if name == "fast_mode":
+            hint = " (the fifth positional argument is fast_mode, as in scikit-image; pass sigma by keyword)"
         raise TypeError(f"{name} must be a bool (True or False), got {value!r}{hint}")
     return bool(value)
 

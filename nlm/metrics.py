@@ -5,9 +5,15 @@ and :func:`skimage.metrics.structural_similarity`; they add argument checks
 (shapes, NaN, data range) and a consistent default ``data_range`` for both.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["psnr", "ssim"]
 
@@ -79,7 +85,7 @@ def _unit_scale(*arrays):
     return k, tuple(np.ldexp(a, k) for a in arrays)
 
 
-def psnr(reference, image, *, data_range=None):
+def psnr(reference: ArrayLike, image: ArrayLike, *, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio of ``image`` against ``reference``, in dB.
 
     Parameters
@@ -145,7 +151,9 @@ def psnr(reference, image, *, data_range=None):
     return float(peak_signal_noise_ratio(ref64, img64, data_range=dr))
 
 
-def ssim(reference, image, *, data_range=None, channel_axis=None):
+def ssim(
+    reference: ArrayLike, image: ArrayLike, *, data_range: float | None = None, channel_axis: int | None = None
+) -> float:
     """Structural similarity index (mean SSIM) of ``image`` against ``reference``.
 
     Parameters

@@ -38,10 +38,13 @@ here refuses them with the same ``ValueError`` naming the chunks
 computing the array behind the caller's back.
 """
 
+from __future__ import annotations
+
 import functools
 import inspect
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,15 +56,20 @@ from nlm._validate import (
     _check_chunks,
     _check_dask_chunks,
     _check_int,
-    _check_nonneg,
     _per_axis,
     _to_float,
     is_dask_array,
 )
 from nlm.denoisers import bayes as _bayes
 from nlm.denoisers import means as _means
-from nlm.ops import _nlm_kernels
 from nlm.noise import estimate as _estimate
+from nlm.ops import _nlm_kernels
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import dask.array as da
+    from numpy.typing import DTypeLike
 
 __all__ = [
     "SAMPLE_PIXELS",
@@ -88,7 +96,7 @@ SAMPLE_WINDOWS = 16
 
 
 
-def halo(patch_size, patch_distance):
+def halo(patch_size: int, patch_distance: int) -> int:
     """Margin (pixels per side, per spatial axis) that makes NLM tiles exact.
 
     ``patch_distance + patch_size // 2``: a pixel's search window reaches
@@ -98,7 +106,7 @@ def halo(patch_size, patch_distance):
     return int(patch_distance) + int(patch_size) // 2
 
 
-def min_chunks(chunks, minimum):
+def min_chunks(chunks: Sequence[int], minimum: int) -> tuple[int, ...]:
     """Merge the chunks of one axis so that each is at least ``minimum`` long.
 
     Chunks that are all long enough stay as they are.  Otherwise the axis is
@@ -139,7 +147,16 @@ def min_chunks(chunks, minimum):
     return tuple(out)
 
 
-def map_tiles(func, image, depth, *, spatial_axes, dtype, minimum=None, origin=False):
+def map_tiles(
+    func: Callable[..., np.ndarray],
+    image: da.Array,
+    depth: int | tuple[int, ...],
+    *,
+    spatial_axes: Sequence[int],
+    dtype: DTypeLike,
+    minimum: int | tuple[int, ...] | None = None,
+    origin: bool = False,
+) -> da.Array:
     """Apply a local filter to a dask array tile by tile, exactly.
 
     Parameters
@@ -216,7 +233,12 @@ def _margins(depth, n):
     return tuple((int(d[0]), int(d[1])) if isinstance(d, (tuple, list)) else (int(d), int(d)) for d in per_axis)
 
 
-def tile_chunks(chunks, spatial_axes, depth, minimum=None):
+def tile_chunks(
+    chunks: Sequence[Sequence[int]],
+    spatial_axes: Sequence[int],
+    depth: int | tuple[int, ...],
+    minimum: int | tuple[int, ...] | None = None,
+) -> tuple[tuple[int, ...], ...]:
     """The chunks :func:`map_tiles` filters: ``chunks`` merged (:func:`min_chunks`).
 
     Along every spatial axis, runs of chunks are merged until each is at
@@ -256,7 +278,9 @@ def _with_origin(func, chunks, depths, axes):
     return block_func
 
 
-def sample_regions(image, *, spatial_axes, max_pixels=None, windows=None):
+def sample_regions(
+    image: da.Array, *, spatial_axes: Sequence[int], max_pixels: int | None = None, windows: int | None = None
+) -> list[np.ndarray]:
     """Read a bounded sample of a dask array, for automatic parameters.
 
     Parameters

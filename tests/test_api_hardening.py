@@ -5,12 +5,12 @@ the patch.  Each test failed before its fix."""
 
 import warnings
 
+import naive
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import naive
 from nlm import NonLocalBlock, UnsupportedDimensionError, denoise_nl_means, estimate_sigma, nonlocal_op
 from nlm.ops.kernels import EuclideanGaussian, PatchEuclideanGaussian
 
@@ -176,7 +176,9 @@ def test_fast_mode_is_the_fifth_positional_argument():
     ref = denoise_nl_means(noisy, 7, 5, 0.1, sigma=0.0)
     np.testing.assert_array_equal(denoise_nl_means(noisy, 7, 5, 0.1, True), ref)
     np.testing.assert_array_equal(denoise_nl_means(noisy, 7, 5, 0.1, False), ref)  # one exact algorithm
-    np.testing.assert_array_equal(denoise_nl_means(noisy, 7, 5, 0.1, np.True_, 0.05), denoise_nl_means(noisy, 7, 5, 0.1, sigma=0.05))
+    np.testing.assert_array_equal(
+        denoise_nl_means(noisy, 7, 5, 0.1, np.True_, 0.05), denoise_nl_means(noisy, 7, 5, 0.1, sigma=0.05)
+    )
     for bad in (1, 0, 0.05, "yes", None):
         with pytest.raises(TypeError, match="fast_mode must be a bool"):
             denoise_nl_means(noisy, 7, 5, 0.1, bad)
@@ -245,7 +247,8 @@ def test_images_smaller_than_the_default_patch_are_filtered(shape, channel_axis,
     assert out.shape == image.shape and out.dtype == dtype and np.isfinite(out).all()
     x = image if channel_axis is not None else image[..., None]
     ref = naive.nl_means(x, 7, 11, 0.2, 0.05)
-    np.testing.assert_allclose(out, ref if channel_axis is not None else ref[..., 0], atol=2e-5 if dtype == np.float32 else 1e-10)
+    atol = 2e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out, ref if channel_axis is not None else ref[..., 0], atol=atol)
     # the default arguments (automatic h) run too
     assert np.isfinite(denoise_nl_means(image, channel_axis=channel_axis)).all()
 
@@ -257,7 +260,9 @@ def test_small_image_generic_engine_agrees():
     np.testing.assert_allclose(nonlocal_op(x, f, window=11), naive.nl_means(x, 7, 11, 0.3, 0.05), atol=1e-10)
 
 
-@pytest.mark.parametrize("shape,chunks", [((5, 5), 2), ((6, 40), (3, 10)), ((6, 40), 1), ((3, 9, 10), 2), ((1, 30), (1, 4))])
+@pytest.mark.parametrize(
+    "shape,chunks", [((5, 5), 2), ((6, 40), (3, 10)), ((6, 40), 1), ((3, 9, 10), 2), ((1, 30), (1, 4))]
+)
 def test_small_dask_images_and_thin_chunks(shape, chunks):
     da = pytest.importorskip("dask.array")
     img = _rng(15).random(shape)

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from nlm import NonLocalBlock, default_h, default_patch, denoise_nl_means, estimate_sigma, nonlocal_op
-from nlm.ops.kernels import EuclideanGaussian, Gaussian, PatchEuclideanGaussian
 from nlm.metrics import psnr, ssim
 from nlm.noise import add_noise
+from nlm.ops.kernels import EuclideanGaussian, Gaussian, PatchEuclideanGaussian
 
 HYP = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
@@ -102,7 +102,9 @@ def _check_filtered(out, image, dtype):
 
 
 IMAGE = np.random.default_rng(0).random((7, 9)) * 0.8 + 0.1
-PARAMS = ["patch_size", "patch_distance", "h", "sigma", "fast_mode", "preserve_range", "channel_axis", "noise", "num_threads"]
+PARAMS = [
+    "patch_size", "patch_distance", "h", "sigma", "fast_mode", "preserve_range", "channel_axis", "noise", "num_threads"
+]
 
 
 @settings(max_examples=250, **HYP)
@@ -210,7 +212,9 @@ def test_estimate_sigma_arrays(a, average):
 
 
 @settings(max_examples=150, **HYP)
-@given(a=hostile_arrays(), engine=st.sampled_from(["auto", "numpy"]), which=st.sampled_from(["patch", "dense", "gauss"]))
+@given(
+    a=hostile_arrays(), engine=st.sampled_from(["auto", "numpy"]), which=st.sampled_from(["patch", "dense", "gauss"])
+)
 def test_nonlocal_op_arrays(a, engine, which):
     x = a[..., None] if a.ndim else a
     rule = _image_rule(a)
@@ -332,7 +336,11 @@ def test_add_noise_parameters(name, value):
 
 
 @settings(max_examples=150, **HYP)
-@given(value=ODD_SCALARS, scale=st.sampled_from([1.0, 2.0**-1070, 2.0**-600, 2.0**600, 1.7e308 / 2]), which=st.sampled_from(["psnr", "ssim"]))
+@given(
+    value=ODD_SCALARS,
+    scale=st.sampled_from([1.0, 2.0**-1070, 2.0**-600, 2.0**600, 1.7e308 / 2]),
+    which=st.sampled_from(["psnr", "ssim"]),
+)
 def test_metrics_data_range(value, scale, which):
     rng = np.random.default_rng(3)
     ref = rng.random((8, 9)) * scale

@@ -1,15 +1,15 @@
 """NL-Bayes: kernels against their NumPy twins, properties, quality, API."""
 
+import naive_bayes as naive
 import numpy as np
 import pytest
 from skimage import data
 from skimage.util import img_as_float
 
-import naive_bayes as naive
-from nlm.ops import _bayes_kernels as K
 from nlm.denoisers.bayes import _colour_transform, _grid, _level_table, bayes_parameters, denoise_nl_bayes
 from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian, PoissonGaussian, Speckle
+from nlm.ops import _bayes_kernels as K
 
 
 def _rng(seed):
@@ -238,7 +238,8 @@ def test_parameters_table():
     grey = bayes_parameters(25)
     assert grey["n1"] == 90 and grey["beta"] == (1.1, 1.0) and grey["radius"] == 11
     assert bayes_parameters(50)["patch2"] == 7 and bayes_parameters(50)["n1"] == 120
-    assert bayes_parameters(40, multiplicative=True)["patch1"] == 7 and bayes_parameters(40, multiplicative=True)["n1"] == 90
+    p = bayes_parameters(40, multiplicative=True)
+    assert p["patch1"] == 7 and p["n1"] == 90
     assert bayes_parameters(100)["radius"] == 16
     assert bayes_parameters(25, 3)["patch1"] == 5 and bayes_parameters(25, 3)["patch2"] == 3
     # the third pass: grey speckle/gamma always, grey additive from sigma 35, colour from 45

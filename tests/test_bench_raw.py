@@ -1,6 +1,5 @@
 """benchmarks.bayes_raw runs end to end on a small image and meets its bar there."""
 
-import numpy as np
 from PIL import Image
 from skimage import data
 

@@ -10,8 +10,8 @@ import pytest
 from nlm.nn.block import NonLocalBlock, _max_pool, _max_unpool, convert_pytorch_port_state
 
 sys.path.insert(0, os.path.dirname(__file__))
-from naive_block import naive_affinity, naive_block, naive_pool  # noqa: E402
 from naive import numeric_grad  # noqa: E402
+from naive_block import naive_affinity, naive_block, naive_pool  # noqa: E402
 
 MODES = ["gaussian", "embedded", "dot", "concat"]
 POOLING = ["none", "before", "after"]

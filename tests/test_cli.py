@@ -110,7 +110,8 @@ HELP_PROBE = textwrap.dedent(
     for args in (["--help"], ["denoise", "--help"], ["noise", "--help"], ["psnr", "--help"], ["--version"]):
         result = CliRunner().invoke(cli.main, args)
         assert result.exit_code == 0, (args, result.output)
-    heavy = sorted(m for m in ("numba", "numpy", "nlm.denoisers.means", "scipy", "skimage", "imageio", "dask", "distributed", "zarr") if m in sys.modules)
+    names = ("numba", "numpy", "nlm.denoisers.means", "scipy", "skimage", "imageio", "dask", "distributed", "zarr")
+    heavy = sorted(m for m in names if m in sys.modules)
     print("HEAVY", heavy)
     """
 )

@@ -1,13 +1,13 @@
 """Tests of the non-local means filter against its NumPy oracle, its
 properties, scikit-image, and its argument checking."""
 
+import naive
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import naive
 from nlm import denoise_nl_means, estimate_sigma
 from nlm.ops.kernels import PatchEuclideanGaussian
 from nlm.ops.operation import nonlocal_op
@@ -154,7 +154,9 @@ def test_output_inside_input_range(image, h, sigma):
 
 
 @settings(max_examples=15, deadline=None)
-@given(value=st.floats(-1e3, 1e3, allow_nan=False), h=st.floats(0.01, 10), shape=st.sampled_from([(5, 7), (9, 4), (3, 3)]))
+@given(
+    value=st.floats(-1e3, 1e3, allow_nan=False), h=st.floats(0.01, 10), shape=st.sampled_from([(5, 7), (9, 4), (3, 3)])
+)
 def test_constant_image_stays_constant(value, h, shape):
     image = np.full(shape, value)
     out = denoise_nl_means(image, 3, 2, h)

@@ -27,11 +27,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import cli
-from nlm.cli import psnr as psnr_command
-from nlm.cli import runtime
 import nlm
 import nlm.io._atomic
 import nlm.io.image
+from nlm.cli import psnr as psnr_command
+from nlm.cli import runtime
 from nlm.io import ImageIOError, from_float, read_image, write_image
 
 ROOT = Path(cli.__file__).resolve().parent
@@ -232,7 +232,7 @@ def test_huge_finite_h_is_not_refused_as_too_small(tmp_path):
 def test_warnings_never_come_before_the_error_line(src, tmp_path, monkeypatch):
     def noisy_failure(*args, **kwargs):
         np.float32(1e300)  # RuntimeWarning: overflow encountered in cast
-        warnings.warn("a library warning", UserWarning)
+        warnings.warn("a library warning", UserWarning, stacklevel=2)
         raise ValueError("h is out of range")
 
     monkeypatch.setattr(nlm, "denoise_nl_means", noisy_failure)
@@ -245,7 +245,7 @@ def test_warnings_of_a_successful_run_come_after_the_report(src, tmp_path, monke
     real = nlm.denoise_nl_means
 
     def warns(*args, **kwargs):
-        warnings.warn("something to know", UserWarning)
+        warnings.warn("something to know", UserWarning, stacklevel=2)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(nlm, "denoise_nl_means", warns)

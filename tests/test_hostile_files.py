@@ -67,7 +67,8 @@ def _raw_tiff(width, height, data=b"\x80" * 256):
     out = bytearray(b"II*\x00" + struct.pack("<IH", 8, len(entries)))
     for tag, kind, value in entries:
         value = start if tag == 273 else value
-        out += struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value))
+        payload = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        out += struct.pack("<HHI", tag, kind, 1) + payload
     return bytes(out + struct.pack("<I", 0) + data)
 
 

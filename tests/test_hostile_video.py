@@ -28,6 +28,8 @@ from nlm.io import ImageIOError
 
 av = pytest.importorskip("av")
 
+from test_hostile_cli import failed  # noqa: E402
+
 from nlm.io.video import (  # noqa: E402
     FRAMES_MARKER,
     FrameWriter,
@@ -36,7 +38,6 @@ from nlm.io.video import (  # noqa: E402
     check_frames_output,
     open_frames,
 )
-from test_hostile_cli import failed  # noqa: E402
 
 ROOT = Path(cli.__file__).resolve().parent
 FAST = ["--patch-size", "3", "--patch-distance", "2", "--temporal-radius", "1", "--sigma", "20"]

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nlm.io import image as nio
 from nlm.io import ImageIOError, from_float, read_image, to_float, write_image
+from nlm.io import image as nio
 
 RNG_SEED = 1234
 

@@ -1,12 +1,11 @@
 """Tests of private kernel building blocks against NumPy."""
 
+import naive
 import numpy as np
 import pytest
 from numba import njit
 
-import naive
 from nlm.ops import _nlm_kernels
-
 from nlm.ops._nlm_kernels import _exp2_neg, _fma, _half_offsets
 
 

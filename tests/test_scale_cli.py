@@ -1,6 +1,5 @@
 """Tile-by-tile command line: out-of-core TIFF and zarr, clusters, same result as in memory."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,7 +192,8 @@ def test_scheduler_runs_tiles_and_batch_files(tmp_path, local_cluster):
     r = run("denoise", *files, "-o", tmp_path / "cluster", "--scheduler", local_cluster.scheduler_address, "-q")
     assert r.exit_code == 0, r.output
     for p in files:
-        assert np.array_equal(tifffile.imread(tmp_path / "cluster" / p.name), tifffile.imread(tmp_path / "local" / p.name))
+        cluster, local = tifffile.imread(tmp_path / "cluster" / p.name), tifffile.imread(tmp_path / "local" / p.name)
+        assert np.array_equal(cluster, local)
 
 
 def test_workers_starts_a_local_cluster(tmp_path):

@@ -53,7 +53,6 @@ import types
 import numpy as np
 import pytest
 from numpy.testing import assert_array_almost_equal, assert_array_equal
-
 from skimage import color, data, img_as_float
 from skimage.metrics import peak_signal_noise_ratio
 

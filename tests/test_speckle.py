@@ -5,9 +5,9 @@ import pytest
 from skimage import data
 from skimage.util import img_as_float
 
+from nlm.denoisers.speckle import H_FACTORS, denoise_speckle, speckle_sigma
 from nlm.metrics import psnr
 from nlm.noise import add_noise
-from nlm.denoisers.speckle import H_FACTORS, denoise_speckle, speckle_sigma
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,11 @@ from hypothesis import strategies as st
 da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 
-from nlm import denoise_nl_means, estimate_sigma  # noqa: E402
-from nlm import tiling  # noqa: E402
+from nlm import (  # noqa: E402
+    denoise_nl_means,
+    estimate_sigma,
+    tiling,  # noqa: E402
+)
 
 # the bound, of the value range, for every dtype; the kernels do
 # better: each block is told where it lies in the image, its running sums

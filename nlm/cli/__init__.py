@@ -13,7 +13,7 @@ documentation.
 | ``image_job`` | the in-memory job (read, estimate the noise, filter, write) |
 | ``tiled_job`` | the tiled / out-of-core job |
 | ``video_job`` | the video job (a clip or a TIFF stack along a time axis) |
-| ``cluster``, ``cluster_guard``, ``worker_preload`` | ``dask.distributed``: the client, its failures, the workers' signal rule |
+| ``cluster``, ``cluster_guard``, ``worker_preload`` | ``dask.distributed``: client, failures, workers' signals |
 | ``paths`` | path handling: inputs, outputs, batch jobs |
 | ``report`` | what a run reports |
 | ``options`` | the options shared by the commands |

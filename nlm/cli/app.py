@@ -10,7 +10,7 @@ from nlm.cli.bench import bench
 from nlm.cli.denoise import denoise
 from nlm.cli.noise import noise
 from nlm.cli.psnr import psnr
-from nlm.cli.runtime import _LogLines, _SIGNALS, _on_signal, _quiet_unraisable, _state, _unexpected
+from nlm.cli.runtime import _SIGNALS, _LogLines, _on_signal, _quiet_unraisable, _state, _unexpected
 
 
 class _Main(click.Group):

@@ -56,7 +56,7 @@ def _denoise_command(paths, params, out, scale, video, cluster):
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise click.ClickException(f"{output_dir}: cannot create directory: {exc.strerror or exc}")
+        raise click.ClickException(f"{output_dir}: cannot create directory: {exc.strerror or exc}") from None
     records, errors = [], []
     t0 = time.perf_counter()
     bar = click.progressbar(

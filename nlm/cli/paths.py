@@ -11,8 +11,6 @@ from pathlib import Path
 
 import click
 
-
-
 _GLOB_CHARS = set("*?[")
 
 
@@ -237,6 +235,6 @@ def _batch_jobs(paths, output_dir, suffix, ext, overwrite):
                     param_hint=hint,
                 )
     else:
-        for src, dst in jobs:
+        for _src, dst in jobs:
             _stat(dst, hint)  # a name too long is refused before anything is done
     return jobs

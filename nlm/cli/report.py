@@ -3,8 +3,6 @@
 import time
 
 
-
-
 def _record(src, dst, image, sigma, h, timings, t0, **extra):
     """What one denoised file reports: ``sigma`` and ``h`` are (value, source) pairs."""
     return dict(

@@ -9,8 +9,6 @@ import sys
 
 import click
 
-
-
 _SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 

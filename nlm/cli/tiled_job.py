@@ -34,8 +34,8 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     import numpy as np
 
     import nlm
-    from nlm.io import tiled as bigio
     from nlm.io import ImageIOError, from_float, to_float
+    from nlm.io import tiled as bigio
     from nlm.tiling import sample_regions
 
     timings = {}

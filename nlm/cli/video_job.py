@@ -55,8 +55,8 @@ def _denoise_video(src_arg, dst_arg, params, video, out):
     import numpy as np
 
     import nlm
-    from nlm.io import ImageIOError, from_float
     from nlm.denoisers.video import MAX_TEMPORAL_RADIUS, default_temporal_radius, denoise_frames, frame_sigma
+    from nlm.io import ImageIOError, from_float
     from nlm.io.video import FrameWriter, TruncatedVideoError, check_frames_output, output_kind
 
     temporal_radius, time_axis = video.temporal_radius, video.time_axis

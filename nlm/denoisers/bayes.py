@@ -7,10 +7,14 @@ Poisson-Gaussian, speckle, SAR gamma), given or estimated from the image.
 The compiled work is in :mod:`nlm.ops._bayes_kernels`.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nlm._config import threads as _threads
 from nlm._validate import (
     UnsupportedDimensionError,
     _as_numeric,
@@ -21,8 +25,12 @@ from nlm._validate import (
     _refuse_dask,
     _to_float,
 )
-from nlm._config import threads as _threads
 from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, check_model, estimate_noise
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["denoise_nl_bayes", "bayes_parameters"]
 
@@ -45,7 +53,7 @@ def _colour_transform(C):
     return T
 
 
-def bayes_parameters(sigma255, channels=1, multiplicative=False):
+def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = False) -> dict[str, Any]:
     """The parameters NL-Bayes uses at a noise level.
 
     Parameters
@@ -196,23 +204,23 @@ def _pow2_exponent(xc):
 
 
 def denoise_nl_bayes(
-    image,
+    image: ArrayLike,
     *,
-    noise="auto",
-    sigma=None,
-    looks=None,
-    channel_axis=None,
-    preserve_range=False,
-    patch_size=None,
-    n_similar=None,
-    search_radius=None,
-    beta=None,
-    flat=None,
-    passes=None,
-    stride=2,
-    num_threads=None,
-    return_model=False,
-):
+    noise: str | NoiseModel = "auto",
+    sigma: float | None = None,
+    looks: float | None = None,
+    channel_axis: int | None = None,
+    preserve_range: bool = False,
+    patch_size: int | tuple[int, int] | None = None,
+    n_similar: int | tuple[int, int] | None = None,
+    search_radius: int | None = None,
+    beta: float | tuple[float, float] | None = None,
+    flat: float | tuple[float, float] | None = None,
+    passes: int | None = None,
+    stride: int = 2,
+    num_threads: int | None = None,
+    return_model: bool = False,
+) -> np.ndarray | tuple[np.ndarray, NoiseModel]:
     """Two-step non-local Bayes denoising with a signal-dependent noise model.
 
     Every group of similar patches is estimated under a Gaussian model of its
@@ -417,7 +425,8 @@ def denoise_nl_bayes(
         xc = np.moveaxis(x, axis, 0)
     if xc.ndim != 3:
         raise UnsupportedDimensionError(
-            f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {xc.ndim - 1} spatial dimension(s)"
+            "denoise_nl_bayes needs a 2-D image (plus an optional channel axis), "
+            f"got {xc.ndim - 1} spatial dimension(s)"
         )
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)

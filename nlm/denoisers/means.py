@@ -6,16 +6,19 @@ similarity :class:`nlm.ops.kernels.PatchEuclideanGaussian` and ``g = Identity``;
 the operation dispatches to the compiled kernel in :mod:`nlm.ops._nlm_kernels`.
 """
 
-import numbers
+from __future__ import annotations
+
 import warnings  # noqa: F401
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nlm._config import threads as _threads
 from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     UnsupportedDimensionError,
     _as_numeric,
-    _check_bool,
     _check_axis,
+    _check_bool,
     _check_geometry,
     _check_int,
     _check_nonneg,
@@ -25,8 +28,10 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     _to_float,
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, check_model, estimate_noise, estimate_sigma
-from nlm._config import threads as _threads
 from nlm.noise import transforms as _vst
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "denoise_nl_means",
@@ -59,7 +64,7 @@ _TRANSFORM = {"poisson": "anscombe", "speckle": "sqrt", "gamma": "log"}
 #: the estimated sigma): see docs/python-api.md ("Automatic parameters").
 H_FACTOR = 0.6
 
-def default_h(sigma):
+def default_h(sigma: float) -> float:
     """The automatic filtering parameter for a noise standard deviation.
 
     Parameters
@@ -82,7 +87,7 @@ def default_h(sigma):
     return H_FACTOR * sigma
 
 
-def default_patch(noise="gaussian"):
+def default_patch(noise: str | NoiseModel = "gaussian") -> tuple[int, int]:
     """The default ``(patch_size, patch_distance)`` of a noise model.
 
     ``"gaussian"`` and ``"poisson"``: (7, 11), scikit-image's defaults.
@@ -268,18 +273,18 @@ def _check_params(patch_size, patch_distance, h, sigma):
 
 
 def denoise_nl_means(
-    image,
-    patch_size=None,
-    patch_distance=None,
-    h=None,
-    fast_mode=True,
-    sigma=0.0,
+    image: ArrayLike,
+    patch_size: int | tuple[int, ...] | None = None,
+    patch_distance: int | tuple[int, ...] | None = None,
+    h: float | None = None,
+    fast_mode: bool = True,
+    sigma: float = 0.0,
     *,
-    preserve_range=False,
-    channel_axis=None,
-    noise="gaussian",
-    num_threads=None,
-):
+    preserve_range: bool = False,
+    channel_axis: int | None = None,
+    noise: str | NoiseModel = "gaussian",
+    num_threads: int | None = None,
+) -> np.ndarray:
     """Non-local means denoising of N-D images (1-D to 4-D and beyond), grey or multichannel.
 
     Each pixel becomes the weighted mean of the pixels in its search window,

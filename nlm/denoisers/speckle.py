@@ -7,7 +7,10 @@ level estimated there, maps back and removes the bias of the back-transform.
 No parameter has to be tuned by hand.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,7 +26,11 @@ __all__ = [
 from nlm._validate import _check_bool
 from nlm.denoisers.means import (
     H_FACTORS as _ALL_H_FACTORS,
+)
+from nlm.denoisers.means import (
     SPECKLE_TRANSFORMS as TRANSFORMS,
+)
+from nlm.denoisers.means import (
     _as_numeric,
     _check_axis,
     _check_geometry,
@@ -33,6 +40,11 @@ from nlm.denoisers.means import (
 )
 from nlm.noise import estimate_sigma
 from nlm.noise import transforms as _vst
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import ArrayLike
 
 #: automatic ``h = H_FACTORS[transform] * sigma_t`` (``sigma_t``: noise std
 #: estimated in the transformed domain).  Tuned on the benchmark image set,
@@ -64,7 +76,9 @@ def _channels_last(x, channel_axis, ndim):
     return np.moveaxis(x, axis, -1), axis
 
 
-def speckle_sigma(image, *, channel_axis=None, transform="sqrt", preserve_range=False):
+def speckle_sigma(
+    image: ArrayLike, *, channel_axis: int | None = None, transform: str = "sqrt", preserve_range: bool = False
+) -> float:
     """Noise standard deviation of a speckled image in the transformed domain.
 
     This is the natural noise-level parameter of :func:`denoise_speckle`: its
@@ -133,15 +147,15 @@ def _check_positive_or_none(value, name, allow_zero=False):
 
 
 def denoise_speckle(
-    image,
-    patch_size=None,
-    patch_distance=None,
-    h=None,
+    image: ArrayLike,
+    patch_size: int | tuple[int, ...] | None = None,
+    patch_distance: int | tuple[int, ...] | None = None,
+    h: float | None = None,
     *,
-    channel_axis=None,
-    preserve_range=False,
-    **kw,
-):
+    channel_axis: int | None = None,
+    preserve_range: bool = False,
+    **kw: Any,
+) -> np.ndarray:
     """Blind non-local means for multiplicative (speckle) noise.
 
     The image is mapped to a domain where multiplicative noise is closer to

@@ -14,10 +14,17 @@ stacked T x H x W (x C) clip with ``patch_size=(2 pt + 1, p, p)`` and
 The kernels are those of :class:`nlm.ops._nlm_kernels.FramePairs`.
 """
 
+from __future__ import annotations
+
 import numbers
-from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = ["denoise_frames", "default_temporal_radius", "frame_sigma", "TEMPORAL_RADII", "MAX_TEMPORAL_RADIUS"]
 
@@ -31,7 +38,7 @@ MAX_TEMPORAL_RADIUS = 10_000
 TEMPORAL_RADII = ((10.0, 1), (30.0, 2), (np.inf, 3))
 
 
-def default_temporal_radius(sigma, data_range=255.0):
+def default_temporal_radius(sigma: float, data_range: float = 255.0) -> int:
     """Temporal radius ``R`` (window of ``2 R + 1`` frames) for a noise level.
 
     Parameters
@@ -65,7 +72,7 @@ def default_temporal_radius(sigma, data_range=255.0):
     return next(r for bound, r in TEMPORAL_RADII if s <= bound)
 
 
-def frame_sigma(frame):
+def frame_sigma(frame: ArrayLike) -> float:
     """Noise level of one frame, for the automatic ``h``: a standard deviation.
 
     Parameters
@@ -83,8 +90,7 @@ def frame_sigma(frame):
         and underestimates the noise (by 40 % on the benchmark's speckle clip,
         which it then leaves almost as noisy as it was).
     """
-    from nlm.noise import estimate_sigma
-    from nlm.noise import estimate_noise
+    from nlm.noise import estimate_noise, estimate_sigma
 
     f = np.asarray(frame, dtype=np.float64)
     axis = -1 if f.ndim == 3 else None
@@ -143,16 +149,16 @@ def _geometry(patch_size, patch_distance, temporal_radius):
 
 
 def denoise_frames(
-    frames,
-    patch_size=7,
-    patch_distance=10,
-    h=None,
-    sigma=None,
+    frames: Iterable[ArrayLike],
+    patch_size: int | tuple[int, ...] = 7,
+    patch_distance: int | tuple[int, ...] = 10,
+    h: float | None = None,
+    sigma: float | None = None,
     *,
-    temporal_radius=None,
-    data_range=None,
-    dtype=np.float32,
-):
+    temporal_radius: int | None = None,
+    data_range: float | None = None,
+    dtype: DTypeLike = np.float32,
+) -> Iterator[np.ndarray]:
     """Denoise a stream of video frames with a temporal search window.
 
     Parameters
@@ -215,8 +221,8 @@ def denoise_frames(
     >>> len(out), out[0].shape, out[0].dtype
     (4, (32, 32), dtype('float32'))
     """
-    from nlm.ops._nlm_kernels import FramePairs, _reflect_index
     from nlm.denoisers.means import default_h, min_h
+    from nlm.ops._nlm_kernels import FramePairs, _reflect_index
 
     sides, radii = _geometry(patch_size, patch_distance, temporal_radius)
     dtype = np.dtype(dtype)

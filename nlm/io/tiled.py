@@ -34,10 +34,17 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nlm.io._imagedata import ImageData
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import dask.array as da
+    from numpy.typing import DTypeLike
 
 __all__ = [
     "ZARR_EXTENSIONS",
@@ -53,7 +60,7 @@ ZARR_EXTENSIONS = (".zarr",)
 _TIFF = (".tif", ".tiff")
 
 
-def is_zarr_path(path) -> bool:
+def is_zarr_path(path: str | os.PathLike) -> bool:
     """True for a path whose extension is ``.zarr``."""
     return Path(path).suffix.lower() in ZARR_EXTENSIONS
 
@@ -66,7 +73,7 @@ def is_zarr_path(path) -> bool:
 MAX_SIZE = 1 << 60
 
 
-def parse_size(text) -> int:
+def parse_size(text: str | int) -> int:
     """Bytes from ``"8G"``, ``"512MiB"``, ``"1.5 GB"``, ``"100000"`` (binary units).
 
     Raises
@@ -112,7 +119,7 @@ def default_memory_limit() -> int:
     return total // 4 if total else 4 << 30
 
 
-def in_memory_bytes(shape, dtype) -> int:
+def in_memory_bytes(shape: tuple[int, ...], dtype: DTypeLike) -> int:
     """Peak memory of the in-memory command line path for an image.
 
     Five working-float copies of the image (the input, the padded copy, the
@@ -376,7 +383,7 @@ def _ome_level(attrs, path):
     return level, names
 
 
-def open_lazy(path, *, tile=2048, volume=False):
+def open_lazy(path: str | os.PathLike, *, tile: int = 2048, volume: bool = False) -> ImageData:
     """Open a TIFF or zarr image lazily as a dask array in blocks of ``tile``.
 
     Returns
@@ -408,7 +415,7 @@ def open_lazy(path, *, tile=2048, volume=False):
     return image
 
 
-def header_shape(path):
+def header_shape(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     """(shape, dtype) of a TIFF's first series or a zarr image, from its header only."""
     if is_zarr_path(path):
         image = _open_zarr(Path(path), 2048)
@@ -447,7 +454,16 @@ def _compute_band(result, page, y0, y1, stack):
     return np.asarray(band)
 
 
-def write_tiled(path, result, mode, *, stack=False, tile=2048, overwrite=False, progress=None):
+def write_tiled(
+    path: str | os.PathLike,
+    result: da.Array,
+    mode: str,
+    *,
+    stack: bool = False,
+    tile: int = 2048,
+    overwrite: bool = False,
+    progress: Callable[..., object] | None = None,
+) -> None:
     """Compute a lazy result band by band and write it, atomically.
 
     Parameters
@@ -557,7 +573,8 @@ def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress, n
     shape = result.shape
     if channels:  # channels first in OME-Zarr
         shape = (shape[-1],) + shape[:-1]
-    chunks = tuple(1 if (stack and i == (1 if channels else 0)) else (tile if s > 1 else 1) for i, s in enumerate(shape))
+    stack_axis = (1 if channels else 0) if stack else None
+    chunks = tuple(1 if i == stack_axis else (tile if s > 1 else 1) for i, s in enumerate(shape))
     chunks = tuple(shape[0] if channels and i == 0 else c for i, c in enumerate(chunks))
     arr = group.create_array("0", shape=shape, chunks=chunks, dtype=result.dtype, fill_value=0)
     for page, y0, y1 in bands:

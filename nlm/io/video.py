@@ -30,6 +30,8 @@ logger ``nlm.io.video`` (level ERROR, text ``ffmpeg [component]: message``),
 which has a ``NullHandler``; the command line shows them with ``--verbose``.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import logging
@@ -41,11 +43,17 @@ import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nlm.io._atomic import set_mode
 from nlm.io._imagedata import ImageIOError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -78,12 +86,12 @@ _TIFF = (".tif", ".tiff")
 DEFAULT_FPS = Fraction(25)
 
 
-def is_video_path(path):
+def is_video_path(path: str | os.PathLike) -> bool:
     """True for a file name with a video extension."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def output_kind(path):
+def output_kind(path: str | os.PathLike) -> str | None:
     """``"mkv"``, ``"tiff"`` or ``"frames"`` (a directory); ``None`` for other names."""
     p = Path(path)
     ext = p.suffix.lower()
@@ -114,14 +122,17 @@ class VideoInfo:
     source: str
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """Shape of one frame."""
         return (self.height, self.width) + ((self.channels,) if self.channels > 1 else ())
 
-    def describe(self):
+    def describe(self) -> str:
         n = "?" if self.frames is None else self.frames  # from the container: may be approximate
         kind = "grey" if self.channels == 1 else "RGB"
-        return f"{n} frames {self.width}x{self.height} {kind} {np.dtype(self.dtype).name} at {float(self.fps):.4g} fps, {self.source}"
+        return (
+            f"{n} frames {self.width}x{self.height} {kind} {np.dtype(self.dtype).name} "
+            f"at {float(self.fps):.4g} fps, {self.source}"
+        )
 
 
 class TruncatedVideoError(ImageIOError):
@@ -131,7 +142,7 @@ class TruncatedVideoError(ImageIOError):
     ``declared`` (the container's frame count, or None).
     """
 
-    def __init__(self, message, decoded, declared):
+    def __init__(self, message: str, decoded: int, declared: int | None) -> None:
         super().__init__(message)
         self.decoded = decoded
         self.declared = declared
@@ -236,7 +247,7 @@ def _open_video(path, allow_truncated):
                 except Exception as exc:
                     broken(count, f"cannot decode frame {count} (corrupt or truncated): {_one_line(exc)}")
                     return
-                for level, name, message in caught:  # ERROR or worse: what is not the end is damage
+                for _level, name, message in caught:  # ERROR or worse: what is not the end is damage
                     text = f"ffmpeg{f' [{name}]' if name else ''}: {message.strip()}"
                     if _ENDED.search(message):
                         ended.append(text)
@@ -352,7 +363,9 @@ def _open_png_dir(path):
     return info, gen()
 
 
-def open_frames(path, time_axis=None, *, allow_truncated=False):
+def open_frames(
+    path: str | os.PathLike, time_axis: int | None = None, *, allow_truncated: bool = False
+) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     """Open a clip, TIFF stack or PNG sequence for streaming.
 
     Parameters
@@ -421,7 +434,9 @@ def _not_nlm_frames(path, entries):
     return None
 
 
-def check_frames_output(path, overwrite=False, inputs=()):
+def check_frames_output(
+    path: str | os.PathLike, overwrite: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> str | None:
     """Why ``path`` may not be written as a PNG frame directory, or None if it may.
 
     Refused: the current directory or one above it; a directory that is or
@@ -495,7 +510,7 @@ class FrameWriter:
     overwrite : bool
     """
 
-    def __init__(self, path, info, *, overwrite=False):
+    def __init__(self, path: str | os.PathLike, info: VideoInfo, *, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.kind = output_kind(self.path)
         if self.kind is None:
@@ -571,7 +586,7 @@ class FrameWriter:
 
             self.tiff = tifffile.TiffWriter(str(self.tmp), bigtiff=True)
 
-    def write(self, frame):
+    def write(self, frame: ArrayLike) -> None:
         """Append one frame (the shape and dtype of ``info``)."""
         frame = np.ascontiguousarray(frame)
         if frame.shape != self.info.shape and not (self.info.channels == 1 and frame.shape == self.info.shape + (1,)):
@@ -616,7 +631,7 @@ class FrameWriter:
             except FileNotFoundError:
                 pass
 
-    def commit(self):
+    def commit(self) -> None:
         """Finish the stream and move it into place; on failure remove what was written."""
         try:
             self._commit()
@@ -658,7 +673,7 @@ class FrameWriter:
             warnings.warn(f"{self.path}: files that appeared in the old output meanwhile are kept in {old}",
                           stacklevel=2)
 
-    def abort(self):
+    def abort(self) -> None:
         """Drop everything written."""
         try:
             with self._writing():

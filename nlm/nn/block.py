@@ -25,12 +25,29 @@ kernel axes dropped; arrays that still have them are accepted by
 :meth:`NonLocalBlock.load_state_dict`).
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlm.ops.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Identity, Linear
-from nlm.ops.operation import _check_chunk, _windowed, _windowed_backward, affinity, attend, attend_backward, check_window
+from nlm.ops.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Linear
+from nlm.ops.operation import (
+    _check_chunk,
+    _windowed,
+    _windowed_backward,
+    affinity,
+    attend,
+    attend_backward,
+    check_window,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["NonLocalBlock", "convert_pytorch_port_state"]
 
@@ -111,7 +128,7 @@ _PORT_NAMES = {
 }
 
 
-def convert_pytorch_port_state(state):
+def convert_pytorch_port_state(state: Mapping[str, Any]) -> dict[str, Any]:
     """Rename a state dict of the common PyTorch port to :class:`NonLocalBlock`'s names.
 
     The widely used PyTorch implementation (``_NonLocalBlockND``, github.com/
@@ -266,23 +283,23 @@ class NonLocalBlock:
 
     def __init__(
         self,
-        in_channels,
-        spatial_ndim=2,
+        in_channels: int,
+        spatial_ndim: int = 2,
         *,
-        mode="embedded",
-        inter_channels=None,
-        sub_sample=False,
-        pool_size=None,
-        pool_order="before",
-        bn=True,
-        bn_eps=1e-5,
-        scale=False,
-        window=None,
-        chunk_size=None,
-        channels_first=False,
-        zero_init=True,
-        seed=0,
-    ):
+        mode: str = "embedded",
+        inter_channels: int | None = None,
+        sub_sample: bool = False,
+        pool_size: int | tuple[int, ...] | None = None,
+        pool_order: str = "before",
+        bn: bool = True,
+        bn_eps: float = 1e-5,
+        scale: bool | float = False,
+        window: int | tuple[int, ...] | None = None,
+        chunk_size: int | None = None,
+        channels_first: bool = False,
+        zero_init: bool = True,
+        seed: int | np.random.Generator = 0,
+    ) -> None:
         if not _is_int(in_channels) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
         if not _is_int(spatial_ndim) or spatial_ndim not in (1, 2, 3):
@@ -386,7 +403,7 @@ class NonLocalBlock:
         return params
 
     # ---------------------------------------------------------------- weights
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """The weights, as a dict of float64 arrays (copies).
 
         Returns
@@ -401,7 +418,7 @@ class NonLocalBlock:
         """
         return {name: value.copy() for name, value in self._params.items()}
 
-    def load_state_dict(self, state, *, strict=True):
+    def load_state_dict(self, state: Mapping[str, ArrayLike], *, strict: bool = True) -> None:
         """Set weights from a dict of arrays (e.g. trained PyTorch weights).
 
         Parameters
@@ -522,7 +539,7 @@ class NonLocalBlock:
             return self.chunk_size
         return max(_CHUNK_MIN_ROWS, _CHUNK_ELEMENTS // max(m, 1))
 
-    def forward(self, x, *, cache=True):
+    def forward(self, x: ArrayLike, *, cache: bool = True) -> np.ndarray:
         """Apply the block: ``z = BN(W_z y) + x``.
 
         Parameters
@@ -577,7 +594,7 @@ class NonLocalBlock:
 
     __call__ = forward
 
-    def affinity(self, x, *, sample=0, rows=None):
+    def affinity(self, x: ArrayLike, *, sample: int = 0, rows: slice | ArrayLike | None = None) -> np.ndarray:
         """Rows of the normalised affinity ``P_ij = f(x_i, x_j) / C(x)`` of one sample.
 
         Parameters
@@ -618,7 +635,7 @@ class NonLocalBlock:
         return affinity(_flat(q[0]), _flat(k[0]), f, rows=rows)
 
     # --------------------------------------------------------------- backward
-    def backward(self, dz):
+    def backward(self, dz: ArrayLike) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Gradients of a loss ``L`` given ``dL/dz``, for the last :meth:`forward`.
 
         Parameters

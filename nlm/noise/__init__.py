@@ -8,9 +8,9 @@ picks the model; :func:`estimate_sigma` is its Gaussian special case;
 NL-Bayes) use this layer; it imports nothing above it.
 """
 
+from nlm.noise import transforms
 from nlm.noise._synthetic import MODELS, add_noise
 from nlm.noise.estimate import estimate_noise, estimate_sigma
-from nlm.noise import transforms
 from nlm.noise.models import (
     NOISE_MODELS,
     Gamma,

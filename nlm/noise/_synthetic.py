@@ -15,11 +15,17 @@ Three models are provided by :func:`add_noise`:
     again drawn exactly as :func:`skimage.util.random_noise` does.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nlm.noise.models import _generator
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["add_noise", "MODELS"]
 
@@ -81,7 +87,15 @@ def _rng(seed):
     return _generator(seed)
 
 
-def add_noise(image, model="speckle", *, var=None, looks=None, seed=0, clip=True):
+def add_noise(
+    image: ArrayLike,
+    model: str = "speckle",
+    *,
+    var: float | None = None,
+    looks: float | None = None,
+    seed: int | np.random.Generator | None = 0,
+    clip: bool = True,
+) -> np.ndarray:
     """Add seeded synthetic noise to an image with intensities in [0, 1].
 
     Parameters

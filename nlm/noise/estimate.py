@@ -6,7 +6,10 @@ noise.  :func:`estimate_noise` fits the whole noise level function
 :mod:`nlm.noise.models` model it describes.
 """
 
+from __future__ import annotations
+
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +22,13 @@ from nlm._validate import (
     _refuse_dask,
 )
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Speckle
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import ArrayLike
+
+    from nlm.noise.models import NoiseModel
 
 __all__ = ["estimate_sigma", "estimate_noise"]
 
@@ -113,7 +123,9 @@ def _sigma_mad(a):
         return min(float(np.ldexp(sigma, -k)), float(np.finfo(np.float64).max))
 
 
-def estimate_sigma(image, average_sigmas=False, *, channel_axis=None):
+def estimate_sigma(
+    image: ArrayLike, average_sigmas: bool = False, *, channel_axis: int | None = None
+) -> float | list[float]:
     """Robust (wavelet MAD) estimate of the standard deviation of Gaussian noise.
 
     Same signature and behaviour as ``skimage.restoration.estimate_sigma``.
@@ -508,7 +520,9 @@ def _skew_choice(mu, r2, r3, nd, fits):
     return "poisson" if best == "poisson" else "multiplicative"
 
 
-def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=False):
+def estimate_noise(
+    image: ArrayLike, noise: str = "auto", *, channel_axis: int | None = None, return_details: bool = False
+) -> NoiseModel | tuple[NoiseModel, dict[str, Any]]:
     """Fit the noise level function of an image and pick its noise model.
 
     Parameters
@@ -646,7 +660,9 @@ def estimate_noise(image, noise="auto", *, channel_axis=None, return_details=Fal
         _check_spatial(y.ndim - 1, "image (without its channel axis)")
     nd = y.ndim - 1
     if noise in ("speckle", "gamma") and float(y.min()) < 0:
-        raise ValueError(f"image must be non-negative for the {noise!r} noise model, got a minimum of {float(y.min()):g}")
+        raise ValueError(
+            f"image must be non-negative for the {noise!r} noise model, got a minimum of {float(y.min()):g}"
+        )
     model, details = _estimate(y, nd, noise)
     return (model, details) if return_details else model
 

@@ -36,9 +36,18 @@ raises :class:`ValueError` naming it); :func:`check_model` validates a model
 (including user subclasses) against the data it is applied to.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    #: a model's ``clip`` argument: True is [0, 1], or ``(lo, hi)`` with None for an open side
+    Clip = bool | tuple[float | None, float | None]
 
 __all__ = [
     "NoiseModel", "Gaussian", "PoissonGaussian", "Speckle", "Gamma", "NOISE_MODELS", "make_model", "check_model",
@@ -147,16 +156,16 @@ class NoiseModel:
     bounds = None
 
     @property
-    def clip(self):
+    def clip(self) -> bool:
         """Whether the observations are clipped (:attr:`bounds` is not None)."""
         return self.bounds is not None
 
     @property
-    def coefficients(self):
+    def coefficients(self) -> tuple[float, float, float]:
         """``(a, b, c)`` of the variance function."""
         return (float(self.a), float(self.b), float(self.c))
 
-    def variance(self, x):
+    def variance(self, x: ArrayLike) -> np.ndarray | float:
         """Noise variance ``var(y | x) = a + b x + c x^2``.
 
         Parameters
@@ -174,7 +183,7 @@ class NoiseModel:
         out = self.a + (self.b + self.c * xp) * xp
         return float(out) if out.ndim == 0 else out
 
-    def observed_moments(self, x):
+    def observed_moments(self, x: ArrayLike) -> tuple[np.ndarray | float, np.ndarray | float]:
         """Mean and variance of the observation, clipped to :attr:`bounds` if any.
 
         For ``y | x ~ N(x, s^2)``, ``s^2 = variance(x)``, and ``z = clip(y,
@@ -238,7 +247,7 @@ class NoiseModel:
             return float(mean), float(var)
         return mean, var
 
-    def sample(self, x, seed=0):
+    def sample(self, x: ArrayLike, seed: int | np.random.Generator | None = 0) -> np.ndarray:
         """Draw a noisy observation of the clean image ``x``.
 
         Parameters
@@ -262,7 +271,7 @@ class NoiseModel:
         arr, out_dtype = _clean(x, nonneg=self.nonnegative)
         return self._draw(arr, _generator(seed)).astype(out_dtype, copy=False)
 
-    def scaled(self, k):
+    def scaled(self, k: float) -> NoiseModel:
         """The same model for the image multiplied by ``k > 0``."""
         raise NotImplementedError
 
@@ -316,12 +325,12 @@ class Gaussian(NoiseModel):
 
     name = "gaussian"
 
-    def __init__(self, sigma, clip=False):
+    def __init__(self, sigma: float, clip: Clip = False) -> None:
         self.sigma = _real(sigma, "sigma")
         self.a = _square(self.sigma, "sigma")
         self.bounds = _bounds(clip)
 
-    def scaled(self, k):
+    def scaled(self, k: float) -> NoiseModel:
         """The same model for the image multiplied by ``k > 0`` (bounds scale too)."""
         k = _real(k, "k", positive=True)
         return Gaussian(self.sigma * k, clip=self._scaled_bounds(k))
@@ -355,13 +364,13 @@ class PoissonGaussian(NoiseModel):
     name = "poisson"
     nonnegative = True
 
-    def __init__(self, gain, sigma=0.0, clip=False):
+    def __init__(self, gain: float, sigma: float = 0.0, clip: Clip = False) -> None:
         self.gain = _real(gain, "gain", positive=True)
         self.sigma = _real(sigma, "sigma")
         self.a, self.b = _square(self.sigma, "sigma"), self.gain
         self.bounds = _bounds(clip)
 
-    def scaled(self, k):
+    def scaled(self, k: float) -> NoiseModel:
         """The same model for the image multiplied by ``k > 0`` (bounds scale too)."""
         k = _real(k, "k", positive=True)
         return PoissonGaussian(self.gain * k, self.sigma * k, clip=self._scaled_bounds(k))
@@ -369,7 +378,9 @@ class PoissonGaussian(NoiseModel):
     def _draw(self, x, rng):
         lam = x / self.gain
         if lam.size and float(lam.max()) > 1e15:
-            raise ValueError(f"gain {self.gain:g} is too small for values up to {float(x.max()):g}: more than 1e15 photons")
+            raise ValueError(
+                f"gain {self.gain:g} is too small for values up to {float(x.max()):g}: more than 1e15 photons"
+            )
         y = self.gain * rng.poisson(lam).astype(np.float64)
         if self.sigma > 0:
             y += rng.normal(0.0, self.sigma, x.shape)
@@ -398,12 +409,12 @@ class Speckle(NoiseModel):
     name = "speckle"
     nonnegative = True
 
-    def __init__(self, var, clip=True):
+    def __init__(self, var: float, clip: Clip = True) -> None:
         self.var = _real(var, "var", positive=True)
         self.bounds = _bounds(clip)
         self.c = self.var
 
-    def scaled(self, k):
+    def scaled(self, k: float) -> NoiseModel:
         """The same model for the image multiplied by ``k > 0`` (bounds scale too)."""
         k = _real(k, "k", positive=True)
         return Speckle(self.var, clip=self._scaled_bounds(k) or False)
@@ -432,7 +443,7 @@ class Gamma(NoiseModel):
     name = "gamma"
     nonnegative = True
 
-    def __init__(self, looks):
+    def __init__(self, looks: float) -> None:
         self.looks = _real(looks, "looks", positive=True)
         with np.errstate(over="ignore", divide="ignore"):
             c = 1.0 / np.float64(self.looks)
@@ -440,7 +451,7 @@ class Gamma(NoiseModel):
             raise ValueError(f"looks is too small: 1 / looks (the speckle variance) overflows float64, got {looks!r}")
         self.c = float(c)
 
-    def scaled(self, k):
+    def scaled(self, k: float) -> NoiseModel:
         _real(k, "k", positive=True)
         return Gamma(self.looks)
 
@@ -451,7 +462,14 @@ class Gamma(NoiseModel):
         return f"Gamma(looks={self.looks:.6g})"
 
 
-def make_model(name, *, sigma=None, var=None, looks=None, gain=None):
+def make_model(
+    name: str,
+    *,
+    sigma: float | None = None,
+    var: float | None = None,
+    looks: float | None = None,
+    gain: float | None = None,
+) -> NoiseModel:
     """Build a model from its name and parameters.
 
     Parameters
@@ -510,7 +528,7 @@ def _bounds_text(bounds):
     return f"[{_fmt_bound(bounds[0])}, {_fmt_bound(bounds[1])}]"
 
 
-def check_model(model, lo, hi, *, name="noise"):
+def check_model(model: NoiseModel, lo: float, hi: float, *, name: str = "noise") -> NoiseModel:
     """Validate a noise model against the range ``[lo, hi]`` of the data it describes.
 
     Run before any compiled kernel sees the model, so that a hostile or

@@ -10,7 +10,16 @@ variance (NL-Bayes needs no transform: it uses the level function directly).
 | ``"anscombe"`` | Poisson-Gaussian | ``2/b sqrt(b y + 3/8 b^2 + a)`` | ``b (z/2)^2 - b/8 - a/b`` |
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from nlm.noise.models import NoiseModel
 
 __all__ = ["TRANSFORMS", "LOG_FLOOR", "forward", "inverse", "log_bias"]
 
@@ -22,14 +31,14 @@ TRANSFORMS = ("sqrt", "log", "anscombe")
 LOG_FLOOR = 2.0**-8
 
 
-def log_bias(looks):
+def log_bias(looks: float) -> float:
     """``E[log s] = psi(L) - log L`` for ``s ~ Gamma(L, 1/L)``."""
     from scipy.special import digamma
 
     return float(digamma(looks) - np.log(looks))
 
 
-def forward(y, transform, *, floor=0.0, model=None):
+def forward(y: ArrayLike, transform: str, *, floor: float = 0.0, model: NoiseModel | None = None) -> np.ndarray:
     """Apply ``transform`` to float64 ``y``.
 
     ``floor``: the log transform's lower bound; ``model``: the
@@ -44,7 +53,7 @@ def forward(y, transform, *, floor=0.0, model=None):
     return (2.0 / b) * np.sqrt(np.maximum(b * y + 0.375 * b * b + a, 0.0))
 
 
-def inverse(z, transform, *, model=None):
+def inverse(z: ArrayLike, transform: str, *, model: NoiseModel | None = None) -> np.ndarray:
     """Back-transform; for ``"log"`` with a :class:`~nlm.noise.Gamma` model the
     bias ``psi(L) - log L`` of the log of gamma speckle is removed, so
     homogeneous areas keep their mean; ``"anscombe"`` uses the asymptotically

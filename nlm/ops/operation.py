@@ -43,18 +43,35 @@ and ``f.score_grads`` (``f.pair_score_grads``) carries ``dS`` back to ``q`` and
 ``k`` (for the concatenation this applies the ReLU mask ``[a_i + b_j > 0]``).
 """
 
+from __future__ import annotations
+
 import copy
 import itertools
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlm.ops.kernels import EuclideanGaussian, Identity, Pairwise, PatchEuclideanGaussian, Representation, _float_dtype, _rescale, _unscale
+from nlm.ops.kernels import (
+    EuclideanGaussian,
+    Identity,
+    Pairwise,
+    PatchEuclideanGaussian,
+    Representation,
+    _float_dtype,
+    _rescale,
+    _unscale,
+)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["nonlocal_op", "attend", "attend_backward", "affinity"]
 
 
-def attend(q, k, v, f, *, chunk_size=1024):
+def attend(q: ArrayLike, k: ArrayLike, v: ArrayLike, f: Pairwise, *, chunk_size: int = 1024) -> np.ndarray:
     """Dense non-local operation on flattened features.
 
     Parameters
@@ -111,7 +128,7 @@ def _normalise_rows(s, f, m):
     return s
 
 
-def affinity(q, k, f, *, rows=None):
+def affinity(q: ArrayLike, k: ArrayLike, f: Pairwise, *, rows: slice | ArrayLike | None = None) -> np.ndarray:
     """Rows of the normalised dense affinity ``P_ij = f(x_i, x_j) / C_i(x)``.
 
     Parameters
@@ -169,7 +186,16 @@ def _add_params(total, part):
             total[key] = np.array(val)
 
 
-def attend_backward(q, k, v, f, dy, *, chunk_size=1024, y=None):
+def attend_backward(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    f: Pairwise,
+    dy: ArrayLike,
+    *,
+    chunk_size: int = 1024,
+    y: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Gradients of :func:`attend`, computed chunk by chunk along ``i``.
 
     Parameters
@@ -350,7 +376,7 @@ def _windowed_backward(q, k, v, f, dy, window):
     return dq, dk, dv, dparams
 
 
-def check_window(window, nd):
+def check_window(window: int | tuple[int, ...], nd: int) -> tuple[int, ...]:
     """Validate a window radius: one non-negative integer, or ``nd`` of them.
 
     Returns
@@ -387,7 +413,15 @@ def _check_x(x):
     return x
 
 
-def nonlocal_op(x, f, g=None, *, window=None, chunk_size=1024, engine="auto"):
+def nonlocal_op(
+    x: ArrayLike,
+    f: Pairwise,
+    g: Representation | None = None,
+    *,
+    window: int | tuple[int, ...] | None = None,
+    chunk_size: int = 1024,
+    engine: str = "auto",
+) -> np.ndarray:
     """Generic non-local operation ``y_i = 1/C(x) sum_j f(x_i, x_j) g(x_j)``.
 
     Parameters
@@ -486,5 +520,6 @@ def _evaluate(x, f, g, window, engine, chunk_size):
     if window is not None:
         return _windowed(q, k, v, f, window)
     spatial = x.shape[:-1]
-    y = attend(q.reshape(-1, q.shape[-1]), k.reshape(-1, k.shape[-1]), v.reshape(-1, v.shape[-1]), f, chunk_size=chunk_size)
+    flat = [a.reshape(-1, a.shape[-1]) for a in (q, k, v)]
+    y = attend(*flat, f, chunk_size=chunk_size)
     return y.reshape(spatial + (y.shape[-1],))
