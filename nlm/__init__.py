@@ -34,11 +34,6 @@ _LAZY = {
     "convert_pytorch_port_state": "nlm.nn.block",
 }
 
-# public name -> its name inside the submodule, where the two differ: the
-# pairwise function keeps its old class name in nlm/ops/kernels.py until that
-# module renames it (then this entry goes)
-_ATTR = {"PlainGaussian": "Gaussian"}
-
 # old public name -> new one: still importable, with a DeprecationWarning
 _RENAMED = {
     # the pairwise function of the non-local block; nlm.noise.Gaussian is the noise model
@@ -65,7 +60,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'nlm' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), _ATTR.get(name, name))
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

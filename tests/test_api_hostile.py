@@ -27,7 +27,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from nlm import NonLocalBlock, default_h, default_patch, denoise_nl_means, estimate_sigma, nonlocal_op
 from nlm.metrics import psnr, ssim
 from nlm.noise import add_noise
-from nlm.ops.kernels import EuclideanGaussian, Gaussian, PatchEuclideanGaussian
+from nlm.ops.kernels import EuclideanGaussian, PatchEuclideanGaussian, PlainGaussian
 
 HYP = dict(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
@@ -224,7 +224,7 @@ def test_nonlocal_op_arrays(a, engine, which):
     f = {
         "patch": PatchEuclideanGaussian(0.2, 0.0, 3, spatial_ndim=min(nd, 3)),
         "dense": EuclideanGaussian(0.5),
-        "gauss": Gaussian(),
+        "gauss": PlainGaussian(),
     }[which]
     window = 2 if which == "patch" else None
     try:

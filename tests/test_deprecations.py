@@ -56,3 +56,14 @@ def test_old_name_warns_in_a_fresh_process():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "use nlm.PlainGaussian" in out
+
+
+def test_kernels_module_renamed_the_class():
+    from nlm.ops import kernels
+
+    assert kernels.PlainGaussian is nlm.PlainGaussian and nlm.PlainGaussian.__name__ == "PlainGaussian"
+    assert repr(nlm.PlainGaussian(2.0)) == "PlainGaussian(scale=2.0)"
+    assert "Gaussian" not in kernels.__all__ and "PlainGaussian" in kernels.__all__
+    with pytest.warns(DeprecationWarning, match=r"nlm\.ops\.kernels\.Gaussian is deprecated.*PlainGaussian"):
+        from nlm.ops.kernels import Gaussian
+    assert Gaussian is kernels.PlainGaussian

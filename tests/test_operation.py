@@ -11,10 +11,10 @@ from nlm.ops.kernels import (
     DotProduct,
     EmbeddedGaussian,
     EuclideanGaussian,
-    Gaussian,
     Identity,
     Linear,
     PatchEuclideanGaussian,
+    PlainGaussian,
 )
 from nlm.ops.operation import _windowed, _windowed_backward, affinity, attend, attend_backward, nonlocal_op
 
@@ -28,7 +28,7 @@ def kernels(channels=3, d=2, seed=0):
 
     return {
         "euclidean": EuclideanGaussian(h=1.5, sigma=0.2),
-        "gaussian": Gaussian(scale=0.5),
+        "gaussian": PlainGaussian(scale=0.5),
         "embedded": EmbeddedGaussian(lin(), lin(), scale=d**-0.5),
         "dot": DotProduct(lin(), lin()),
         "concat": Concatenation(lin(), lin(), weight=rng.normal(size=(1, 2 * d))),
@@ -96,7 +96,7 @@ def test_count_normalisation():
     block = x[:2, :2].reshape(-1, 2)
     np.testing.assert_allclose(y[0, 0], (block @ x[0, 0]) @ block / 4, rtol=1e-12)
     # ones as values: a softmax average of ones is exactly one (rows sum to one)
-    P = affinity(flat, flat, Gaussian())
+    P = affinity(flat, flat, PlainGaussian())
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-13)
     np.testing.assert_allclose(affinity(flat, flat, f), S / 20, rtol=1e-13)
 
@@ -104,9 +104,9 @@ def test_count_normalisation():
 def test_softmax_engines_are_overflow_free():
     x = np.random.default_rng(5).normal(size=(6, 6, 2)) * 100.0  # scores ~1e4
     for window in (None, 2):
-        y = nonlocal_op(x, Gaussian(), window=window)
+        y = nonlocal_op(x, PlainGaussian(), window=window)
         assert np.all(np.isfinite(y))
-    y32 = nonlocal_op(x.astype(np.float32), Gaussian(), window=2)
+    y32 = nonlocal_op(x.astype(np.float32), PlainGaussian(), window=2)
     assert y32.dtype == np.float32 and np.all(np.isfinite(y32))
 
 
@@ -208,7 +208,7 @@ def test_euclidean_gaussian_has_no_gradients():
 
 def test_nonlocal_op_argument_errors():
     x = np.zeros((4, 4, 1))
-    f = Gaussian()
+    f = PlainGaussian()
     with pytest.raises(TypeError, match="f must be"):
         nonlocal_op(x, "gaussian")
     with pytest.raises(TypeError, match="g must be"):
@@ -230,20 +230,20 @@ def test_nonlocal_op_argument_errors():
 def test_backward_and_affinity_argument_errors():
     q = np.zeros((3, 2))
     with pytest.raises(ValueError, match="chunk_size"):
-        attend_backward(q, q, q, Gaussian(), q, chunk_size=0)
+        attend_backward(q, q, q, PlainGaussian(), q, chunk_size=0)
     with pytest.raises(ValueError, match="chunk_size"):
-        attend_backward(q, q, q, Gaussian(), q, chunk_size=2.5)
+        attend_backward(q, q, q, PlainGaussian(), q, chunk_size=2.5)
     with pytest.raises(ValueError, match="inconsistent shapes"):
-        attend_backward(q, q, q, Gaussian(), np.zeros((3, 3)))
+        attend_backward(q, q, q, PlainGaussian(), np.zeros((3, 3)))
     with pytest.raises(TypeError, match="f must be"):
         affinity(q, q, None)
     with pytest.raises(ValueError, match="2-D"):
-        affinity(np.zeros(3), q, Gaussian())
+        affinity(np.zeros(3), q, PlainGaussian())
 
 
 def test_kernel_constructor_errors():
     with pytest.raises(ValueError, match="scale"):
-        Gaussian(scale=0.0)
+        PlainGaussian(scale=0.0)
     with pytest.raises(ValueError, match="scale"):
         EmbeddedGaussian(scale=np.inf)
     with pytest.raises(TypeError, match="scale"):

@@ -5,7 +5,7 @@
 The operation ``y`` is evaluated by the same engines as the non-local means
 filter (:func:`nlm.ops.operation.attend` for the dense form, the per-offset
 ``_windowed`` engine with ``window=``), with ``f`` one of the pairwise
-functions of :mod:`nlm.ops.kernels` (:class:`~nlm.ops.kernels.Gaussian`,
+functions of :mod:`nlm.ops.kernels` (:class:`~nlm.ops.kernels.PlainGaussian`,
 :class:`~nlm.ops.kernels.EmbeddedGaussian`, :class:`~nlm.ops.kernels.DotProduct`,
 :class:`~nlm.ops.kernels.Concatenation`) built from the block's weights, and
 ``g`` a :class:`~nlm.ops.kernels.Linear` 1x1 projection.  The backward pass uses
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlm.ops.kernels import Concatenation, DotProduct, EmbeddedGaussian, Gaussian, Linear
+from nlm.ops.kernels import Concatenation, DotProduct, EmbeddedGaussian, Linear, PlainGaussian
 from nlm.ops.operation import (
     _check_chunk,
     _windowed,
@@ -477,7 +477,7 @@ class NonLocalBlock:
     # ---------------------------------------------------------------- forward
     def _pairwise(self, P):
         if self.mode == "gaussian":
-            return Gaussian(self.scale)
+            return PlainGaussian(self.scale)
         theta = Linear(P["theta.weight"], P["theta.bias"])
         phi = Linear(P["phi.weight"], P["phi.bias"])
         if self.mode == "embedded":

@@ -32,7 +32,7 @@ Normalisation
 
 Gradients
 ---------
-The four pairwise functions of Wang et al. (:class:`Gaussian`,
+The four pairwise functions of Wang et al. (:class:`PlainGaussian`,
 :class:`EmbeddedGaussian`, :class:`DotProduct`, :class:`Concatenation`) also
 implement :meth:`Pairwise.score_grads` and :meth:`Pairwise.pair_score_grads`,
 the vector-Jacobian products of ``scores``/``pair_scores``; the backward
@@ -55,7 +55,7 @@ __all__ = [
     "PatchEuclideanGaussian",
     "Identity",
     "Linear",
-    "Gaussian",
+    "PlainGaussian",
     "EmbeddedGaussian",
     "DotProduct",
     "Concatenation",
@@ -448,8 +448,8 @@ class _Bilinear(Pairwise):
         return f"{type(self).__name__}(theta={self.theta!r}, phi={self.phi!r}, scale={self.scale!r})"
 
 
-class Gaussian(_Bilinear):
-    """The paper's Gaussian: ``f(x_i, x_j) = exp(scale * x_i^T x_j)``, ``C = sum_j f``.
+class PlainGaussian(_Bilinear):
+    """The paper's (plain, not embedded) Gaussian: ``f(x_i, x_j) = exp(scale * x_i^T x_j)``, ``C = sum_j f``.
 
     The features are the input channels themselves (no embedding), so the
     operation is a softmax over ``j`` of the raw dot products.
@@ -478,7 +478,7 @@ class Gaussian(_Bilinear):
     >>> import numpy as np
     >>> from nlm.ops.operation import nonlocal_op
     >>> x = np.random.default_rng(0).normal(size=(5, 3))
-    >>> y = nonlocal_op(x, Gaussian())
+    >>> y = nonlocal_op(x, PlainGaussian())
     >>> y.shape
     (5, 3)
     """
@@ -489,7 +489,7 @@ class Gaussian(_Bilinear):
         super().__init__(None, None, scale)
 
     def __repr__(self):
-        return f"Gaussian(scale={self.scale!r})"
+        return f"PlainGaussian(scale={self.scale!r})"
 
 
 class EmbeddedGaussian(_Bilinear):
@@ -669,3 +669,22 @@ class Concatenation(Pairwise):
 
     def __repr__(self):
         return f"Concatenation(theta={self.theta!r}, phi={self.phi!r}, weight={self.weight!r})"
+
+
+# old name -> new one: still importable from this module, with a DeprecationWarning
+_RENAMED = {"Gaussian": "PlainGaussian"}
+
+
+def __getattr__(name):
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import warnings
+
+    warnings.warn(
+        f"{__name__}.{name} is deprecated and will be removed: use {__name__}.{new} "
+        f"(nlm.noise.{name} is the noise model)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

@@ -159,9 +159,9 @@ def affinity(q: ArrayLike, k: ArrayLike, f: Pairwise, *, rows: slice | ArrayLike
     Examples
     --------
     >>> import numpy as np
-    >>> from nlm.ops.kernels import Gaussian
+    >>> from nlm.ops.kernels import PlainGaussian
     >>> x = np.random.default_rng(0).normal(size=(4, 2))
-    >>> np.allclose(affinity(x, x, Gaussian()).sum(axis=1), 1)
+    >>> np.allclose(affinity(x, x, PlainGaussian()).sum(axis=1), 1)
     True
     """
     if not isinstance(f, Pairwise):
@@ -237,9 +237,9 @@ def attend_backward(
     Examples
     --------
     >>> import numpy as np
-    >>> from nlm.ops.kernels import Gaussian
+    >>> from nlm.ops.kernels import PlainGaussian
     >>> x = np.random.default_rng(0).normal(size=(6, 2))
-    >>> dq, dk, dv, _ = attend_backward(x, x, x, Gaussian(), np.ones((6, 2)), chunk_size=4)
+    >>> dq, dk, dv, _ = attend_backward(x, x, x, PlainGaussian(), np.ones((6, 2)), chunk_size=4)
     >>> dq.shape, dk.shape, dv.shape
     ((6, 2), (6, 2), (6, 2))
     """
