@@ -71,6 +71,8 @@ if TYPE_CHECKING:
     import dask.array as da
     from numpy.typing import DTypeLike
 
+    from nlm.noise import NoiseModel
+
 __all__ = [
     "SAMPLE_PIXELS",
     "denoise_nl_bayes",
@@ -596,9 +598,20 @@ def _estimate_sigma_tiled(image, average_sigmas, channel_axis):
 denoise_nl_means = _dask_aware(_means.denoise_nl_means, _nl_means_tiled)
 
 
-def denoise_nl_means_tiled(image, patch_size=None, patch_distance=None, h=None, fast_mode=True, sigma=0.0, *,
-                           preserve_range=False, channel_axis=None, noise="gaussian", num_threads=None,
-                           work_pixels=None):
+def denoise_nl_means_tiled(
+    image: da.Array,
+    patch_size: int | Sequence[int] | None = None,
+    patch_distance: int | Sequence[int] | None = None,
+    h: float | None = None,
+    fast_mode: bool = True,
+    sigma: float = 0.0,
+    *,
+    preserve_range: bool = False,
+    channel_axis: int | None = None,
+    noise: str | NoiseModel = "gaussian",
+    num_threads: int | None = None,
+    work_pixels: int | None = None,
+) -> da.Array:
     """:func:`denoise_nl_means` of a dask array, with the working-block budget as an argument.
 
     The same filter, parameters and result as ``nlm.denoise_nl_means`` on a

@@ -31,7 +31,7 @@ from nlm.noise import NOISE_MODELS, NoiseModel, check_model, estimate_noise, est
 from nlm.noise import transforms as _vst
 
 if TYPE_CHECKING:
-    from numpy.typing import ArrayLike
+    from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "denoise_nl_means",
@@ -124,7 +124,7 @@ def _resolve_noise(noise):
     return noise, None
 
 
-def min_h(dtype, peak):
+def min_h(dtype: DTypeLike, peak: float) -> float:
     """The smallest ``h`` the filter uses on an image of magnitude ``peak``.
 
     With no measurable noise (an estimated ``sigma`` of 0 or round-off), the
