@@ -1301,9 +1301,19 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     )
     video = dict(temporal_radius=temporal_radius, time_axis=time_axis, patch_size=patch_size,
                  patch_distance=patch_distance, allow_truncated=allow_truncated)
+    if not quiet and scheduler is None and workers is None:
+        _compile_note("bayes" if method == "bayes" else "nlm3d" if volume else "nlm")
     with _Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
         _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, cluster, video, quiet,
                          verbose)
+
+
+def _compile_note(kind):
+    """One stderr line when the filter's kernels are not in Numba's cache yet (they compile for seconds)."""
+    from nlm.ops._jit_cache import compile_pending
+
+    if compile_pending(kind):
+        click.echo("compiling kernels (first run only)", err=True)
 
 
 def _denoise_command(paths, params, output_dir, suffix, ext, volume, overwrite, scale, cluster, video, quiet,

@@ -527,37 +527,19 @@ def _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast):
             w[i] = _exp2_neg((d if d > zero else zero) * gamma)
 
 
-@njit(**JIT)
-def _reflect(i, n):
-    """Index i mirrored into [0, n) without repeating the edge (NumPy's ``reflect``)."""
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i = i % period
-    return period - i if i >= n else i
-
-
-@njit(**JIT)
-def _pad_rows_into(img, out, ry, rx, ex, r0, r1):
-    """Rows ``[r0, r1)`` of :func:`_pad_rows`'s result into ``out`` (zeros where not written)."""
-    C, Y, X = img.shape
-    for yy in range(r0, r1):
-        y = _reflect(yy - ry, Y)
-        for c in range(C):
-            src = img[c, y]
-            dst = out[c, yy, ex : ex + X + 2 * rx]
-            for x in range(X):
-                dst[rx + x] = src[x]
-            for x in range(rx):
-                dst[x] = src[_reflect(x - rx, X)]
-                dst[rx + X + x] = src[_reflect(X + x, X)]
+#: rows per work item of :func:`_pad_rows` and :func:`_rows_finish` (NumPy on
+#: threads: bounded temporaries, and nothing to compile)
+_CHUNK = 64
 
 
 def _row_chunks(fn, n):
-    """``fn(r0, r1)`` over ``[0, n)`` cut into one chunk per thread."""
-    k = max(1, min(num_threads(), n))
-    cuts = [n * i // k for i in range(k + 1)]
-    parallel_for(lambda i: fn(cuts[i], cuts[i + 1]), k, k)
+    """``fn(r0, r1)`` over ``[0, n)`` in chunks of ``_CHUNK`` rows, on the kernel threads."""
+    parallel_for(lambda i: fn(i * _CHUNK, min(n, (i + 1) * _CHUNK)), (n + _CHUNK - 1) // _CHUNK)
+
+
+def _reflect_indices(n, r):
+    """Indices of ``np.pad(mode="reflect")`` by ``r`` on both sides of an axis of length ``n``."""
+    return np.array([_reflect_index(i - r, n) for i in range(n + 2 * r)], dtype=np.intp)
 
 
 def _pad_rows(img, ry, rx, ex):
@@ -565,7 +547,14 @@ def _pad_rows(img, ry, rx, ex):
     (as ``np.pad(mode="reflect")``), then ``ex`` columns of zeros each side."""
     C, Y, X = img.shape
     out = np.zeros((C, Y + 2 * ry, X + 2 * rx + 2 * ex), img.dtype)
-    _row_chunks(lambda r0, r1: _pad_rows_into(img, out, ry, rx, ex, r0, r1), Y + 2 * ry)
+    rows = _reflect_indices(Y, ry)
+    cols = _reflect_indices(X, rx)
+
+    def chunk(r0, r1):
+        for c in range(C):
+            np.take(np.take(img[c], rows[r0:r1], axis=0), cols, axis=1, out=out[c, r0:r1, ex : ex + X + 2 * rx])
+
+    _row_chunks(chunk, Y + 2 * ry)
     return out
 
 
@@ -829,29 +818,23 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
             acc_b[:, y1 : y1 + k] += ovf[b, :, :k]
 
 
-@njit(**JIT)
-def _rows_finish_into(acc, padded, ry, rx, ex, one, out, r0, r1):
-    """Rows ``[r0, r1)`` of :func:`_rows_finish`."""
-    _wide_vectors()
-    C = acc.shape[0] - 1
-    X = acc.shape[2]
-    for y in range(r0, r1):
-        den = acc[C, y]
-        for c in range(C):
-            num = acc[c, y]
-            v = padded[c, y + ry, ex + rx : ex + rx + X]
-            dst = out[c, y]
-            for x in range(X):
-                dst[x] = (num[x] + v[x]) / (den[x] + one)
-
-
 def _rows_finish(acc, padded, ry, rx, ex, one, out):
     """(C, Y, X) result from the sums into ``out``: the pixel itself adds weight ``one`` (distance 0).
 
     ``out`` may be ``acc[:C]`` (each value overwrites the numerator it is made
     from), which saves an image-sized buffer.
     """
-    _row_chunks(lambda r0, r1: _rows_finish_into(acc, padded, ry, rx, ex, one, out, r0, r1), acc.shape[1])
+    C = acc.shape[0] - 1
+    X = acc.shape[2]
+
+    def chunk(r0, r1):
+        den = acc[C, r0:r1] + one
+        for c in range(C):
+            dst = out[c, r0:r1]
+            np.add(acc[c, r0:r1], padded[c, r0 + ry : r1 + ry, ex + rx : ex + rx + X], out=dst)
+            np.divide(dst, den, out=dst)
+
+    _row_chunks(chunk, acc.shape[1])
     return out
 
 
