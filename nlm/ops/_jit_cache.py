@@ -12,7 +12,7 @@ import importlib
 #: the kernels each kind of filter call compiles first, by module
 _KERNELS = {
     # 1-D, 2-D and N-D images, video: the row-streaming kernel
-    "nlm": ("nlm.ops._nlm_kernels", ("_pad_rows", "_rows_accumulate", "_rows_finish")),
+    "nlm": ("nlm.ops._nlm_kernels", ("_rows_band",)),
     # volumes
     "nlm3d": ("nlm.ops._nlm_kernels", ("_nlm_bands", "_nlm_reduce")),
     "bayes": ("nlm.ops._bayes_kernels", ("bayes_step",)),

@@ -57,6 +57,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from nlm._config import JIT, JIT_PARALLEL, VECTOR_WIDTH
+from nlm.ops._threads import num_threads, parallel_for
 
 #: helpers that only read and write arrays they are given (no allocation): no
 #: reference counting, so calls in the hot loops cost no atomic operations
@@ -520,32 +521,41 @@ def _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast):
             w[i] = _exp2_neg((d if d > zero else zero) * gamma)
 
 
-@njit(**JIT)
-def _reflect(i, n):
-    """Index i mirrored into [0, n) without repeating the edge (NumPy's ``reflect``)."""
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i = i % period
-    return period - i if i >= n else i
+#: rows per work item of :func:`_pad_rows` and :func:`_rows_finish` (NumPy on
+#: threads: bounded temporaries, and nothing to compile)
+_CHUNK = 256
 
 
-@njit(**JIT_PARALLEL)
+def _row_chunks(fn, n):
+    """``fn(r0, r1)`` over ``[0, n)`` in chunks of ``_CHUNK`` rows, on the kernel threads."""
+    parallel_for(lambda i: fn(i * _CHUNK, min(n, (i + 1) * _CHUNK)), (n + _CHUNK - 1) // _CHUNK)
+
+
+def _reflect_indices(n, r):
+    """Indices of ``np.pad(mode="reflect")`` by ``r`` on both sides of an axis of length ``n``."""
+    return np.array([_reflect_index(i - r, n) for i in range(n + 2 * r)], dtype=np.intp)
+
+
 def _pad_rows(img, ry, rx, ex):
     """(C, Y, X) -> (C, Y + 2 ry, X + 2 rx + 2 ex): reflect padding by (ry, rx)
     (as ``np.pad(mode="reflect")``), then ``ex`` columns of zeros each side."""
     C, Y, X = img.shape
     out = np.zeros((C, Y + 2 * ry, X + 2 * rx + 2 * ex), img.dtype)
-    for yy in prange(Y + 2 * ry):
-        y = _reflect(yy - ry, Y)
+    rows = _reflect_indices(Y, ry)
+    cols = rx + _reflect_indices(X, rx)  # in the padded row: the column each pad column copies
+
+    def chunk(r0, r1):
+        a, b = max(r0, ry), min(r1, ry + Y)  # rows of the image itself
         for c in range(C):
-            src = img[c, y]
-            dst = out[c, yy, ex : ex + X + 2 * rx]
-            for x in range(X):
-                dst[rx + x] = src[x]
-            for x in range(rx):
-                dst[x] = src[_reflect(x - rx, X)]
-                dst[rx + X + x] = src[_reflect(X + x, X)]
+            dst = out[c, r0:r1, ex : ex + X + 2 * rx]
+            if a < b:
+                dst[a - r0 : b - r0, rx : rx + X] = img[c, a - ry : b - ry]
+            for r in (*range(r0, min(r1, ry)), *range(max(r0, ry + Y), r1)):
+                dst[r - r0, rx : rx + X] = img[c, rows[r]]
+            dst[:, :rx] = dst[:, cols[:rx]]
+            dst[:, rx + X :] = dst[:, cols[rx + X :]]
+
+    _row_chunks(chunk, Y + 2 * ry)
     return out
 
 
@@ -692,7 +702,51 @@ def _drain(dst, y, ring, s, offset, c0, c1):
             rr[i] = 0
 
 
-@njit(**JIT_PARALLEL)
+@njit(**JIT_BORROW)
+def _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+               inv_norm, var2, gamma, ovf, cs, ra, rb, wb):
+    """Band ``b`` of :func:`_rows_accumulate`; its last ``wy`` rows of ``pb`` go to ``ovf`` (C + 1, wy, X).
+
+    cs, ra, rb, wb: the band's state, allocated by :func:`_rows_accumulate`
+    (``ra`` is ``rb`` when ``same``).
+    """
+    _wide_vectors()
+    X = pa.shape[2] - 2 * rx - 2 * ex
+    Y = pa.shape[1] - 2 * ry
+    K = _GROUP
+    first = gy % band  # image row of local row 0, within its band
+    first_x = gx % strip
+    ns = (X + first_x + strip - 1) // strip
+    R = wy + 1
+    sw = min(strip, X)
+    phase = gy % _ANCHOR
+    y0 = max(0, b * band - first)
+    y1 = min(Y, (b + 1) * band - first)
+    for s in range(ns):
+        x0 = max(0, s * strip - first_x)
+        x1 = min(X, (s + 1) * strip - first_x)
+        n = x1 - x0
+        W = n + 2 * rx
+        for k in range(K):
+            for i in range(K + n, sw + 2 * K):
+                wb[k, i] = 0
+        stop = y0
+        for y in range(y0, y1):
+            if y == y0 or (y + phase) % _ANCHOR == 0:
+                # a chain starts: direct sums, then slid down to its end
+                _start_sums(pa, pb, cs, offsets, y, x0, W, ry, ex)
+                stop = min(y1, y + _ANCHOR - (y + phase) % _ANCHOR)
+            s0 = y % R
+            _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, stop, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
+            # row y is complete for this strip
+            _drain(acc_b, y, rb, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+            if not same:
+                _drain(acc_a, y, ra, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+        # rows y1 .. y1 + wy - 1 of pb belong to the next band(s)
+        for k in range(min(wy, Y - y1)):
+            _drain(ovf, k, rb, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+
+
 def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
                      inv_norm, var2, gamma):
     """Non-local means sums of the pairs (p in ``pa``, p + t in ``pb``), streaming rows.
@@ -714,7 +768,7 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     (``same``) takes the half window (t > 0 lexicographically); two frames
     take t = 0 and the half window one way and the half window the other way.
 
-    Threads take bands of rows; each band walks its rows top to bottom, in
+    Threads (:func:`nlm.ops._threads.parallel_for`) take bands of rows; each band walks its rows top to bottom, in
     column strips.  Per offset the band keeps ``cs``, the vertical patch sums
     of the squared differences for the current row (one row of state per
     offset, slid down by one row in and one row out), so that distances,
@@ -738,80 +792,50 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     :func:`anchor_margin` more rows before its margin computes its kept
     pixels bit for bit as the whole image does.
     """
-    _wide_vectors()
     C = acc_a.shape[0] - 1
     Y = pa.shape[1] - 2 * ry
     X = pa.shape[2] - 2 * rx - 2 * ex
+    first = gy % band
+    nb = (Y + first + band - 1) // band
+    ovf = np.zeros((nb, C + 1, wy, X), pa.dtype)
     dt = pa.dtype
     K = _GROUP
-    n_off = offsets.shape[0]
-    first = gy % band  # image row of local row 0, within its band
-    nb = (Y + first + band - 1) // band
-    first_x = gx % strip
-    ns = (X + first_x + strip - 1) // strip
-    R = wy + 1
     sw = min(strip, X)
-    phase = gy % _ANCHOR
-    ovf = np.zeros((nb, C + 1, wy, X), dt)
-    for b in prange(nb):
-        y0 = max(0, b * band - first)
-        y1 = min(Y, (b + 1) * band - first)
-        cs = np.empty((n_off, sw + 2 * rx), dt)
-        rb = np.zeros((C + 1, R, sw + 2 * wx + K), dt)
-        ra = rb if same else np.zeros((C + 1, R, sw + 2 * wx + K), dt)
+
+    def one_band(b):
+        cs = np.empty((offsets.shape[0], sw + 2 * rx), dt)
+        rb = np.zeros((C + 1, wy + 1, sw + 2 * wx + K), dt)
+        ra = rb if same else np.zeros_like(rb)
         wb = np.zeros((K, sw + 2 * K), dt)  # weights at [K, K + n), zeros around
-        for s in range(ns):
-            x0 = max(0, s * strip - first_x)
-            x1 = min(X, (s + 1) * strip - first_x)
-            n = x1 - x0
-            W = n + 2 * rx
-            for k in range(K):
-                for i in range(K + n, sw + 2 * K):
-                    wb[k, i] = 0
-            stop = y0
-            for y in range(y0, y1):
-                if y == y0 or (y + phase) % _ANCHOR == 0:
-                    # a chain starts: direct sums, then slid down to its end
-                    _start_sums(pa, pb, cs, offsets, y, x0, W, ry, ex)
-                    stop = min(y1, y + _ANCHOR - (y + phase) % _ANCHOR)
-                s0 = y % R
-                _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, stop, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
-                # row y is complete for this strip
-                _drain(acc_b, y, rb, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
-                if not same:
-                    _drain(acc_a, y, ra, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
-            # rows y1 .. y1 + wy - 1 of pb belong to the next band(s)
-            for k in range(min(wy, Y - y1)):
-                _drain(ovf[b], k, rb, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+        _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+                   inv_norm, var2, gamma, ovf[b], cs, ra, rb, wb)
+
+    parallel_for(one_band, nb)
+    # the overflow rows of each band, in band order
     for b in range(nb):
         y1 = min(Y, (b + 1) * band - first)
-        for k in range(wy):
-            if y1 + k >= Y:
-                break
-            for c in range(C + 1):
-                for x in range(X):
-                    acc_b[c, y1 + k, x] += ovf[b, c, k, x]
+        k = min(wy, Y - y1)
+        if k > 0:
+            acc_b[:, y1 : y1 + k] += ovf[b, :, :k]
 
 
-@njit(**JIT_PARALLEL)
 def _rows_finish(acc, padded, ry, rx, ex, one, out):
     """(C, Y, X) result from the sums into ``out``: the pixel itself adds weight ``one`` (distance 0).
 
     ``out`` may be ``acc[:C]`` (each value overwrites the numerator it is made
     from), which saves an image-sized buffer.
     """
-    _wide_vectors()
     C = acc.shape[0] - 1
-    Y = acc.shape[1]
     X = acc.shape[2]
-    for y in prange(Y):
-        den = acc[C, y]
+
+    def chunk(r0, r1):
+        den = acc[C, r0:r1] + one
         for c in range(C):
-            num = acc[c, y]
-            v = padded[c, y + ry, ex + rx : ex + rx + X]
-            dst = out[c, y]
-            for x in range(X):
-                dst[x] = (num[x] + v[x]) / (den[x] + one)
+            dst = out[c, r0:r1]
+            np.add(acc[c, r0:r1], padded[c, r0 + ry : r1 + ry, ex + rx : ex + rx + X], out=dst)
+            np.divide(dst, den, out=dst)
+
+    _row_chunks(chunk, acc.shape[1])
     return out
 
 
