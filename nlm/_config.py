@@ -7,7 +7,8 @@ scattering flags over the code.  Environment overrides:
     disable the on-disk cache (``cache=True`` by default, so a second process
     does not recompile).
 ``NLM_NUMBA_PARALLEL=0``
-    compile the kernels single-threaded (``prange`` becomes ``range``).
+    run the kernels single-threaded (``prange`` becomes ``range``, and the
+    row kernels' threads of :mod:`nlm.ops._threads` are not used).
 ``NLM_VECTOR_WIDTH=256``
     the SIMD width (bits) LLVM should prefer in the hot kernels.  LLVM's
     default tuning for AVX-512 CPUs keeps to 256-bit vectors; the kernels ask

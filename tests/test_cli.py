@@ -777,3 +777,45 @@ def test_samples_are_what_the_readme_says(tmp_path):
     for name in ("camera.png", "camera_speckle04.png", "astronaut256.png", "astronaut256_speckle04.png"):
         assert name in readme
     assert "nlm noise samples/camera.png samples/camera_speckle04.png --model speckle --var 0.04 --seed 0" in readme
+
+
+# first run: the compile note
+
+
+@pytest.mark.parametrize("pending", [True, False])
+def test_compile_note_only_when_kernels_compile_and_not_quiet(noisy_png, tmp_path, monkeypatch, pending):
+    from nlm.ops import _jit_cache
+
+    src, _, _ = noisy_png
+    kinds = []
+    monkeypatch.setattr(_jit_cache, "compile_pending", lambda kind: kinds.append(kind) or pending)
+    note = "compiling kernels (first run only)"
+    result = ok(run("denoise", src, tmp_path / "a.png"))
+    assert (note in result.stderr) is pending
+    assert result.stderr.count(note) <= 1
+    assert kinds == ["nlm"]
+    result = ok(run("denoise", "-q", src, tmp_path / "b.png"))
+    assert note not in result.stderr and note not in result.stdout
+    ok(run("denoise", "--method", "bayes", src, tmp_path / "c.png"))
+    assert kinds[-1] == "bayes"
+
+
+def test_compile_pending_reads_numba_cache(tmp_path):
+    # an empty cache directory: every kind compiles; after one 2-D call the row kernel is cached
+    probe = textwrap.dedent("""
+        import numpy as np
+        from nlm.ops._jit_cache import compile_pending
+        before = [compile_pending(k) for k in ("nlm", "nlm3d", "bayes")]
+        from nlm.ops import _nlm_kernels
+        _nlm_kernels.nl_means_windowed(np.zeros((8, 9, 1), np.float32), 3, (2, 2), 0.1, 0.0, 2)
+        print("PENDING", before, compile_pending("nlm"))
+    """)
+    env = dict(__import__("os").environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "PENDING [True, True, True] False" in proc.stdout, proc.stdout
+    proc = subprocess.run([sys.executable, "-c", "from nlm.ops._jit_cache import compile_pending; "
+                           "print('PENDING', compile_pending('nlm'))"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert "PENDING False" in proc.stdout, (proc.stdout, proc.stderr)

@@ -121,5 +121,15 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
                         patch_distance=patch_distance, allow_truncated=allow_truncated)
     out = Outputs(output_dir=output_dir, suffix=suffix, ext=ext, volume=volume, overwrite=overwrite, quiet=quiet,
                   verbose=verbose)
+    if not quiet and scheduler is None and workers is None:
+        _compile_note("bayes" if method == "bayes" else "nlm3d" if volume else "nlm")
     with _Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
         _denoise_command(paths, params, out, scale, video, cluster)
+
+
+def _compile_note(kind):
+    """One stderr line when the filter's kernels are not in Numba's cache yet (they compile for seconds)."""
+    from nlm.ops import compile_pending
+
+    if compile_pending(kind):
+        click.echo("compiling kernels (first run only)", err=True)

@@ -9,3 +9,7 @@ non-local means fast path) and ``_bayes_kernels`` (NL-Bayes) are the Numba
 kernels.  Beside the noise layer at the bottom of the import graph: nothing
 here imports a denoiser.
 """
+
+from nlm.ops._jit_cache import compile_pending  # cheap: imports nothing compiled until called
+
+__all__ = ["compile_pending"]

@@ -36,10 +36,10 @@ higher images (:func:`_nl_means_frames`) are 2-D frames compared with the
 frames within the window on the leading axes, a patch that extends over those
 axes entering as extra distance channels.
 
-Volumes (:func:`_nlm_bands`) work per row band and per offset on whole band
-buffers: differences, box sums by running sums along y, z and x, weights,
-then accumulation into band-private accumulators with a halo of the window
-radius, added together by :func:`_nlm_reduce`.
+Volumes (:func:`_nlm_bands`, in :mod:`nlm.ops._nlm_volume`) work per row band
+and per offset on whole band buffers: differences, box sums by running sums
+along y, z and x, weights, then accumulation into band-private accumulators
+with a halo of the window radius, added together by :func:`_nlm_reduce`.
 
 Only pairs with both pixels inside the image are used (the search window is
 clipped at the borders); patches that cross the border read the reflect
@@ -51,121 +51,18 @@ import contextvars
 import functools
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba import njit
 
-from nlm._config import JIT, JIT_PARALLEL, VECTOR_WIDTH
+from nlm._config import JIT
+from nlm.ops._nlm_volume import _band_rows, _nlm_bands, _nlm_reduce  # noqa: F401 - the volume path
+from nlm.ops._simd import INV_LN2, _exp2_neg, _fma, _wide_vectors  # noqa: F401 - re-exported
+from nlm.ops._threads import parallel_for
 
 #: helpers that only read and write arrays they are given (no allocation): no
 #: reference counting, so calls in the hot loops cost no atomic operations
 JIT_BORROW = dict(JIT, _nrt=False)
 
 
-@intrinsic
-def _wide_vectors(typingctx):
-    """Ask LLVM to vectorise the calling function's loops at ``VECTOR_WIDTH`` bits.
-
-    Sets the ``"prefer-vector-width"`` function attribute (see
-    :mod:`nlm._config`).  The attribute set of llvmlite only admits its known
-    flags, so the string attribute goes in through ``set.add``; should that
-    ever fail, the function keeps LLVM's default width.
-    """
-
-    def codegen(context, builder, sig, args):
-        if VECTOR_WIDTH:
-            try:
-                set.add(builder.function.attributes, f'"prefer-vector-width"="{VECTOR_WIDTH}"')
-            except Exception:  # pragma: no cover - depends on llvmlite internals
-                pass
-        return context.get_dummy_value()
-
-    return types.none(), codegen
-
-
-@intrinsic
-def _bits_to_float32(typingctx, bits):
-    """Reinterpret the bits of an int32 as a float32 (vectorises, unlike ldexp)."""
-    if bits != types.int32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.int32), codegen
-
-
-@intrinsic
-def _float32_to_bits(typingctx, x):
-    """Reinterpret the bits of a float32 as an int32."""
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _bits_to_float64(typingctx, bits):
-    """Reinterpret the bits of an int64 as a float64."""
-    if bits != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """a * b + c with one rounding (``llvm.fma``; one instruction, vectorises).
-
-    Numba without ``fastmath`` never contracts ``a * b + c`` itself; the fused
-    form is also the more accurate one.
-    """
-    if not (a == b == c and a in (types.float32, types.float64)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ty = args[0].type
-        name = "llvm.fma.f32" if ty == ir.FloatType() else "llvm.fma.f64"
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty, ty, ty]), name)
-        return builder.call(fn, args)
-
-    return a(a, a, a), codegen
-
-
-# 2^-t for t >= 0, branch-free so that LLVM vectorises the weight loops:
-# k = round(t), f = t - k in [-1/2, 1/2] (exact), 2^-t = 2^-k p(f) with p the
-# Chebyshev fit of 2^-f on [-1/2, 1/2] (mpmath.chebyfit; fit error 1.9e-9 for
-# float32, degree 6, and 3.1e-18 for float64, degree 11), evaluated by Horner
-# with fused multiply-adds; 2^-k is built in the exponent bits.  Measured
-# maximum relative error (tests/test_kernels.py): 7.9e-8 (1.3 ulp) in float32
-# over [0, 125], 2.3e-16 in float64 over [0, 1000].  t is clamped at 125
-# (float32) / 1000 (float64) so that the result stays a normal number
-# (2^-125 ~ 2.4e-38): such weights are 0 for every practical purpose.
-_P32 = tuple(
-    np.float32(c)
-    for c in (1.0, -0.6931472, 0.2402265, -0.05550327, 0.009618057, -0.0013400428, 0.00015461445)
-)
-_P64 = (
-    1.0,
-    -0.6931471805599453,
-    0.24022650695910158,
-    -0.055504108664821625,
-    0.009618129107587256,
-    -0.001333355814640647,
-    0.00015403530463724353,
-    -1.5252733841556773e-05,
-    1.3215432535912375e-06,
-    -1.0178057087733941e-07,
-    7.074194297288521e-09,
-    -4.4558179083360645e-10,
-)
 #: offsets accumulated together by _nlm_rows (the kernel is written for 4)
 _GROUP = 4
 #: the running vertical patch sums of the row kernel restart from a direct sum
@@ -173,265 +70,6 @@ _GROUP = 4
 _ANCHOR = 16
 #: rows per band of the row kernel (a multiple of _ANCHOR; see _row_tiles)
 _BAND = 128
-_T32_MAX = np.float32(125.0)
-_ROUND32 = np.float32(12582912.0)  # 1.5 * 2^23
-_ROUND32_BITS = np.int32(np.float32(12582912.0).view(np.int32) + 127)
-#: 1 / ln 2: exp(-a) = 2^-(a / ln 2)
-INV_LN2 = 1.4426950408889634
-
-
-def _exp2_neg(t):
-    """2^-t for t >= 0 (pure-Python fallback; the compiled versions are below)."""
-    return 2.0 ** (-t)
-
-
-@overload(_exp2_neg, jit_options=dict(JIT))
-def _exp2_neg_ov(t):
-    if t == types.float32:
-
-        def impl32(t):
-            t = min(t, _T32_MAX)
-            # round to nearest by adding 1.5 2^23: k lands in the low mantissa bits
-            y = t + _ROUND32
-            f = t - (y - _ROUND32)
-            p = _fma(_P32[6], f, _P32[5])
-            p = _fma(p, f, _P32[4])
-            p = _fma(p, f, _P32[3])
-            p = _fma(p, f, _P32[2])
-            p = _fma(p, f, _P32[1])
-            p = _fma(p, f, _P32[0])
-            # 2^-k: exponent field 127 - k = (bits(1.5 2^23) + 127) - bits(y)
-            return p * _bits_to_float32(np.int32((_ROUND32_BITS - _float32_to_bits(y)) << 23))
-
-        return impl32
-    if t == types.float64:
-
-        def impl64(t):
-            t = min(t, 1000.0)
-            k = np.int64(t + 0.5)
-            f = t - np.float64(k)
-            p = _fma(_P64[11], f, _P64[10])
-            p = _fma(p, f, _P64[9])
-            p = _fma(p, f, _P64[8])
-            p = _fma(p, f, _P64[7])
-            p = _fma(p, f, _P64[6])
-            p = _fma(p, f, _P64[5])
-            p = _fma(p, f, _P64[4])
-            p = _fma(p, f, _P64[3])
-            p = _fma(p, f, _P64[2])
-            p = _fma(p, f, _P64[1])
-            p = _fma(p, f, _P64[0])
-            # 2^-k as two factors so that k up to 1000 stays in range
-            k1 = k >> 1
-            return (p * _bits_to_float64(np.int64((1023 - k1) << 52))) * _bits_to_float64(
-                np.int64((1023 - (k - k1)) << 52)
-            )
-
-        return impl64
-    return None
-
-
-@njit(**JIT_BORROW)
-def _box_sum(out, src, i0, j0, step_i, step_j, n, r):
-    """out[:n] = sum_{k=0}^{2r} src[i0 + k step_i, j0 + k step_j : ... + n].
-
-    A direct sum of 2r + 1 rows of the 2-D ``src`` (shifted along its second
-    axis when ``step_j = 1``), in one fixed order: every value is the same
-    float wherever the box sums of an image start (unlike a running sum,
-    whose rounding depends on its first element).  Straight-line code for
-    r <= 3 (one pass, pairwise), passes otherwise.
-    """
-    _wide_vectors()
-    if r == 0:
-        a0 = src[i0, j0 : j0 + n]
-        for x in range(n):
-            out[x] = a0[x]
-    elif r == 1:
-        a0 = src[i0, j0 : j0 + n]
-        a1 = src[i0 + step_i, j0 + step_j : j0 + step_j + n]
-        a2 = src[i0 + 2 * step_i, j0 + 2 * step_j : j0 + 2 * step_j + n]
-        for x in range(n):
-            out[x] = (a0[x] + a1[x]) + a2[x]
-    elif r == 2:
-        a0 = src[i0, j0 : j0 + n]
-        a1 = src[i0 + step_i, j0 + step_j : j0 + step_j + n]
-        a2 = src[i0 + 2 * step_i, j0 + 2 * step_j : j0 + 2 * step_j + n]
-        a3 = src[i0 + 3 * step_i, j0 + 3 * step_j : j0 + 3 * step_j + n]
-        a4 = src[i0 + 4 * step_i, j0 + 4 * step_j : j0 + 4 * step_j + n]
-        for x in range(n):
-            out[x] = ((a0[x] + a1[x]) + (a2[x] + a3[x])) + a4[x]
-    elif r == 3:
-        a0 = src[i0, j0 : j0 + n]
-        a1 = src[i0 + step_i, j0 + step_j : j0 + step_j + n]
-        a2 = src[i0 + 2 * step_i, j0 + 2 * step_j : j0 + 2 * step_j + n]
-        a3 = src[i0 + 3 * step_i, j0 + 3 * step_j : j0 + 3 * step_j + n]
-        a4 = src[i0 + 4 * step_i, j0 + 4 * step_j : j0 + 4 * step_j + n]
-        a5 = src[i0 + 5 * step_i, j0 + 5 * step_j : j0 + 5 * step_j + n]
-        a6 = src[i0 + 6 * step_i, j0 + 6 * step_j : j0 + 6 * step_j + n]
-        for x in range(n):
-            out[x] = ((a0[x] + a1[x]) + (a2[x] + a3[x])) + ((a4[x] + a5[x]) + a6[x])
-    else:
-        a0 = src[i0, j0 : j0 + n]
-        for x in range(n):
-            out[x] = a0[x]
-        for k in range(1, 2 * r + 1):
-            a0 = src[i0 + k * step_i, j0 + k * step_j : j0 + k * step_j + n]
-            for x in range(n):
-                out[x] += a0[x]
-
-
-@njit(**JIT_BORROW)
-def _box_rows(src, dst, nrows, n, r):
-    """dst[i, x] = sum_{k=0}^{2r} src[i, x + k] for x < n, i < nrows (direct, :func:`_box_sum`)."""
-    for i in range(nrows):
-        _box_sum(dst[i], src[i : i + 1], 0, 0, 0, 1, n, r)
-
-
-@njit(**JIT_BORROW)
-def _box_y(src, dst, nplanes, ny, nx, r):
-    """dst[a, y, :nx] = sum_{k=0}^{2r} src[a, y + k, :nx] for y < ny (direct, :func:`_box_sum`)."""
-    for a in range(nplanes):
-        for y in range(ny):
-            _box_sum(dst[a, y], src[a], y, 0, 1, 0, nx, r)
-
-
-@njit(**JIT_BORROW)
-def _box_z(src, dst, nz, ny, nx, r):
-    """dst[z, :ny, :nx] = sum_{k=0}^{2r} src[z + k, :ny, :nx] for z < nz (direct, :func:`_box_sum`)."""
-    for z in range(nz):
-        for y in range(ny):
-            _box_sum(dst[z, y], src[:, y, :], z, 0, 1, 0, nx, r)
-
-
-@njit(**JIT_BORROW)
-def _band_offset(padded, num, den, D, V, Vz, P, tz, ty, tx, y0, y1, base, pz, py, px, wy, inv_norm, var2, gamma):
-    """One offset ``t = (tz, ty, tx)`` of :func:`_nlm_bands` on the band ``[y0, y1)``.
-
-    Row ``y`` of the image is row ``y - base + wy`` of the band's accumulators.
-
-    Compiled without reference counting (no atomic operations on shared
-    counters for the many views it takes).
-    """
-    _wide_vectors()
-    C = padded.shape[0]
-    Z = padded.shape[1] - 2 * pz
-    Y = padded.shape[2] - 2 * py
-    X = padded.shape[3] - 2 * px
-    zero = var2 - var2
-    zlo = max(0, -tz)
-    zhi = min(Z, Z - tz)
-    ylo = max(y0, -ty)
-    yhi = min(y1, Y - ty)
-    xlo = max(0, -tx)
-    xhi = min(X, X - tx)
-    if zlo >= zhi or ylo >= yhi or xlo >= xhi:
-        return
-    nz = zhi - zlo
-    ny = yhi - ylo
-    nx = xhi - xlo
-    W = nx + 2 * px
-    # 1. squared differences over the pairs' patches (padded coordinates);
-    #    inner loops index row views from 0 so that Numba can vectorise them
-    for zz in range(nz + 2 * pz):
-        for yy in range(ny + 2 * py):
-            drow = D[zz, yy, :W]
-            a = padded[0, zlo + zz, ylo + yy, xlo : xlo + W]
-            bb = padded[0, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
-            for xx in range(W):
-                d = a[xx] - bb[xx]
-                drow[xx] = d * d
-            for c in range(1, C):
-                a = padded[c, zlo + zz, ylo + yy, xlo : xlo + W]
-                bb = padded[c, zlo + zz + tz, ylo + yy + ty, xlo + tx : xlo + tx + W]
-                for xx in range(W):
-                    d = a[xx] - bb[xx]
-                    drow[xx] += d * d
-    # 2. box sums over the patch: y, then z, then x
-    _box_y(D, V, nz + 2 * pz, ny, W, py)
-    if pz > 0:
-        _box_z(V, Vz, nz, ny, W, pz)
-        S = Vz
-    else:
-        S = V
-    for z in range(nz):
-        _box_rows(S[z], P[z], ny, nx, px)
-    # 3. weights, 4. symmetric accumulation
-    for z in range(nz):
-        zi = zlo + z
-        for y in range(ny):
-            li = ylo + y - base + wy
-            yi = ylo + y
-            w = P[z, y, :nx]
-            for x in range(nx):
-                d = _fma(w[x], inv_norm, -var2)
-                d = d if d > zero else zero
-                w[x] = _exp2_neg(d * gamma)
-            row = den[zi, li, xlo : xlo + nx]
-            for x in range(nx):
-                row[x] += w[x]
-            row = den[zi + tz, li + ty, xlo + tx : xlo + tx + nx]
-            for x in range(nx):
-                row[x] += w[x]
-            for c in range(C):
-                row = num[c, zi, li, xlo : xlo + nx]
-                src = padded[c, zi + tz + pz, yi + ty + py, xlo + tx + px : xlo + tx + px + nx]
-                for x in range(nx):
-                    row[x] += w[x] * src[x]
-                row = num[c, zi + tz, li + ty, xlo + tx : xlo + tx + nx]
-                src = padded[c, zi + pz, yi + py, xlo + px : xlo + px + nx]
-                for x in range(nx):
-                    row[x] += w[x] * src[x]
-
-
-@njit(**JIT_PARALLEL)
-def _nlm_bands(padded, offsets, pz, py, px, wy, band, first, inv_norm, var2, gamma):
-    """Band-private numerators and denominators of the NLM filter.
-
-    padded : (C, Z + 2 pz, Y + 2 py, X + 2 px), reflect-padded image
-    offsets : (n, 3) int64, half window (tz, ty, tx) > 0 lexicographically
-    band, first : bands of ``band`` rows, the first one ``first`` rows short
-        (a tile starting ``first`` rows into a band of the whole image)
-    Returns bnum (nb, C, Z, band + 2 wy, X) and bden (nb, Z, band + 2 wy, X);
-    local row ``l`` of band ``b`` is image row ``b * band - first - wy + l``.
-    """
-    _wide_vectors()
-    C = padded.shape[0]
-    Z = padded.shape[1] - 2 * pz
-    Y = padded.shape[2] - 2 * py
-    X = padded.shape[3] - 2 * px
-    dt = padded.dtype
-    one = gamma / gamma  # 1 in the kernel's float type (keeps float32 float32)
-    nb = (Y + first + band - 1) // band
-    H = band + 2 * wy
-    bnum = np.zeros((nb, C, Z, H, X), dt)
-    bden = np.zeros((nb, Z, H, X), dt)
-    for b in prange(nb):
-        base = b * band - first
-        y0 = max(0, base)
-        y1 = min(Y, base + band)
-        num = bnum[b]
-        den = bden[b]
-        D = np.empty((Z + 2 * pz, y1 - y0 + 2 * py, X + 2 * px), dt)
-        V = np.empty((Z + 2 * pz, y1 - y0, X + 2 * px), dt)
-        Vz = np.empty((Z, y1 - y0, X + 2 * px), dt)
-        P = np.empty((Z, y1 - y0, X), dt)
-        # the pixel itself: distance 0, weight exp(0) = 1
-        for z in range(Z):
-            for y in range(y0, y1):
-                ly = y - base + wy
-                for x in range(X):
-                    den[z, ly, x] += one
-                for c in range(C):
-                    for x in range(X):
-                        num[c, z, ly, x] += padded[c, z + pz, y + py, x + px]
-        for o in range(offsets.shape[0]):
-            _band_offset(
-                padded, num, den, D, V, Vz, P, offsets[o, 0], offsets[o, 1], offsets[o, 2],
-                y0, y1, base, pz, py, px, wy, inv_norm, var2, gamma,
-            )
-    return bnum, bden
-
-
 @njit(**JIT_BORROW)
 def _slide(cs, i, a1, b1, a0, b0):
     """cs[i] += (a1[i] - b1[i])^2 - (a0[i] - b0[i])^2: one patch row in, one out."""
@@ -520,32 +158,41 @@ def _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast):
             w[i] = _exp2_neg((d if d > zero else zero) * gamma)
 
 
-@njit(**JIT)
-def _reflect(i, n):
-    """Index i mirrored into [0, n) without repeating the edge (NumPy's ``reflect``)."""
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i = i % period
-    return period - i if i >= n else i
+#: rows per work item of :func:`_pad_rows` and :func:`_rows_finish` (NumPy on
+#: threads: bounded temporaries, and nothing to compile)
+_CHUNK = 256
 
 
-@njit(**JIT_PARALLEL)
+def _row_chunks(fn, n):
+    """``fn(r0, r1)`` over ``[0, n)`` in chunks of ``_CHUNK`` rows, on the kernel threads."""
+    parallel_for(lambda i: fn(i * _CHUNK, min(n, (i + 1) * _CHUNK)), (n + _CHUNK - 1) // _CHUNK)
+
+
+def _reflect_indices(n, r):
+    """Indices of ``np.pad(mode="reflect")`` by ``r`` on both sides of an axis of length ``n``."""
+    return np.array([_reflect_index(i - r, n) for i in range(n + 2 * r)], dtype=np.intp)
+
+
 def _pad_rows(img, ry, rx, ex):
     """(C, Y, X) -> (C, Y + 2 ry, X + 2 rx + 2 ex): reflect padding by (ry, rx)
     (as ``np.pad(mode="reflect")``), then ``ex`` columns of zeros each side."""
     C, Y, X = img.shape
     out = np.zeros((C, Y + 2 * ry, X + 2 * rx + 2 * ex), img.dtype)
-    for yy in prange(Y + 2 * ry):
-        y = _reflect(yy - ry, Y)
+    rows = _reflect_indices(Y, ry)
+    cols = rx + _reflect_indices(X, rx)  # in the padded row: the column each pad column copies
+
+    def chunk(r0, r1):
+        a, b = max(r0, ry), min(r1, ry + Y)  # rows of the image itself
         for c in range(C):
-            src = img[c, y]
-            dst = out[c, yy, ex : ex + X + 2 * rx]
-            for x in range(X):
-                dst[rx + x] = src[x]
-            for x in range(rx):
-                dst[x] = src[_reflect(x - rx, X)]
-                dst[rx + X + x] = src[_reflect(X + x, X)]
+            dst = out[c, r0:r1, ex : ex + X + 2 * rx]
+            if a < b:
+                dst[a - r0 : b - r0, rx : rx + X] = img[c, a - ry : b - ry]
+            for r in (*range(r0, min(r1, ry)), *range(max(r0, ry + Y), r1)):
+                dst[r - r0, rx : rx + X] = img[c, rows[r]]
+            dst[:, :rx] = dst[:, cols[:rx]]
+            dst[:, rx + X :] = dst[:, cols[rx + X :]]
+
+    _row_chunks(chunk, Y + 2 * ry)
     return out
 
 
@@ -692,7 +339,51 @@ def _drain(dst, y, ring, s, offset, c0, c1):
             rr[i] = 0
 
 
-@njit(**JIT_PARALLEL)
+@njit(**JIT_BORROW)
+def _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+               inv_norm, var2, gamma, ovf, cs, ra, rb, wb):
+    """Band ``b`` of :func:`_rows_accumulate`; its last ``wy`` rows of ``pb`` go to ``ovf`` (C + 1, wy, X).
+
+    cs, ra, rb, wb: the band's state, allocated by :func:`_rows_accumulate`
+    (``ra`` is ``rb`` when ``same``).
+    """
+    _wide_vectors()
+    X = pa.shape[2] - 2 * rx - 2 * ex
+    Y = pa.shape[1] - 2 * ry
+    K = _GROUP
+    first = gy % band  # image row of local row 0, within its band
+    first_x = gx % strip
+    ns = (X + first_x + strip - 1) // strip
+    R = wy + 1
+    sw = min(strip, X)
+    phase = gy % _ANCHOR
+    y0 = max(0, b * band - first)
+    y1 = min(Y, (b + 1) * band - first)
+    for s in range(ns):
+        x0 = max(0, s * strip - first_x)
+        x1 = min(X, (s + 1) * strip - first_x)
+        n = x1 - x0
+        W = n + 2 * rx
+        for k in range(K):
+            for i in range(K + n, sw + 2 * K):
+                wb[k, i] = 0
+        stop = y0
+        for y in range(y0, y1):
+            if y == y0 or (y + phase) % _ANCHOR == 0:
+                # a chain starts: direct sums, then slid down to its end
+                _start_sums(pa, pb, cs, offsets, y, x0, W, ry, ex)
+                stop = min(y1, y + _ANCHOR - (y + phase) % _ANCHOR)
+            s0 = y % R
+            _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, stop, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
+            # row y is complete for this strip
+            _drain(acc_b, y, rb, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+            if not same:
+                _drain(acc_a, y, ra, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+        # rows y1 .. y1 + wy - 1 of pb belong to the next band(s)
+        for k in range(min(wy, Y - y1)):
+            _drain(ovf, k, rb, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+
+
 def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
                      inv_norm, var2, gamma):
     """Non-local means sums of the pairs (p in ``pa``, p + t in ``pb``), streaming rows.
@@ -714,7 +405,7 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     (``same``) takes the half window (t > 0 lexicographically); two frames
     take t = 0 and the half window one way and the half window the other way.
 
-    Threads take bands of rows; each band walks its rows top to bottom, in
+    Threads (:func:`nlm.ops._threads.parallel_for`) take bands of rows; each band walks its rows top to bottom, in
     column strips.  Per offset the band keeps ``cs``, the vertical patch sums
     of the squared differences for the current row (one row of state per
     offset, slid down by one row in and one row out), so that distances,
@@ -738,80 +429,50 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     :func:`anchor_margin` more rows before its margin computes its kept
     pixels bit for bit as the whole image does.
     """
-    _wide_vectors()
     C = acc_a.shape[0] - 1
     Y = pa.shape[1] - 2 * ry
     X = pa.shape[2] - 2 * rx - 2 * ex
+    first = gy % band
+    nb = (Y + first + band - 1) // band
+    ovf = np.zeros((nb, C + 1, wy, X), pa.dtype)
     dt = pa.dtype
     K = _GROUP
-    n_off = offsets.shape[0]
-    first = gy % band  # image row of local row 0, within its band
-    nb = (Y + first + band - 1) // band
-    first_x = gx % strip
-    ns = (X + first_x + strip - 1) // strip
-    R = wy + 1
     sw = min(strip, X)
-    phase = gy % _ANCHOR
-    ovf = np.zeros((nb, C + 1, wy, X), dt)
-    for b in prange(nb):
-        y0 = max(0, b * band - first)
-        y1 = min(Y, (b + 1) * band - first)
-        cs = np.empty((n_off, sw + 2 * rx), dt)
-        rb = np.zeros((C + 1, R, sw + 2 * wx + K), dt)
-        ra = rb if same else np.zeros((C + 1, R, sw + 2 * wx + K), dt)
+
+    def one_band(b):
+        cs = np.empty((offsets.shape[0], sw + 2 * rx), dt)
+        rb = np.zeros((C + 1, wy + 1, sw + 2 * wx + K), dt)
+        ra = rb if same else np.zeros_like(rb)
         wb = np.zeros((K, sw + 2 * K), dt)  # weights at [K, K + n), zeros around
-        for s in range(ns):
-            x0 = max(0, s * strip - first_x)
-            x1 = min(X, (s + 1) * strip - first_x)
-            n = x1 - x0
-            W = n + 2 * rx
-            for k in range(K):
-                for i in range(K + n, sw + 2 * K):
-                    wb[k, i] = 0
-            stop = y0
-            for y in range(y0, y1):
-                if y == y0 or (y + phase) % _ANCHOR == 0:
-                    # a chain starts: direct sums, then slid down to its end
-                    _start_sums(pa, pb, cs, offsets, y, x0, W, ry, ex)
-                    stop = min(y1, y + _ANCHOR - (y + phase) % _ANCHOR)
-                s0 = y % R
-                _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, stop, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
-                # row y is complete for this strip
-                _drain(acc_b, y, rb, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
-                if not same:
-                    _drain(acc_a, y, ra, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
-            # rows y1 .. y1 + wy - 1 of pb belong to the next band(s)
-            for k in range(min(wy, Y - y1)):
-                _drain(ovf[b], k, rb, (y1 + k) % R, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
+        _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+                   inv_norm, var2, gamma, ovf[b], cs, ra, rb, wb)
+
+    parallel_for(one_band, nb)
+    # the overflow rows of each band, in band order
     for b in range(nb):
         y1 = min(Y, (b + 1) * band - first)
-        for k in range(wy):
-            if y1 + k >= Y:
-                break
-            for c in range(C + 1):
-                for x in range(X):
-                    acc_b[c, y1 + k, x] += ovf[b, c, k, x]
+        k = min(wy, Y - y1)
+        if k > 0:
+            acc_b[:, y1 : y1 + k] += ovf[b, :, :k]
 
 
-@njit(**JIT_PARALLEL)
 def _rows_finish(acc, padded, ry, rx, ex, one, out):
     """(C, Y, X) result from the sums into ``out``: the pixel itself adds weight ``one`` (distance 0).
 
     ``out`` may be ``acc[:C]`` (each value overwrites the numerator it is made
     from), which saves an image-sized buffer.
     """
-    _wide_vectors()
     C = acc.shape[0] - 1
-    Y = acc.shape[1]
     X = acc.shape[2]
-    for y in prange(Y):
-        den = acc[C, y]
+
+    def chunk(r0, r1):
+        den = acc[C, r0:r1] + one
         for c in range(C):
-            num = acc[c, y]
-            v = padded[c, y + ry, ex + rx : ex + rx + X]
-            dst = out[c, y]
-            for x in range(X):
-                dst[x] = (num[x] + v[x]) / (den[x] + one)
+            dst = out[c, r0:r1]
+            np.add(acc[c, r0:r1], padded[c, r0 + ry : r1 + ry, ex + rx : ex + rx + X], out=dst)
+            np.divide(dst, den, out=dst)
+
+    _row_chunks(chunk, acc.shape[1])
     return out
 
 
@@ -853,32 +514,6 @@ def _offset_groups(offsets):
     return np.array(groups, dtype=np.int64).reshape(-1, 4)
 
 
-@njit(**JIT_PARALLEL)
-def _nlm_reduce(bnum, bden, band, first, wy, Y):
-    """Add the band accumulators (in band order) into the image and divide: (C, Z, Y, X)."""
-    _wide_vectors()
-    nb, C, Z, H, X = bnum.shape
-    out = np.empty((C, Z, Y, X), bnum.dtype)
-    for y in prange(Y):
-        bmin = max(0, (y + first - wy - band) // band)
-        bmax = min(nb - 1, (y + first + wy) // band)
-        for z in range(Z):
-            for x in range(X):
-                den = bden[0, 0, 0, 0] * 0  # 0 in the kernel's float type
-                for b in range(bmin, bmax + 1):
-                    ly = y - b * band + first + wy
-                    if 0 <= ly < H:
-                        den += bden[b, z, ly, x]
-                for c in range(C):
-                    s = den * 0
-                    for b in range(bmin, bmax + 1):
-                        ly = y - b * band + first + wy
-                        if 0 <= ly < H:
-                            s += bnum[b, c, z, ly, x]
-                    out[c, z, y, x] = s / den
-    return out
-
-
 @functools.lru_cache(maxsize=64)
 def _half_offsets(window):
     """Offsets t of the window with t > 0 lexicographically, as (n, 3) int64 (read-only, cached)."""
@@ -898,13 +533,6 @@ def _row_offsets(wy, wx):
     offsets.flags.writeable = False
     groups.flags.writeable = False
     return offsets, groups
-
-
-def _band_rows(wy):
-    """Rows per band of :func:`_nlm_bands`: fixed by the window (never by the
-    image size or the thread count), so that a pixel's band sums are added in
-    the same order whatever the thread count and wherever a tile starts."""
-    return max(16, 2 * wy + 1)
 
 
 def _row_tiles(n_off, r, dtype, state_bytes=1 << 20):
@@ -1051,7 +679,6 @@ def _nl_means_frames(img, patch, window, h, sigma, dtype, gy=0, gx=0):
     Y, X = img.shape[-2:]
     lr = tuple(p // 2 for p in patch[:-2])
     lw = tuple(min(w, n - 1) for w, n in zip(window[:-2], lead))
-    F = C * int(np.prod([2 * r + 1 for r in lr]))
     fp = FramePairs((Y, X), patch[-2] // 2, patch[-1] // 2, window[-2], window[-1], C, h, sigma,
                     int(np.prod(patch)) * C, dtype, gy, gx)
     # the patch offsets on the leading axes, centre first (its channels are the values)
