@@ -44,9 +44,18 @@ Array layout: every map is channel-last, ``(*spatial, channels)``; ``q``/``k``
 rows handed to ``scores`` are flattened positions, ``(n, d)``.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    #: (dq, dk, dparams) of a vector-Jacobian product
+    Grads = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
 __all__ = [
     "Pairwise",
@@ -72,7 +81,7 @@ class Pairwise:
     #: ``"softmax"`` (C = sum of f, f = exp(score)) or ``"count"`` (C = N')
     normalization = "softmax"
 
-    def features(self, x):
+    def features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(q, k)``: query and key feature maps of ``x``.
 
         Parameters
@@ -85,15 +94,15 @@ class Pairwise:
         """
         raise NotImplementedError
 
-    def scores(self, q, k):
+    def scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Scores of every pair: ``(n, dq), (m, dk) -> (n, m)``."""
         raise NotImplementedError
 
-    def pair_scores(self, q, k):
+    def pair_scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Scores of aligned pairs of rows: ``(n, dq), (n, dk) -> (n,)``."""
         raise NotImplementedError
 
-    def fast_windowed(self, x, g, window):
+    def fast_windowed(self, x: np.ndarray, g: Representation, window: int | Sequence[int]) -> np.ndarray | None:
         """Optional compiled path for the windowed operation.
 
         Return the result ``y`` (same layout as :func:`nlm.ops.operation.nonlocal_op`)
@@ -101,7 +110,7 @@ class Pairwise:
         """
         return None
 
-    def score_grads(self, q, k, ds):
+    def score_grads(self, q: np.ndarray, k: np.ndarray, ds: np.ndarray) -> Grads:
         """Vector-Jacobian product of :meth:`scores`.
 
         Parameters
@@ -120,7 +129,7 @@ class Pairwise:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement gradients")
 
-    def pair_score_grads(self, q, k, ds):
+    def pair_score_grads(self, q: np.ndarray, k: np.ndarray, ds: np.ndarray) -> Grads:
         """Vector-Jacobian product of :meth:`pair_scores`: ``ds`` has shape (n,).
 
         Returns ``(dq, dk, dparams)`` with ``dq``/``dk`` of the shapes of ``q``/``k``.
@@ -268,7 +277,7 @@ class EuclideanGaussian(Pairwise):
     def __init__(self, h, sigma=0.0):
         self.h, self.sigma = _check_h_sigma(h, sigma)
 
-    def features(self, x):
+    def features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x, x
 
     def _from_d2(self, d2):
@@ -279,13 +288,13 @@ class EuclideanGaussian(Pairwise):
             return np.zeros_like(e)  # uniform weights, even where d2 overflowed
         return -(e / self.h) / self.h
 
-    def scores(self, q, k):
+    def scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         # |a-b|^2 = |a|^2 + |b|^2 - 2 a.b, clipped at 0 against rounding
         d2 = (q * q).sum(1)[:, None] + (k * k).sum(1)[None, :] - 2.0 * (q @ k.T)
         np.maximum(d2, 0.0, out=d2)
         return self._from_d2(d2 / q.shape[1])
 
-    def pair_scores(self, q, k):
+    def pair_scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         diff = q - k
         return self._from_d2((diff * diff).mean(axis=1))
 
@@ -334,7 +343,7 @@ class PatchEuclideanGaussian(EuclideanGaussian):
         self.patch_size = sizes[0] if np.ndim(patch_size) == 0 else sizes
         self.patch_sizes = sizes
 
-    def patch_radii(self, spatial):
+    def patch_radii(self, spatial: Sequence[int]) -> tuple[int, ...]:
         """Patch radius used along each spatial axis of a map of shape ``spatial``.
 
         ``patch_size // 2`` (per axis), clipped to ``n - 1`` on an axis of
@@ -351,7 +360,7 @@ class PatchEuclideanGaussian(EuclideanGaussian):
                 f"was built with spatial_ndim={self.spatial_ndim}"
             )
 
-    def features(self, x):
+    def features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._check_nd(x)
         nd = self.spatial_ndim
         spatial = x.shape[:nd]
@@ -364,7 +373,7 @@ class PatchEuclideanGaussian(EuclideanGaussian):
         p = np.concatenate(parts, axis=-1)
         return p, p
 
-    def fast_windowed(self, x, g, window):
+    def fast_windowed(self, x: np.ndarray, g: Representation, window: int | Sequence[int]) -> np.ndarray | None:
         if not isinstance(g, Identity):
             return None
         from nlm.ops._nlm_kernels import nl_means_windowed
@@ -417,22 +426,22 @@ class _Bilinear(Pairwise):
         self.phi = _check_repr("phi", phi)
         self.scale = _check_scale(scale)
 
-    def features(self, x):
+    def features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.theta(x), self.phi(x)
 
-    def scores(self, q, k):
+    def scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         s = q @ k.T
         if self.scale != 1.0:
             s *= s.dtype.type(self.scale)
         return s
 
-    def pair_scores(self, q, k):
+    def pair_scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         s = np.einsum("nd,nd->n", q, k)
         if self.scale != 1.0:
             s *= s.dtype.type(self.scale)
         return s
 
-    def score_grads(self, q, k, ds):
+    def score_grads(self, q: np.ndarray, k: np.ndarray, ds: np.ndarray) -> Grads:
         dq = ds @ k
         dk = ds.T @ q
         if self.scale != 1.0:
@@ -440,7 +449,7 @@ class _Bilinear(Pairwise):
             dk *= dk.dtype.type(self.scale)
         return dq, dk, {}
 
-    def pair_score_grads(self, q, k, ds):
+    def pair_score_grads(self, q: np.ndarray, k: np.ndarray, ds: np.ndarray) -> Grads:
         ds = ds[:, None] * ds.dtype.type(self.scale)
         return ds * k, ds * q, {}
 
@@ -623,7 +632,7 @@ class Concatenation(Pairwise):
             raise ValueError(f"weight must be numeric of shape (1, dq + dk) or (dq + dk,), got shape {weight.shape}")
         self.weight = weight
 
-    def features(self, x):
+    def features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.theta(x), self.phi(x)
 
     def _split(self, q, k):
@@ -639,13 +648,13 @@ class Concatenation(Pairwise):
         wq, wk = self._split(q, k)
         return q @ wq, k @ wk
 
-    def scores(self, q, k):
+    def scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         a, b = self._ab(q, k)
         s = a[:, None] + b[None, :]
         np.maximum(s, 0, out=s)
         return s
 
-    def pair_scores(self, q, k):
+    def pair_scores(self, q: np.ndarray, k: np.ndarray) -> np.ndarray:
         a, b = self._ab(q, k)
         return np.maximum(a + b, 0)
 
@@ -656,13 +665,13 @@ class Concatenation(Pairwise):
         dw = np.concatenate([q.T @ da, k.T @ db])[None, :]
         return dq, dk, {"weight": dw}
 
-    def score_grads(self, q, k, ds):
+    def score_grads(self, q: np.ndarray, k: np.ndarray, ds: np.ndarray) -> Grads:
         a, b = self._ab(q, k)
         pre = a[:, None] + b[None, :]
         g = np.where(pre > 0, ds, 0)
         return self._grads(q, k, g.sum(axis=1), g.sum(axis=0))
 
-    def pair_score_grads(self, q, k, ds):
+    def pair_score_grads(self, q: np.ndarray, k: np.ndarray, ds: np.ndarray) -> Grads:
         a, b = self._ab(q, k)
         g = np.where(a + b > 0, ds, 0)
         return self._grads(q, k, g, g)
