@@ -512,7 +512,7 @@ def test_out_of_memory_anywhere_is_one_error_line(src, tmp_path, monkeypatch):
     monkeypatch.setattr(nlm.io, "to_float", no_memory)  # where the command line looks it up
     failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "not enough memory")
     monkeypatch.undo()
-    monkeypatch.setattr(psnr_command, "_read", no_memory)  # where nlm psnr looks it up
+    monkeypatch.setattr(psnr_command, "read_input", no_memory)  # where nlm psnr looks it up
     failed(run("psnr", src, src), 1, "not enough memory")
     assert listing(tmp_path) == ["in.png"]
 
@@ -550,11 +550,11 @@ def test_partial_files_are_removed_by_the_signal_cleanup(tmp_path, monkeypatch):
 def test_unraisable_messages_are_quiet_only_after_an_interruption(monkeypatch):
     shown = []
     monkeypatch.setattr(sys, "__unraisablehook__", shown.append)
-    monkeypatch.setitem(runtime._state, "signal", signal.SIGINT)
-    runtime._quiet_unraisable("ignored")
+    monkeypatch.setitem(runtime.run_state, "signal", signal.SIGINT)
+    runtime.quiet_unraisable("ignored")
     assert shown == []
-    monkeypatch.setitem(runtime._state, "signal", None)
-    runtime._quiet_unraisable("shown")
+    monkeypatch.setitem(runtime.run_state, "signal", None)
+    runtime.quiet_unraisable("shown")
     assert shown == ["shown"]
 
 

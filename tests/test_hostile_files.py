@@ -298,13 +298,13 @@ def test_system_errors_anywhere_are_not_reported_as_bugs(tmp_path, monkeypatch):
     def io_error(*args, **kwargs):
         raise OSError(errno.EIO, os.strerror(errno.EIO), "/dev/disk")
 
-    monkeypatch.setattr(batch, "_denoise_any", io_error)
+    monkeypatch.setattr(batch, "denoise_any", io_error)
     failed(run("denoise", src, tmp_path / "o.zarr", *FAST), 1, "/dev/disk: Input/output error")
 
     def bare(*args, **kwargs):  # no errno: nobody planned for it
         raise OSError("something odd")
 
-    monkeypatch.setattr(batch, "_denoise_any", bare)
+    monkeypatch.setattr(batch, "denoise_any", bare)
     result = run("denoise", src, tmp_path / "o.zarr", *FAST)
     assert result.exit_code == 1 and "unexpected OSError: something odd (please report it" in result.stderr
 

@@ -169,7 +169,7 @@ CLI_PROBE = """
 import json, sys
 import numpy as np
 import tifffile
-from nlm.cli.image_job import _denoise_file
+from nlm.cli.image_job import denoise_file
 from nlm.cli.params import FilterParams
 
 def hwm():
@@ -179,7 +179,7 @@ def hwm():
 
 src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 tifffile.imwrite(src + '.small.tif', np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
-_denoise_file(src + '.small.tif', dst + '.small.tif', PARAMS, volume=False, overwrite=True)  # load kernels
+denoise_file(src + '.small.tif', dst + '.small.tif', PARAMS, volume=False, overwrite=True)  # load kernels
 y, x = np.mgrid[0:n, 0:n]
 clean = ((np.sin(x / 40.0) * np.cos(y / 60.0)) > 0) * 120.0 + 60
 noisy = clean + np.random.default_rng(1).normal(0, 20, clean.shape)
@@ -188,7 +188,7 @@ del y, x, clean, noisy
 with open('/proc/self/clear_refs', 'w') as fh:  # reset VmHWM to the current RSS
     fh.write('5')
 base = hwm()
-_denoise_file(src, dst, PARAMS, volume=False, overwrite=True)
+denoise_file(src, dst, PARAMS, volume=False, overwrite=True)
 print(json.dumps((hwm() - base) / (4 * n * n)))
 """.replace(
     "PARAMS",

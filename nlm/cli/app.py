@@ -10,7 +10,7 @@ from nlm.cli.bench import bench
 from nlm.cli.denoise import denoise
 from nlm.cli.noise import noise
 from nlm.cli.psnr import psnr
-from nlm.cli.runtime import _SIGNALS, _LogLines, _on_signal, _quiet_unraisable, _state, _unexpected
+from nlm.cli.runtime import SIGNALS, LogLines, on_signal, quiet_unraisable, run_state, unexpected_error
 
 
 class _Main(click.Group):
@@ -21,22 +21,22 @@ class _Main(click.Group):
         import signal
         import threading
 
-        _state["signal"] = None
-        _state["verbose"] = False
+        run_state["signal"] = None
+        run_state["verbose"] = False
         handlers = {}
         if threading.current_thread() is threading.main_thread():
-            for name in _SIGNALS:
+            for name in SIGNALS:
                 num = getattr(signal, name, None)
                 # a signal ignored on entry stays ignored (nohup, background jobs)
                 if num is not None and signal.getsignal(num) is not signal.SIG_IGN:
-                    handlers[num] = signal.signal(num, _on_signal)
-            if sys.unraisablehook is not _quiet_unraisable:
-                sys.unraisablehook = _quiet_unraisable
+                    handlers[num] = signal.signal(num, on_signal)
+            if sys.unraisablehook is not quiet_unraisable:
+                sys.unraisablehook = quiet_unraisable
         try:
-            with _LogLines():
+            with LogLines():
                 return super().main(*args, **kwargs)
         finally:
-            if _state["signal"] is not None:
+            if run_state["signal"] is not None:
                 import gc
 
                 gc.collect()  # half-closed plugins go now, under the quiet hook
@@ -46,7 +46,7 @@ class _Main(click.Group):
     def invoke(self, ctx):
         import warnings
 
-        # the filters stay as they are; log records go through _LogLines (in main)
+        # the filters stay as they are; log records go through LogLines (in main)
         with warnings.catch_warnings(record=True) as caught:
             try:
                 result = super().invoke(ctx)
@@ -57,7 +57,7 @@ class _Main(click.Group):
                 io = sys.modules.get("nlm.io")
                 if io is not None:
                     io.remove_partial_files()
-                _state["signal"] = signum
+                run_state["signal"] = signum
                 click.echo(
                     f"Error: interrupted by {signal.Signals(signum).name}; "
                     "no partial output was left",
@@ -73,11 +73,11 @@ class _Main(click.Group):
             except OSError as exc:
                 # the system refused (a full disk, a vanished file, permissions): not a bug of nlm
                 if exc.errno is None or not exc.strerror or os.environ.get("NLM_DEBUG"):
-                    _unexpected(exc)
+                    unexpected_error(exc)
                 name = f"{exc.filename}: " if exc.filename else ""
                 raise click.ClickException(f"{name}{exc.strerror}") from None
             except Exception as exc:
-                _unexpected(exc)
+                unexpected_error(exc)
         # warnings are shown after a successful run only, never before an error
         if not ctx.meta.get("nlm.quiet"):
             seen = set()

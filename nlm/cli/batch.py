@@ -7,18 +7,18 @@ from pathlib import Path
 
 import click
 
-from nlm.cli.cluster import _BatchLost, _remove_leftovers
-from nlm.cli.image_job import _denoise_file
-from nlm.cli.paths import _batch_jobs, _check_input_file, _check_output_file
-from nlm.cli.report import _describe_model, _notes, _num, _report
-from nlm.cli.tiled_job import _denoise_any, _denoise_tiled, _needs_tiles
-from nlm.cli.video_job import _denoise_video, _is_video_job
+from nlm.cli.cluster import BatchLost, remove_leftovers
+from nlm.cli.image_job import denoise_file
+from nlm.cli.paths import batch_jobs, check_input_file, check_output_file
+from nlm.cli.report import describe_model, fmt_num, input_notes, report_lines
+from nlm.cli.tiled_job import denoise_any, denoise_tiled, needs_tiles
+from nlm.cli.video_job import denoise_video, is_video_job
 
 
-def _denoise_command(paths, params, out, scale, video, cluster):
+def denoise_command(paths, params, out, scale, video, cluster):
     """Run ``nlm denoise`` on ``paths`` (:class:`~nlm.cli.params.FilterParams`,
     :class:`~nlm.cli.params.Outputs`, :class:`~nlm.cli.params.ScaleParams`,
-    :class:`~nlm.cli.params.VideoParams`; ``cluster``: a :class:`~nlm.cli.cluster._Cluster`
+    :class:`~nlm.cli.params.VideoParams`; ``cluster``: a :class:`~nlm.cli.cluster.Cluster`
     client or None)."""
     output_dir, suffix, ext, volume = out.output_dir, out.suffix, out.ext, out.volume
     overwrite, quiet, verbose = out.overwrite, out.quiet, out.verbose
@@ -30,29 +30,29 @@ def _denoise_command(paths, params, out, scale, video, cluster):
             raise click.UsageError(
                 f"expected INPUT OUTPUT, or several inputs with -o OUTDIR; got {len(paths)} path(s)"
             )
-        if _is_video_job(paths[0], paths[1], time_axis):
+        if is_video_job(paths[0], paths[1], time_axis):
             if volume:
                 raise click.UsageError("--volume is for image stacks; a video is streamed frame by frame")
-            _denoise_video(paths[0], paths[1], params, video, out)
+            denoise_video(paths[0], paths[1], params, video, out)
             return
         if temporal_radius is not None:
             raise click.UsageError("--temporal-radius is for videos (and TIFF stacks with --time-axis)")
         if video.allow_truncated:
             raise click.UsageError("--allow-truncated is for videos")
-        src = _check_input_file(paths[0], "INPUT")
-        dst = _check_output_file(paths[1], [src], overwrite, "OUTPUT")
-        rec = _denoise_any(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
+        src = check_input_file(paths[0], "INPUT")
+        dst = check_output_file(paths[1], [src], overwrite, "OUTPUT")
+        rec = denoise_any(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
         if not quiet:
-            for note in _notes(rec, src):
+            for note in input_notes(rec, src):
                 click.echo(note, err=True)
-            click.echo("\n".join(_report(rec, params, verbose)))
+            click.echo("\n".join(report_lines(rec, params, verbose)))
         return
 
     if temporal_radius is not None or time_axis is not None or video.allow_truncated:
         raise click.UsageError(
             "--temporal-radius, --time-axis and --allow-truncated take one INPUT OUTPUT pair, not -o OUTDIR"
         )
-    jobs = _batch_jobs(paths, output_dir, suffix, ext, overwrite)
+    jobs = batch_jobs(paths, output_dir, suffix, ext, overwrite)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -71,9 +71,9 @@ def _denoise_command(paths, params, out, scale, video, cluster):
         if cluster is not None:
             # files that fit the memory budget: one task each on the cluster;
             # larger ones: their tiles on the cluster, driven from here
-            big = [job for job in jobs if _needs_tiles(job[0], job[1], local)]
+            big = [job for job in jobs if needs_tiles(job[0], job[1], local)]
             futures = [
-                cluster.submit(_denoise_file, src, dst, params, volume=volume, overwrite=overwrite,
+                cluster.submit(denoise_file, src, dst, params, volume=volume, overwrite=overwrite,
                                max_pixels=scale.max_pixels, pure=False)
                 for src, dst in jobs
                 if (src, dst) not in big
@@ -85,16 +85,16 @@ def _denoise_command(paths, params, out, scale, video, cluster):
                 if message is not None:
                     for future in futures:
                         future.cancel()
-                    _remove_leftovers(dst for _, dst in jobs)  # of workers killed while writing
+                    remove_leftovers(dst for _, dst in jobs)  # of workers killed while writing
                     failed = f", {len(errors)} had failed" if errors else ""
-                    raise _BatchLost(
+                    raise BatchLost(
                         f"{message}; {len(records)} of {len(jobs)} image(s) were written before{failed}, "
                         "the others were not"
                     ) from None
 
             for src, dst in big:
                 try:
-                    records.append(_denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite,
+                    records.append(denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite,
                                                   scale=scale, quiet=True))
                 except click.ClickException as exc:
                     lost(exc)
@@ -115,21 +115,21 @@ def _denoise_command(paths, params, out, scale, video, cluster):
         else:
             for src, dst in bar:
                 try:
-                    records.append(_denoise_any(src, dst, params, volume=volume, overwrite=overwrite,
+                    records.append(denoise_any(src, dst, params, volume=volume, overwrite=overwrite,
                                                 scale=local, quiet=True))
                 except click.ClickException as exc:
                     errors.append(exc.format_message())
     if not quiet:
         for rec in records:
-            for note in _notes(rec, rec["src"]):
+            for note in input_notes(rec, rec["src"]):
                 click.echo(note, err=True)
             if verbose:
-                click.echo("\n".join(_report(rec, params, verbose)))
+                click.echo("\n".join(report_lines(rec, params, verbose)))
             else:
-                model = f", noise {_describe_model(rec['model'])}" if rec["model"] is not None else ""
+                model = f", noise {describe_model(rec['model'])}" if rec["model"] is not None else ""
                 click.echo(
-                    f"{rec['src']} -> {rec['dst']}: sigma {_num(rec['sigma'], 4)} ({rec['sigma_source']}), "
-                    f"h {_num(rec['h'], 4)} ({rec['h_source']}){model}, {rec['timings']['filter']:.2f} s"
+                    f"{rec['src']} -> {rec['dst']}: sigma {fmt_num(rec['sigma'], 4)} ({rec['sigma_source']}), "
+                    f"h {fmt_num(rec['h'], 4)} ({rec['h_source']}){model}, {rec['timings']['filter']:.2f} s"
                 )
         click.echo(
             f"denoised {len(records)} of {len(jobs)} image(s) into {output_dir} "

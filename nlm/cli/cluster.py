@@ -6,7 +6,7 @@ import click
 from nlm.cli import options as opts
 
 
-class _Cluster:
+class Cluster:
     """Context: a dask.distributed client for --scheduler / --workers, or nothing.
 
     While it is open, :class:`nlm.cli.cluster_guard.Guard` watches the scheduler:
@@ -78,7 +78,7 @@ class _Cluster:
     def failure(self, exc):
         """The message of a run that failed because the cluster was lost, or None."""
         if self.client is None or isinstance(exc, (KeyboardInterrupt, click.exceptions.Exit, click.Abort,
-                                                   click.UsageError, _BatchLost)):
+                                                   click.UsageError, BatchLost)):
             return None
         from nlm.cli import cluster_guard
 
@@ -131,7 +131,7 @@ class _Cluster:
         gc.collect()  # tasks of an interrupted gather are reported now, under the quiet handlers
 
 
-def _remove_leftovers(outputs):
+def remove_leftovers(outputs):
     """Remove the temporary files that dead workers left next to ``outputs``."""
     from nlm.io.image import leftover_partial_files
 
@@ -143,5 +143,5 @@ def _remove_leftovers(outputs):
                 pass
 
 
-class _BatchLost(click.ClickException):
+class BatchLost(click.ClickException):
     """A batch stopped because its cluster was lost; its message says what was written."""

@@ -4,10 +4,10 @@
 import click
 
 from nlm.cli import options as opts
-from nlm.cli.batch import _denoise_command
-from nlm.cli.cluster import _Cluster
+from nlm.cli.batch import denoise_command
+from nlm.cli.cluster import Cluster
 from nlm.cli.params import FilterParams, Outputs, ScaleParams, VideoParams
-from nlm.cli.runtime import _state
+from nlm.cli.runtime import run_state
 
 
 @click.command(cls=opts.SectionedCommand, short_help="Denoise images (non-local means or non-local Bayes).")
@@ -74,7 +74,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
     click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
-    _state["verbose"] = verbose  # for _LogLines, which may hear from threads without a click context
+    run_state["verbose"] = verbose  # for LogLines, which may hear from threads without a click context
     if noise is None:
         noise = "gamma" if looks is not None else "auto" if method == "bayes" else "gaussian"
     if looks is not None and noise not in ("gamma", "auto"):
@@ -123,8 +123,8 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
                   verbose=verbose)
     if not quiet and scheduler is None and workers is None:
         _compile_note("bayes" if method == "bayes" else "nlm3d" if volume else "nlm")
-    with _Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
-        _denoise_command(paths, params, out, scale, video, cluster)
+    with Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
+        denoise_command(paths, params, out, scale, video, cluster)
 
 
 def _compile_note(kind):

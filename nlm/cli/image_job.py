@@ -4,10 +4,10 @@ import time
 
 import click
 
-from nlm.cli.report import _num, _record
+from nlm.cli.report import fmt_num, make_record
 
 
-def _read(path, *, volume, max_pixels=None):
+def read_input(path, *, volume, max_pixels=None):
     """Read an image for a command; data problems become ClickException (exit 1)."""
     from nlm.io import ImageIOError, read_image
 
@@ -28,7 +28,7 @@ def _read(path, *, volume, max_pixels=None):
     return image
 
 
-def _write(path, data, image, overwrite):
+def write_output(path, data, image, overwrite):
     from nlm.io import ImageIOError, write_image
 
     try:
@@ -37,7 +37,7 @@ def _write(path, data, image, overwrite):
         raise click.ClickException(str(exc)) from None
 
 
-def _check_format(path, image):
+def check_format(path, image):
     """Fail before computing when the output format cannot hold the result."""
     from nlm.io import ImageIOError, check_writable
 
@@ -47,7 +47,7 @@ def _check_format(path, image):
         raise click.ClickException(str(exc)) from None
 
 
-def _reattach_alpha(result, alpha, mode):
+def reattach_alpha(result, alpha, mode):
     import numpy as np
 
     if alpha is None:
@@ -57,7 +57,7 @@ def _reattach_alpha(result, alpha, mode):
     return np.concatenate([result, alpha[..., None]], axis=-1)
 
 
-def _check_patch_fits(src, params, image):
+def check_patch_fits(src, params, image):
     """The library filters images smaller than the patch (clipped patch radius);
     the command line keeps refusing them, as docs/cli.md ("Data types and formats") promises."""
     import nlm
@@ -70,7 +70,7 @@ def _check_patch_fits(src, params, image):
     return patch
 
 
-def _denoise_file(src, dst, params, *, volume, overwrite, max_pixels=None):
+def denoise_file(src, dst, params, *, volume, overwrite, max_pixels=None):
     """Denoise one file into another; return a dict describing what was done."""
     try:
         return _denoise_one(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=max_pixels)
@@ -86,8 +86,8 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
 
     timings = {}
     t0 = time.perf_counter()
-    image = _read(src, volume=volume, max_pixels=max_pixels)
-    _check_format(dst, image)
+    image = read_input(src, volume=volume, max_pixels=max_pixels)
+    check_format(dst, image)
     colour, alpha = image.split_alpha()
     channel_axis = -1 if colour.ndim > len(image.spatial_shape) else None
     dtype = colour.dtype
@@ -104,7 +104,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     image = image.without_pixels()
     if dtype.kind == "f" and not _all_finite(work):
         raise click.ClickException(f"{src}: image holds NaN or infinite values")
-    _check_patch_fits(src, params, image)
+    check_patch_fits(src, params, image)
     timings["read"] = time.perf_counter() - t0
 
     sigma, h = params.sigma, params.h
@@ -184,8 +184,8 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     timings["filter"] = time.perf_counter() - t2
     if not _all_finite(result):
         raise click.ClickException(
-            f"{src}: the filter produced NaN or infinite values with h {_num(h)} and sigma "
-            f"{_num(sigma)} in {work.dtype}; nothing was written"
+            f"{src}: the filter produced NaN or infinite values with h {fmt_num(h)} and sigma "
+            f"{fmt_num(sigma)} in {work.dtype}; nothing was written"
         )
 
     t3 = time.perf_counter()
@@ -194,10 +194,10 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     except ImageIOError as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     del result, work, buffer
-    out = _reattach_alpha(out, alpha, image.mode)
-    _write(dst, out, image, overwrite)
+    out = reattach_alpha(out, alpha, image.mode)
+    write_output(dst, out, image, overwrite)
     timings["write"] = time.perf_counter() - t3
-    return _record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, model=model,
+    return make_record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, model=model,
                    model_source=model_source)
 
 

@@ -4,10 +4,10 @@
 import click
 
 from nlm.cli import options as opts
-from nlm.cli.image_job import _check_format, _read, _reattach_alpha, _write
-from nlm.cli.paths import _check_input_file, _check_output_file
-from nlm.cli.report import _notes
-from nlm.cli.runtime import _state
+from nlm.cli.image_job import check_format, read_input, reattach_alpha, write_output
+from nlm.cli.paths import check_input_file, check_output_file
+from nlm.cli.report import input_notes
+from nlm.cli.runtime import run_state
 
 
 @click.command(cls=opts.SectionedCommand, short_help="Add seeded synthetic noise to an image.")
@@ -57,23 +57,23 @@ def noise(input_path, output_path, model, var, looks, seed, overwrite, max_pixel
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
     click.get_current_context().meta.update({"nlm.quiet": quiet, "nlm.verbose": verbose})
-    _state["verbose"] = verbose  # for _LogLines, which may hear from threads without a click context
+    run_state["verbose"] = verbose  # for LogLines, which may hear from threads without a click context
     if looks is not None and model != "gamma":
         raise click.BadParameter("is only used by --model gamma", param_hint="'--looks'")
     if model == "gamma" and looks is not None and var is not None:
         raise click.BadParameter("give --looks or --var for --model gamma, not both", param_hint="'--looks'")
     if seed < 0:
         raise click.BadParameter("must be >= 0", param_hint="'--seed'")
-    src = _check_input_file(input_path, "INPUT")
-    dst = _check_output_file(output_path, [src], overwrite, "OUTPUT")
+    src = check_input_file(input_path, "INPUT")
+    dst = check_output_file(output_path, [src], overwrite, "OUTPUT")
 
     import numpy as np
 
     from nlm.io import from_float
     from nlm.noise import add_noise
 
-    image = _read(src, volume=None, max_pixels=max_pixels)
-    _check_format(dst, image)
+    image = read_input(src, volume=None, max_pixels=max_pixels)
+    check_format(dst, image)
     colour, alpha = image.split_alpha()
     if colour.dtype.kind == "i":
         raise click.ClickException(f"{src}: signed integer images are not supported by nlm noise")
@@ -87,9 +87,9 @@ def noise(input_path, output_path, model, var, looks, seed, overwrite, max_pixel
         out = from_float(noisy * np.iinfo(colour.dtype).max, colour.dtype)
     else:
         out = from_float(noisy, colour.dtype)
-    _write(dst, _reattach_alpha(out, alpha, image.mode), image, overwrite)
+    write_output(dst, reattach_alpha(out, alpha, image.mode), image, overwrite)
     if not quiet:
-        for note in _notes(image, src):
+        for note in input_notes(image, src):
             click.echo(note, err=True)
         if model == "gamma":
             amount = f"looks {looks:g}" if looks is not None else f"var {var:g}"

@@ -61,7 +61,7 @@ def _short(path, limit=120):
     return text[: limit // 2 - 2] + "..." + text[-(limit // 2 - 1):]
 
 
-def _check_input_file(path, hint):
+def check_input_file(path, hint):
     """Usage checks on one input path: exists, is a regular file, readable extension."""
     import stat
 
@@ -93,7 +93,7 @@ def _check_input_file(path, hint):
     return p
 
 
-def _same_file(a, b):
+def same_file(a, b):
     try:
         return os.path.samefile(a, b)
     except OSError:
@@ -103,7 +103,7 @@ def _same_file(a, b):
             return False
 
 
-def _check_output_file(path, inputs, overwrite, hint):
+def check_output_file(path, inputs, overwrite, hint):
     """Usage checks on one output path (before any work is done)."""
     import stat
 
@@ -137,7 +137,7 @@ def _check_output_file(path, inputs, overwrite, hint):
             param_hint=hint,
         )
     if info is not None and not overwrite:
-        if any(_same_file(p, i) for i in inputs):
+        if any(same_file(p, i) for i in inputs):
             raise click.BadParameter(
                 f"{_short(path)}: is the input file; pass --overwrite to replace it", param_hint=hint
             )
@@ -170,7 +170,7 @@ def _expand_inputs(paths):
                 raise click.BadParameter(f"{_short(raw)}: directory holds no readable image", param_hint="PATHS")
             files.extend(found)
         elif info is not None:
-            files.append(_check_input_file(p, "PATHS"))
+            files.append(check_input_file(p, "PATHS"))
         elif _GLOB_CHARS & set(raw):
             found = sorted(
                 Path(f) for f in glob.glob(raw) if Path(f).is_file() and _readable_ext(f)
@@ -189,7 +189,7 @@ def _expand_inputs(paths):
     return unique
 
 
-def _batch_jobs(paths, output_dir, suffix, ext, overwrite):
+def batch_jobs(paths, output_dir, suffix, ext, overwrite):
     """Pair every input with its output in ``output_dir``; all usage checks first."""
     import stat
 
@@ -229,7 +229,7 @@ def _batch_jobs(paths, output_dir, suffix, ext, overwrite):
                     f"{_short(dst)}: is {file_kind(info.st_mode)}, not a regular file", param_hint=hint
                 )
             if not overwrite:
-                what = "is the input file" if _same_file(src, dst) else "already exists"
+                what = "is the input file" if same_file(src, dst) else "already exists"
                 raise click.BadParameter(
                     f"{_short(dst)}: {what}; pass --overwrite to replace it (or use --suffix)",
                     param_hint=hint,

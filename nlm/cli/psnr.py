@@ -4,8 +4,8 @@
 import click
 
 from nlm.cli import options as opts
-from nlm.cli.image_job import _read
-from nlm.cli.paths import _check_input_file
+from nlm.cli.image_job import read_input
+from nlm.cli.paths import check_input_file
 
 
 @click.command(cls=opts.SectionedCommand, short_help="PSNR and SSIM of an image against a reference.")
@@ -27,13 +27,13 @@ def psnr(reference_path, image_path, data_range, max_pixels):
     Both must have the same size, channels and data type.  Alpha channels are
     left out of the comparison.  SSIM needs every side to be at least 7.
     """
-    ref_p = _check_input_file(reference_path, "REFERENCE")
-    img_p = _check_input_file(image_path, "IMAGE")
+    ref_p = check_input_file(reference_path, "REFERENCE")
+    img_p = check_input_file(image_path, "IMAGE")
 
     from nlm import metrics
 
-    ref = _read(ref_p, volume=None, max_pixels=max_pixels)
-    img = _read(img_p, volume=None, max_pixels=max_pixels)
+    ref = read_input(ref_p, volume=None, max_pixels=max_pixels)
+    img = read_input(img_p, volume=None, max_pixels=max_pixels)
     if ref.mode != img.mode or ref.data.shape != img.data.shape:
         raise click.ClickException(
             f"{img_p} ({img.describe()}) does not match {ref_p} ({ref.describe()})"

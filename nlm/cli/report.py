@@ -3,7 +3,7 @@
 import time
 
 
-def _record(src, dst, image, sigma, h, timings, t0, **extra):
+def make_record(src, dst, image, sigma, h, timings, t0, **extra):
     """What one denoised file reports: ``sigma`` and ``h`` are (value, source) pairs."""
     return dict(
         src=src,
@@ -19,38 +19,38 @@ def _record(src, dst, image, sigma, h, timings, t0, **extra):
     )
 
 
-def _describe_model(model):
+def describe_model(model):
     if model is None:
         return "gaussian"
     if model.clip:  # observations clipped at the data's bounds (NL-Bayes accounts for it)
-        lo, hi = (("none" if abs(b) == float("inf") else _num(b, 6)) for b in model.bounds)
+        lo, hi = (("none" if abs(b) == float("inf") else fmt_num(b, 6)) for b in model.bounds)
         return _describe_model_params(model) + f", clipped to [{lo}, {hi}]"
     return _describe_model_params(model)
 
 
 def _describe_model_params(model):
     if model.name == "gaussian":
-        return f"gaussian, sigma {_num(model.sigma, 4)}"
+        return f"gaussian, sigma {fmt_num(model.sigma, 4)}"
     if model.name == "poisson":
-        return f"poisson-gaussian, gain {_num(model.gain, 4)}, sigma {_num(model.sigma, 4)}"
+        return f"poisson-gaussian, gain {fmt_num(model.gain, 4)}, sigma {fmt_num(model.sigma, 4)}"
     if model.name == "speckle":
-        return f"speckle, variance {_num(model.var, 4)}"
-    return f"gamma (SAR), L {_num(model.looks, 4)} looks"
+        return f"speckle, variance {fmt_num(model.var, 4)}"
+    return f"gamma (SAR), L {fmt_num(model.looks, 4)} looks"
 
 
-def _num(value, digits=6):
+def fmt_num(value, digits=6):
     return "-" if value is None else f"{value:.{digits}g}"
 
 
-def _report(rec, params, verbose):
+def report_lines(rec, params, verbose):
     lines = [
         f"{rec['src']} ({rec['image'].describe()}) -> {rec['dst']}",
-        f"  sigma           {_num(rec['sigma'])} ({rec['sigma_source']})",
-        f"  h               {_num(rec['h'])} ({rec['h_source']})",
+        f"  sigma           {fmt_num(rec['sigma'])} ({rec['sigma_source']})",
+        f"  h               {fmt_num(rec['h'])} ({rec['h_source']})",
         f"  method          {'non-local Bayes' if params.method == 'bayes' else 'non-local means'}",
         f"  patch size      {params.patch_size or 'automatic'}",
         f"  patch distance  {params.patch_distance or 'automatic'}",
-        f"  noise model     {_describe_model(rec['model'])}"
+        f"  noise model     {describe_model(rec['model'])}"
         + (f" ({rec['model_source']})" if rec["model_source"] else ""),
         f"  time            {rec['timings']['filter']:.2f} s filter, {rec['total']:.2f} s in all",
     ]
@@ -64,6 +64,6 @@ def _report(rec, params, verbose):
     return lines
 
 
-def _notes(rec_or_image, src):
+def input_notes(rec_or_image, src):
     image = rec_or_image["image"] if isinstance(rec_or_image, dict) else rec_or_image
     return [f"note: {src}: {n}" for n in image.notes]

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -20,7 +20,7 @@ class _Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-_state = {"signal": None, "hook": None, "verbose": False}
+run_state = {"signal": None, "hook": None, "verbose": False}
 
 
 #: loggers whose records the command line routes itself, never straight to
@@ -29,7 +29,7 @@ _state = {"signal": None, "hook": None, "verbose": False}
 _LOGGERS = ("nlm", "tifffile")
 
 
-class _LogLines:
+class LogLines:
     """Context: the records of :data:`_LOGGERS` during a command.
 
     Without a handler of their own, a library's warning goes to Python's
@@ -39,7 +39,7 @@ class _LogLines:
     as ``log: ...`` lines (``log: tifffile: ...`` for a library) with
     ``--verbose`` only, as they come, so the ``Error:`` line stays the last
     one, and dropped otherwise; the loggers are restored afterwards.
-    ``_state["verbose"]`` is read when a record comes (records may come
+    ``run_state["verbose"]`` is read when a record comes (records may come
     from the filter's worker threads, where there is no click context).
     """
 
@@ -48,7 +48,7 @@ class _LogLines:
 
         class Echo(logging.Handler):
             def emit(handler, record):
-                if not _state["verbose"]:
+                if not run_state["verbose"]:
                     return
                 try:
                     text = " ".join(record.getMessage().split())
@@ -79,24 +79,24 @@ class _LogLines:
         return False
 
 
-def _on_signal(signum, frame):
+def on_signal(signum, frame):
     """Remove partial outputs at once, then unwind (first signal only)."""
     io = sys.modules.get("nlm.io")
     if io is not None:
         io.remove_partial_files()
-    if _state["signal"] is None:
-        _state["signal"] = signum
+    if run_state["signal"] is None:
+        run_state["signal"] = signum
         raise _Interrupted(signum)
 
 
-def _quiet_unraisable(unraisable):
+def quiet_unraisable(unraisable):
     """After an interruption, objects torn down half-way (a reader plugin's
     ``__del__``) may fail; that is expected then and not worth a traceback."""
-    if _state["signal"] is None:
+    if run_state["signal"] is None:
         sys.__unraisablehook__(unraisable)
 
 
-def _unexpected(exc):
+def unexpected_error(exc):
     """An error nobody planned for (a bug): one line asking for a report; NLM_DEBUG=1 re-raises it."""
     if os.environ.get("NLM_DEBUG"):
         raise  # the exception being handled, with its traceback

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from nlm.cli.image_job import _check_patch_fits, _denoise_file
-from nlm.cli.report import _record
+from nlm.cli.image_job import check_patch_fits, denoise_file
+from nlm.cli.report import make_record
 
 
-def _needs_tiles(src, dst, scale):
+def needs_tiles(src, dst, scale):
     """Whether one file goes tile by tile: zarr in or out, a cluster, or too big for the budget."""
     from nlm.io import tiled as bigio
 
@@ -29,7 +29,7 @@ def _needs_tiles(src, dst, scale):
     return bigio.in_memory_bytes(shape, dtype) > scale.memory_limit
 
 
-def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
+def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     """Denoise one image tile by tile (dask): bounded memory, or on a cluster."""
     import numpy as np
 
@@ -76,7 +76,7 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     except ImageIOError as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     work = colour.map_blocks(to_float, dtype=work_dtype, meta=np.empty((0,) * colour.ndim, work_dtype))
-    patch = _check_patch_fits(src, params, image)
+    patch = check_patch_fits(src, params, image)
     timings["open"] = time.perf_counter() - t0
 
     sigma, h = params.sigma, params.h
@@ -149,11 +149,11 @@ def _denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     except MemoryError:
         raise click.ClickException(f"{src}: not enough memory (try a smaller --tile-size)") from None
     timings["filter"] = time.perf_counter() - t2
-    return _record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, tiles=n_tiles,
+    return make_record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, tiles=n_tiles,
                    model=None, model_source=None)
 
 
-def _denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):
-    if _needs_tiles(src, dst, scale):
-        return _denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
-    return _denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=scale.max_pixels)
+def denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):
+    if needs_tiles(src, dst, scale):
+        return denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
+    return denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=scale.max_pixels)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from nlm.cli.paths import _same_file
-from nlm.cli.report import _num
+from nlm.cli.paths import same_file
+from nlm.cli.report import fmt_num
 
 
-def _is_video_job(src, dst, time_axis):
+def is_video_job(src, dst, time_axis):
     from nlm.io.video import is_video_path
 
     return time_axis is not None or is_video_path(src) or Path(dst).suffix.lower() == ".mkv"
@@ -44,7 +44,7 @@ def _truncated(exc):
     return click.ClickException(f"{exc}; nothing was written (--allow-truncated denoises what decodes)")
 
 
-def _denoise_video(src_arg, dst_arg, params, video, out):
+def denoise_video(src_arg, dst_arg, params, video, out):
     """Stream a clip (or a TIFF stack along --time-axis) through the temporal filter.
 
     ``params`` (:class:`~nlm.cli.params.FilterParams`): method, noise, ``h``,
@@ -74,7 +74,7 @@ def _denoise_video(src_arg, dst_arg, params, video, out):
         reason = check_frames_output(dst, overwrite, inputs=[src])
         if reason:
             raise click.BadParameter(reason, param_hint="OUTPUT")
-    if dst.exists() and _same_file(src, dst):
+    if dst.exists() and same_file(src, dst):
         raise click.BadParameter(f"{dst_arg}: is the input; write the result elsewhere", param_hint="OUTPUT")
     if kind != "frames" and dst.is_dir():
         raise click.BadParameter(f"{dst_arg}: is a directory; give a {kind} file name", param_hint="OUTPUT")
@@ -169,8 +169,8 @@ def _denoise_video(src_arg, dst_arg, params, video, out):
         lines = [
             f"{src} ({info.describe()}) -> {dst}",
             f"  frames          {count} at {float(info.fps):.4g} fps",
-            f"  sigma           {_num(sigma)} ({sigma_source})",
-            f"  h               {_num(h)} ({h_source})",
+            f"  sigma           {fmt_num(sigma)} ({sigma_source})",
+            f"  h               {fmt_num(h)} ({h_source})",
             f"  temporal radius {radius} ({2 * radius + 1} frames, {radius_source})",
             f"  patch size      {patch}",
             f"  patch distance  {dist}",
