@@ -67,6 +67,7 @@ from nlm.ops import _nlm_kernels
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     import dask.array as da
     from numpy.typing import DTypeLike
@@ -81,6 +82,7 @@ __all__ = [
     "SAMPLE_WINDOWS",
     "WORK_PIXELS",
     "denoise_nl_means_tiled",
+    "denoise_nl_bayes_tiled",
     "halo",
     "is_dask_array",
     "map_tiles",
@@ -517,22 +519,26 @@ def _nl_means_block(block, origin, **kwargs):
 
 
 def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
-                    search_radius, beta, flat, passes=None, stride=2, num_threads=None, return_model=False):
-    """:func:`denoise_nl_bayes` of a dask array: model and parameters from a sample, then tiles.
+                    search_radius, beta, flat, passes=None, stride=2, num_threads=None, return_model=False,
+                    work_pixels=None):
+    """:func:`denoise_nl_bayes` of a dask array: model and parameters once, then exact tiles.
 
-    The noise model and every parameter (patch sizes, group sizes, search
-    radius, beta) are set once from :func:`sample_regions` (the whole image
-    when it is small; else its windows placed side by side) and passed to
-    every tile, whose margin is ``passes (search_radius + patch)``: every
-    pass reads the previous pass's estimate that far.  NL-Bayes is not exactly
-    local (references are visited in order and positions already estimated
-    are skipped, and the reference grid starts at each tile's corner), so
-    tiles differ slightly from the whole-image result near tile borders: the
-    tests bound the PSNR change to 0.3 dB (measured up to 0.22 dB, either
-    way, on 120-160 pixel images in 50-pixel chunks).
+    The noise model and every derived parameter (patch sizes, group sizes,
+    search radius, beta, the similarity thresholds, the scaling exponent,
+    the clipped level table) are set once by the in-memory function's own
+    code (``nlm.denoisers.bayes._parameters``) on :func:`sample_regions`
+    (the whole image when it has at most :data:`SAMPLE_PIXELS` pixels per
+    channel; else its windows placed side by side) and handed to every
+    tile.  Each tile is told its origin in the image: the kernel's reference
+    grid, bands and cells are the image's (``nlm.ops._bayes_kernels``), so
+    with a margin of :func:`nlm.denoisers.bayes.tile_margin` the kept pixels
+    are bit-identical to the in-memory result with the same parameters.
+    ``work_pixels``: as :func:`denoise_nl_means_tiled`.
     """
     if image.dtype == object or image.dtype.kind not in "biuf":
         raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
     axis = None if channel_axis is None else _check_axis(channel_axis, image.ndim)
     spatial_axes = tuple(a for a in range(image.ndim) if a != axis)
     if len(spatial_axes) != 2:
@@ -542,38 +548,113 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         )
     preserve_range = _check_bool(preserve_range, "preserve_range")
     return_model = _check_bool(return_model, "return_model")
+    stride = _check_int(stride, "stride", 1)
+    if num_threads is not None:
+        num_threads = _check_int(num_threads, "num_threads", 1)
+    if work_pixels is not None:
+        work_pixels = _check_int(work_pixels, "work_pixels", 1)
+    p_user = _bayes._pair(patch_size, "patch_size", odd=True)
+    n_user = _bayes._pair(n_similar, "n_similar", minimum=2)
+    radius = None if search_radius is None else _check_int(search_radius, "search_radius", 1)
+    beta = _bayes._pair_float(beta, "beta", positive=True)
+    flat = _bayes._pair_float(flat, "flat", positive=False)
+    passes = _bayes._check_passes(passes)
     regions = sample_regions(image, spatial_axes=spatial_axes)
     sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[1])
+    del regions
     x = _to_float(_as_numeric(sample), preserve_range)
+    del sample
     xc = x[None] if axis is None else np.moveaxis(x, axis, 0)
-    prm = _bayes._parameters(
-        xc, image.dtype, noise, sigma, looks, preserve_range, _bayes._pair(patch_size, "patch_size", odd=True),
-        _bayes._pair(n_similar, "n_similar", minimum=2),
-        None if search_radius is None else _check_int(search_radius, "search_radius", 1),
-        _bayes._pair_float(beta, "beta", positive=True), _bayes._pair_float(flat, "flat", positive=False),
-        _bayes._check_passes(passes),
-    )
-    del regions, sample, x, xc
+    prm = _bayes._parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, radius, beta,
+                             flat, passes)
+    del x, xc
     prm.pop("xc")
-    func = functools.partial(
-        _bayes.denoise_nl_bayes,
-        noise=prm["user_model"],  # in the image's units (prm["model"] may be in scaled ones)
-        channel_axis=axis,
-        preserve_range=preserve_range,
-        patch_size=(prm["p1"], prm["p2"]),
-        n_similar=(prm["n1"], prm["n2"]),
-        search_radius=prm["radius"],
-        beta=prm["beta"],
-        flat=prm["flat"],
-        passes=prm["passes"],
-        stride=stride,
-        num_threads=1 if num_threads is None else num_threads,
-    )
-    # each pass reads the previous one's estimate up to radius + patch away
-    depth = prm["passes"] * (prm["radius"] + max(prm["p1"], prm["p2"]))
+    if image.shape[spatial_axes[0]] * image.shape[spatial_axes[1]] > SAMPLE_PIXELS:
+        # the sample's extremes need not be the image's: the bounds of the
+        # clipped level table and the data checks take the image's own
+        import dask.array as da
+
+        lo, hi = da.compute(image.min(), image.max())
+        lo, hi = (float(v) for v in _to_float(np.array([lo, hi], dtype=image.dtype), preserve_range))
+        prm["lo"], prm["hi"] = min(prm["lo"], lo * 2.0 ** prm["exponent"]), max(prm["hi"], hi * 2.0 ** prm["exponent"])
+        _bayes._check_range(prm, prm["lo"], prm["hi"])
+    depth = tuple((m, m) for m in _bayes.tile_margin(prm))
+    shape = tuple(image.shape[a] for a in spatial_axes)
+    patch = max(prm["p1"], prm["p2"])
+    minimum = _work_minimum(image.chunks, spatial_axes, depth, patch,
+                            _BAYES_WORK_PIXELS if work_pixels is None else work_pixels)
+    if num_threads is None:
+        blocks = math.prod(len(c) for c in tile_chunks(image.chunks, spatial_axes, depth, minimum))
+        num_threads = _threads_per_block(blocks)
+    func = functools.partial(_nl_bayes_block, prm=prm, channel_axis=axis, preserve_range=preserve_range,
+                             stride=stride, num_threads=num_threads, shape=shape)
     out = map_tiles(func, image, depth, spatial_axes=spatial_axes, dtype=_float_dtype(image.dtype),
-                    minimum=max(prm["p1"], prm["p2"]))
+                    minimum=minimum, origin=True)
     return (out, prm["user_model"]) if return_model else out
+
+
+#: working blocks of NL-Bayes hold at most this many pixels (all channels)
+#: when they span whole rows: the filter keeps about 10 float32 copies of a
+#: grey block (the working image, two estimates, a float64 numerator, the
+#: weights, the mask, dask's margins), 2^22 pixels about 170 MB
+_BAYES_WORK_PIXELS = 1 << 22
+
+
+def _nl_bayes_block(block, origin, *, prm, channel_axis, preserve_range, stride, num_threads, shape):
+    """The in-memory NL-Bayes passes on one block, with the image's parameters and the block's origin.
+
+    The data checks of the whole image (finite values; non-negative for a
+    multiplicative model; inside a clipped model's bounds) are repeated on
+    the block, so a bad pixel anywhere fails the computation as it fails
+    the in-memory call.
+    """
+    x = _to_float(_as_numeric(block), preserve_range)
+    xc = x[None] if channel_axis is None else np.moveaxis(x, channel_axis, 0)
+    e = prm["exponent"]
+    if e:
+        xc = np.ldexp(xc, e).astype(xc.dtype, copy=False)
+    _bayes._check_range(prm, float(xc.min()), float(xc.max()))
+    out = _bayes._run(xc, prm, stride, num_threads, origin=origin, shape=shape)
+    return out[0] if channel_axis is None else np.moveaxis(out, 0, channel_axis)
+
+
+def denoise_nl_bayes_tiled(image: da.Array, *, work_pixels: int | None = None, **kwargs: Any) -> da.Array:
+    """:func:`denoise_nl_bayes` of a dask array, with the working-block budget as an argument.
+
+    The same filter, parameters and result as ``nlm.denoise_nl_bayes`` on a
+    dask array (bit-identical to the in-memory result with the same
+    parameters); ``work_pixels`` bounds the working blocks of whole rows (all
+    channels), so that a caller with a memory budget (the command line's
+    ``--memory-limit``) sets it for its own call.
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        The image (see :func:`denoise_nl_bayes`).
+    work_pixels : int >= 1 or None, keyword-only
+        Largest working block of whole rows, in pixels; None: 2^22.
+    **kwargs
+        The keyword arguments of :func:`denoise_nl_bayes`.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy result (with the model, as a pair, when ``return_model=True``).
+
+    Raises
+    ------
+    TypeError
+        ``image`` is not a dask array; an unknown keyword; the errors of
+        :func:`denoise_nl_bayes`.
+    ValueError
+        ``work_pixels`` < 1; the errors of :func:`denoise_nl_bayes`.
+    """
+    if not is_dask_array(image):
+        raise TypeError(f"image must be a dask array (use nlm.denoise_nl_bayes otherwise), got {type(image).__name__}")
+    _check_dask_chunks(image)
+    bound = inspect.signature(_bayes.denoise_nl_bayes).bind(image, **kwargs)
+    bound.apply_defaults()
+    return _nl_bayes_tiled(**bound.arguments, work_pixels=work_pixels)
 
 
 def _estimate_sigma_tiled(image, average_sigmas, channel_axis):

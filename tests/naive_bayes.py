@@ -64,22 +64,30 @@ def search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau):
     return np.array([d for d, _ in sel]), np.array([q for _, q in sel], dtype=np.int64)
 
 
-def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band):
-    """The kernel's step, sequentially in the kernel's order (even bands, then odd ones)."""
+def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band,
+               oy=0, ox=0):
+    """The kernel's step, sequentially in the kernel's order (cells by colour, raster order inside).
+
+    Cells of ``band x band`` reference positions are anchored at the image position ``(-oy, -ox)`` of
+    this block's ``(0, 0)``: cell ``(b, k)`` holds the rows ``b * band - oy ..`` and the columns
+    ``k * band - ox ..``; colour ``(b % 2, k % 2)``.
+    """
     C, H, W = noisy.shape
     Wp = W - p + 1
     num = np.zeros((C, H, W))
     wgt = np.zeros((H, W))
     mask = np.zeros((H - p + 1, Wp), dtype=bool)
-    nb = (H - p + 1 + band - 1) // band
+    cells = [(b, k) for b in range(oy // band, (oy + H - p) // band + 1)
+             for k in range(ox // band, (ox + W - p) // band + 1)]
     cap = n_sim if step1 else n_max
-    order = [b for b in range(0, nb, 2)] + [b for b in range(1, nb, 2)]
-    for b in order:
+    # colours (even row, even column), (even, odd), (odd, even), (odd, odd); raster order inside a cell
+    order = sorted(cells, key=lambda c: (c[0] % 2, c[1] % 2, c[0], c[1]))
+    for b, k in order:
         for ri in rows:
-            if not (b * band <= ri < (b + 1) * band):
+            if not (b * band <= ri + oy < (b + 1) * band):
                 continue
             for rj in cols:
-                if mask[ri, rj]:
+                if mask[ri, rj] or not (k * band <= rj + ox < (k + 1) * band):
                     continue
                 _, pos = search(guide, ri, rj, p, radius, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau)
                 qs = [(q // Wp, q % Wp) for q in pos]

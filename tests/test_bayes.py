@@ -103,7 +103,9 @@ def test_kth_smallest(m):
 @pytest.mark.parametrize("step1", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("clipped", [False, True])
-def test_step_matches_oracle(C, step1, dtype, clipped):
+@pytest.mark.parametrize("origin", [(0, 0), (5, 13)])
+def test_step_matches_oracle(C, step1, dtype, clipped, origin):
+    """The kernel against its twin, also with bands and cells anchored off the block's corner (a tile)."""
     rng = _rng(7 + C)
     clean = np.linspace(0.2, 0.8, 14 * 19).reshape(14, 19)
     noisy = np.stack([clean * (1 + 0.1 * c) for c in range(C)]) + 0.05 * rng.standard_normal((C, 14, 19))
@@ -114,8 +116,8 @@ def test_step_matches_oracle(C, step1, dtype, clipped):
     nlf = _level_table(Gaussian(0.05, clip=clipped))[0]
     tmat = _colour_transform(C)
     args = (rows, cols, p, radius, 6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, 2 * radius + p)
-    got = K.bayes_step(noisy, guide, *args)
-    want = naive.bayes_step(noisy, guide, *args)
+    got = K.bayes_step(noisy, guide, *args, *origin)
+    want = naive.bayes_step(noisy, guide, *args, *origin)
     assert got.dtype == dtype
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 if dtype == np.float64 else 2e-5)
 

@@ -430,37 +430,107 @@ def denoise_nl_bayes(
         )
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)
-    xc, e = prm["xc"], prm["exponent"]
+    out = _run(prm["xc"], prm, stride, num_threads)
+    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    return (out, prm["user_model"]) if return_model else out
+
+
+def _mix(tmat, xc):
+    """``tmat @ xc`` over the channels (float64), pixel by pixel in a fixed order.
+
+    Elementwise products and sums, not BLAS: a pixel's rounding never depends
+    on its place in the array, so a tile gets the whole image's values.
+    """
+    C = xc.shape[0]
+    if C == 1 and tmat[0, 0] == 1.0:
+        return xc.astype(np.float64)
+    out = np.empty(xc.shape, dtype=np.float64)
+    for c in range(C):
+        acc = float(tmat[c, 0]) * xc[0].astype(np.float64)
+        for j in range(1, C):
+            acc += float(tmat[c, j]) * xc[j].astype(np.float64)
+        out[c] = acc
+    return out
+
+
+def _grid_in(n, p, stride, start, m):
+    """The image's reference grid along an axis of ``n`` (:func:`_grid`) within a block of ``m`` from ``start``.
+
+    Block coordinates: the grid positions ``g`` with ``start <= g <= start + m - p``, minus ``start``.
+    """
+    g = _grid(n, p, stride)
+    return np.ascontiguousarray(g[(g >= start) & (g <= start + m - p)] - start)
+
+
+def _band(radius, p):
+    """Rows (and columns) of the kernel's bands and cells (:func:`nlm.ops._bayes_kernels.bayes_step`)."""
+    return max(2 * radius + p, 8)
+
+
+def tile_margin(prm):
+    """Margins ``(rows, columns)`` (pixels per side) that make a tile of :func:`_run` exact.
+
+    The kernel visits cells of ``B x B`` reference positions (``B``:
+    :func:`_band`) in four colours (:func:`nlm.ops._bayes_kernels.bayes_step`).
+    Per pass, the kept pixels receive groups of references up to ``r + p -
+    1`` away, in cells reaching ``B - 1`` further, whose skipped positions
+    depend on the cells of earlier colours around them: at most one cell
+    further along the rows and three along the columns; the last of these
+    reads ``r`` positions (and a patch) beyond its cell.  So per pass ``2 B
+    + 2 r + p - 2`` rows and ``4 B + 2 r + p - 2`` columns.  Each pass reads
+    the previous one's estimate: the passes' margins add up.  ``prm``: the
+    dict of :func:`_parameters`.
+    """
+    r = prm["radius"]
+    ps = [prm["p1"]] + [prm["p2"]] * (prm["passes"] - 1)
+    rows = sum(2 * _band(r, p) + 2 * r + p - 2 for p in ps)
+    cols = sum(4 * _band(r, p) + 2 * r + p - 2 for p in ps)
+    return rows, cols
+
+
+def _run(xc, prm, stride, num_threads, origin=None, shape=None):
+    """The passes of :func:`denoise_nl_bayes` on a channel-first float block; channel-first result.
+
+    ``xc``: already scaled by ``prm["exponent"]`` (:func:`_parameters`).
+    ``origin``, ``shape``: the position of the block's first pixel in the
+    image and the image's spatial shape, for a tile (:mod:`nlm.tiling`); the
+    reference grid, the kernel's bands and its cells are the image's, so
+    the pixels at least :func:`tile_margin` inside the block (or at the
+    image's border) are those of the whole image, bit for bit.  None: the
+    block is the image.
+    """
+    e = prm["exponent"]
     if prm["identity"]:
         # no noise to remove (see Notes): the input, in the output dtype
-        out = np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
-        out = out[0] if axis is None else np.moveaxis(out, 0, axis)
-        return (out, prm["user_model"]) if return_model else out
+        return np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
     model, tmat, p1, p2, n1, n2 = prm["model"], prm["tmat"], prm["p1"], prm["p2"], prm["n1"], prm["n2"]
     radius, beta, n_max, tau, flat = prm["radius"], prm["beta"], prm["n_max"], prm["tau"], prm["flat"]
     C, H, W = xc.shape
+    oy, ox = (0, 0) if origin is None else (int(origin[0]), int(origin[1]))
+    Hg, Wg = (H, W) if shape is None else (int(shape[0]), int(shape[1]))
     dtype = xc.dtype
 
-    work = np.ascontiguousarray(np.tensordot(tmat, xc, axes=1).astype(dtype, copy=False))
+    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     from nlm.ops._bayes_kernels import bayes_step
 
+    rows1, cols1 = _grid_in(Hg, p1, stride, oy, H), _grid_in(Wg, p1, stride, ox, W)
+    rows2, cols2 = _grid_in(Hg, p2, stride, oy, H), _grid_in(Wg, p2, stride, ox, W)
     with _threads(num_threads):
-        band1 = max(2 * radius + p1, 8)
-        basic = bayes_step(work, work, _grid(H, p1, stride), _grid(W, p1, stride), p1, radius, n1, n1, 0.0,
-                           True, nlf, tmat, float(beta[0]), float(flat[0]), band1)
+        basic = bayes_step(work, work, rows1, cols1, p1, radius, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
+                           float(flat[0]), _band(radius, p1), oy, ox)
         _check_finite(basic, "step 1", model)
-        band2 = max(2 * radius + p2, 8)
-        final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2, n_max, tau,
-                           False, nlf, tmat, float(beta[1]), float(flat[1]), band2)
+        band2 = _band(radius, p2)
+        final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, n_max, tau, False, nlf, tmat,
+                           float(beta[1]), float(flat[1]), band2, oy, ox)
         if prm["passes"] == 3:
             _check_finite(final, "step 2", model)
             del basic
             basic = final
-            final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2,
-                               prm["n_max3"], prm["tau3"], False, nlf, tmat, float(beta[1]), float(flat[1]), band2)
+            final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
+                               tmat, float(beta[1]), float(flat[1]), band2, oy, ox)
     del basic, work
-    out = np.tensordot(tmat.T, final, axes=1)
+    out = _mix(tmat.T, final)
     if unbias is not None:
         # clipped data: the groups estimate the mean of the clipped
         # observation, pulled inside the bounds near them; its inverse
@@ -468,9 +538,7 @@ def denoise_nl_bayes(
     _check_finite(out, "the last step", model)
     if e:
         out = np.ldexp(out, -e)
-    out = out.astype(dtype, copy=False)
-    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
-    return (out, prm["user_model"]) if return_model else out
+    return out.astype(dtype, copy=False)
 
 
 def _check_finite(a, where, model):
@@ -571,11 +639,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
                 f"variance in float64 ({exc}); rescale the image"
             ) from None
     lo, hi = float(xc.min()), float(xc.max())
-    if model.nonnegative and model.name != "poisson" and lo < 0:
-        raise ValueError(
-            f"image must be non-negative for the {model.name!r} noise model, got a minimum of {lo * 2.0**-e:g}"
-        )
-    check_model(model, lo, hi, name=name)
+    _check_range(dict(model=model, exponent=e, name=name), lo, hi)
     C, H, W = xc.shape
 
     # noise level on the 0..255 scale: root mean variance over the image
@@ -631,7 +695,18 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
 
     return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2,
                 radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
-                n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity))
+                n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), name=name)
+
+
+def _check_range(prm, lo, hi):
+    """The data checks of :func:`_parameters` for (scaled) data in ``[lo, hi]``: non-negative for a
+    multiplicative model, inside a clipped model's bounds (:func:`nlm.noise.check_model`)."""
+    model, e = prm["model"], prm["exponent"]
+    if model.nonnegative and model.name != "poisson" and lo < 0:
+        raise ValueError(
+            f"image must be non-negative for the {model.name!r} noise model, got a minimum of {lo * 2.0**-e:g}"
+        )
+    check_model(model, lo, hi, name=prm["name"])
 
 
 def _check_passes(passes):

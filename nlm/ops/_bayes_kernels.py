@@ -344,7 +344,7 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
 
 @njit(**JIT)
 def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_max, tau,
-          step1, nlf, tmat, beta, flat):
+          step1, nlf, tmat, beta, flat, c0, c1):
     C = noisy.shape[0]
     pp = p * p
     D = C * pp
@@ -369,7 +369,7 @@ def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_
         if ri < r0 or ri >= r1:
             continue
         for rj in cols:
-            if mask[ri, rj]:
+            if rj < c0 or rj >= c1 or mask[ri, rj]:
                 continue
             n = search(guide, ri, rj, p, radius, c_dist, n_sim, cap, tau if not step1 else -1.0,
                        dist, idx, cd, work)
@@ -420,7 +420,8 @@ def _spread_order(n):
 
 
 @njit(**JIT_PARALLEL)
-def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band):
+def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band,
+               oy=0, ox=0):
     """One NL-Bayes step; returns the aggregated estimate (``noisy``'s dtype).
 
     ``rows``/``cols``: the reference grid (sorted, covering ``0`` and the last
@@ -437,14 +438,22 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     num = np.zeros((C, H, W))
     wgt = np.zeros((H, W), dtype=np.float32)
     mask = np.zeros((H - p + 1, W - p + 1), dtype=np.bool_)
-    nb = (H - p + 1 + band - 1) // band
-    for parity in range(2):
-        nhalf = (nb - parity + 1) // 2
-        order = _spread_order(nhalf)
-        for t in prange(nhalf):
-            b = 2 * order[t] + parity
-            _band(noisy, guide, num, wgt, mask, b * band, (b + 1) * band, rows, cols, p, radius,
-                  n_sim, n_max, tau, step1, nlf, tmat, beta, flat)
+    # cells of the image (global indices) that reach this block
+    b0 = oy // band
+    nb = (oy + H - p) // band + 1 - b0
+    k0 = ox // band
+    nk = (ox + W - p) // band + 1 - k0
+    for colour in range(4):
+        fy = (colour // 2 - b0) % 2  # first local cell row / column of this colour
+        fx = (colour % 2 - k0) % 2
+        nx = (nk - fx + 1) // 2
+        ncell = ((nb - fy + 1) // 2) * nx
+        order = _spread_order(ncell)
+        for t in prange(ncell):
+            b = b0 + fy + 2 * (order[t] // nx)
+            k = k0 + fx + 2 * (order[t] % nx)
+            _band(noisy, guide, num, wgt, mask, b * band - oy, (b + 1) * band - oy, rows, cols, p, radius,
+                  n_sim, n_max, tau, step1, nlf, tmat, beta, flat, k * band - ox, (k + 1) * band - ox)
     out = np.empty_like(noisy)
     for c in prange(C):
         for i in range(H):
