@@ -575,14 +575,16 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         import dask.array as da
 
         lo, hi = da.compute(image.min(), image.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError("image contains NaN or Inf values")
         lo, hi = (float(v) for v in _to_float(np.array([lo, hi], dtype=image.dtype), preserve_range))
         prm["lo"], prm["hi"] = min(prm["lo"], lo * 2.0 ** prm["exponent"]), max(prm["hi"], hi * 2.0 ** prm["exponent"])
         _bayes._check_range(prm, prm["lo"], prm["hi"])
     depth = tuple((m, m) for m in _bayes.tile_margin(prm))
     shape = tuple(image.shape[a] for a in spatial_axes)
     patch = max(prm["p1"], prm["p2"])
-    minimum = _work_minimum(image.chunks, spatial_axes, depth, patch,
-                            _BAYES_WORK_PIXELS if work_pixels is None else work_pixels)
+    image, minimum = _bayes_blocks(image, spatial_axes, depth, patch,
+                                   _BAYES_WORK_PIXELS if work_pixels is None else work_pixels)
     if num_threads is None:
         blocks = math.prod(len(c) for c in tile_chunks(image.chunks, spatial_axes, depth, minimum))
         num_threads = _threads_per_block(blocks)
@@ -593,11 +595,57 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     return (out, prm["user_model"]) if return_model else out
 
 
-#: working blocks of NL-Bayes hold at most this many pixels (all channels)
-#: when they span whole rows: the filter keeps about 10 float32 copies of a
-#: grey block (the working image, two estimates, a float64 numerator, the
-#: weights, the mask, dask's margins), 2^22 pixels about 170 MB
+#: working blocks of NL-Bayes (margins included) hold about this many values
+#: (pixels times channels): the filter keeps about 12 working-float copies
+#: of a block (the working image, two estimates, a float64 numerator, the
+#: weights, the mask, float64 colour transforms, dask's copies), so 2^22
+#: float32 values about 200 MB (BAYES_BYTES_PER_VALUE)
 _BAYES_WORK_PIXELS = 1 << 22
+
+#: bytes per value (pixel and channel) of a block of tiled NL-Bayes, per
+#: byte of the working float (the command line's --memory-limit divides by it)
+BAYES_BYTES_PER_VALUE = 12
+
+
+def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels):
+    """Working blocks of tiled NL-Bayes: ``(image rechunked, minimum)`` for :func:`map_tiles`.
+
+    NL-Bayes' margins are wide (:func:`nlm.denoisers.bayes.tile_margin`,
+    a few hundred pixels), so a block's side is set by the budget: whole
+    rows when blocks of at least four times the row margin fit in
+    ``work_pixels`` values (margins included: no column margin), else
+    square blocks of ``work_pixels`` values; chunks more than twice that
+    side are split, smaller ones merged.  Fewer blocks than cores: the rows
+    are cut further (down to the margin).  ``MARGIN_WORK = None`` keeps the
+    chunks as given (merged only to the margin).
+    """
+    if MARGIN_WORK is None:
+        return image, patch
+    import numba
+
+    (mr, _), (mc, _) = depth
+    ay, ax = spatial_axes
+    H, W = image.shape[ay], image.shape[ax]
+    channels = math.prod(n for a, n in enumerate(image.shape) if a not in spatial_axes)
+    rows = work_pixels // max(1, W * channels) - 2 * mr
+    if rows >= 4 * mr:
+        side = [rows, W]
+    else:
+        edge = int(math.isqrt(max(1, work_pixels // max(1, channels))))
+        side = [max(edge - 2 * mr, mr, patch), max(edge - 2 * mc, mc, patch)]
+    want = numba.config.NUMBA_NUM_THREADS
+    while math.ceil(H / side[0]) * math.ceil(W / side[1]) < want and side[0] > max(mr, patch):
+        side[0] = max(mr, patch, side[0] // 2)
+    chunks = list(image.chunks)
+    for k, a in enumerate(spatial_axes):
+        split = []
+        for c in chunks[a]:
+            n = max(1, -(-c // (2 * side[k]))) if c > 2 * side[k] else 1
+            split += [c // n + (i < c % n) for i in range(n)]
+        chunks[a] = tuple(split)
+    if tuple(chunks) != image.chunks:
+        image = image.rechunk(tuple(chunks))
+    return image, tuple(side)
 
 
 def _nl_bayes_block(block, origin, *, prm, channel_axis, preserve_range, stride, num_threads, shape):

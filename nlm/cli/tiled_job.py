@@ -34,7 +34,7 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     import numpy as np
 
     import nlm
-    from nlm.io import ImageIOError, from_float, to_float
+    from nlm.io import ImageIOError, to_float
     from nlm.io import tiled as bigio
     from nlm.tiling import sample_regions
 
@@ -46,13 +46,12 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a "
             f"cluster), which writes .tif (tiled BigTIFF) or .zarr, not {Path(dst).suffix or 'no extension'}"
         )
-    if params.method != "means":
+    if params.method not in ("means", "bayes"):
         raise click.ClickException(
-            f"{src}: --method {params.method} does not run tile by tile from the command line (it is not "
-            "exactly local); raise --memory-limit to denoise it in memory, or use denoise_nl_bayes on a dask "
-            "array from Python"
+            f"{src}: --method {params.method} does not run tile by tile; raise --memory-limit to denoise it "
+            "in memory"
         )
-    if params.noise != "gaussian":
+    if params.method == "means" and params.noise != "gaussian":
         raise click.ClickException(
             f"{src}: --noise {params.noise} cannot run tile by tile (its debiasing needs the whole result); "
             "raise --memory-limit to denoise it in memory"
@@ -78,6 +77,9 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     work = colour.map_blocks(to_float, dtype=work_dtype, meta=np.empty((0,) * colour.ndim, work_dtype))
     patch = check_patch_fits(src, params, image)
     timings["open"] = time.perf_counter() - t0
+    if params.method == "bayes":
+        return _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, overwrite=overwrite,
+                            scale=scale, quiet=quiet, alpha=alpha, out_dtype=colour.dtype)
 
     sigma, h = params.sigma, params.h
     sigma_source, h_source = "given", "given"
@@ -124,7 +126,20 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
         )
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: {exc}") from None
-    out_dtype = colour.dtype
+    t2 = time.perf_counter()
+    n_tiles = _write(dst, result, image, alpha, colour.dtype, tile, overwrite, quiet, src)
+    timings["filter"] = time.perf_counter() - t2
+    return make_record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, tiles=n_tiles,
+                   model=None, model_source=None)
+
+
+def _write(dst, result, image, alpha, out_dtype, tile, overwrite, quiet, src):
+    """Convert the lazy float result to the input's dtype, put the alpha back, write it in bands."""
+    import numpy as np
+
+    from nlm.io import ImageIOError, from_float
+    from nlm.io import tiled as bigio
+
     out = result.map_blocks(from_float, out_dtype, dtype=out_dtype, meta=np.empty((0,) * result.ndim, out_dtype))
     if alpha is not None:
         import dask.array as da
@@ -133,7 +148,6 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
         out = da.stack([out, a], axis=-1) if image.mode == "LA" else da.concatenate(
             [out, a[..., None].rechunk(out.chunks[:-1] + ((1,),))], axis=-1
         )
-    t2 = time.perf_counter()
     spatial = image.spatial_shape
     n_tiles = int(np.prod([-(-n // tile) for n in spatial[-2:]])) * (spatial[0] if image.stack else 1)
     bar = click.progressbar(length=n_tiles, label=f"{Path(src).name}: {n_tiles} tiles", file=sys.stderr,
@@ -148,9 +162,71 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
         raise click.ClickException(f"{src}: {exc}; nothing was written") from None
     except MemoryError:
         raise click.ClickException(f"{src}: not enough memory (try a smaller --tile-size)") from None
+    return n_tiles
+
+
+def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, overwrite, scale, quiet, alpha,
+                 out_dtype):
+    """NL-Bayes tile by tile: the model as the in-memory path finds it (from the sample), exact tiles.
+
+    The noise model comes from the options (--sigma, --looks) or is estimated
+    on :func:`nlm.tiling.sample_regions` (the whole image up to
+    ``SAMPLE_PIXELS``, as the in-memory path estimates it); every tile then
+    gets the whole image's parameters and its origin, so the result equals
+    the in-memory command's (``nlm.tiling.denoise_nl_bayes_tiled``).
+    """
+    import numba
+    import numpy as np
+
+    from nlm import tiling
+    from nlm.io import ImageIOError
+    from nlm.noise import Gamma, Gaussian, estimate_noise
+    from nlm.tiling import sample_regions
+
+    t1 = time.perf_counter()
+    try:
+        if params.looks is not None:
+            model, model_source = Gamma(params.looks), "given"
+        elif params.sigma is not None and params.noise in ("gaussian", "auto"):
+            model, model_source = Gaussian(params.sigma), "given"
+        else:
+            nspatial = len(image.spatial_shape)
+            regions = sample_regions(work, spatial_axes=range(nspatial))
+            sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=nspatial - 1)
+            del regions
+            model = estimate_noise(sample, params.noise, channel_axis=channel_axis)
+            model_source = "estimated from a sample of tiles" if sample.size < work.size else "estimated"
+            del sample
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        if params.looks is not None or params.sigma is not None:
+            raise click.BadParameter(str(exc), param_hint="'--looks'" if params.looks else "'--sigma'") from None
+        raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+    sigma, sigma_source = (model.sigma, model_source) if model.name == "gaussian" else (None, "not used")
+    timings["estimate"] = time.perf_counter() - t1
+
+    per_value = tiling.BAYES_BYTES_PER_VALUE * work.dtype.itemsize * numba.config.NUMBA_NUM_THREADS
+    t2 = time.perf_counter()
+    try:
+        result = tiling.denoise_nl_bayes_tiled(
+            work,
+            noise=model,
+            patch_size=params.patch_size,
+            search_radius=params.patch_distance,
+            channel_axis=channel_axis,
+            preserve_range=True,
+            num_threads=scale.threads_per_tile,
+            work_pixels=max(1 << 16, scale.memory_limit // per_value),
+        )
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    n_tiles = _write(dst, result, image, alpha, out_dtype, scale.tile_size, overwrite, quiet, src)
     timings["filter"] = time.perf_counter() - t2
-    return make_record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, tiles=n_tiles,
-                   model=None, model_source=None)
+    return make_record(src, dst, image, (sigma, sigma_source), (None, "not used by NL-Bayes"), timings, t0,
+                       tiles=n_tiles, model=model, model_source=model_source)
 
 
 def denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):

@@ -18,12 +18,20 @@ group, and for each:
 3. adds every estimated patch to the numerator/weight images and marks its
    position as done.
 
-Parallelism: the reference rows are cut into bands of ``band`` rows (a fixed
-size, independent of the thread count), with ``band >= 2 * radius + p``:
-even bands run in parallel, then odd bands.  Two bands of the same parity
-never touch the same rows of the accumulators or of the mask, and the order of
-every floating-point addition is fixed, so the result does not depend on the
-number of threads.
+Parallelism and tiles: the reference positions are cut into cells of
+``band x band`` (a fixed size, independent of the thread count, with
+``band >= 2 * radius + p``), anchored at the image's position ``(0, 0)``
+(a block of the image is told its origin ``(oy, ox)``).  The cells are
+processed by colour, the parities of their row and column in the image:
+(even, even), (even, odd), (odd, even), (odd, odd); the cells of one colour
+in parallel, each in raster order.  Two cells of one colour never touch the
+same pixels of the accumulators nor read each other's marks in the mask, and
+the order of every floating-point addition is fixed, so the result does not
+depend on the number of threads.  A cell's skipped positions depend only on
+the cells of earlier colours around it (at most one cell away along the
+rows, three along the columns, chained), so a block with a margin
+(``nlm.denoisers.bayes.tile_margin``) computes its interior exactly as the
+whole image does.
 """
 
 import numpy as np
@@ -425,14 +433,17 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     """One NL-Bayes step; returns the aggregated estimate (``noisy``'s dtype).
 
     ``rows``/``cols``: the reference grid (sorted, covering ``0`` and the last
-    patch position).  Pixels no group covers (none, with a valid grid) keep
-    their noisy value.
+    patch position of the image), in block coordinates.  Pixels no group
+    covers (none, with a valid grid) keep their noisy value.
 
-    Threads take bands of ``band`` rows (at least ``2 radius + p``), first
-    the even ones, then the odd ones: two bands processed at once are a band
-    apart, so the groups of one never reach the pixels or the mask the other
-    writes, and the result does not depend on the order or the thread
-    count.  Within a parity the bands are dealt in :func:`_spread_order`.
+    ``oy``, ``ox``: the position of the block's ``(0, 0)`` in the image (0 for
+    the whole image).  Threads take cells of ``band x band`` reference
+    positions (``band`` at least ``2 radius + p``) anchored at the image's
+    ``(0, 0)``, one colour (row and column parities in the image) after the
+    other: two cells processed at once are a cell apart, so the groups of
+    one never reach the pixels or the mask the other writes, and the result
+    does not depend on the order or the thread count.  Within a colour the
+    cells are dealt in :func:`_spread_order`.
     """
     C, H, W = noisy.shape
     num = np.zeros((C, H, W))

@@ -1,0 +1,181 @@
+"""Tiled NL-Bayes: a dask array gives the in-memory result, bit for bit (issue 20, item 5)."""
+
+import dask.array as da
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nlm
+from nlm import tiling
+from nlm.denoisers import bayes as _bayes
+from nlm.denoisers.bayes import denoise_nl_bayes as in_memory
+from nlm.noise import Gamma
+
+# small windows and patches keep the margins (and the tests) small: radius 3,
+# patch 3 -> cells of 9, margins 2 x 25 rows and 2 x 43 columns (dask's
+# overlap makes every chunk at least the widest margin: tiles of >= 86)
+SMALL = dict(search_radius=3, patch_size=3, n_similar=(12, 8))
+
+
+@pytest.fixture(autouse=True)
+def _blocks_as_chunked(monkeypatch):
+    """Filter the chunks as given (no merging into bigger working blocks), so that these small images
+    really are cut into tiles."""
+    monkeypatch.setattr(tiling, "MARGIN_WORK", None)
+
+
+def _clean(shape, channels=None):
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    clean = np.where((np.sin(x / 7.0) * np.cos(y / 11.0)) > 0, 0.7, 0.25) + 0.1 * np.sin(x / 23.0 + y / 31.0)
+    if channels:
+        clean = np.stack([clean * (1 - 0.15 * c) for c in range(channels)], axis=-1)
+    return clean
+
+
+def _noisy(shape, seed=0, channels=None, dtype=np.float32, sigma=0.08):
+    clean = _clean(shape, channels)
+    y = np.clip(clean + np.random.default_rng(seed).normal(0, sigma, clean.shape), 0, 1)
+    if np.dtype(dtype).kind == "u":
+        return np.round(y * np.iinfo(dtype).max).astype(dtype)
+    return y.astype(dtype)
+
+
+def _tiles(out):
+    return [len(c) for c in out.chunks]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("chunks, channels", [((45, 49), None), ((93, 29), None), ((45, 50, 3), 3)])
+def test_tiles_equal_in_memory(dtype, chunks, channels):
+    """Odd chunkings, grey and colour, every dtype, sigma estimated: identical to the in-memory call."""
+    image = _noisy((181, 197), seed=1, channels=channels, dtype=dtype)
+    axis = -1 if channels else None
+    ref, model = in_memory(image, channel_axis=axis, return_model=True, **SMALL)
+    lazy, tmodel = nlm.denoise_nl_bayes(da.from_array(image, chunks=chunks), channel_axis=axis, return_model=True,
+                                        **SMALL)
+    assert isinstance(lazy, da.Array) and tmodel == model
+    assert min(_tiles(lazy)[:2]) >= 2, lazy.chunks  # really tiled
+    got = lazy.compute()
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("preserve_range", [False, True])
+def test_raw_integers_and_given_sigma(preserve_range):
+    image = _noisy((190, 200), seed=2, dtype=np.uint16)
+    sigma = 0.08 * (65535 if preserve_range else 1)
+    kw = dict(sigma=sigma, preserve_range=preserve_range, stride=3, **SMALL)
+    ref = in_memory(image, **kw)
+    got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 47)), **kw).compute()
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_default_parameters_and_the_third_pass():
+    """The default table (sigma 25 of 255: radius 11, patch 5) and Gamma noise's three passes."""
+    image = _noisy((330, 560), seed=3, sigma=25 / 255)
+    ref = in_memory(image, sigma=25 / 255)
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(330, 280)), sigma=25 / 255)
+    assert _tiles(lazy) == [1, 2]  # margins of 158 rows and 266 columns
+    np.testing.assert_array_equal(lazy.compute(), ref)
+    speckled = Gamma(4).sample(_clean((270, 280)), seed=4).astype(np.float32)
+    kw = dict(looks=4, search_radius=3, patch_size=3)
+    ref = in_memory(speckled, **kw)
+    lazy = nlm.denoise_nl_bayes(da.from_array(speckled, chunks=(45, 45)), **kw)  # margins 75 and 129
+    assert min(_tiles(lazy)) >= 2
+    np.testing.assert_array_equal(lazy.compute(), ref)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    height=st.integers(150, 220),
+    width=st.integers(150, 240),
+    ch=st.integers(20, 70),
+    cw=st.integers(20, 70),
+    stride=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_any_chunking_equals_in_memory(height, width, ch, cw, stride, seed):
+    image = _noisy((height, width), seed=seed)
+    kw = dict(sigma=0.08, stride=stride, search_radius=2, patch_size=3, n_similar=(10, 6))
+    ref = in_memory(image, **kw)
+    got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(ch, cw)), **kw).compute()
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_thread_count_does_not_matter():
+    image = _noisy((180, 190), seed=5)
+    lazy = [nlm.denoise_nl_bayes(da.from_array(image, chunks=(90, 95)), sigma=0.08, num_threads=t, **SMALL)
+            for t in (1, 2)]
+    one, two = (a.compute(scheduler="threads") for a in lazy)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, in_memory(image, sigma=0.08, num_threads=2, **SMALL))
+
+
+def test_the_margin_is_needed(monkeypatch):
+    """With half the margin the tiles differ from the image: the tests above can see a wrong margin."""
+    image = _noisy((200, 200), seed=6)
+    ref = in_memory(image, sigma=0.08, **SMALL)
+    full = _bayes.tile_margin
+    monkeypatch.setattr(_bayes, "tile_margin", lambda prm: tuple(m // 3 for m in full(prm)))
+    got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 50)), sigma=0.08, **SMALL).compute()
+    assert not np.array_equal(got, ref)
+
+
+def test_margins_grow_with_the_parameters():
+    prm = dict(radius=11, p1=5, p2=5, passes=2)
+    assert _bayes.tile_margin(prm) == (2 * (54 + 22 + 3), 2 * (108 + 22 + 3))
+    assert _bayes.tile_margin(dict(prm, passes=3)) == (3 * 79, 3 * 133)
+
+
+def test_large_image_sample_and_bad_pixels_outside_it(monkeypatch):
+    """Above the sample budget the parameters come from windows, the data's range from the whole array:
+    a negative pixel the windows miss still fails a multiplicative model, before any tile runs."""
+    monkeypatch.setattr(tiling, "SAMPLE_PIXELS", 2000)
+    image = Gamma(4).sample(_clean((160, 260)), seed=7).astype(np.float32)
+    image[0, 0] = -1.0
+    with pytest.raises(ValueError, match="non-negative"):
+        nlm.denoise_nl_bayes(da.from_array(image, chunks=(60, 100)), looks=4, **SMALL)
+    image[0, 0] = 0.5
+    got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(60, 100)), looks=4, **SMALL).compute()
+    # the parameters (the mean noise level and its thresholds) come from the windows: not the
+    # in-memory call's, but a result of the same quality
+    ref = in_memory(image, looks=4, **SMALL)
+    clean = _clean((160, 260))
+    assert got.shape == ref.shape and np.isfinite(got).all()
+    assert abs(np.mean((got - clean) ** 2) / np.mean((ref - clean) ** 2) - 1) < 0.05
+
+
+@pytest.mark.parametrize("sample", [None, 2000])
+def test_nan_anywhere_is_refused(monkeypatch, sample):
+    """NaN in the sample, or (a large image) only outside it: a clear ValueError before any tile runs."""
+    if sample:
+        monkeypatch.setattr(tiling, "SAMPLE_PIXELS", sample)
+    image = _noisy((100, 100), seed=8)
+    image[0, 99] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        nlm.denoise_nl_bayes(da.from_array(image, chunks=50), sigma=0.08, **SMALL)
+
+
+def test_nan_in_a_tile_fails_the_computation():
+    """A block checks its own values too (an array whose extremes were not looked at)."""
+    image = _noisy((100, 100), seed=8)
+    image[70, 80] = np.nan
+    func = tiling._nl_bayes_block
+    prm = _bayes._parameters(_noisy((100, 100))[None], np.dtype(np.float32), "gaussian", 0.08, None, False, None,
+                             None, 3, None)
+    with pytest.raises(ValueError, match="NaN"):
+        func(image, (0, 0), prm=prm, channel_axis=None, preserve_range=False, stride=2, num_threads=1,
+             shape=image.shape)
+
+
+def test_tiled_entry_point_and_its_errors():
+    image = _noisy((180, 190), seed=9)
+    lazy = tiling.denoise_nl_bayes_tiled(da.from_array(image, chunks=45), sigma=0.08, work_pixels=1 << 20, **SMALL)
+    np.testing.assert_array_equal(lazy.compute(), in_memory(image, sigma=0.08, **SMALL))
+    with pytest.raises(TypeError, match="dask array"):
+        tiling.denoise_nl_bayes_tiled(image, sigma=0.08)
+    with pytest.raises(ValueError, match="work_pixels"):
+        tiling.denoise_nl_bayes_tiled(da.from_array(image), sigma=0.08, work_pixels=0)
+    with pytest.raises(TypeError):
+        tiling.denoise_nl_bayes_tiled(da.from_array(image), sigma=0.08, bogus=1)
