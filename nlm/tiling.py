@@ -624,8 +624,7 @@ def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels):
     import numba
 
     (mr, _), (mc, _) = depth
-    ay, ax = spatial_axes
-    H, W = image.shape[ay], image.shape[ax]
+    W = image.shape[spatial_axes[1]]
     channels = math.prod(n for a, n in enumerate(image.shape) if a not in spatial_axes)
     rows = work_pixels // max(1, W * channels) - 2 * mr
     if rows >= 4 * mr:
@@ -633,18 +632,25 @@ def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels):
     else:
         edge = int(math.isqrt(max(1, work_pixels // max(1, channels))))
         side = [max(edge - 2 * mr, mr, patch), max(edge - 2 * mc, mc, patch)]
+    def split(side):
+        chunks = list(image.chunks)
+        for k, a in enumerate(spatial_axes):
+            pieces = []
+            for c in chunks[a]:
+                n = -(-c // (2 * side[k])) if c > 2 * side[k] else 1
+                pieces += [c // n + (i < c % n) for i in range(n)]
+            chunks[a] = tuple(pieces)
+        return tuple(chunks)
+
+    def count(side):
+        return math.prod(len(c) for c in tile_chunks(split(side), spatial_axes, depth, tuple(side)))
+
     want = numba.config.NUMBA_NUM_THREADS
-    while math.ceil(H / side[0]) * math.ceil(W / side[1]) < want and side[0] > max(mr, patch):
+    while count(side) < want and side[0] > max(mr, patch):
         side[0] = max(mr, patch, side[0] // 2)
-    chunks = list(image.chunks)
-    for k, a in enumerate(spatial_axes):
-        split = []
-        for c in chunks[a]:
-            n = max(1, -(-c // (2 * side[k]))) if c > 2 * side[k] else 1
-            split += [c // n + (i < c % n) for i in range(n)]
-        chunks[a] = tuple(split)
-    if tuple(chunks) != image.chunks:
-        image = image.rechunk(tuple(chunks))
+    chunks = split(side)
+    if chunks != image.chunks:
+        image = image.rechunk(chunks)
     return image, tuple(side)
 
 

@@ -179,3 +179,23 @@ def test_tiled_entry_point_and_its_errors():
         tiling.denoise_nl_bayes_tiled(da.from_array(image), sigma=0.08, work_pixels=0)
     with pytest.raises(TypeError):
         tiling.denoise_nl_bayes_tiled(da.from_array(image), sigma=0.08, bogus=1)
+
+
+def test_working_blocks_follow_the_budget(monkeypatch):
+    """Whole rows when they fit the budget; else square-ish blocks of about the budget; cores kept busy."""
+    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    import numba
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    depth = ((158, 158), (266, 266))
+    rows, minimum = tiling._bayes_blocks(da.zeros((9000, 1000), chunks=512), (0, 1), depth, 5, 1 << 22)
+    assert minimum == ((1 << 22) // 1000 - 316, 1000)
+    assert tiling.tile_chunks(rows.chunks, (0, 1), depth, minimum)[1] == (1000,)
+    big = da.zeros((3000, 9000), chunks=4096)
+    split, minimum = tiling._bayes_blocks(big, (0, 1), depth, 5, 1 << 20)
+    assert minimum == (1024 - 316, 1024 - 532)
+    chunks = tiling.tile_chunks(split.chunks, (0, 1), depth, minimum)
+    assert max(chunks[0]) <= 2 * minimum[0] and max(chunks[1]) <= 2 * minimum[1]
+    # a small image still gives a block per core
+    small, minimum = tiling._bayes_blocks(da.zeros((700, 500), chunks=100), (0, 1), depth, 5, 1 << 22)
+    assert np.prod([len(c) for c in tiling.tile_chunks(small.chunks, (0, 1), depth, minimum)]) >= 2
