@@ -11,7 +11,9 @@ on the whole image), and the margin is cut off again.  The tiles then equal
 the whole-image result up to floating-point summation order, and for NLM bit
 for bit: each block is told its origin in the image and reads
 ``anchor_margin`` more rows before its chunk, so that the kernel adds every
-sum in the order of the whole image (:mod:`nlm.ops._nlm_kernels`).
+sum in the order of the whole image (:mod:`nlm.ops._nlm_kernels`).  NL-Bayes
+is exact the same way, with a wider margin: its blocks visit the image's
+reference grid and cells (:func:`nlm.denoisers.bayes.tile_margin`).
 
 Two parts:
 
@@ -530,7 +532,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     (the whole image when it has at most :data:`SAMPLE_PIXELS` pixels per
     channel; else its windows placed side by side) and handed to every
     tile.  Each tile is told its origin in the image: the kernel's reference
-    grid, bands and cells are the image's (``nlm.ops._bayes_kernels``), so
+    grid and cells are the image's (``nlm.ops._bayes_kernels``), so
     with a margin of :func:`nlm.denoisers.bayes.tile_margin` the kept pixels
     are bit-identical to the in-memory result with the same parameters.
     ``work_pixels``: as :func:`denoise_nl_means_tiled`.
@@ -579,7 +581,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
             raise ValueError("image contains NaN or Inf values")
         lo, hi = (float(v) for v in _to_float(np.array([lo, hi], dtype=image.dtype), preserve_range))
         prm["lo"], prm["hi"] = min(prm["lo"], lo * 2.0 ** prm["exponent"]), max(prm["hi"], hi * 2.0 ** prm["exponent"])
-        _bayes._check_range(prm, prm["lo"], prm["hi"])
+        _bayes.check_range(prm, prm["lo"], prm["hi"])
     depth = tuple((m, m) for m in _bayes.tile_margin(prm))
     shape = tuple(image.shape[a] for a in spatial_axes)
     patch = max(prm["p1"], prm["p2"])
@@ -667,8 +669,8 @@ def _nl_bayes_block(block, origin, *, prm, channel_axis, preserve_range, stride,
     e = prm["exponent"]
     if e:
         xc = np.ldexp(xc, e).astype(xc.dtype, copy=False)
-    _bayes._check_range(prm, float(xc.min()), float(xc.max()))
-    out = _bayes._run(xc, prm, stride, num_threads, origin=origin, shape=shape)
+    _bayes.check_range(prm, float(xc.min()), float(xc.max()))
+    out = _bayes.run_passes(xc, prm, stride, num_threads, origin=origin, shape=shape)
     return out[0] if channel_axis is None else np.moveaxis(out, 0, channel_axis)
 
 

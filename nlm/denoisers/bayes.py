@@ -299,13 +299,11 @@ def denoise_nl_bayes(
         group estimate is float64; images and accumulators keep the
         working dtype (float32 results agree with float64 to ~1e-5).
         A ``dask.array.Array`` gives a lazy dask array, filtered tile by tile
-        with a margin of ``passes (search_radius + patch)``; the model and the
-        parameters come from a bounded sample (``nlm.tiling.sample_regions``)
-        and are shared by all tiles.  NL-Bayes depends on the order in which
-        references are visited, so tiles are not exact: the result differs
-        from the in-memory one near tile borders, by less than 0.3 dB PSNR
-        in the tests (small images in 50-pixel tiles, where borders are
-        everywhere).
+        and equal to the in-memory result bit for bit: the model and the
+        parameters are set once (from ``nlm.tiling.sample_regions``: the
+        whole image up to 2^22 pixels, else a sample) and every tile is told
+        its origin, so it visits the image's reference grid and cells; its
+        margin is :func:`tile_margin` (see Notes and docs/nl-bayes.md).
     model : NoiseModel
         Only with ``return_model=True``.
 
@@ -368,13 +366,19 @@ def denoise_nl_bayes(
     the result for ``x`` times ``2**k``.  Search windows, groups and patches
     larger than the image are clamped to it.
 
+    Order and tiles.  References are visited in cells of ``B x B``
+    positions (``B = max(2 search_radius + patch, 8)``) fixed in the image,
+    by colour (the parities of the cell's row and column), one colour's
+    cells in parallel, raster order inside a cell; a reference already
+    estimated as a member of an earlier group is skipped.  The result does
+    not depend on the thread count, and a tile with the margin of
+    :func:`tile_margin` reproduces the image's result in its interior.
+
     Cost: per reference, ``O(W^2 P^2)`` for the search (window ``W``, patch
     ``P^2 C``) and ``O(n d^2 + d^3)`` for the estimate (``d = P^2`` in step
     1, ``P^2 C`` in step 2); about ``N / (2 stride^2)`` references per step.
     Memory: the working image, the basic estimate, a float64 numerator,
     a float32 weight image and a mask: about 6 times a float32 grey input.
-    The reference rows are processed in bands (even bands in parallel, then
-    odd ones), so the result is independent of the thread count.
 
     References
     ----------
@@ -430,7 +434,7 @@ def denoise_nl_bayes(
         )
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)
-    out = _run(prm["xc"], prm, stride, num_threads)
+    out = run_passes(prm["xc"], prm, stride, num_threads)
     out = out[0] if axis is None else np.moveaxis(out, 0, axis)
     return (out, prm["user_model"]) if return_model else out
 
@@ -463,12 +467,12 @@ def _grid_in(n, p, stride, start, m):
 
 
 def _band(radius, p):
-    """Rows (and columns) of the kernel's bands and cells (:func:`nlm.ops._bayes_kernels.bayes_step`)."""
+    """Side (in reference positions) of the kernel's cells (:func:`nlm.ops._bayes_kernels.bayes_step`)."""
     return max(2 * radius + p, 8)
 
 
 def tile_margin(prm):
-    """Margins ``(rows, columns)`` (pixels per side) that make a tile of :func:`_run` exact.
+    """Margins ``(rows, columns)`` (pixels per side) that make a tile of :func:`run_passes` exact.
 
     The kernel visits cells of ``B x B`` reference positions (``B``:
     :func:`_band`) in four colours (:func:`nlm.ops._bayes_kernels.bayes_step`).
@@ -488,13 +492,13 @@ def tile_margin(prm):
     return rows, cols
 
 
-def _run(xc, prm, stride, num_threads, origin=None, shape=None):
+def run_passes(xc, prm, stride, num_threads, origin=None, shape=None):
     """The passes of :func:`denoise_nl_bayes` on a channel-first float block; channel-first result.
 
     ``xc``: already scaled by ``prm["exponent"]`` (:func:`_parameters`).
     ``origin``, ``shape``: the position of the block's first pixel in the
     image and the image's spatial shape, for a tile (:mod:`nlm.tiling`); the
-    reference grid, the kernel's bands and its cells are the image's, so
+    reference grid and the kernel's cells are the image's, so
     the pixels at least :func:`tile_margin` inside the block (or at the
     image's border) are those of the whole image, bit for bit.  None: the
     block is the image.
@@ -639,7 +643,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
                 f"variance in float64 ({exc}); rescale the image"
             ) from None
     lo, hi = float(xc.min()), float(xc.max())
-    _check_range(dict(model=model, exponent=e, name=name), lo, hi)
+    check_range(dict(model=model, exponent=e, name=name), lo, hi)
     C, H, W = xc.shape
 
     # noise level on the 0..255 scale: root mean variance over the image
@@ -698,7 +702,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
                 n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), name=name)
 
 
-def _check_range(prm, lo, hi):
+def check_range(prm: dict, lo: float, hi: float) -> None:
     """The data checks of :func:`_parameters` for (scaled) data in ``[lo, hi]``: non-negative for a
     multiplicative model, inside a clipped model's bounds (:func:`nlm.noise.check_model`)."""
     model, e = prm["model"], prm["exponent"]
