@@ -148,3 +148,14 @@ def test_errors(tmp_path):
     r = run("denoise", src, tmp_path / "g.tif", *SMALL, "--noise", "gamma", *TILED)
     assert r.exit_code in (0, 1), r.output
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_budget_counts_nl_bayes_working_set(tmp_path):
+    """An image whose NLM run fits the limit but whose NL-Bayes run (1.5 times more) does not goes tile by tile."""
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, _image((100, 100)))  # 5 float32 copies: 200000 bytes
+    r = run("denoise", src, tmp_path / "m.tif", "--memory-limit", "250000")
+    assert r.exit_code == 0 and "tile by tile" not in r.output
+    r = run("denoise", src, tmp_path / "b.tif", *SMALL, "--memory-limit", "250000")
+    assert r.exit_code == 0 and "processed tile by tile" in r.output
+    _same(tifffile.imread(tmp_path / "b.tif"), _in_memory(tmp_path, src, *SMALL))

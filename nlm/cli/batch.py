@@ -71,7 +71,7 @@ def denoise_command(paths, params, out, scale, video, cluster):
         if cluster is not None:
             # files that fit the memory budget: one task each on the cluster;
             # larger ones: their tiles on the cluster, driven from here
-            big = [job for job in jobs if needs_tiles(job[0], job[1], local)]
+            big = [job for job in jobs if needs_tiles(job[0], job[1], local, params.method)]
             futures = [
                 cluster.submit(denoise_file, src, dst, params, volume=volume, overwrite=overwrite,
                                max_pixels=scale.max_pixels, pure=False)
