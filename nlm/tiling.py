@@ -543,7 +543,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         raise ValueError(f"image is empty (shape {image.shape})")
     axis = None if channel_axis is None else _check_axis(channel_axis, image.ndim)
     spatial_axes = tuple(a for a in range(image.ndim) if a != axis)
-    if len(spatial_axes) != 2:
+    if len(spatial_axes) not in _bayes.TILED_DIMS:
         raise UnsupportedDimensionError(
             f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {len(spatial_axes)} "
             "spatial dimension(s)"
@@ -562,7 +562,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     flat = _bayes._pair_float(flat, "flat", positive=False)
     passes = _bayes._check_passes(passes)
     regions = sample_regions(image, spatial_axes=spatial_axes)
-    sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[1])
+    sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[-1])
     del regions
     x = _to_float(_as_numeric(sample), preserve_range)
     del sample
@@ -571,7 +571,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
                              flat, passes)
     del x, xc
     prm.pop("xc")
-    if image.shape[spatial_axes[0]] * image.shape[spatial_axes[1]] > SAMPLE_PIXELS:
+    if math.prod(image.shape[a] for a in spatial_axes) > SAMPLE_PIXELS:
         # the sample's extremes need not be the image's: the bounds of the
         # clipped level table and the data checks take the image's own
         import dask.array as da
@@ -613,27 +613,40 @@ def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels):
     """Working blocks of tiled NL-Bayes: ``(image rechunked, minimum)`` for :func:`map_tiles`.
 
     NL-Bayes' margins are wide (:func:`nlm.denoisers.bayes.tile_margin`,
-    a few hundred pixels), so a block's side is set by the budget: whole
-    rows when blocks of at least four times the row margin fit in
-    ``work_pixels`` values (margins included: no column margin), else
-    square blocks of ``work_pixels`` values; chunks more than twice that
-    side are split, smaller ones merged.  Fewer blocks than cores: the rows
-    are cut further (down to the margin).  ``MARGIN_WORK = None`` keeps the
-    chunks as given (merged only to the margin).
+    a few hundred pixels), so a block's side is set by the budget: the last
+    spatial axis whole (no margin along it: whole rows in 2-D) when blocks of
+    at least four times the other axes' margins fit in ``work_pixels``
+    values (margins included), else near-cubic blocks of ``work_pixels``
+    values; chunks more than twice that side are split, smaller ones
+    merged.  Fewer blocks than cores: the first axis is cut further (down to
+    its margin).  ``MARGIN_WORK = None`` keeps the chunks as given (merged
+    only to the margin).  Any number of spatial axes.
     """
     if MARGIN_WORK is None:
         return image, patch
     import numba
 
-    (mr, _), (mc, _) = depth
-    W = image.shape[spatial_axes[1]]
+    margins = [int(d[0]) for d in depth]
+    nd = len(spatial_axes)
+    shape = [image.shape[a] for a in spatial_axes]
     channels = math.prod(n for a, n in enumerate(image.shape) if a not in spatial_axes)
-    rows = work_pixels // max(1, W * channels) - 2 * mr
-    if rows >= 4 * mr:
-        side = [rows, W]
+    values = max(1, work_pixels // max(1, channels))
+
+    def whole_last(s):  # values of a block of side s along the other axes, the last axis whole
+        return math.prod(s + 2 * m for m in margins[:-1]) * shape[-1]
+
+    lo, hi = 0, max(shape)
+    while lo < hi:  # the largest side that fits
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if whole_last(mid) <= values else (lo, mid - 1)
+    if nd > 1 and lo >= 4 * max(margins[:-1]):
+        side = [lo] * (nd - 1) + [shape[-1]]
     else:
-        edge = int(math.isqrt(max(1, work_pixels // max(1, channels))))
-        side = [max(edge - 2 * mr, mr, patch), max(edge - 2 * mc, mc, patch)]
+        edge = int(values ** (1.0 / nd) + 1e-9)
+        side = [max(edge - 2 * m, m, patch) for m in margins]
+    side = [min(s, n) for s, n in zip(side, shape)]
+    mr = margins[0]
+
     def split(side):
         chunks = list(image.chunks)
         for k, a in enumerate(spatial_axes):

@@ -199,3 +199,7 @@ def test_working_blocks_follow_the_budget(monkeypatch):
     # a small image still gives a block per core
     small, minimum = tiling._bayes_blocks(da.zeros((700, 500), chunks=100), (0, 1), depth, 5, 1 << 22)
     assert np.prod([len(c) for c in tiling.tile_chunks(small.chunks, (0, 1), depth, minimum)]) >= 2
+    # any number of spatial axes (for 3-D NL-Bayes): near-cubic blocks within the budget, at least the margins
+    vol, minimum = tiling._bayes_blocks(da.zeros((256, 256, 256), chunks=64), (0, 1, 2), ((20, 20),) * 3, 5, 1 << 20)
+    assert len(minimum) == 3 and min(minimum) >= 20
+    assert np.prod([m + 40 for m in minimum]) <= 1 << 20

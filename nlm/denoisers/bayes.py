@@ -37,6 +37,10 @@ __all__ = ["denoise_nl_bayes", "bayes_parameters"]
 # pass 3's similarity threshold, in units of the mean noise variance
 TAU3 = 0.07
 
+#: numbers of spatial axes that nlm.tiling tiles exactly: those that
+#: run_passes takes with an origin and tile_margin has margins for
+TILED_DIMS = (2,)
+
 
 def _colour_transform(C):
     """Orthonormal DCT-II basis of ``C`` channels (rows: luminance first).
