@@ -614,12 +614,11 @@ def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels):
 
     NL-Bayes' margins are wide (:func:`nlm.denoisers.bayes.tile_margin`,
     a few hundred pixels), so a block's side is set by the budget: the last
-    spatial axis whole (no margin along it: whole rows in 2-D) when blocks of
-    at least four times the other axes' margins fit in ``work_pixels``
-    values (margins included), else near-cubic blocks of ``work_pixels``
-    values; chunks more than twice that side are split, smaller ones
-    merged.  Fewer blocks than cores: the first axis is cut further (down to
-    its margin).  ``MARGIN_WORK = None`` keeps the chunks as given (merged
+    spatial axis whole (no margin along it: whole rows in 2-D) or
+    near-cubic blocks, each as large as ``work_pixels`` values (margins
+    included) allow, whichever adds less work for its margins; chunks more
+    than twice that side are split, smaller ones merged.  Fewer blocks than
+    cores: the first axis is cut further (down to its margin).  ``MARGIN_WORK = None`` keeps the chunks as given (merged
     only to the margin).  Any number of spatial axes.
     """
     if MARGIN_WORK is None:
@@ -639,11 +638,16 @@ def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels):
     while lo < hi:  # the largest side that fits
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if whole_last(mid) <= values else (lo, mid - 1)
-    if nd > 1 and lo >= 4 * max(margins[:-1]):
-        side = [lo] * (nd - 1) + [shape[-1]]
-    else:
-        edge = int(values ** (1.0 / nd) + 1e-9)
-        side = [max(edge - 2 * m, m, patch) for m in margins]
+    edge = int(values ** (1.0 / nd) + 1e-9)
+    side = [max(edge - 2 * m, m, patch) for m in margins]
+
+    def overhead(sides, cut):  # work with margins / work without, along the axes cut
+        return math.prod((s + 2 * m) / s for s, m, c in zip(sides, margins, cut) if c)
+
+    if nd > 1 and lo >= max(max(margins[:-1]), patch, 1):
+        whole = [lo] * (nd - 1) + [shape[-1]]
+        if overhead(whole, [True] * (nd - 1) + [False]) <= overhead(side, [True] * nd):
+            side = whole
     side = [min(s, n) for s, n in zip(side, shape)]
     mr = margins[0]
 
