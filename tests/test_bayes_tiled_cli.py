@@ -66,7 +66,7 @@ def _in_memory(tmp_path, src, *opts):
 @pytest.mark.parametrize(
     "shape, dtype, opts",
     [((330, 200), np.uint8, ()), ((200, 330, 3), np.uint16, ()), ((330, 200), np.float32, ("--sigma", "0.08")),
-     ((200, 330), np.uint8, ("--noise", "poisson"))],
+     ((200, 330), np.uint8, ("--noise", "poisson")), ((330, 200), np.uint8, ("--looks", "4"))],
 )
 def test_out_of_core_bayes_equals_in_memory(tmp_path, shape, dtype, opts, blocks):
     src = tmp_path / "in.tif"

@@ -236,3 +236,9 @@ def _given_noise_option(params):
     ):
         return "'--sigma'"
     return None
+
+
+#: the in-memory path's choice of the noise model, for the tile-by-tile path
+#: (nlm.cli.tiled_job), which applies it to a sample of the image
+noise_model = _noise_model
+given_noise_option = _given_noise_option

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nlm.cli.image_job import check_patch_fits, denoise_file
+from nlm.cli.image_job import check_patch_fits, denoise_file, given_noise_option, noise_model
 from nlm.cli.report import make_record
 
 #: NL-Bayes in memory peaks at about 7.5 working-float copies of the image
@@ -177,9 +177,10 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
                  out_dtype):
     """NL-Bayes tile by tile: the model as the in-memory path finds it (from the sample), exact tiles.
 
-    The noise model comes from the options (--sigma, --looks) or is estimated
+    The noise model is chosen as the in-memory path chooses it
+    (:func:`nlm.cli.image_job.noise_model`: from the options, or estimated),
     on :func:`nlm.tiling.sample_regions` (the whole image up to
-    ``SAMPLE_PIXELS``, as the in-memory path estimates it); every tile then
+    ``SAMPLE_PIXELS``); every tile then
     gets the whole image's parameters and its origin, so the result equals
     the in-memory command's (``nlm.tiling.denoise_nl_bayes_tiled``).
     """
@@ -188,28 +189,27 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
 
     from nlm import tiling
     from nlm.io import ImageIOError
-    from nlm.noise import Gamma, Gaussian, estimate_noise
     from nlm.tiling import sample_regions
 
     t1 = time.perf_counter()
+    given = given_noise_option(params)
     try:
-        if params.looks is not None:
-            model, model_source = Gamma(params.looks), "given"
-        elif params.sigma is not None and params.noise in ("gaussian", "auto"):
-            model, model_source = Gaussian(params.sigma), "given"
+        if given is not None:  # the model of the options: nothing to read
+            model, model_source = noise_model(None, params, channel_axis)
         else:
             nspatial = len(image.spatial_shape)
             regions = sample_regions(work, spatial_axes=range(nspatial))
             sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=nspatial - 1)
             del regions
-            model = estimate_noise(sample, params.noise, channel_axis=channel_axis)
-            model_source = "estimated from a sample of tiles" if sample.size < work.size else "estimated"
+            model, model_source = noise_model(sample, params, channel_axis)
+            if sample.size < work.size:
+                model_source = "estimated from a sample of tiles"
             del sample
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
     except (ValueError, TypeError) as exc:
-        if params.looks is not None or params.sigma is not None:
-            raise click.BadParameter(str(exc), param_hint="'--looks'" if params.looks else "'--sigma'") from None
+        if given is not None:
+            raise click.BadParameter(str(exc), param_hint=given) from None
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
     sigma, sigma_source = (model.sigma, model_source) if model.name == "gaussian" else (None, "not used")
     timings["estimate"] = time.perf_counter() - t1
