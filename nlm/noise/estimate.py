@@ -21,6 +21,7 @@ from nlm._validate import (
     _check_spatial,
     _refuse_dask,
 )
+from nlm.noise._special import erfc, nnls
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Speckle
 
 if TYPE_CHECKING:
@@ -349,8 +350,6 @@ def _block_stats(y, nd, B, clipped=None):
     var = q.var(axis=1, ddof=1) * sub**nd
     r2 = _block_reduce(r * r, B, nd)
     r3 = _block_reduce(r * r * r, B, nd)
-    from scipy.special import erfc
-
     lo, hi = float(y.min()), float(y.max())
     plateau = np.zeros(mu.shape, dtype=bool)
     rough = None
@@ -393,8 +392,6 @@ def _block_stats(y, nd, B, clipped=None):
 
 def _wls(x, v, w, cols):
     """Non-negative weighted least squares of ``v ~ [1, x, x^2][cols]``."""
-    from scipy.optimize import nnls
-
     A = np.stack([np.ones_like(x), x, x * x], axis=1)[:, cols]
     sw = np.sqrt(w)
     scale = np.abs(A).max(axis=0)

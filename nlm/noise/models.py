@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nlm.noise._special import ndtr
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -218,8 +220,6 @@ class NoiseModel:
         if not self.clip:
             mean = x
         else:
-            from scipy.special import ndtr
-
             lo, hi = self.bounds
             s = np.sqrt(var)
             # standardised bounds; s = 0 (a noise-free value) is a bound at
