@@ -25,7 +25,7 @@ from nlm._validate import (
     _refuse_dask,
     _to_float,
 )
-from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, check_model, estimate_noise
+from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, Rician, check_model, estimate_noise
 
 if TYPE_CHECKING:
     from typing import Any
@@ -176,8 +176,12 @@ def _model(x, noise, sigma, looks):
             "give either sigma (the std of Gaussian noise) or looks (the number of looks of SAR speckle), not both"
         )
     if sigma is not None:
+        if noise == "rician":
+            return Rician(_check_nonneg(sigma, "sigma")), False, "sigma"
         if noise not in ("gaussian", "auto"):
-            raise ValueError(f"sigma is the Gaussian noise std; it is not used with noise={noise!r}")
+            raise ValueError(
+                f"sigma is the Gaussian (or Rician) noise std; it is not used with noise={noise!r}"
+            )
         return Gaussian(_check_nonneg(sigma, "sigma")), False, "sigma"
     if looks is not None:
         if noise not in ("gamma", "auto"):
@@ -484,6 +488,8 @@ def _check_finite(a, where, model):
 
 #: intervals of the clipped level table (uniform in the observed mean on the table's span)
 _TABLE = 512
+#: ... at most, for the Rician table (64 intervals per sigma)
+_TABLE_MAX = 1 << 16
 
 #: noise std, relative to the data's range, below which NL-Bayes returns the input
 _IDENTITY = 1e-7
@@ -505,19 +511,24 @@ def _level_table(model, lo=0.0, hi=1.0):
     :func:`_uniform_interp`.
     """
     coef = np.array(model.coefficients, dtype=np.float64)
-    if not model.clip:
+    if not model.biased_mean:
         return coef, None
     blo, bhi = (float(b) for b in model.bounds)
     t0 = blo if np.isfinite(blo) else min(float(lo), bhi)
     t1 = bhi if np.isfinite(bhi) else max(float(hi), blo)
     if not t1 > t0:  # data constant at an open bound's side
         t1 = t0 + max(np.sqrt(model.variance(t0)), abs(t0) * 1e-6, 1e-300)
-    x = np.linspace(t0, t1, 4 * _TABLE + 1)
+    K = _TABLE
+    if model.name == "rician" and model.sigma > 0:
+        # the inverse of the Rician mean is steep near the Rayleigh mean (a
+        # square root): at least 64 intervals per sigma there
+        K = int(np.clip(64.0 * (t1 - t0) / model.sigma, _TABLE, _TABLE_MAX))
+    x = np.linspace(t0, t1, 4 * K + 1)
     m, v = model.observed_moments(x)
     m = np.maximum.accumulate(m)  # increasing (speckle's is only to ~1e-16 at x = 0)
-    table = np.interp(np.linspace(t0, t1, _TABLE + 1), m, v)
-    nlf = np.concatenate([coef, [t0, _TABLE / (t1 - t0)], table])
-    inverse = np.interp(np.linspace(t0, t1, 2 * _TABLE + 1), m, x)
+    table = np.interp(np.linspace(t0, t1, K + 1), m, v)
+    nlf = np.concatenate([coef, [t0, K / (t1 - t0)], table])
+    inverse = np.interp(np.linspace(t0, t1, 2 * K + 1), m, x)
     return nlf, (t0, t1, inverse, not np.isfinite(blo), not np.isfinite(bhi))
 
 

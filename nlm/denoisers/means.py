@@ -54,7 +54,7 @@ H_FACTORS = {"sqrt": 0.95, "log": 0.8, "anscombe": 0.6}
 SPECKLE_TRANSFORMS = ("sqrt", "log")
 
 # patch side and search radius per noise model (None -> these)
-_PATCH = {"gaussian": (7, 11), "poisson": (7, 11), "speckle": (5, 11), "gamma": (5, 11)}
+_PATCH = {"gaussian": (7, 11), "poisson": (7, 11), "speckle": (5, 11), "gamma": (5, 11), "rician": (7, 11)}
 # default transform per noise model
 _TRANSFORM = {"poisson": "anscombe", "speckle": "sqrt", "gamma": "log"}
 
@@ -92,7 +92,7 @@ def default_patch(noise: str | NoiseModel = "gaussian") -> tuple[int, int]:
 
     ``"gaussian"`` and ``"poisson"``: (7, 11), scikit-image's defaults.
     ``"speckle"`` and ``"gamma"``: (5, 11), the values the speckle mode was
-    tuned with.
+    tuned with.  ``"rician"``: (7, 11), as Gaussian.
 
     Raises
     ------
@@ -181,6 +181,13 @@ def _nl_means_transformed(
         model = estimate_noise(xc, channel_axis=-1)
         noise = model.name
         info.update(noise=noise, estimated=True)
+        if noise == "rician":
+            out, more = _nl_means_rician(
+                image, model=model, patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=None,
+                channel_axis=channel_axis, preserve_range=preserve_range,
+            )
+            info.update(more, estimated=True)
+            return out, info
     info["model"] = model
     if model is not None:
         check_model(model, float(xc.min()), float(xc.max()))  # before any kernel sees it
@@ -254,8 +261,62 @@ def _nl_means_transformed(
     return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
 
 
+def _nl_means_rician(image, *, model, patch_size, patch_distance, h, sigma, channel_axis, preserve_range):
+    """Non-local means of Rician (magnitude) data with the second-moment bias correction.
 
+    Weights from the magnitude ``M`` (noise std about ``sigma``, less at
+    low SNR), average of ``M^2`` (``E[M^2] = A^2 + 2 sigma^2`` at every SNR),
+    then ``A = sqrt(max(NLM(M^2) - 2 sigma^2, 0))`` (Manjon et al. 2008;
+    Wiest-Daessle et al. 2008).  ``M^2`` rides along as extra channels
+    scaled so that they do not change the distances, as in the guided
+    Poisson and gamma modes.  ``sigma``: the model's, a given one, or
+    estimated (:func:`nlm.noise.estimate_noise` with ``"rician"``).
+    Returns ``(result, info)``.
+    """
+    image = _as_numeric(image)
+    x = _to_float(image, preserve_range)
+    if channel_axis is None:
+        xc, axis = x[..., None], None
+    else:
+        axis = _check_axis(channel_axis, image.ndim)
+        xc = np.moveaxis(x, axis, -1)
+    _check_spatial(xc.ndim - 1, "image (without its channel axis)" if axis is not None else "image")
+    if float(xc.min()) < 0:
+        raise ValueError(
+            f"image must be non-negative for the 'rician' noise model (magnitudes), got a minimum of "
+            f"{float(xc.min()):g}"
+        )
+    size, dist = _PATCH["rician"]
+    patch_size, patch_distance, h, sigma = _check_params(
+        size if patch_size is None else patch_size, dist if patch_distance is None else patch_distance, h,
+        0.0 if sigma is None else sigma,
+    )
+    if model is None:
+        from nlm.noise import Rician
 
+        model = Rician(sigma) if sigma > 0 else estimate_noise(xc, "rician", channel_axis=-1)
+    check_model(model, float(xc.min()), float(xc.max()))  # before any kernel sees it
+    sigma = float(model.sigma)
+    info = {"noise": "rician", "model": model, "sigma": sigma}
+    dtype = xc.dtype
+    if sigma == 0:
+        # no noise: nothing to remove, nothing to correct
+        info["h"] = None
+        return np.array(x, copy=True), info
+    if h is None:
+        h = _auto_h(sigma, xc)
+    x64 = xc.astype(np.float64)
+    sq = x64 * x64
+    c = x64.shape[-1]
+    peak = max(float(sq.max()), np.finfo(np.float64).tiny)
+    eps = 1e-3 * max(float(x64.max()), 1.0) / peak
+    stacked = np.concatenate([x64, eps * sq], axis=-1).astype(dtype)
+    r2 = np.sqrt(2.0)  # the distance is a mean over channels
+    zh = denoise_nl_means(stacked, patch_size, patch_distance, h / r2, sigma=sigma / r2, channel_axis=-1)
+    m2 = zh[..., c:].astype(np.float64) / eps
+    out = np.sqrt(np.maximum(m2 - 2.0 * sigma * sigma, 0.0)).astype(dtype, copy=False)
+    info["h"] = h
+    return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
 
 
 def _check_params(patch_size, patch_distance, h, sigma):
@@ -352,11 +413,15 @@ def denoise_nl_means(
         ``"gamma"`` (SAR intensity speckle: weights from the logarithm,
         average of the intensities, so that homogeneous areas keep their
         mean; Poisson-Gaussian likewise with the Anscombe transform),
-        ``"auto"`` (the model is estimated with :func:`nlm.estimate_noise`),
+        ``"rician"`` (magnitude MRI: weights from the magnitude ``M``, average
+        of ``M^2``, then ``sqrt(max(. - 2 sigma^2, 0))``, so that low-SNR
+        areas are not lifted by the Rician bias; ``sigma`` is the noise std
+        of the real and imaginary parts, estimated when 0; 2-D and 3-D
+        alike), ``"auto"`` (the model is estimated with :func:`nlm.estimate_noise`),
         or a model instance (:class:`nlm.noise.Gamma` ``(looks)`` etc.) whose
         parameters are then used instead of estimated ones.  For models other
-        than Gaussian, ``h`` is in the transformed domain and ``sigma`` is
-        not used.
+        than Gaussian and Rician, ``h`` is in the transformed domain and
+        ``sigma`` is not used.
 
     num_threads : int >= 1 or None, keyword-only
         Threads of the compiled kernel for this call only (clipped to
@@ -479,6 +544,12 @@ def denoise_nl_means(
     if num_threads is not None:
         num_threads = _check_int(num_threads, "num_threads", 1)
     _refuse_dask(image, "denoise_nl_means")
+    if name == "rician":
+        with _threads(num_threads):
+            return _nl_means_rician(
+                image, model=model, patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=sigma,
+                channel_axis=channel_axis, preserve_range=preserve_range,
+            )[0]
     if name != "gaussian":
         if h is not None:
             h = _check_nonneg(h, "h")
