@@ -222,3 +222,51 @@ def test_errors():
         denoise_nl_means(np.abs(y), noise="rician", sigma=-1.0)
     with pytest.raises(ValueError, match="sigma"):
         denoise_nl_bayes(np.abs(y), noise="rician", sigma=np.nan)
+
+
+# -------------------------------------------------------------- command line
+@pytest.mark.parametrize("method", ["means", "bayes"])
+def test_cli_16bit_tiff(tmp_path, method):
+    import tifffile
+    from click.testing import CliRunner
+
+    import cli
+
+    clean = phantom((192, 192)) * 40000.0
+    raw = np.round(Rician(2400.0).sample(clean, seed=8)).astype(np.uint16)
+    src = tmp_path / "mr.tif"
+    tifffile.imwrite(src, raw)
+
+    def run(*args):
+        return CliRunner().invoke(cli.main, [str(a) for a in args])
+
+    res = run("denoise", src, tmp_path / "o.tif", "--method", method, "--noise", "rician")
+    assert res.exit_code == 0, res.output
+    assert "rician, sigma" in res.output and "(estimated)" in res.output
+    out = tifffile.imread(tmp_path / "o.tif")
+    assert out.dtype == np.uint16 and out.shape == raw.shape
+    for v, m in _regions(out.astype(np.float64), clean, clean.shape, 10).items():
+        assert m == pytest.approx(v, rel=0.02), (v, m)
+    assert psnr(clean / 65535, out / 65535) > psnr(clean / 65535, raw / 65535) + 5
+    # a known sigma, in the file's units
+    res = run("denoise", src, tmp_path / "o.tif", "--method", method, "--noise", "rician", "--sigma", 2400)
+    assert res.exit_code != 0 and "exists" in res.output  # never overwritten without --overwrite
+    res = run("denoise", src, tmp_path / "o.tif", "--method", method, "--noise", "rician", "--sigma", 2400,
+              "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert "rician, sigma 2400 (given)" in res.output
+
+
+def test_cli_rician_errors(tmp_path):
+    import tifffile
+    from click.testing import CliRunner
+
+    import cli
+
+    src = tmp_path / "neg.tif"
+    tifffile.imwrite(src, np.full((48, 48), -1.0, dtype=np.float32))
+    res = CliRunner().invoke(cli.main, ["denoise", str(src), str(tmp_path / "o.tif"), "--noise", "rician"])
+    assert res.exit_code == 1 and "non-negative" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli.main, ["denoise", str(src), str(tmp_path / "o.tif"), "--noise", "speckle",
+                                        "--sigma", "1"])
+    assert res.exit_code == 2

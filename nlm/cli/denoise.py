@@ -81,7 +81,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
         raise click.BadParameter(f"is for SAR data (--noise gamma), not --noise {noise}", param_hint="'--looks'")
     if looks is not None:
         noise = "gamma"
-    if sigma is not None and noise not in ("gaussian", "auto"):
+    if sigma is not None and noise not in ("gaussian", "rician", "auto"):
         raise click.BadParameter(f"is not used with --noise {noise}", param_hint="'--sigma'")
     if method == "bayes" and h is not None:
         raise click.BadParameter("is not used with --method bayes", param_hint="'--h'")

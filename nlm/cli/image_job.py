@@ -126,7 +126,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
     if params.method == "bayes":
         sigma_source, h_source = "not used", "not used by NL-Bayes"
-        if model.name == "gaussian":
+        if model.name in ("gaussian", "rician"):
             sigma, sigma_source = model.sigma, model_source
         kwargs = dict(
             noise=model,
@@ -137,6 +137,8 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         )
     elif model is not None and model.name != "gaussian":
         sigma_source = f"not used by the {model.name} model"
+        if model.name == "rician":
+            sigma, sigma_source = model.sigma, model_source
         if h is None:
             h_source = f"automatic, set by the {model.name} filter"
         # the speckle mode keeps its own blind parameters (transform domain)
@@ -215,13 +217,15 @@ def _noise_model(work, params, channel_axis):
     ``(None, None)`` for the plain Gaussian NLM path (it estimates sigma
     itself, as it always has).
     """
-    from nlm.noise import Gamma, Gaussian, estimate_noise
+    from nlm.noise import Gamma, Gaussian, Rician, estimate_noise
 
     noise, method = params.noise, params.method
     if params.looks is not None:
         return Gamma(params.looks), "given"
     if noise == "gaussian" and method == "means":
         return None, None
+    if params.sigma is not None and noise == "rician":
+        return Rician(params.sigma), "given"
     if params.sigma is not None and noise in ("gaussian", "auto"):
         return Gaussian(params.sigma), "given"
     return estimate_noise(work, noise, channel_axis=channel_axis), "estimated"
@@ -231,7 +235,7 @@ def _given_noise_option(params):
     """The option a given noise model comes from (``'--looks'``, ``'--sigma'``), or None when it is estimated."""
     if params.looks is not None:
         return "'--looks'"
-    if params.sigma is not None and params.noise in ("gaussian", "auto") and not (
+    if params.sigma is not None and params.noise in ("gaussian", "rician", "auto") and not (
         params.noise == "gaussian" and params.method == "means"
     ):
         return "'--sigma'"

@@ -166,11 +166,12 @@ sigma_opt = _option(
 noise_mode_opt = _option(
     "--noise",
     "noise",
-    type=click.Choice(["gaussian", "poisson", "speckle", "gamma", "auto"]),
+    type=click.Choice(["gaussian", "poisson", "speckle", "gamma", "rician", "auto"]),
     default=None,
     section="Filter",
     help="Noise model: gaussian (additive), poisson (Poisson-Gaussian, photon-limited), "
-    "speckle (multiplicative, scikit-image's), gamma (SAR intensity with L looks), auto "
+    "speckle (multiplicative, scikit-image's), gamma (SAR intensity with L looks), rician (magnitude "
+    "MRI; --sigma: the std of the real and imaginary parts; the Rician bias is corrected), auto "
     "(estimated from the image). [default: gaussian with --method means, auto with --method bayes]",
 )
 
