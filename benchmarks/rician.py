@@ -70,6 +70,30 @@ def _bias(out, clean, mask):
     return float(np.mean(out[mask] - clean[mask]) / np.mean(clean[mask]))
 
 
+def _bayes_slices(noisy, model):
+    from nlm import denoise_nl_bayes
+
+    return np.stack([denoise_nl_bayes(noisy[:, :, k], noise=model) for k in range(noisy.shape[2])], axis=2)
+
+
+def _run(method, noisy, sigma):
+    """One method on one noisy volume (``sigma``: the true one, for the methods that are given it)."""
+    from dipy.denoise.nlmeans import nlmeans
+
+    from nlm import denoise_nl_means
+    from nlm.noise import Rician, estimate_noise
+
+    if method == "noisy":
+        return noisy
+    if method == "dipy true":
+        return nlmeans(noisy, sigma, patch_radius=1, block_radius=5, rician=True)
+    if method.startswith("nlm NLM"):
+        return denoise_nl_means(noisy, patch_size=3, patch_distance=5,
+                                noise=Rician(sigma) if method.endswith("true") else "rician")
+    model = Rician(sigma) if method.endswith("true") else estimate_noise(noisy, "rician")
+    return _bayes_slices(noisy, model)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--levels", default="3,5,6,10,12", help="noise sigma in percent of the range")
@@ -88,9 +112,6 @@ def main(argv=None):
           f"(reference {np.percentile(clean[homog], 5):.0f}..{np.percentile(clean[homog], 95):.0f}), "
           f"air voxels {int(air.sum())}")
 
-    def bayes_slices(noisy, model):
-        return np.stack([denoise_nl_bayes(noisy[:, :, k], noise=model) for k in range(noisy.shape[2])], axis=2)
-
     # compile everything once, outside the timings
     warm = Rician(0.05 * rng).sample(clean[:20, :20, :8], seed=99)
     denoise_nl_means(warm, patch_size=3, patch_distance=5, noise=Rician(0.05 * rng))
@@ -106,19 +127,9 @@ def main(argv=None):
         for seed in range(args.seeds):
             noisy = Rician(sigma).sample(clean, seed=seed)
             est = estimate_noise(noisy, "rician")
-            runs = {
-                "noisy": lambda noisy=noisy: noisy,
-                "dipy true": lambda noisy=noisy: nlmeans(noisy, sigma, patch_radius=1, block_radius=5, rician=True),
-                "nlm NLM true": lambda noisy=noisy: denoise_nl_means(
-                    noisy, patch_size=3, patch_distance=5, noise=Rician(sigma)),
-                "nlm NLM blind": lambda noisy=noisy: denoise_nl_means(
-                    noisy, patch_size=3, patch_distance=5, noise="rician"),
-                "nlm Bayes true": lambda noisy=noisy: bayes_slices(noisy, Rician(sigma)),
-                "nlm Bayes blind": lambda noisy=noisy: bayes_slices(noisy, estimate_noise(noisy, "rician")),
-            }
             for m in methods:
                 t = time.perf_counter()
-                out = np.asarray(runs[m](), dtype=np.float64)
+                out = np.asarray(_run(m, noisy, sigma), dtype=np.float64)
                 dt = time.perf_counter() - t
                 acc[m].append((psnr(clean, out, data_range=rng), _bias(out, clean, homog),
                                float(np.mean(out[air] - clean[air])) / sigma,
