@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlm import denoise_nl_bayes, denoise_nl_means
 from nlm.metrics import psnr
@@ -36,6 +38,17 @@ def test_rician_moments_closed_forms():
     assert v[3] == pytest.approx(v[4], rel=1e-3) and v[5] == pytest.approx(1.0 - 0.5e-8, rel=1e-12)
     # sigma = 0: no noise
     np.testing.assert_array_equal(rician_moments([0.0, 2.0], 0.0)[0], [0.0, 2.0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.0, 1e6), st.floats(1e-6, 1e3))
+def test_moments_properties(A, sigma):
+    # scale covariance, E[M^2] = A^2 + 2 sigma^2, mean above A and the variance between the two limits
+    m, v = rician_moments(A, sigma)
+    m1, v1 = rician_moments(A / sigma, 1.0)
+    assert m == pytest.approx(sigma * m1, rel=1e-12) and v == pytest.approx(sigma**2 * v1, rel=1e-12)
+    assert v + m * m == pytest.approx(A * A + 2 * sigma**2, rel=1e-9)
+    assert m >= A - 4 * np.spacing(A) and (2 - np.pi / 2) * sigma**2 * (1 - 1e-9) <= v <= sigma**2 * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("A", [0.0, 0.05, 0.1, 0.3, 1.0])
