@@ -283,3 +283,14 @@ def test_cli_rician_errors(tmp_path):
     res = CliRunner().invoke(cli.main, ["denoise", str(src), str(tmp_path / "o.tif"), "--noise", "speckle",
                                         "--sigma", "1"])
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize("scale", [2.0**-600, 2.0**512])
+def test_extreme_magnitudes(scale):
+    # squares of values near 2^513 overflow float64 (and near 2^-600 underflow):
+    # the filter scales by a power of two (exact)
+    A, y = _constant((48, 48), 20, seed=3)
+    ref = denoise_nl_means(y, noise=Rician(0.1))
+    out = denoise_nl_means(y * scale, noise=Rician(0.1 * scale))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out / scale, ref, rtol=1e-5)

@@ -306,15 +306,26 @@ def _nl_means_rician(image, *, model, patch_size, patch_distance, h, sigma, chan
     if h is None:
         h = _auto_h(sigma, xc)
     x64 = xc.astype(np.float64)
+    # squares of extreme magnitudes: work on the image scaled by a power of
+    # two (exact; the weights do not change when x, h and sigma scale together)
+    amax = float(x64.max())
+    e = 0 if amax == 0 or 2.0**-100 <= amax <= 2.0**100 else -int(np.frexp(amax)[1])
+    if e:
+        x64, sigma_w, h_w = np.ldexp(x64, e), float(np.ldexp(sigma, e)), float(np.ldexp(h, e))
+    else:
+        sigma_w, h_w = sigma, h
     sq = x64 * x64
     c = x64.shape[-1]
     peak = max(float(sq.max()), np.finfo(np.float64).tiny)
     eps = 1e-3 * max(float(x64.max()), 1.0) / peak
     stacked = np.concatenate([x64, eps * sq], axis=-1).astype(dtype)
     r2 = np.sqrt(2.0)  # the distance is a mean over channels
-    zh = denoise_nl_means(stacked, patch_size, patch_distance, h / r2, sigma=sigma / r2, channel_axis=-1)
+    zh = denoise_nl_means(stacked, patch_size, patch_distance, h_w / r2, sigma=sigma_w / r2, channel_axis=-1)
     m2 = zh[..., c:].astype(np.float64) / eps
-    out = np.sqrt(np.maximum(m2 - 2.0 * sigma * sigma, 0.0)).astype(dtype, copy=False)
+    out = np.sqrt(np.maximum(m2 - 2.0 * sigma_w * sigma_w, 0.0))
+    if e:
+        out = np.ldexp(out, -e)
+    out = out.astype(dtype, copy=False)
     info["h"] = h
     return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
 
