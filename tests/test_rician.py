@@ -294,3 +294,20 @@ def test_extreme_magnitudes(scale):
     out = denoise_nl_means(y * scale, noise=Rician(0.1 * scale))
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out / scale, ref, rtol=1e-5)
+
+
+def test_rician_estimation_does_not_import_scipy_special_or_optimize():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from nlm.noise import Rician, estimate_noise\n"
+        "x = np.zeros((128, 128)); x[32:96, 32:96] = 0.5\n"
+        "y = Rician(0.05).sample(x, seed=0)\n"
+        "estimate_noise(y); estimate_noise(y, 'rician'); Rician(0.05).observed_moments(x)\n"
+        "bad = [m for m in ('scipy.special', 'scipy.optimize') if m in sys.modules]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -68,3 +68,16 @@ def test_noise_estimation_does_not_import_scipy_special_or_optimize():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_bessel_i0e_i1e_match_scipy():
+    z = np.concatenate([np.linspace(0, 40, 4001), np.geomspace(1e-300, 1e-3, 50), [19.999999, 20.0, 20.000001],
+                        np.geomspace(40, 1e12, 200)])
+    np.testing.assert_allclose(_special.i0e(z), scipy.special.i0e(z), rtol=2e-14, atol=0)
+    np.testing.assert_allclose(_special.i1e(z), scipy.special.i1e(z), rtol=2e-14, atol=1e-320)
+    assert _special.i0e(np.zeros((2, 3))).shape == (2, 3) and _special.i0e(0.0) == 1.0
+
+
+def test_minimize_bounded():
+    assert _special.minimize_bounded(lambda x: (x - 0.3) ** 2, -1.0, 2.0, tol=1e-9) == pytest.approx(0.3, abs=1e-8)
+    assert _special.minimize_bounded(lambda x: x, 0.0, 1.0, tol=1e-9) == pytest.approx(0.0, abs=1e-8)

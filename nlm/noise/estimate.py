@@ -21,7 +21,7 @@ from nlm._validate import (
     _check_spatial,
     _refuse_dask,
 )
-from nlm.noise._special import erfc, nnls
+from nlm.noise._special import erfc, minimize_bounded, nnls
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Rician, Speckle, rician_moments
 
 if TYPE_CHECKING:
@@ -548,8 +548,6 @@ def _fit_rician(x, v, n, sigma0, scale):
     / pred`` over ``sigma`` in ``[sigma0 / 3, 3 sigma0]`` (a log grid, then
     a bounded refinement).  Returns ``(sigma, residuals)``.
     """
-    from scipy.optimize import minimize_scalar
-
     def loss(log_s):
         pred = np.maximum(_rician_level(x, np.exp(log_s)), 1e-300)
         return _tukey_loss(np.sqrt(n) * (v - pred) / pred, scale)
@@ -557,7 +555,7 @@ def _fit_rician(x, v, n, sigma0, scale):
     grid = np.log(sigma0) + np.linspace(-np.log(3.0), np.log(3.0), 81)
     k = int(np.argmin([loss(g) for g in grid]))
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
-    best = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6}).x
+    best = minimize_bounded(loss, lo, hi, tol=1e-6)
     sigma = float(np.exp(best))
     pred = np.maximum(_rician_level(x, sigma), 1e-300)
     return sigma, np.sqrt(n) * (v - pred) / pred

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlm.noise._special import ndtr
+from nlm.noise._special import i0e, i1e, ndtr
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -515,8 +515,6 @@ def rician_moments(amplitude: ArrayLike, sigma: float) -> tuple[np.ndarray, np.n
     .. [1] H. Gudbjartsson, S. Patz, "The Rician distribution of noisy MRI
        data", Magn. Reson. Med. 34(6), 1995.
     """
-    from scipy.special import i0e, i1e
-
     A = np.abs(np.asarray(amplitude, dtype=np.float64))
     if sigma == 0:
         return A.copy(), np.zeros_like(A)
