@@ -25,13 +25,12 @@ from nlm.noise._special import erfc, minimize_bounded, nnls
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Rician, Speckle, rician_moments
 
 if TYPE_CHECKING:
-    from typing import Any
 
     from numpy.typing import ArrayLike
 
     from nlm.noise.models import NoiseModel
 
-__all__ = ["estimate_sigma", "estimate_noise"]
+__all__ = ["estimate_sigma", "estimate_noise", "residual_sigma"]
 
 # Daubechies-2 high-pass decomposition filter (identical to PyWavelets'
 # ``Wavelet('db2').dec_hi``)
@@ -589,8 +588,13 @@ def _rician_sigma(x, v, n, sigma0, scale):
 
 
 def estimate_noise(
-    image: ArrayLike, noise: str = "auto", *, channel_axis: int | None = None, return_details: bool = False
-) -> NoiseModel | tuple[NoiseModel, dict[str, Any]]:
+    image: ArrayLike,
+    noise: str = "auto",
+    *,
+    channel_axis: int | None = None,
+    return_details: bool = False,
+    return_map: bool = False,
+) -> NoiseModel | tuple:
     """Fit the noise level function of an image and pick its noise model.
 
     Parameters
@@ -607,6 +611,9 @@ def estimate_noise(
         Also return a dict with the bins (``x``, ``var``, ``count``), the
         fitted coefficients of every candidate, the residual skewness and the
         number of blocks used.
+    return_map : bool, keyword-only
+        Also return a per-pixel noise standard deviation map (last in the
+        returned tuple), of the image's spatial shape, float64: see Notes.
 
     Returns
     -------
@@ -623,6 +630,10 @@ def estimate_noise(
         ``details["bounds"]``; unclipped data have ``bounds`` None.
     details : dict
         Only with ``return_details=True``.
+    sigma_map : ndarray
+        Only with ``return_map=True``: ``(model, sigma_map)``, or ``(model,
+        details, sigma_map)`` with both flags.  Ready for the ``sigma=``
+        argument of :func:`nlm.denoise_nl_means` and :func:`nlm.denoise_nl_bayes`.
 
     Raises
     ------
@@ -702,6 +713,21 @@ def estimate_noise(
     candidates are chosen as before (at high SNR everywhere, Rician noise
     is Gaussian noise of the same ``sigma``, and is reported so).
 
+    The noise map (``return_map=True``) combines the fitted level function
+    with a local robust estimate, so that it follows both signal-dependent
+    noise and noise whose level varies in space (sCMOS gain, coil
+    sensitivity): ``sigma_map = sqrt(NLF(s) k^2)`` with ``s`` the image
+    smoothed by a 5-pixel box (every channel; the variances averaged over
+    channels) and ``k^2`` the local variance of the unit-gain Laplacian
+    residual ``e`` (see :func:`residual_sigma`) normalised by
+    ``sqrt(NLF(s))``: the squared ``1.4826 median |e / sqrt(NLF(s))|`` per
+    block (16x16 in 2-D, 8^3 in 3-D, 64 in 1-D), median-filtered over 3
+    blocks per axis (texture and edges), linearly interpolated to every
+    pixel.  Poisson-Gaussian noise gives ``k ~ 1`` (the map is the level
+    function at the local intensity); Gaussian noise whose std varies in
+    space is fitted as one ``a`` and ``k`` carries the variation.  It
+    resolves variations slower than about two blocks.
+
     Limits: a textured image with no smooth block at some intensity leaves
     that range to the fit's extrapolation, and texture present at every
     intensity of a bin range still lifts the estimate; on a narrow
@@ -736,6 +762,8 @@ def estimate_noise(
         raise ValueError(f"noise must be one of {('auto',) + NOISE_MODELS}, got {noise!r}")
     if not isinstance(return_details, (bool, np.bool_)):
         raise TypeError(f"return_details must be a bool, got {return_details!r}")
+    if not isinstance(return_map, (bool, np.bool_)):
+        raise TypeError(f"return_map must be a bool, got {return_map!r}")
     image = _as_numeric(_check_dask_chunks(image))
     if channel_axis is None:
         _check_spatial(image.ndim, "image")
@@ -749,7 +777,10 @@ def estimate_noise(
             f"image must be non-negative for the {noise!r} noise model, got a minimum of {float(y.min()):g}"
         )
     model, details = _estimate(y, nd, noise)
-    return (model, details) if return_details else model
+    out = (model, details) if return_details else (model,)
+    if return_map:
+        out = out + (_noise_map(y, model),)
+    return out if len(out) > 1 else model
 
 
 def _estimate(y, nd, noise):
@@ -920,3 +951,150 @@ def _estimate(y, nd, noise):
     if at_max or skew < 0.5 * gamma_skew:
         return Speckle(c, clip=clip), details
     return Gamma(1.0 / c), details
+
+
+#: block side of the local noise map (``estimate_noise(return_map=True)``) per spatial dimension
+_MAP_BLOCK = {1: 64, 2: 16, 3: 8}
+#: robust Gaussian scale of a median absolute value
+_MAD_SCALE = 0.6744897501960817
+
+
+def _laplace_residual(a):
+    """Unit-gain Laplacian residual of ``a`` (spatial axes only) and the axes it uses.
+
+    ``e = (sum of the 2 n neighbours - 2 n a) / sqrt(2 n + 4 n^2)`` over the
+    ``n`` axes at least 3 long: zero on constants and linear ramps, variance
+    ``sigma^2`` on white noise of std ``sigma``.  Defined on the interior
+    (the first and last pixel of each used axis are NaN).  float64.
+    """
+    axes = [ax for ax, n in enumerate(a.shape) if n >= 3]
+    out = np.full(a.shape, np.nan)
+    if not axes:
+        return out, axes
+    inner = tuple(slice(1, -1) if ax in axes else slice(None) for ax in range(a.ndim))
+    acc = np.zeros(a[inner].shape)
+    for ax in axes:
+        for s in (0, 2):
+            sl = tuple(slice(s, s + a.shape[k] - 2) if k == ax else inner[k] for k in range(a.ndim))
+            acc += a[sl]
+    n = len(axes)
+    acc -= 2 * n * a[inner]
+    out[inner] = acc / np.sqrt(2 * n + 4 * n * n)
+    return out, axes
+
+
+def _stencil_valid(mask, axes):
+    """True where the Laplacian stencil (the pixel and its neighbours on ``axes``) is all valid."""
+    ok = mask.copy()
+    for ax in axes:
+        for s in (1, -1):
+            ok &= np.roll(mask, s, axis=ax)
+    return ok
+
+
+def residual_sigma(image: ArrayLike, *, mask: ArrayLike | None = None, channel_axis: int | None = None) -> float:
+    """Robust Gaussian noise std from the Laplacian residual, over valid pixels only.
+
+    ``1.4826 median |e|`` of the unit-gain Laplacian residual ``e`` (see
+    Notes), over the pixels whose whole stencil (the pixel and its two
+    neighbours along every axis at least 3 long) is valid, pooled over
+    channels.  The denoisers use it for the automatic ``sigma`` of a masked
+    image: masked pixels (whatever they hold) never enter it.
+
+    Parameters
+    ----------
+    image : array_like
+        Any number of spatial axes, plus ``channel_axis``; real, finite.
+    mask : array_like of bool, optional
+        The image's spatial shape, True = valid.
+    channel_axis : int or None
+
+    Returns
+    -------
+    float
+        0 when no stencil is valid.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad image, ``mask`` of the wrong shape or values.
+
+    Notes
+    -----
+    ``e = (sum of the 2 n neighbours - 2 n v) / sqrt(2 n + 4 n^2)`` over the
+    ``n`` axes at least 3 pixels long.  Constant and linear areas give 0,
+    edges and texture lift it (less than its median); time ``O(N)``.
+    """
+    from nlm._validate import check_mask
+
+    image = _as_numeric(image)
+    if channel_axis is None:
+        y = image[..., None]
+    else:
+        y = np.moveaxis(image, _check_axis(channel_axis, image.ndim), -1)
+    _check_spatial(y.ndim - 1, "image")
+    m = check_mask(mask, y.shape[:-1])
+    vals = []
+    for ch in range(y.shape[-1]):
+        e, axes = _laplace_residual(np.asarray(y[..., ch], dtype=np.float64))
+        ok = np.isfinite(e)
+        if m is not None:
+            ok &= _stencil_valid(m, axes)
+        vals.append(np.abs(e[ok]))
+    v = np.concatenate(vals)
+    return float(np.median(v) / _MAD_SCALE) if v.size else 0.0
+
+
+def _box_smooth(a, radius):
+    """Mean over a ``(2 radius + 1)`` box on every axis (edges: nearest), float64."""
+    from scipy import ndimage
+
+    return ndimage.uniform_filter(a, size=2 * radius + 1, mode="nearest")
+
+
+def _noise_map(y, model):
+    """Per-pixel noise std map of ``y`` (channel-last float) given its fitted model.
+
+    ``sqrt(NLF(smoothed y) * k^2)``: the level function of the model at the
+    image smoothed by a 5-pixel box, times the local scale ``k^2`` of the
+    residual normalised by it (block medians, a 3-block median, then linear
+    interpolation).  See :func:`estimate_noise`.
+    """
+    from scipy import ndimage
+
+    spatial = y.shape[:-1]
+    nd = len(spatial)
+    B = _MAP_BLOCK.get(nd, 4)
+    y = np.asarray(y, dtype=np.float64)
+    base = np.zeros(spatial)
+    norm = []
+    for ch in range(y.shape[-1]):
+        s = _box_smooth(y[..., ch], 2)
+        v = np.asarray(model.variance(s), dtype=np.float64)
+        base += v / y.shape[-1]
+        e, _ = _laplace_residual(y[..., ch])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm.append(np.where(v > 0, np.abs(e) / np.sqrt(v), np.nan))
+    if not (base > 0).any():
+        base = np.ones(spatial)
+        norm = [np.abs(_laplace_residual(y[..., ch])[0]) for ch in range(y.shape[-1])]
+    # block medians of the normalised residual (channels pooled)
+    nb = tuple(max(1, -(-n // B)) for n in spatial)
+    pads = [(0, b * B - n) if b * B >= n else (0, 0) for b, n in zip(nb, spatial)]
+    stacked = np.stack([np.pad(a, pads, constant_values=np.nan) for a in norm], axis=-1)
+    shape = []
+    for b in nb:
+        shape += [b, B]
+    blocks = stacked.reshape(tuple(shape) + (len(norm),))
+    order = [2 * k for k in range(nd)] + [2 * k + 1 for k in range(nd)] + [2 * nd]
+    blocks = blocks.transpose(order).reshape(nb + (-1,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        med = np.nanmedian(blocks, axis=-1)
+    if not np.isfinite(med).any():
+        return np.sqrt(base * 0)  # no residual at all (tiny image): nothing measurable
+    med = np.where(np.isfinite(med), med, np.nanmedian(med))
+    k2 = (ndimage.median_filter(med, size=3, mode="nearest") / _MAD_SCALE) ** 2
+    coords = np.meshgrid(*[(np.arange(n) + 0.5) / B - 0.5 for n in spatial], indexing="ij")
+    k2full = ndimage.map_coordinates(k2, coords, order=1, mode="nearest")
+    return np.sqrt(np.maximum(base * k2full, 0.0))
