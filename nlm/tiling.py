@@ -59,6 +59,7 @@ from nlm._validate import (
     _per_axis,
     _to_float,
     is_dask_array,
+    is_map,
 )
 from nlm.denoisers import bayes as _bayes
 from nlm.denoisers import means as _means
@@ -366,12 +367,18 @@ def _float_dtype(dtype):
 
 
 def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise,
-                    num_threads, work_pixels=None):
+                    num_threads, mask=None, work_pixels=None):
     """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile.
 
     ``work_pixels``: the largest working block of whole rows (None:
     :data:`WORK_PIXELS`); see :func:`denoise_nl_means_tiled`.
     """
+    if is_map(sigma) or mask is not None:
+        what = "sigma (a noise map)" if is_map(sigma) else "mask"
+        raise NotImplementedError(
+            f"{what}: noise maps and masks are not available for dask arrays yet; compute the array "
+            "(or filter it in memory with nlm.denoise_nl_means on a NumPy array)"
+        )
     name, model = _means._resolve_noise(noise)
     _check_bool(fast_mode, "fast_mode")
     preserve_range = _check_bool(preserve_range, "preserve_range")

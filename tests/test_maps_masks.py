@@ -1,0 +1,261 @@
+"""Per-pixel noise maps (``sigma=`` an array) and masks (``mask=``) in the denoisers (issue 20, items 3-4)."""
+
+import naive
+import numpy as np
+import pytest
+
+import nlm
+from nlm import denoise_nl_means
+from nlm.noise import PoissonGaussian, estimate_noise
+from nlm.noise.estimate import residual_sigma
+
+
+def _ref(sigma_map, mask):
+    """The reference level ``sqrt(mean s^2)`` over valid pixels (what the public function passes on)."""
+    valid = np.ones(sigma_map.shape, bool) if mask is None else mask
+    return float(np.sqrt(np.mean(sigma_map[valid] ** 2)))
+
+
+CASES = [
+    # spatial shape, channels, patch, window
+    ((9, 11), None, 3, 2),
+    ((7, 10), 3, (3, 5), (2, 3)),
+    ((13,), None, 5, 4),
+    ((4, 5, 6), None, (3, 3, 1), (1, 2, 2)),
+    ((5, 4, 3), 2, 3, 1),
+    ((3, 12), None, 7, 5),  # patch larger than an axis
+]
+
+
+@pytest.mark.parametrize("shape, channels, patch, window", CASES)
+@pytest.mark.parametrize("kind", ["map", "mask", "both"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matches_the_numpy_twin(shape, channels, patch, window, kind, dtype):
+    rng = np.random.default_rng(len(shape) * 7 + (channels or 0))
+    full = shape + ((channels,) if channels else ())
+    x = rng.random(full).astype(dtype)
+    smap = (0.03 + 0.2 * rng.random(shape)) if kind != "mask" else None
+    mask = (rng.random(shape) > 0.3) if kind != "map" else None
+    if mask is not None:
+        mask.flat[0] = False  # at least one masked pixel
+    h = 0.15
+    got = denoise_nl_means(x, patch, window, h, sigma=0.1 if smap is None else smap, mask=mask,
+                           channel_axis=-1 if channels else None)
+    assert got.dtype == dtype and got.shape == x.shape
+    xc = x[..., None] if channels is None else x
+    sigma = 0.1 if smap is None else _ref(smap, mask)
+    want = naive.nl_means_masked(xc, patch, window, h, sigma, smap, mask)
+    want = want[..., 0] if channels is None else want
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+@pytest.mark.parametrize("shape", [(20, 23), (9, 8, 7), (40,)])
+def test_constant_map_equals_scalar_sigma(shape, dtype, tol):
+    rng = np.random.default_rng(1)
+    x = rng.random(shape).astype(dtype)
+    for h in (0.08, None):
+        a = denoise_nl_means(x, 5, 3, h, sigma=0.12)
+        b = denoise_nl_means(x, 5, 3, h, sigma=np.full(shape, 0.12))
+        np.testing.assert_allclose(a, b, atol=tol, rtol=0)
+
+
+def test_all_true_mask_equals_no_mask():
+    rng = np.random.default_rng(2)
+    x = rng.random((24, 30)).astype(np.float32)
+    a = denoise_nl_means(x, 5, 4, 0.1, sigma=0.05)
+    b = denoise_nl_means(x, 5, 4, 0.1, sigma=0.05, mask=np.ones(x.shape, bool))
+    np.testing.assert_array_equal(a, b)
+    # through the masked kernel too: one masked pixel far away changes nothing beyond its reach
+    m = np.ones(x.shape, bool)
+    m[0, 0] = False
+    c = denoise_nl_means(x, 3, 2, 0.1, sigma=0.05, mask=m)
+    d = denoise_nl_means(x, 3, 2, 0.1, sigma=0.05)
+    np.testing.assert_allclose(c[10:, 10:], d[10:, 10:], atol=2e-6)
+
+
+@pytest.mark.parametrize("h", [0.1, None])
+@pytest.mark.parametrize("use_map", [False, True])
+def test_masked_pixels_do_not_leak(h, use_map):
+    rng = np.random.default_rng(3)
+    x = (0.5 + 0.1 * rng.standard_normal((40, 44))).astype(np.float32)
+    mask = np.ones(x.shape, bool)
+    mask[10:18, 5:30] = False
+    mask[30:, 35:] = False
+    smap = np.full(x.shape, 0.1) if use_map else 0.0
+    outs = []
+    for fill in (1e30, -7.0, 0.5, np.float32(np.finfo(np.float32).max)):
+        y = x.copy()
+        y[~mask] = fill
+        out = denoise_nl_means(y, 5, 6, h, sigma=smap, mask=mask)
+        np.testing.assert_array_equal(out[~mask], y[~mask])  # unchanged
+        outs.append(out)
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out[mask], outs[0][mask])  # whatever the masked pixels hold
+    valid = outs[0][mask]
+    assert valid.min() >= x[mask].min() and valid.max() <= x[mask].max()
+
+
+def test_mask_thread_count_independent_and_float32_close_to_float64():
+    rng = np.random.default_rng(4)
+    x = rng.random((70, 33))
+    mask = rng.random(x.shape) > 0.1
+    smap = 0.05 + 0.1 * rng.random(x.shape)
+    a = denoise_nl_means(x, 5, 5, 0.1, sigma=smap, mask=mask, num_threads=1)
+    b = denoise_nl_means(x, 5, 5, 0.1, sigma=smap, mask=mask, num_threads=2)
+    np.testing.assert_array_equal(a, b)
+    c = denoise_nl_means(x.astype(np.float32), 5, 5, 0.1, sigma=smap, mask=mask)
+    np.testing.assert_allclose(c, a, atol=1e-5)
+
+
+def test_noise_free_and_zero_map():
+    x = np.tile(np.linspace(0, 1, 30), (20, 1))
+    out = denoise_nl_means(x, 5, 4, sigma=np.zeros(x.shape))
+    np.testing.assert_allclose(out, x, atol=1e-12)
+    m = np.ones(x.shape, bool)
+    m[5:8, 5:8] = False
+    out = denoise_nl_means(x, 5, 4, mask=m)
+    np.testing.assert_allclose(out, x, atol=1e-6)
+
+
+def test_the_map_uses_both_pixels_noise():
+    # left half noisy, right half clean; with the map the clean half stays (nearly) as it is
+    rng = np.random.default_rng(5)
+    clean = np.tile(np.linspace(0.2, 0.8, 48), (48, 1))
+    smap = np.where(np.arange(48)[None, :] < 24, 0.15, 0.002) * np.ones((48, 48))
+    noisy = clean + smap * rng.standard_normal(clean.shape)
+    out = denoise_nl_means(noisy, 5, 5, sigma=smap)
+    err_clean_half = np.abs(out - clean)[:, 30:].mean()
+    assert err_clean_half < 0.01
+    assert np.abs(out - clean)[:, :18].mean() < np.abs(noisy - clean)[:, :18].mean() * 0.6
+
+
+def test_map_beats_blind_scalar_on_a_ramp():
+    # the issue's target in small: sigma from 0.02 to 0.2 across the image
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[0:96, 0:96] / 95.0
+    clean = 0.5 + 0.3 * np.sin(6 * yy) * np.cos(4 * xx)
+    smap = 0.02 + 0.18 * xx
+    noisy = clean + smap * rng.standard_normal(clean.shape)
+
+    def psnr(a):
+        return 10 * np.log10(1.0 / np.mean((a - clean) ** 2))
+
+    blind = denoise_nl_means(noisy, 7, 8)
+    mapped = denoise_nl_means(noisy, 7, 8, sigma=smap)
+    assert psnr(mapped) > psnr(blind) + 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        (dict(sigma=np.ones((5, 5))), ValueError, "sigma"),
+        (dict(sigma=np.full((8, 9), np.nan)), ValueError, "sigma"),
+        (dict(sigma=-np.ones((8, 9))), ValueError, "sigma"),
+        (dict(sigma=np.ones((8, 9), complex)), TypeError, "sigma"),
+        (dict(sigma=np.ones((8, 9)).astype(object)), TypeError, "sigma"),
+        (dict(mask=np.ones((8, 8), bool)), ValueError, "mask"),
+        (dict(mask=np.full((8, 9), 2)), ValueError, "mask"),
+        (dict(mask=np.full((8, 9), np.nan)), ValueError, "mask"),
+        (dict(mask=np.ones((8, 9), bool), noise="poisson"), ValueError, "mask"),
+        (dict(sigma=np.ones((8, 9)), noise="speckle"), ValueError, "sigma"),
+    ],
+)
+def test_bad_maps_and_masks(kwargs, exc, words):
+    x = np.random.default_rng(0).random((8, 9))
+    with pytest.raises(exc, match=words):
+        denoise_nl_means(x, 3, 2, **kwargs)
+
+
+def test_maps_with_channels_and_4d():
+    x = np.random.default_rng(0).random((8, 9, 3))
+    with pytest.raises(ValueError, match=r"sigma.*\(8, 9\)"):
+        denoise_nl_means(x, 3, 2, sigma=np.ones((8, 9, 3)), channel_axis=-1)
+    y = np.random.default_rng(0).random((3, 3, 4, 5))
+    with pytest.raises(nlm.UnsupportedDimensionError, match="mask"):
+        denoise_nl_means(y, 3, 1, mask=np.random.default_rng(0).random(y.shape) > 0.5)
+
+
+def test_dask_refuses_maps_and_masks_clearly():
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(np.random.default_rng(0).random((16, 16)), chunks=8)
+    with pytest.raises(NotImplementedError, match="sigma"):
+        nlm.denoise_nl_means(x, 3, 2, sigma=np.ones((16, 16)))
+    with pytest.raises(NotImplementedError, match="mask"):
+        nlm.denoise_nl_means(x, 3, 2, mask=np.ones((16, 16), bool))
+
+
+# --------------------------------------------------------------------------
+# estimate_noise(return_map=True) and residual_sigma
+# --------------------------------------------------------------------------
+
+
+def _smooth_image(n=192):
+    yy, xx = np.mgrid[0:n, 0:n] / (n - 1.0)
+    return yy, xx, 0.2 + 0.3 * (1 + np.sin(3 * xx) * np.cos(2 * yy))
+
+
+def test_noise_map_of_poisson_gaussian_noise():
+    _, _, clean = _smooth_image()
+    model = PoissonGaussian(0.01, 0.02)
+    noisy = model.sample(clean, seed=0)
+    est, smap = estimate_noise(noisy, return_map=True)
+    assert smap.shape == clean.shape and smap.dtype == np.float64
+    rel = np.abs(smap / np.sqrt(model.variance(clean)) - 1)
+    assert np.median(rel) < 0.06 and np.percentile(rel, 90) < 0.15
+
+
+def test_noise_map_of_spatially_varying_gaussian_noise():
+    _, xx, clean = _smooth_image()
+    sig = 0.02 + 0.18 * xx
+    noisy = clean + sig * np.random.default_rng(1).standard_normal(clean.shape)
+    _, smap = estimate_noise(noisy, "gaussian", return_map=True)
+    rel = np.abs(smap / sig - 1)
+    assert np.median(rel) < 0.06 and np.percentile(rel, 90) < 0.15
+
+
+def test_noise_map_return_order_and_checks():
+    rng = np.random.default_rng(2)
+    x = rng.random((64, 64, 3))
+    model, details, smap = estimate_noise(x, channel_axis=-1, return_details=True, return_map=True)
+    assert isinstance(details, dict) and smap.shape == (64, 64)
+    assert not isinstance(estimate_noise(x, channel_axis=-1), tuple)
+    with pytest.raises(TypeError, match="return_map"):
+        estimate_noise(x, return_map=1)
+    # the map goes straight into the denoiser
+    out = denoise_nl_means(x, 3, 2, sigma=smap, channel_axis=-1)
+    assert out.shape == x.shape
+
+
+def test_residual_sigma_ignores_masked_pixels():
+    rng = np.random.default_rng(3)
+    x = 0.5 + 0.1 * rng.standard_normal((100, 100))
+    mask = np.ones(x.shape, bool)
+    mask[20:60, 20:60] = False
+    y = x.copy()
+    y[~mask] = rng.random(int((~mask).sum())) * 1e6
+    s = residual_sigma(y, mask=mask)
+    assert abs(s - 0.1) < 0.01
+    assert s == residual_sigma(x, mask=mask)
+    assert residual_sigma(x, mask=np.zeros(x.shape, bool)) == 0.0
+
+
+def test_nan_allowed_at_masked_pixels_only():
+    rng = np.random.default_rng(7)
+    x = rng.random((20, 21))
+    mask = np.ones(x.shape, bool)
+    mask[5:9, 3:12] = False
+    y = x.copy()
+    y[5:9, 3:12] = np.nan
+    y[6, 4] = np.inf
+    out = denoise_nl_means(y, 3, 3, 0.1, sigma=0.05, mask=mask)
+    np.testing.assert_array_equal(out[~mask], y[~mask])
+    z = x.copy()
+    z[~mask] = 3.0
+    np.testing.assert_array_equal(out[mask], denoise_nl_means(z, 3, 3, 0.1, sigma=0.05, mask=mask)[mask])
+    y[0, 0] = np.nan
+    with pytest.raises(ValueError, match="valid"):
+        denoise_nl_means(y, 3, 3, 0.1, mask=mask)
+    with pytest.raises(ValueError, match="NaN"):
+        denoise_nl_means(y, 3, 3, 0.1)
