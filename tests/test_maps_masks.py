@@ -259,3 +259,106 @@ def test_nan_allowed_at_masked_pixels_only():
         denoise_nl_means(y, 3, 3, 0.1, mask=mask)
     with pytest.raises(ValueError, match="NaN"):
         denoise_nl_means(y, 3, 3, 0.1)
+
+
+# --------------------------------------------------------------------------
+# command line: --sigma-map, --mask, --noise-map-out, the TIFF no-data value
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:48] / 47.0
+    clean = 0.5 + 0.3 * np.sin(5 * yy)
+    sig = 0.02 + 0.1 * xx
+    noisy = (clean + sig * rng.standard_normal(clean.shape)).astype(np.float32)
+    noisy[5:9, 5:20] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", noisy, extratags=[(42113, "s", 0, "nan", True)])
+    tifffile.imwrite(tmp_path / "sig.tif", sig.astype(np.float32))
+    mask = np.ones((48, 48), np.uint8)
+    mask[30:40, 30:40] = 0
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    u8 = (np.clip(clean + 0.05 * rng.standard_normal(clean.shape), 0, 1) * 255).astype(np.uint8)
+    u8[30:40, 30:40] = 255
+    tifffile.imwrite(tmp_path / "u8.tif", u8)
+    u16 = (u8.astype(np.uint16) * 257)
+    u16[0:4, :] = 7
+    tifffile.imwrite(tmp_path / "u16.tif", u16, extratags=[(42113, "s", 0, "7", True)])
+    return tmp_path
+
+
+def _run(args):
+    from click.testing import CliRunner
+
+    from nlm.cli.app import main
+
+    return CliRunner().invoke(main, args)
+
+
+def test_cli_mask_8_and_16_bit(files):
+    import tifffile
+
+    r = _run(["denoise", str(files / "u8.tif"), str(files / "o8.tif"), "--mask", str(files / "mask.tif")])
+    assert r.exit_code == 0, r.output
+    a, b = tifffile.imread(files / "u8.tif"), tifffile.imread(files / "o8.tif")
+    assert b.dtype == np.uint8
+    np.testing.assert_array_equal(b[30:40, 30:40], a[30:40, 30:40])
+    assert "valid pixels" in r.output
+    # 16-bit, the no-data value from the GDAL tag
+    r = _run(["denoise", str(files / "u16.tif"), str(files / "o16.tif")])
+    assert r.exit_code == 0, r.output
+    a, b = tifffile.imread(files / "u16.tif"), tifffile.imread(files / "o16.tif")
+    assert b.dtype == np.uint16
+    np.testing.assert_array_equal(b[:4], a[:4])
+
+
+def test_cli_nan_nodata_sigma_map_and_map_out(files):
+    import tifffile
+
+    out, nm = files / "out.tif", files / "nm.tif"
+    r = _run(["denoise", str(files / "nan.tif"), str(out), "--sigma-map", str(files / "sig.tif"),
+              "--mask", str(files / "mask.tif"), "--noise-map-out", str(nm)])
+    assert r.exit_code == 0, r.output
+    a, b = tifffile.imread(files / "nan.tif"), tifffile.imread(out)
+    assert np.isnan(b[5:9, 5:20]).all() and np.isfinite(b[9:]).all()
+    np.testing.assert_array_equal(b[30:40, 30:40], a[30:40, 30:40])
+    np.testing.assert_array_equal(tifffile.imread(nm), tifffile.imread(files / "sig.tif"))
+    # the map file is not overwritten without --overwrite
+    r = _run(["denoise", str(files / "nan.tif"), str(files / "out2.tif"), "--noise-map-out", str(nm)])
+    assert r.exit_code == 1 and "exists" in r.output
+    r = _run(["denoise", str(files / "u8.tif"), str(files / "o3.tif"), "--sigma-map", "auto",
+              "--noise-map-out", str(files / "est.tif")])
+    assert r.exit_code == 0, r.output
+    est = tifffile.imread(files / "est.tif")
+    assert est.shape == (48, 48) and est.dtype == np.float32 and np.isfinite(est).all()
+
+
+@pytest.mark.parametrize(
+    "extra, code, words",
+    [
+        (["--sigma", "3", "--sigma-map", "sig.tif"], 2, "exclude"),
+        (["--sigma-map", "sig.tif", "--noise", "speckle"], 2, "Gaussian"),
+        (["--noise-map-out", "x.png"], 2, "tif"),
+        (["--mask", "u16.tif"], 0, ""),  # the right size: fine
+        (["--mask", "bad.tif"], 1, "one-channel image of the input's size"),
+    ],
+)
+def test_cli_map_and_mask_errors(files, extra, code, words):
+    import tifffile
+
+    tifffile.imwrite(files / "bad.tif", np.ones((5, 5), np.uint8))
+    args = ["denoise", str(files / "u8.tif"), str(files / "o.tif")] + [
+        str(files / a) if a.endswith(".tif") and a != "x.png" else a for a in extra
+    ]
+    r = _run(args)
+    assert r.exit_code == code, r.output
+    assert words in r.output
+    assert "Traceback" not in r.output
+
+
+def test_cli_batch_refuses_maps(files):
+    r = _run(["denoise", str(files / "u8.tif"), str(files / "u16.tif"), "-o", str(files / "outdir"),
+              "--mask", str(files / "mask.tif")])
+    assert r.exit_code == 2 and "one INPUT OUTPUT pair" in r.output

@@ -46,6 +46,12 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a "
             f"cluster), which writes .tif (tiled BigTIFF) or .zarr, not {Path(dst).suffix or 'no extension'}"
         )
+    if params.sigma_map or params.mask or params.noise_map_out:
+        raise click.ClickException(
+            f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a cluster), "
+            "where --sigma-map, --mask and --noise-map-out are not available yet; raise --memory-limit "
+            "to denoise it in memory"
+        )
     if params.method != "means":
         raise click.ClickException(
             f"{src}: --method {params.method} does not run tile by tile from the command line (it is not "
