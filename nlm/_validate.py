@@ -241,3 +241,22 @@ def check_mask(value, spatial, what="the image's spatial shape"):
             raise ValueError("mask must be boolean (True = valid) or hold only 0 and 1 (NaN and other values refused)")
         a = a != 0
     return np.ascontiguousarray(a, dtype=bool)
+
+
+def masked_nonfinite(image, mask, channel_axis):
+    """NaN/Inf allowed at masked pixels only: ``(image with them zeroed, mask, where they were)``.
+
+    ``where``: ``(boolean index of the image's shape, the values there)``, or None.
+    """
+    a = np.asarray(image)
+    if a.dtype.kind != "f" or np.isfinite(a).all():
+        return image, mask, None
+    bad = ~np.isfinite(a)
+    if channel_axis is None:
+        spatial_bad = bad
+    else:
+        spatial_bad = bad.any(axis=_check_axis(channel_axis, a.ndim))
+    m = check_mask(mask, spatial_bad.shape)
+    if (spatial_bad & m).any():
+        raise ValueError("image contains NaN or Inf values at valid pixels (where mask is True)")
+    return np.where(bad, a.dtype.type(0), a), m, (bad, a[bad])

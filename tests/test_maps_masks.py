@@ -362,3 +362,102 @@ def test_cli_batch_refuses_maps(files):
     r = _run(["denoise", str(files / "u8.tif"), str(files / "u16.tif"), "-o", str(files / "outdir"),
               "--mask", str(files / "mask.tif")])
     assert r.exit_code == 2 and "one INPUT OUTPUT pair" in r.output
+
+
+# --------------------------------------------------------------------------
+# NL-Bayes (2-D): the kernel against its twin, and the public function
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("C", [1, 3])
+@pytest.mark.parametrize("step1", [True, False])
+@pytest.mark.parametrize("kind", ["map", "mask", "both"])
+def test_bayes_step_with_map_and_mask_matches_oracle(C, step1, kind):
+    import naive_bayes
+
+    from nlm.denoisers.bayes import _colour_transform, _grid, _level_table, _valid_patches
+    from nlm.noise import Gaussian
+    from nlm.ops import _bayes_kernels as K
+
+    rng = np.random.default_rng(11 + C)
+    H, W = 15, 19
+    clean = np.linspace(0.2, 0.8, H * W).reshape(H, W)
+    noisy = np.stack([clean * (1 + 0.1 * c) for c in range(C)]) + 0.05 * rng.standard_normal((C, H, W))
+    guide = noisy if step1 else noisy + 0.01 * rng.standard_normal(noisy.shape)
+    p, radius, stride = 3, 3, 2
+    vmap = (0.02 + 0.08 * rng.random((H, W))) ** 2 if kind != "mask" else None
+    mask = None
+    if kind != "map":
+        mask = np.ones((H, W), bool)
+        mask[4:7, 5:12] = False
+        mask[12, 2] = False
+    pvalid = _valid_patches(mask, p) if mask is not None else None
+    nlf = _level_table(Gaussian(0.05))[0]
+    tmat = _colour_transform(C)
+    args = (_grid(H, p, stride), _grid(W, p, stride), p, radius, 6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05,
+            2 * radius + p)
+    got = K.bayes_step(noisy, guide, *args, np.empty((0, 0)) if vmap is None else vmap,
+                       np.empty((0, 0), bool) if pvalid is None else pvalid)
+    want = naive_bayes.bayes_step(noisy, guide, *args, vmap, pvalid)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    if mask is not None:
+        np.testing.assert_array_equal(got[:, ~mask], noisy[:, ~mask])
+
+
+def _bayes_image(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:n, 0:n] / (n - 1.0)
+    clean = 0.5 + 0.3 * np.sin(6 * yy) * np.cos(4 * xx)
+    return rng, yy, xx, clean
+
+
+def test_bayes_constant_map_equals_scalar_sigma():
+    rng, _, _, clean = _bayes_image()
+    noisy = clean + 0.08 * rng.standard_normal(clean.shape)
+    a = nlm.denoise_nl_bayes(noisy, sigma=0.08)
+    b = nlm.denoise_nl_bayes(noisy, sigma=np.full(clean.shape, 0.08))
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_bayes_all_true_mask_equals_no_mask_and_masks_do_not_leak():
+    rng, _, _, clean = _bayes_image()
+    noisy = clean + 0.05 * rng.standard_normal(clean.shape)
+    a = nlm.denoise_nl_bayes(noisy, sigma=0.05)
+    np.testing.assert_array_equal(a, nlm.denoise_nl_bayes(noisy, sigma=0.05, mask=np.ones(clean.shape, bool)))
+    mask = np.ones(clean.shape, bool)
+    mask[20:30, 10:50] = False
+    outs = []
+    for fill in (1e6, -3.0, np.nan):
+        y = noisy.copy()
+        y[~mask] = fill
+        for sigma in (0.05, None):
+            out = nlm.denoise_nl_bayes(y, sigma=sigma, mask=mask)
+            np.testing.assert_array_equal(out[~mask], y[~mask])
+            outs.append(out)
+    for k in range(2, len(outs)):
+        np.testing.assert_array_equal(outs[k][mask], outs[k % 2][mask])
+    assert np.isfinite(outs[0][mask]).all()
+    # the pixels next to the mask are denoised (covered), not left noisy
+    ring = np.zeros(clean.shape, bool)
+    ring[18:20, 10:50] = True
+    ring[30:32, 10:50] = True
+    assert np.abs(outs[0] - clean)[ring].mean() < 0.7 * np.abs(noisy - clean)[ring].mean()
+
+
+def test_bayes_map_beats_blind_on_a_ramp_and_checks():
+    rng, _, xx, clean = _bayes_image(96, seed=3)
+    smap = 0.02 + 0.18 * xx
+    noisy = clean + smap * rng.standard_normal(clean.shape)
+
+    def psnr(a):
+        return 10 * np.log10(1.0 / np.mean((a - clean) ** 2))
+
+    blind = nlm.denoise_nl_bayes(noisy)
+    mapped = nlm.denoise_nl_bayes(noisy, sigma=smap)
+    assert psnr(mapped) > psnr(blind) + 0.5
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(noisy, sigma=np.ones((5, 5)))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(noisy, sigma=smap, noise="gamma")
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_bayes(noisy, mask=np.ones((5, 5), bool))

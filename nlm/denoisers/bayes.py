@@ -24,6 +24,10 @@ from nlm._validate import (
     _check_nonneg,
     _refuse_dask,
     _to_float,
+    check_mask,
+    check_sigma_map,
+    is_map,
+    masked_nonfinite,
 )
 from nlm.noise import NOISE_MODELS, Gamma, Gaussian, NoiseModel, Rician, check_model, estimate_noise
 
@@ -224,6 +228,7 @@ def denoise_nl_bayes(
     stride: int = 2,
     num_threads: int | None = None,
     return_model: bool = False,
+    mask: ArrayLike | None = None,
 ) -> np.ndarray | tuple[np.ndarray, NoiseModel]:
     """Two-step non-local Bayes denoising with a signal-dependent noise model.
 
@@ -248,10 +253,16 @@ def denoise_nl_bayes(
         estimated; Rician: magnitude MRI, see Notes), or a
         model instance such as ``nlm.noise.Gamma(4)`` (used as given, in the
         units of the converted image).
-    sigma : float >= 0, keyword-only
+    sigma : float >= 0 or array of the image's spatial shape, keyword-only
         Known Gaussian noise std (converted-image units); implies
         ``noise="gaussian"``, except with ``noise="rician"``, where it is the
-        Rician ``sigma`` (the std of the real and imaginary parts).
+        Rician ``sigma`` (the std of the real and imaginary parts).  An array
+        (channels excluded; e.g. from ``nlm.estimate_noise(image,
+        return_map=True)``) is a per-pixel Gaussian noise std map: each
+        group's noise covariance is ``diag`` of the map's variance averaged
+        over the group's patches at every patch pixel (see Notes); the
+        parameters (patch sizes, group sizes, ...) are those of its RMS over
+        the valid pixels.
     looks : float > 0, keyword-only
         Known number of looks of SAR intensity data; implies
         ``noise="gamma"``.
@@ -312,6 +323,17 @@ def denoise_nl_bayes(
         from the in-memory one near tile borders, by less than 0.3 dB PSNR
         in the tests (small images in 50-pixel tiles, where borders are
         everywhere).
+    mask : array_like of bool or None, keyword-only
+        The image's spatial shape, True = valid.  Only patches without a
+        masked pixel are references or group members, so masked pixels never
+        enter an estimate; they come back unchanged (NaN/Inf allowed there).
+        Valid pixels that no valid patch of the reference grid reached get
+        groups of their own (every valid patch still holding such a pixel
+        becomes a reference); a valid pixel that lies in no valid patch at
+        all (a gap narrower than the patch) is returned as it is.  The noise
+        model is estimated with masked pixels set to the median of the valid
+        ones (constant blocks carry no weight in the estimate).
+
     model : NoiseModel
         Only with ``return_model=True``.
 
@@ -421,6 +443,14 @@ def denoise_nl_bayes(
     True
     """
     _refuse_dask(image, "denoise_nl_bayes")
+    sigma_map = None
+    if is_map(sigma):
+        if isinstance(noise, NoiseModel) or noise not in ("auto", "gaussian"):
+            raise ValueError(f"sigma: a noise map is the std of Gaussian noise; not used with noise={noise!r}")
+        sigma_map, sigma, noise = sigma, None, "gaussian"
+    nodata = None
+    if mask is not None:
+        image, mask, nodata = masked_nonfinite(image, mask, channel_axis)
     image = _as_numeric(image)
     preserve_range = _check_bool(preserve_range, "preserve_range")
     return_model = _check_bool(return_model, "return_model")
@@ -447,13 +477,29 @@ def denoise_nl_bayes(
             "denoise_nl_bayes needs a 2-D image (plus an optional channel axis), "
             f"got {xc.ndim - 1} spatial dimension(s)"
         )
+    spatial = xc.shape[1:]
+    if sigma_map is not None:
+        sigma_map = check_sigma_map(sigma_map, spatial)
+    mask = check_mask(mask, spatial)
+    if mask is not None and mask.all():
+        mask = None
+    given = xc
+    if mask is not None and mask.any():
+        # masked pixels: the median of the valid ones, for the estimators (never used by the groups)
+        fill = np.median(xc[:, mask], axis=1).astype(xc.dtype)
+        xc = np.where(mask[None], xc, fill[:, None, None])
+    if sigma_map is not None:
+        v = sigma_map if mask is None else sigma_map[mask]
+        sigma = float(np.sqrt(np.mean(v**2))) if v.size else 0.0
+        if sigma == 0:
+            sigma_map = None  # a map of zeros: sigma = 0
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)
     xc, e = prm["xc"], prm["exponent"]
     if prm["identity"]:
         # no noise to remove (see Notes): the input, in the output dtype
         out = np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
-        out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+        out = _restore(out, given, mask, nodata, axis)
         return (out, prm["user_model"]) if return_model else out
     model, tmat, p1, p2, n1, n2 = prm["model"], prm["tmat"], prm["p1"], prm["p2"], prm["n1"], prm["n2"]
     radius, beta, n_max, tau, flat = prm["radius"], prm["beta"], prm["n_max"], prm["tau"], prm["flat"]
@@ -464,20 +510,25 @@ def denoise_nl_bayes(
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     from nlm.ops._bayes_kernels import bayes_step
 
+    # noise map (variances, working units) and valid patches; empty: none
+    vmap = np.empty((0, 0)) if sigma_map is None else np.ascontiguousarray((sigma_map * 2.0**e) ** 2)
+    valid1 = _valid_patches(mask, p1)
+    valid2 = valid1 if p2 == p1 else _valid_patches(mask, p2)
     with _threads(num_threads):
         band1 = max(2 * radius + p1, 8)
         basic = bayes_step(work, work, _grid(H, p1, stride), _grid(W, p1, stride), p1, radius, n1, n1, 0.0,
-                           True, nlf, tmat, float(beta[0]), float(flat[0]), band1)
+                           True, nlf, tmat, float(beta[0]), float(flat[0]), band1, vmap, valid1)
         _check_finite(basic, "step 1", model)
         band2 = max(2 * radius + p2, 8)
         final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2, n_max, tau,
-                           False, nlf, tmat, float(beta[1]), float(flat[1]), band2)
+                           False, nlf, tmat, float(beta[1]), float(flat[1]), band2, vmap, valid2)
         if prm["passes"] == 3:
             _check_finite(final, "step 2", model)
             del basic
             basic = final
             final = bayes_step(work, basic, _grid(H, p2, stride), _grid(W, p2, stride), p2, radius, n2,
-                               prm["n_max3"], prm["tau3"], False, nlf, tmat, float(beta[1]), float(flat[1]), band2)
+                               prm["n_max3"], prm["tau3"], False, nlf, tmat, float(beta[1]), float(flat[1]), band2,
+                               vmap, valid2)
     del basic, work
     out = np.tensordot(tmat.T, final, axes=1)
     if unbias is not None:
@@ -488,8 +539,27 @@ def denoise_nl_bayes(
     if e:
         out = np.ldexp(out, -e)
     out = out.astype(dtype, copy=False)
-    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    out = _restore(out, given, mask, nodata, axis)
     return (out, prm["user_model"]) if return_model else out
+
+
+def _valid_patches(mask, p):
+    """(H - p + 1, W - p + 1) bool: the p x p patches (top-left corners) without a masked pixel; (0, 0) for none."""
+    if mask is None:
+        return np.empty((0, 0), dtype=bool)
+    bad = np.pad((~mask).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    box = bad[p:, p:] - bad[:-p, p:] - bad[p:, :-p] + bad[:-p, :-p]
+    return np.ascontiguousarray(box == 0)
+
+
+def _restore(out, given, mask, nodata, axis):
+    """Channel-first ``out`` -> the caller's layout, masked pixels as given (and their NaN/Inf)."""
+    if mask is not None:
+        out[:, ~mask] = given[:, ~mask]
+    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    if nodata is not None:
+        out[nodata[0]] = nodata[1].astype(out.dtype)
+    return out
 
 
 def _check_finite(a, where, model):

@@ -30,6 +30,7 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
     check_sigma_map,
     is_dask_array,
     is_map,
+    masked_nonfinite,
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, check_model, estimate_noise, estimate_sigma
 from nlm.noise import transforms as _vst
@@ -602,7 +603,7 @@ def denoise_nl_means(
         raise ValueError(f"mask needs noise='gaussian' (got noise={name!r})")
     nodata = None
     if mask is not None and not is_dask_array(image):
-        image, mask, nodata = _masked_nonfinite(image, mask, channel_axis)
+        image, mask, nodata = masked_nonfinite(image, mask, channel_axis)
     _check_bool(fast_mode, "fast_mode")
     preserve_range = _check_bool(preserve_range, "preserve_range")
     if num_threads is not None:
@@ -682,25 +683,6 @@ def denoise_nl_means(
     if channel_axis is None:
         return y[..., 0]
     return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))
-
-
-def _masked_nonfinite(image, mask, channel_axis):
-    """NaN/Inf allowed at masked pixels only: ``(image with them zeroed, mask, where they were)``.
-
-    ``where``: ``(boolean index of the image's shape, the values there)``, or None.
-    """
-    a = np.asarray(image)
-    if a.dtype.kind != "f" or np.isfinite(a).all():
-        return image, mask, None
-    bad = ~np.isfinite(a)
-    if channel_axis is None:
-        spatial_bad = bad
-    else:
-        spatial_bad = bad.any(axis=_check_axis(channel_axis, a.ndim))
-    m = check_mask(mask, spatial_bad.shape)
-    if (spatial_bad & m).any():
-        raise ValueError("image contains NaN or Inf values at valid pixels (where mask is True)")
-    return np.where(bad, a.dtype.type(0), a), m, (bad, a[bad])
 
 
 def _nl_means_mapped(x, sizes, radii, h, sigma, sigma_map, mask, channel_axis, ndim, num_threads):
