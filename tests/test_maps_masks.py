@@ -177,13 +177,45 @@ def test_maps_with_channels_and_4d():
         denoise_nl_means(y, 3, 1, mask=np.random.default_rng(0).random(y.shape) > 0.5)
 
 
-def test_dask_refuses_maps_and_masks_clearly():
+@pytest.mark.parametrize(
+    "shape, chunks, channel_axis, patch, dist",
+    [
+        ((70, 61), (20, 25), None, 5, 4),
+        ((100, 33), (33, 17), None, 7, 5),  # several row bands per tile
+        ((40, 37, 3), (15, 13, 3), -1, 3, 3),
+        ((12, 30, 28), (5, 11, 10), None, 3, 2),
+        ((90,), (25,), None, 5, 7),
+    ],
+)
+def test_dask_maps_and_masks_are_exact(shape, chunks, channel_axis, patch, dist):
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(len(shape))
+    x = rng.random(shape).astype(np.float32)
+    spatial = shape if channel_axis is None else shape[:-1]
+    smap = 0.05 + 0.1 * rng.random(spatial)
+    mask = rng.random(spatial) > 0.2
+    for kw in (dict(sigma=smap), dict(mask=mask), dict(sigma=smap, mask=mask), dict(sigma=0.1, mask=mask, h=0.05),
+               dict(sigma=smap, h=0.07)):
+        want = denoise_nl_means(x, patch, dist, channel_axis=channel_axis, **kw)
+        lazy = nlm.denoise_nl_means(da.from_array(x, chunks=chunks), patch, dist, channel_axis=channel_axis, **kw)
+        got = lazy.compute()
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_dask_maps_and_masks_errors():
     da = pytest.importorskip("dask.array")
     x = da.from_array(np.random.default_rng(0).random((16, 16)), chunks=8)
-    with pytest.raises(NotImplementedError, match="sigma"):
-        nlm.denoise_nl_means(x, 3, 2, sigma=np.ones((16, 16)))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_means(x, 3, 2, sigma=np.ones((15, 16)))
+    with pytest.raises(TypeError, match="sigma"):
+        nlm.denoise_nl_means(x, 3, 2, sigma=da.ones((16, 16)))
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_means(x, 3, 2, mask=np.ones((16, 16), bool), noise="poisson")
     with pytest.raises(NotImplementedError, match="mask"):
-        nlm.denoise_nl_means(x, 3, 2, mask=np.ones((16, 16), bool))
+        nlm.denoise_nl_bayes(x, mask=np.ones((16, 16), bool))
+    with pytest.raises(NotImplementedError, match="sigma"):
+        nlm.denoise_nl_bayes(x, sigma=np.ones((16, 16)))
 
 
 # --------------------------------------------------------------------------

@@ -461,7 +461,8 @@ def denoise_nl_means(
         the valid pixels only (see Notes); the automatic ``sigma`` is
         estimated from valid pixels only (:func:`nlm.noise.estimate.residual_sigma`).
         An all-True mask is the same as none.  1-D to 3-D images, Gaussian
-        noise model only.
+        noise model only.  NaN/Inf are allowed at masked pixels (no-data)
+        and come back as they were.
 
     Returns
     -------
@@ -554,7 +555,10 @@ def denoise_nl_means(
     ``sigma=0``.  These run on a separate kernel (:mod:`nlm.ops._nlm_masked`,
     the scalar path is not touched): direct box sums per pixel, time
     ``O(N W (C + sum of the patch sides))``, about 3 to 5 times the scalar
-    kernel; deterministic for any thread count.
+    kernel; deterministic for any thread count.  On a dask array the map and
+    the mask (NumPy arrays) are tiled with the image (stacked as extra
+    channels, so with the same margin, plus 15 rows that align the kernel's
+    row bands): bit-identical to the in-memory result.
 
     **Dask arrays** are filtered lazily, tile by tile, by
     :func:`nlm.tiling.map_tiles` (``dask.array.map_overlap`` with a margin of
@@ -685,23 +689,40 @@ def denoise_nl_means(
     return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))
 
 
+def mapped_parameters(h, sigma, sigma_map, mask, estimate, peak_of):
+    """``(h, sigma, var_map)`` of the map/mask path: the reference level, the automatic ``h``.
+
+    ``sigma_map``: float64 (already rounded to the image's float type) or
+    None; ``estimate()``: the automatic sigma (called only when needed);
+    ``peak_of``: the arrays whose magnitude floors the automatic ``h``.
+    Shared by the in-memory and the tiled paths, so both set the same values.
+    """
+    var_map = None
+    if sigma_map is not None:
+        v2 = (sigma_map if mask is None else sigma_map[mask]) ** 2
+        ref = float(np.sqrt(v2.mean())) if v2.size else 0.0
+        if ref == 0:
+            sigma = 0.0  # a map of zeros: sigma = 0
+        else:
+            sigma, var_map = ref, sigma_map**2
+    if h is None:
+        if sigma == 0 and var_map is None:
+            sigma = estimate()
+        h = _auto_h(sigma, *peak_of)
+    return h, sigma, var_map
+
+
 def _nl_means_mapped(x, sizes, radii, h, sigma, sigma_map, mask, channel_axis, ndim, num_threads):
     """:func:`denoise_nl_means` with a noise map and/or a mask (validated, channel-last ``x``)."""
     from nlm.ops._nlm_masked import nl_means_masked
 
-    valid = np.ones(x.shape[:-1], bool) if mask is None else mask
-    var_map = None
     if sigma_map is not None:
-        v2 = sigma_map[valid] ** 2
-        ref = float(np.sqrt(v2.mean())) if v2.size else 0.0
-        if ref == 0:
-            sigma_map, sigma = None, 0.0  # a map of zeros: sigma = 0
-        else:
-            sigma, var_map = ref, sigma_map**2
-    if h is None:
-        if sigma == 0 and sigma_map is None:
-            sigma = residual_sigma(x, mask=mask, channel_axis=-1)
-        h = _auto_h(sigma, x[valid] if valid.any() else x)
+        # the map in the image's float type (float32 stays float32), squared in float64
+        sigma_map = sigma_map.astype(x.dtype).astype(np.float64)
+    h, sigma, var_map = mapped_parameters(
+        h, sigma, sigma_map, mask, lambda: residual_sigma(x, mask=mask, channel_axis=-1),
+        [x if mask is None or not mask.any() else x[mask]],
+    )
     nd = x.ndim - 1
     with _threads(num_threads):
         y = nl_means_masked(np.ascontiguousarray(x), sizes, radii, h, sigma, var_map, mask, nd)

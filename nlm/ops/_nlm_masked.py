@@ -260,17 +260,24 @@ def _offset_rows(vp, sp, mp, z, y0, y1, tz, ty, tx, Z, Y, X, rz, ry, rx, inv_c, 
 
 
 @njit(**JIT_PARALLEL)
-def _masked_kernel(vp, sp, mp, offsets, Z, Y, X, rz, ry, rx, var2, gamma, hinf, use_map, use_mask, out):
+def _masked_kernel(vp, sp, mp, offsets, Z, Y, X, rz, ry, rx, var2, gamma, hinf, use_map, use_mask, first, out):
     C = vp.shape[0]
     dt = vp.dtype.type
-    nb = (Y + _BAND - 1) // _BAND
+    # bands of _BAND rows at image rows that are multiples of _BAND (``first``: the
+    # local row where the first whole band starts), so that a tile slides its
+    # vertical sums from the same rows as the whole image
+    nb = (Y - first + _BAND - 1) // _BAND + (1 if first > 0 else 0)
     Xp = X + 2 * rx
     inv_c = dt(1.0) / dt(C)
     cnt_full = dt((2 * rz + 1) * (2 * ry + 1) * (2 * rx + 1))
     for item in prange(Z * nb):
         z = item // nb
-        y0 = (item % nb) * _BAND
-        y1 = min(Y, y0 + _BAND)
+        k = item % nb
+        if first > 0:
+            y0 = 0 if k == 0 else first + (k - 1) * _BAND
+        else:
+            y0 = k * _BAND
+        y1 = min(Y, first + k * _BAND if first > 0 else y0 + _BAND)
         nrow = y1 - y0 + 2 * ry
         D = np.zeros((nrow, Xp), vp.dtype)
         M = np.zeros((nrow if use_mask else 1, Xp), vp.dtype)
@@ -313,7 +320,7 @@ def _full_offsets(win):
     return np.ascontiguousarray(grid[keep], dtype=np.int64)
 
 
-def nl_means_masked(x, patch_size, window, h, sigma, var_map, mask, spatial_ndim):
+def nl_means_masked(x, patch_size, window, h, sigma, var_map, mask, spatial_ndim, origin=None):
     """Non-local means of a channel-last map with a noise map and/or a mask.
 
     Parameters
@@ -327,6 +334,11 @@ def nl_means_masked(x, patch_size, window, h, sigma, var_map, mask, spatial_ndim
     var_map : ndarray of ``spatial`` shape (noise variance), or None
     mask : bool ndarray of ``spatial`` shape (True = valid), or None
     spatial_ndim : int, 1 to 3
+    origin : tuple of int, optional
+        Position of ``x``'s first pixel in the image it is a tile of (default
+        all 0): the row bands, whose vertical sums slide, start at image rows
+        that are multiples of ``_BAND``, so that a tile with ``_BAND - 1``
+        more rows before its margin computes exactly the whole image's sums.
 
     ``h`` with a map: ``h_ij^2 = h^2 n_ij / (2 sigma_ref^2)`` with ``sigma_ref``
     passed as ``sigma`` (the caller's reference level, > 0).
@@ -380,9 +392,12 @@ def nl_means_masked(x, patch_size, window, h, sigma, var_map, mask, spatial_ndim
     info = np.finfo(dtype)
     gamma = min(max(gamma, float(info.tiny)), float(info.max)) if not hinf else 0.0
     var2 = min(2.0 * float(sigma) ** 2, float(info.max))
+    gy = 0 if origin is None or spatial_ndim < 2 else int(origin[-2])
+    first = (-gy) % _BAND
     out = np.empty((C,) + pad3, dtype)
     _masked_kernel(vp, np.ascontiguousarray(sp), np.ascontiguousarray(mp), _full_offsets(win), pad3[0], pad3[1],
-                   pad3[2], radii[0], radii[1], radii[2], typ(var2), typ(gamma), hinf, use_map, use_mask, out)
+                   pad3[2], radii[0], radii[1], radii[2], typ(var2), typ(gamma), hinf, use_map, use_mask,
+                   first, out)
     y = _unscale(np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1), shift, x0)
     if mask is not None:
         keep = ~np.asarray(mask)
