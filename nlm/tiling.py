@@ -405,9 +405,19 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
         spatial = tuple(image.shape[a] for a in spatial_axes)
         if sigma_map is not None:
             sigma_map = check_sigma_map(sigma_map, spatial)
-        mask = check_mask(mask, spatial)
-        if mask is not None and mask.all():
-            mask = None
+        if is_dask_array(mask):
+            # a lazy mask (e.g. a file's no-data value): shape and dtype checked, values used as they come
+            if tuple(mask.shape) != spatial or mask.dtype != bool:
+                raise ValueError(
+                    f"mask must be a bool array of the image's spatial shape {spatial}, got {mask.dtype} "
+                    f"{tuple(mask.shape)}"
+                )
+            if sigma_map is not None:
+                mask = np.asarray(mask)
+        else:
+            mask = check_mask(mask, spatial)
+            if mask is not None and mask.all():
+                mask = None
     if sigma_map is not None or mask is not None:
         if len(spatial_axes) > 3:
             what = "sigma (a noise map)" if sigma_map is not None else "mask"
@@ -559,7 +569,9 @@ def _nl_means_mapped_tiled(image, axis, sizes, radii, h, sigma, sigma_map, mask,
     parts = [x]
     if sigma_map is not None:
         parts.append(da.from_array(sigma_map.astype(fdtype)[..., None], chunks=x.chunks[:-1] + ((1,),)))
-    if mask is not None:
+    if is_dask_array(mask):
+        parts.append(mask.astype(fdtype)[..., None].rechunk(x.chunks[:-1] + ((1,),)))
+    elif mask is not None:
         parts.append(da.from_array(mask.astype(fdtype)[..., None], chunks=x.chunks[:-1] + ((1,),)))
     stacked = da.concatenate(parts, axis=-1) if len(parts) > 1 else x
     xs = ms = None

@@ -493,3 +493,29 @@ def test_bayes_map_beats_blind_on_a_ramp_and_checks():
         nlm.denoise_nl_bayes(noisy, sigma=smap, noise="gamma")
     with pytest.raises(ValueError, match="mask"):
         nlm.denoise_nl_bayes(noisy, mask=np.ones((5, 5), bool))
+
+
+def test_zarr_nodata_attribute_masks_the_tiled_cli_run(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    from nlm.io.tiled import zarr_nodata
+
+    assert zarr_nodata({"nodata": -9999}) == -9999.0
+    assert zarr_nodata({"_FillValue": [3]}) == 3.0
+    assert zarr_nodata({"nodata": "none"}) is None and zarr_nodata({}) is None
+    assert np.isnan(zarr_nodata({"missing_value": "nan"}))
+    rng = np.random.default_rng(0)
+    yy = np.mgrid[0:96, 0:80][0] / 95.0
+    noisy = (0.5 + 0.3 * np.sin(5 * yy) + 0.05 * rng.standard_normal((96, 80))).astype(np.float32)
+    noisy[10:30, 10:40] = -9999
+    z = zarr.open(str(tmp_path / "nd.zarr"), mode="w", shape=noisy.shape, chunks=(32, 32), dtype="f4")
+    z[:] = noisy
+    z.attrs["nodata"] = -9999
+    r = _run(["denoise", str(tmp_path / "nd.zarr"), str(tmp_path / "out.zarr")])
+    assert r.exit_code == 0, r.output
+    assert "valid pixels" in r.output
+    g = zarr.open(str(tmp_path / "out.zarr"), mode="r")
+    out = np.asarray(g["0"][:])
+    assert (out[10:30, 10:40] == -9999).all()
+    valid = np.ones(noisy.shape, bool)
+    valid[10:30, 10:40] = False
+    assert 0.1 < out[valid].min() and out[valid].max() < 0.9  # nothing of -9999 leaked
