@@ -519,3 +519,44 @@ def test_zarr_nodata_attribute_masks_the_tiled_cli_run(tmp_path):
     valid = np.ones(noisy.shape, bool)
     valid[10:30, 10:40] = False
     assert 0.1 < out[valid].min() and out[valid].max() < 0.9  # nothing of -9999 leaked
+
+
+def test_noise_map_shapes_in_1d_and_3d():
+    rng = np.random.default_rng(4)
+    for shape in [(40, 50, 30), (500,), (10, 12)]:
+        _, smap = estimate_noise(0.5 + 0.1 * rng.standard_normal(shape), return_map=True)
+        assert smap.shape == shape and np.isfinite(smap).all()
+        if min(shape) >= 40 or len(shape) == 1:
+            assert abs(np.median(smap) - 0.1) < 0.01
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    given = None
+
+if given is not None:
+
+    @settings(max_examples=25, deadline=None)
+    @given(
+        h=st.integers(5, 14),
+        w=st.integers(5, 14),
+        patch=st.sampled_from([1, 3, 5]),
+        dist=st.integers(1, 4),
+        sigma=st.floats(0.01, 0.5),
+        seed=st.integers(0, 1000),
+    )
+    def test_properties_on_random_small_images(h, w, patch, dist, sigma, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.random((h, w))
+        # a constant map is the scalar sigma
+        a = denoise_nl_means(x, patch, dist, 0.2, sigma=sigma)
+        b = denoise_nl_means(x, patch, dist, 0.2, sigma=np.full(x.shape, sigma))
+        np.testing.assert_allclose(a, b, atol=1e-12)
+        # masked pixels unchanged, the rest a weighted mean of valid pixels only
+        mask = rng.random(x.shape) > 0.3
+        c = denoise_nl_means(x, patch, dist, 0.2, sigma=sigma, mask=mask)
+        np.testing.assert_array_equal(c[~mask], x[~mask])
+        if mask.any():
+            assert c[mask].min() >= x[mask].min() - 1e-12 and c[mask].max() <= x[mask].max() + 1e-12
