@@ -560,3 +560,13 @@ if given is not None:
         np.testing.assert_array_equal(c[~mask], x[~mask])
         if mask.any():
             assert c[mask].min() >= x[mask].min() - 1e-12 and c[mask].max() <= x[mask].max() + 1e-12
+
+
+def test_tiff_nodata_in_the_tiled_cli_run(files):
+    import tifffile
+
+    r = _run(["denoise", str(files / "u16.tif"), str(files / "t16.tif"), "--memory-limit", "1KiB"])
+    assert r.exit_code == 0, r.output
+    assert "tile" in r.output and "valid pixels" in r.output
+    a, b = tifffile.imread(files / "u16.tif"), tifffile.imread(files / "t16.tif")
+    np.testing.assert_array_equal(b[:4], a[:4])

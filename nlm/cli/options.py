@@ -215,7 +215,8 @@ mask_opt = _option(
     metavar="FILE",
     section="Noise map and mask",
     help="Valid pixels: a one-channel image of the input's size, non-zero = valid. Masked pixels are "
-    "not used and come back unchanged. A TIFF's GDAL no-data value (tag 42113) is masked too.",
+    "not used and come back unchanged. A TIFF's GDAL no-data value (tag 42113) and a zarr 'nodata' "
+    "attribute are masked too.",
 )
 
 noise_map_out_opt = _option(

@@ -155,7 +155,9 @@ class _TiffReader:
             page = series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
             self.photometric = int(page.photometric)
             self.extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
-            from nlm.io._tiff import check_tiff_size
+            from nlm.io._tiff import check_tiff_size, gdal_nodata
+
+            self.nodata = gdal_nodata(page)
 
             check_tiff_size(self.path, series, page)
         self.ndim = len(self.shape)
@@ -300,7 +302,7 @@ def _open_tiff(path, tile, volume):
         mode = {(2, 3): "RGB", (2, 4): "RGBA", (1, 2): "LA"}.get((reader.photometric, n), "C")
         if mode in ("RGBA", "LA") and not alpha:
             mode = "C"
-    return ImageData(data, mode, bool(stack), Path(path))
+    return ImageData(data, mode, bool(stack), Path(path), (), reader.nodata)
 
 
 def _open_zarr(path, tile):
