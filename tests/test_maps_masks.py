@@ -570,3 +570,18 @@ def test_tiff_nodata_in_the_tiled_cli_run(files):
     assert "tile" in r.output and "valid pixels" in r.output
     a, b = tifffile.imread(files / "u16.tif"), tifffile.imread(files / "t16.tif")
     np.testing.assert_array_equal(b[:4], a[:4])
+
+
+def test_mask_file_in_the_tiled_cli_run_matches_in_memory(files):
+    import tifffile
+
+    src, m = str(files / "u8.tif"), str(files / "mask.tif")
+    r = _run(["denoise", src, str(files / "mem.tif"), "--mask", m, "--sigma", "12", "--h", "8"])
+    assert r.exit_code == 0, r.output
+    r = _run(["denoise", src, str(files / "tiled.tif"), "--mask", m, "--sigma", "12", "--h", "8",
+              "--memory-limit", "1KiB"])
+    assert r.exit_code == 0, r.output
+    assert "tile" in r.output
+    np.testing.assert_array_equal(tifffile.imread(files / "tiled.tif"), tifffile.imread(files / "mem.tif"))
+    r = _run(["denoise", src, str(files / "x.tif"), "--sigma-map", str(files / "sig.tif"), "--memory-limit", "1KiB"])
+    assert r.exit_code == 1 and "tile by tile" in r.output

@@ -46,10 +46,10 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a "
             f"cluster), which writes .tif (tiled BigTIFF) or .zarr, not {Path(dst).suffix or 'no extension'}"
         )
-    if params.sigma_map or params.mask or params.noise_map_out:
+    if params.sigma_map or params.noise_map_out:
         raise click.ClickException(
             f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a cluster), "
-            "where --sigma-map, --mask and --noise-map-out are not available yet; raise --memory-limit "
+            "where --sigma-map and --noise-map-out are not available yet; raise --memory-limit "
             "to denoise it in memory"
         )
     if params.method != "means":
@@ -89,6 +89,9 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     sigma_source, h_source = "given", "given"
     t1 = time.perf_counter()
     mask = nodata_mask(work, getattr(image, "nodata", None), channel_axis)
+    if params.mask is not None:
+        given = _lazy_mask(params.mask, image, tile)
+        mask = given if mask is None else mask & given
     try:
         if mask is not None:
             sigma, sigma_source, h, h_source = _masked_parameters(work, mask, sigma, h, nspatial)
@@ -161,6 +164,23 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     timings["filter"] = time.perf_counter() - t2
     return make_record(src, dst, image, (sigma, sigma_source), (h, h_source), timings, t0, tiles=n_tiles,
                    model=None, model_source=None)
+
+
+def _lazy_mask(path, image, tile):
+    """``--mask FILE`` read tile by tile: non-zero = valid (a one-channel image of the input's size)."""
+    from nlm.io import ImageIOError
+    from nlm.io import tiled as bigio
+
+    try:
+        m = bigio.open_lazy(path, tile=tile, volume=image.stack)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if m.mode != "L" or tuple(m.spatial_shape) != tuple(image.spatial_shape):
+        raise click.ClickException(
+            f"{path}: --mask must be a one-channel image of the input's size "
+            f"{'x'.join(map(str, image.spatial_shape))}, got {m.describe()}"
+        )
+    return m.data != 0
 
 
 def nodata_mask(work, nodata, channel_axis):
