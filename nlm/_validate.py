@@ -192,3 +192,71 @@ def _to_float(image, preserve_range):
     from skimage.util import img_as_float
 
     return img_as_float(image)
+
+
+def is_map(value: object) -> bool:
+    """True when ``sigma`` is given as an array (a per-pixel noise map), not a number."""
+    if isinstance(value, (numbers.Number, np.generic)) or value is None:
+        return False
+    if is_dask_array(value):
+        return True
+    try:
+        return np.ndim(value) > 0
+    except Exception:  # noqa: BLE001 - anything np.ndim refuses is not a map
+        return False
+
+
+def check_sigma_map(value, spatial, what="the image's spatial shape"):
+    """A per-pixel noise std map: real, finite, >= 0, of shape ``spatial``; float64 copy-free view."""
+    if is_dask_array(value):
+        raise TypeError("sigma is a dask array: pass a NumPy array as the noise map")
+    a = np.asarray(value)
+    if a.dtype == object or a.dtype.kind not in "iuf":
+        raise TypeError(f"sigma: a noise map must be a real numeric array, got dtype {a.dtype}")
+    if a.shape != tuple(spatial):
+        raise ValueError(
+            f"sigma: a noise map must have {what} {tuple(spatial)} (channels excluded), got shape {a.shape}"
+        )
+    a = a.astype(np.float64, copy=False)
+    if not np.isfinite(a).all():
+        raise ValueError("sigma: the noise map contains NaN or Inf values")
+    if (a < 0).any():
+        raise ValueError(f"sigma: the noise map must be >= 0, got a minimum of {float(a.min()):g}")
+    return a
+
+
+def check_mask(value, spatial, what="the image's spatial shape"):
+    """A validity mask (True = valid) of shape ``spatial``: bool, or numbers that are all 0 or 1."""
+    if value is None:
+        return None
+    if is_dask_array(value):
+        raise TypeError("mask is a dask array: pass a NumPy array")
+    a = np.asarray(value)
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(f"mask must be a boolean array (True = valid), got dtype {a.dtype}")
+    if a.shape != tuple(spatial):
+        raise ValueError(f"mask must have {what} {tuple(spatial)} (channels excluded), got shape {a.shape}")
+    if a.dtype.kind != "b":
+        if not np.isin(a, (0, 1)).all():
+            raise ValueError("mask must be boolean (True = valid) or hold only 0 and 1 (NaN and other values refused)")
+        a = a != 0
+    return np.ascontiguousarray(a, dtype=bool)
+
+
+def masked_nonfinite(image, mask, channel_axis):
+    """NaN/Inf allowed at masked pixels only: ``(image with them zeroed, mask, where they were)``.
+
+    ``where``: ``(boolean index of the image's shape, the values there)``, or None.
+    """
+    a = np.asarray(image)
+    if a.dtype.kind != "f" or np.isfinite(a).all():
+        return image, mask, None
+    bad = ~np.isfinite(a)
+    if channel_axis is None:
+        spatial_bad = bad
+    else:
+        spatial_bad = bad.any(axis=_check_axis(channel_axis, a.ndim))
+    m = check_mask(mask, spatial_bad.shape)
+    if (spatial_bad & m).any():
+        raise ValueError("image contains NaN or Inf values at valid pixels (where mask is True)")
+    return np.where(bad, a.dtype.type(0), a), m, (bad, a[bad])

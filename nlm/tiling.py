@@ -60,7 +60,10 @@ from nlm._validate import (
     _check_int,
     _per_axis,
     _to_float,
+    check_mask,
+    check_sigma_map,
     is_dask_array,
+    is_map,
 )
 from nlm.denoisers import bayes as _bayes
 from nlm.denoisers import means as _means
@@ -370,13 +373,19 @@ def _float_dtype(dtype):
 
 
 def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise,
-                    num_threads, work_pixels=None):
+                    num_threads, mask=None, work_pixels=None):
     """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile.
 
     ``work_pixels``: the largest working block of whole rows (None:
     :data:`WORK_PIXELS`); see :func:`denoise_nl_means_tiled`.
     """
+    sigma_map = None
+    if is_map(sigma):
+        sigma_map, sigma = sigma, 0.0
     name, model = _means._resolve_noise(noise)
+    if (sigma_map is not None or mask is not None) and name != "gaussian":
+        what = "sigma: a noise map" if sigma_map is not None else "mask"
+        raise ValueError(f"{what} needs noise='gaussian' (got noise={name!r})")
     _check_bool(fast_mode, "fast_mode")
     preserve_range = _check_bool(preserve_range, "preserve_range")
     if num_threads is not None:
@@ -396,6 +405,33 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
     patch_size, patch_distance, h, sigma = _means._check_params(patch_size, patch_distance, h, sigma)
     sizes = _per_axis(patch_size, "patch_size", tuple(image.shape[a] for a in spatial_axes))
     radii = _per_axis(patch_distance, "patch_distance", tuple(image.shape[a] for a in spatial_axes))
+    if sigma_map is not None or mask is not None:
+        spatial = tuple(image.shape[a] for a in spatial_axes)
+        if sigma_map is not None:
+            sigma_map = check_sigma_map(sigma_map, spatial)
+        if is_dask_array(mask):
+            # a lazy mask (e.g. a file's no-data value): shape and dtype checked, values used as they come
+            if tuple(mask.shape) != spatial or mask.dtype != bool:
+                raise ValueError(
+                    f"mask must be a bool array of the image's spatial shape {spatial}, got {mask.dtype} "
+                    f"{tuple(mask.shape)}"
+                )
+            if sigma_map is not None:
+                mask = np.asarray(mask)
+        else:
+            mask = check_mask(mask, spatial)
+            if mask is not None and mask.all():
+                mask = None
+    if sigma_map is not None or mask is not None:
+        if len(spatial_axes) > 3:
+            what = "sigma (a noise map)" if sigma_map is not None else "mask"
+            raise UnsupportedDimensionError(
+                f"{what}: supported for 1-D to 3-D images, got {len(spatial_axes)} spatial axes"
+            )
+        if work_pixels is not None:
+            work_pixels = _check_int(work_pixels, "work_pixels", 1)
+        return _nl_means_mapped_tiled(image, axis, sizes, radii, h, sigma, sigma_map, mask, preserve_range,
+                                      num_threads, work_pixels)
     if h is None:
         regions = [
             _to_float(_as_numeric(r), preserve_range) for r in sample_regions(image, spatial_axes=spatial_axes)
@@ -509,6 +545,88 @@ def _threads_per_block(blocks):
     return max(1, numba.config.NUMBA_NUM_THREADS // max(1, blocks))
 
 
+def _nl_means_mapped_tiled(image, axis, sizes, radii, h, sigma, sigma_map, mask, preserve_range, num_threads,
+                           work_pixels):
+    """:func:`denoise_nl_means` of a dask array with a noise map and/or a mask (NumPy, validated).
+
+    The image (as float, channels last), the map and the mask (as 0/1) are
+    stacked along the channel axis, so every tile reads them with the same
+    margin; the parameters (the map's reference level, the automatic ``h``
+    and ``sigma``) are set once, from the whole map and from
+    :func:`sample_regions` (the whole image when it is small: then exactly the
+    in-memory values), and every tile runs the map/mask kernel told its
+    origin: bit-identical to the in-memory result.
+    """
+    import dask.array as da
+
+    from nlm.ops import _nlm_masked
+
+    fdtype = _float_dtype(image.dtype)
+    x = image.map_blocks(lambda b: _to_float(np.asarray(b), preserve_range).astype(fdtype, copy=False),
+                         dtype=fdtype, meta=np.empty((0,) * image.ndim, fdtype))
+    x = x[..., None] if axis is None else da.moveaxis(x, axis, -1)
+    nd = x.ndim - 1
+    C = x.shape[-1]
+    x = x.rechunk(x.chunks[:-1] + ((C,),))
+    if sigma_map is not None:
+        sigma_map = sigma_map.astype(fdtype).astype(np.float64)  # as the in-memory path
+    parts = [x]
+    if sigma_map is not None:
+        parts.append(da.from_array(sigma_map.astype(fdtype)[..., None], chunks=x.chunks[:-1] + ((1,),)))
+    if is_dask_array(mask):
+        parts.append(mask.astype(fdtype)[..., None].rechunk(x.chunks[:-1] + ((1,),)))
+    elif mask is not None:
+        parts.append(da.from_array(mask.astype(fdtype)[..., None], chunks=x.chunks[:-1] + ((1,),)))
+    stacked = da.concatenate(parts, axis=-1) if len(parts) > 1 else x
+    xs = ms = None
+    if h is None:
+        regions = sample_regions(stacked, spatial_axes=tuple(range(nd)))
+        whole = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=0)
+        xs = np.ascontiguousarray(whole[..., :C])
+        ms = None if mask is None else whole[..., -1] != 0
+        del regions, whole
+    h, sigma, var_map = _means.mapped_parameters(
+        h, sigma, sigma_map, mask, lambda: _estimate.residual_sigma(xs, mask=ms, channel_axis=-1),
+        [] if xs is None else [xs if ms is None or not ms.any() else xs[ms]],
+    )
+    use_map = var_map is not None
+    # the kernel's row bands slide their sums from image rows fixed in the image:
+    # _BAND - 1 more rows before each block give it the whole image's sums
+    extra = [0] * nd
+    if nd >= 2:
+        extra[-2] = _nlm_masked._BAND - 1
+    depth = tuple((halo(p, d) + e, halo(p, d)) for p, d, e in zip(sizes, radii, extra))
+    minimum = _work_minimum(stacked.chunks, tuple(range(nd)), depth, max(sizes), work_pixels)
+    if num_threads is None:
+        blocks = math.prod(len(c) for c in tile_chunks(stacked.chunks, tuple(range(nd)), depth, minimum))
+        num_threads = _threads_per_block(blocks)
+    func = functools.partial(_nl_means_mapped_block, C=C, sizes=sizes, radii=radii, h=h, sigma=sigma,
+                             use_map=use_map, use_mask=mask is not None, num_threads=num_threads)
+    out = map_tiles(func, stacked, depth, spatial_axes=tuple(range(nd)), dtype=fdtype, minimum=minimum,
+                    origin=True)[..., :C]
+    return out[..., 0] if axis is None else da.moveaxis(out, -1, axis)
+
+
+def _nl_means_mapped_block(block, origin, *, C, sizes, radii, h, sigma, use_map, use_mask, num_threads):
+    """One block of :func:`_nl_means_mapped_tiled`: (*spatial, C + map + mask) in, the same shape out."""
+    from nlm._config import threads
+    from nlm.ops._nlm_masked import nl_means_masked
+
+    x = np.ascontiguousarray(block[..., :C])
+    k = C
+    var_map = None
+    if use_map:
+        var_map = block[..., k].astype(np.float64) ** 2
+        k += 1
+    mask = block[..., k] != 0 if use_mask else None
+    bad = ~np.isfinite(x).all(axis=-1)
+    if bad.any() and (mask is None or (bad & mask).any()):
+        raise ValueError("image contains NaN or Inf values" + ("" if mask is None else " at valid pixels"))
+    with threads(num_threads):
+        y = nl_means_masked(x, sizes, radii, h, sigma, var_map, mask, x.ndim - 1, origin=origin)
+    return np.concatenate([y, block[..., C:]], axis=-1)
+
+
 def _nl_means_block(block, origin, **kwargs):
     """The in-memory filter of one block, told where the block is in the image.
 
@@ -522,7 +640,7 @@ def _nl_means_block(block, origin, **kwargs):
 
 def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
                     search_radius, beta, flat, passes=None, stride=2, num_threads=None, return_model=False,
-                    work_pixels=None):
+                    mask=None, work_pixels=None):
     """:func:`denoise_nl_bayes` of a dask array: model and parameters once, then exact tiles.
 
     The noise model and every derived parameter (patch sizes, group sizes,
@@ -537,6 +655,12 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     are bit-identical to the in-memory result with the same parameters.
     ``work_pixels``: as :func:`denoise_nl_means_tiled`.
     """
+    if is_map(sigma) or mask is not None:
+        what = "sigma (a noise map)" if is_map(sigma) else "mask"
+        raise NotImplementedError(
+            f"{what}: NL-Bayes takes noise maps and masks on NumPy arrays only (not tiled yet); compute the "
+            "array first (non-local means takes them on dask arrays)"
+        )
     if image.dtype == object or image.dtype.kind not in "biuf":
         raise TypeError(f"image must have a real numeric dtype, got {image.dtype}")
     if image.size == 0:
@@ -764,6 +888,7 @@ def denoise_nl_means_tiled(
     channel_axis: int | None = None,
     noise: str | NoiseModel = "gaussian",
     num_threads: int | None = None,
+    mask: np.ndarray | None = None,
     work_pixels: int | None = None,
 ) -> da.Array:
     """:func:`denoise_nl_means` of a dask array, with the working-block budget as an argument.
@@ -778,8 +903,8 @@ def denoise_nl_means_tiled(
     ----------
     image : dask.array.Array
         The image (see :func:`denoise_nl_means`).
-    patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise, num_threads
-        As :func:`denoise_nl_means`.
+    patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise, num_threads, mask
+        As :func:`denoise_nl_means` (a noise map and a mask as NumPy arrays).
     work_pixels : int >= 1 or None, keyword-only
         Largest working block of whole rows, in pixels; None:
         :data:`WORK_PIXELS` (2^24).
@@ -800,6 +925,6 @@ def denoise_nl_means_tiled(
         raise TypeError(f"image must be a dask array (use nlm.denoise_nl_means otherwise), got {type(image).__name__}")
     _check_dask_chunks(image)
     return _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis,
-                           noise, num_threads, work_pixels=work_pixels)
+                           noise, num_threads, mask=mask, work_pixels=work_pixels)
 denoise_nl_bayes = _dask_aware(_bayes.denoise_nl_bayes, _nl_bayes_tiled)
 estimate_sigma = _dask_aware(_estimate.estimate_sigma, _estimate_sigma_tiled)

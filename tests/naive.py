@@ -98,3 +98,66 @@ def png_unfilter(rows, bpp):
                 pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
             out[y, i] = (int(rows[y, i + 1]) + pred) % 256
     return out
+
+
+def nl_means_masked(x, patch_size, patch_distance, h, sigma=0.0, sigma_map=None, mask=None):
+    """Non-local means with a per-pixel noise std map and/or a validity mask.
+
+    The oracle of :mod:`nlm.ops._nlm_masked`, written from the formulas of
+    :func:`nlm.denoise_nl_means` (Notes): for a valid pixel ``i`` and every
+    valid ``j`` of its clipped window, over the reflect-padded patch offsets
+    ``k`` where both ``i + k`` and ``j + k`` are valid (``M`` of them):
+    ``d2`` = mean squared difference (over those offsets and the channels),
+    ``n`` = mean of ``s(i + k)^2 + s(j + k)^2`` (``2 sigma^2`` without a map),
+    ``h_ij^2 = h^2 n / (2 sigma_ref^2)`` with ``sigma_ref = sigma`` (the
+    caller's reference; ``h^2`` without a map), ``w = exp(-max(d2 - n, 0) /
+    h_ij^2)`` (0 when ``M = 0``; 1 for ``j = i``).  Masked pixels keep their
+    value.  Computed in float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[:-1]
+    nd = len(spatial)
+    sizes = tuple(patch_size) if np.ndim(patch_size) else (patch_size,) * nd
+    pr = [min(s // 2, n - 1) for s, n in zip(sizes, spatial)]
+    pads = [(r, r) for r in pr]
+    padded = np.pad(x, pads + [(0, 0)], mode="reflect")
+    m = np.ones(spatial) if mask is None else np.asarray(mask, dtype=np.float64)
+    mpad = np.pad(m, pads, mode="reflect")
+    s2 = None if sigma_map is None else np.asarray(sigma_map, dtype=np.float64) ** 2
+    spad = None if s2 is None else np.pad(s2, pads, mode="reflect")
+    radii = tuple(patch_distance) if np.ndim(patch_distance) else (patch_distance,) * nd
+
+    def box(a, p):
+        return a[tuple(slice(c, c + 2 * r + 1) for c, r in zip(p, pr))]
+
+    out = x.copy()
+    for i in itertools.product(*map(range, spatial)):
+        if not m[i]:
+            continue
+        ranges = [range(max(0, c - d), min(n, c + d + 1)) for c, n, d in zip(i, spatial, radii)]
+        num = x[i].copy()
+        den = 1.0
+        for j in itertools.product(*ranges):
+            if j == i or not m[j]:
+                continue
+            pair = box(mpad, i) * box(mpad, j)
+            cnt = pair.sum()
+            if cnt == 0:
+                continue
+            d2 = (pair[..., None] * (box(padded, i) - box(padded, j)) ** 2).sum() / (cnt * x.shape[-1])
+            if spad is None:
+                n2, hh = 2 * sigma**2, h**2
+            else:
+                n2 = (pair * (box(spad, i) + box(spad, j))).sum() / cnt
+                hh = h**2 * n2 / (2 * sigma**2)
+            t = max(d2 - n2, 0.0)
+            if t == 0 or np.isinf(h):
+                w = 1.0
+            elif hh > 0:
+                w = np.exp(-t / hh)
+            else:
+                w = 0.0
+            num += w * x[j]
+            den += w
+        out[i] = num / den
+    return out

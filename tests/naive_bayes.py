@@ -15,12 +15,17 @@ def nlf_var(v, nlf):
     return nlf[0] + nlf[1] * v + nlf[2] * v * v
 
 
-def group_estimate(Y, G, C, pp, step1, nlf, tmat, beta, flat):
-    """Y, G: (n, C * pp) patches as rows; returns X (n, C * pp)."""
+def group_estimate(Y, G, C, pp, step1, nlf, tmat, beta, flat, pvar=None):
+    """Y, G: (n, C * pp) patches as rows; returns X (n, C * pp).
+
+    ``pvar`` (pp,): the noise variance per patch pixel (a noise map), the same in every working channel;
+    None: from the level function at the group's mean."""
     n, D = Y.shape
     gm = (Y if step1 else G).mean(axis=0).reshape(C, pp)
     inp = tmat.T @ gm  # input channels at every pixel: (C, pp)
     dvar = ((tmat**2) @ nlf_var(inp, nlf)).reshape(D)
+    if pvar is not None:
+        dvar = np.tile(np.asarray(pvar, dtype=np.float64), C)
     X = np.empty_like(Y)
     blocks = [slice(c * pp, (c + 1) * pp) for c in range(C)] if step1 else [slice(0, D)]
     for sl in blocks:
@@ -41,11 +46,11 @@ def group_estimate(Y, G, C, pp, step1, nlf, tmat, beta, flat):
     return X
 
 
-def search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau):
+def search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau, pvalid=None):
     """(distances, flat positions) of the group: the reference, then the chosen others in raster order.
 
     The others: the ``n - 1`` nearest (ties: raster order), ``n = max(n_sim, min(n_max, 1 + #{others
-    at distance <= tau}))``, at most the window's size.
+    at distance <= tau}))``, at most the window's size.  ``pvalid``: only those patches are candidates.
     """
     _, Hi, Wi = guide.shape
     H, W = Hi - p + 1, Wi - p + 1
@@ -53,7 +58,7 @@ def search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau):
     others = []
     for qi in range(max(ri - radius, 0), min(ri + radius, H - 1) + 1):
         for qj in range(max(rj - radius, 0), min(rj + radius, W - 1) + 1):
-            if (qi, qj) == (ri, rj):
+            if (qi, qj) == (ri, rj) or (pvalid is not None and not pvalid[qi, qj]):
                 continue
             d = np.mean((ref - guide[:c_dist, qi : qi + p, qj : qj + p]) ** 2)
             others.append((d, qi * W + qj))
@@ -65,12 +70,15 @@ def search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau):
 
 
 def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band,
-               oy=0, ox=0):
+               vmap=None, pvalid=None, oy=0, ox=0):
     """The kernel's step, sequentially in the kernel's order (cells by colour, raster order inside).
 
     Cells of ``band x band`` reference positions are anchored at the image position ``(-oy, -ox)`` of
     this block's ``(0, 0)``: cell ``(b, k)`` holds the rows ``b * band - oy ..`` and the columns
-    ``k * band - ox ..``; colour ``(b % 2, k % 2)``.
+    ``k * band - ox ..``; colour ``(b % 2, k % 2)``.  ``vmap`` (H, W): noise variance map (the group's
+    covariance: the map's mean over its patches per patch pixel); ``pvalid``: the patches without a
+    masked pixel, the only references and members; after a cell's grid, every valid patch of the cell
+    still holding an uncovered pixel (raster order).
     """
     C, H, W = noisy.shape
     Wp = W - p + 1
@@ -82,21 +90,33 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     cap = n_sim if step1 else n_max
     # colours (even row, even column), (even, odd), (odd, even), (odd, odd); raster order inside a cell
     order = sorted(cells, key=lambda c: (c[0] % 2, c[1] % 2, c[0], c[1]))
+
+    def group(ri, rj):
+        _, pos = search(guide, ri, rj, p, radius, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau, pvalid)
+        qs = [(q // Wp, q % Wp) for q in pos]
+        Y = np.array([noisy[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)
+        G = np.array([guide[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)
+        pvar = None if vmap is None else np.mean([vmap[i : i + p, j : j + p].reshape(-1) for i, j in qs], axis=0)
+        X = group_estimate(Y, G, C, p * p, step1, nlf, tmat, beta, flat, pvar)
+        for g, (i, j) in enumerate(qs):
+            mask[i, j] = True
+            num[:, i : i + p, j : j + p] += X[g].reshape(C, p, p)
+            wgt[i : i + p, j : j + p] += 1
+
     for b, k in order:
         for ri in rows:
             if not (b * band <= ri + oy < (b + 1) * band):
                 continue
             for rj in cols:
-                if mask[ri, rj] or not (k * band <= rj + ox < (k + 1) * band):
+                if not (k * band <= rj + ox < (k + 1) * band):
                     continue
-                _, pos = search(guide, ri, rj, p, radius, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau)
-                qs = [(q // Wp, q % Wp) for q in pos]
-                Y = np.array([noisy[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)
-                G = np.array([guide[:, i : i + p, j : j + p].reshape(-1) for i, j in qs], dtype=np.float64)
-                X = group_estimate(Y, G, C, p * p, step1, nlf, tmat, beta, flat)
-                for g, (i, j) in enumerate(qs):
-                    mask[i, j] = True
-                    num[:, i : i + p, j : j + p] += X[g].reshape(C, p, p)
-                    wgt[i : i + p, j : j + p] += 1
+                if mask[ri, rj] or (pvalid is not None and not pvalid[ri, rj]):
+                    continue
+                group(ri, rj)
+        if pvalid is not None:
+            for ri in range(max(b * band - oy, 0), min((b + 1) * band - oy, H - p + 1)):
+                for rj in range(max(k * band - ox, 0), min((k + 1) * band - ox, Wp)):
+                    if not mask[ri, rj] and pvalid[ri, rj] and (wgt[ri : ri + p, rj : rj + p] == 0).any():
+                        group(ri, rj)
     out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
     return out.astype(noisy.dtype)

@@ -11,6 +11,11 @@ from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian, PoissonGaussian, Speckle
 from nlm.ops import _bayes_kernels as K
 
+#: the kernels' "no noise map" / "no mask" arguments
+_NO_MAP = np.empty(0)
+_NO_VMAP = np.empty((0, 0))
+_NO_MASK = np.empty((0, 0), dtype=bool)
+
 
 def _rng(seed):
     return np.random.default_rng(seed)
@@ -35,7 +40,7 @@ def test_group_estimate_matches_oracle(C, pp, step1, n, table):
         X = np.empty((D, n))
         d = pp if step1 else D
         K.group_estimate(np.ascontiguousarray(Y.T), np.ascontiguousarray(G.T), n, C, pp, step1, nlf, tmat, 1.1,
-                         flat, np.empty((d, d)), np.empty(D), np.empty(D), np.empty(D), np.empty((d, n)), X)
+                         flat, np.empty((d, d)), np.empty(D), np.empty(D), np.empty(D), np.empty((d, n)), X, _NO_MAP)
         np.testing.assert_allclose(X.T, want, rtol=1e-8, atol=1e-10)
 
 
@@ -64,7 +69,7 @@ def test_group_estimate_without_noise_matches_oracle(C, pp, step1, scale):
     d = pp if step1 else D
     X = np.empty((D, n))
     K.group_estimate(np.ascontiguousarray(Y.T), np.ascontiguousarray(Y.T), n, C, pp, step1, nlf, tmat, 1.0, 1.05,
-                     np.empty((d, d)), np.empty(D), np.empty(D), np.empty(D), np.empty((d, n)), X)
+                     np.empty((d, d)), np.empty(D), np.empty(D), np.empty(D), np.empty((d, n)), X, _NO_MAP)
     want = naive.group_estimate(Y, Y, C, pp, step1, nlf, tmat, 1.0, 1.05)
     assert np.isfinite(X).all()
     np.testing.assert_allclose(X.T, want, rtol=1e-8, atol=1e-10)
@@ -84,7 +89,7 @@ def test_search_matches_oracle(dtype, C, c_dist):
     for ri, rj, n_sim, n_max, tau in cases:
         dist, idx = np.empty(n_max), np.empty(n_max, dtype=np.int64)
         n = K.search(guide, ri, rj, p, radius, c_dist, n_sim, n_max, tau, dist, idx, np.empty(side * side),
-                     np.empty(side * side))
+                     np.empty(side * side), _NO_MASK)
         wd, wi = naive.search(guide.astype(np.float64), ri, rj, p, radius, c_dist, n_sim, n_max, tau)
         assert n == len(wi)
         np.testing.assert_array_equal(idx[:n], wi)
@@ -116,8 +121,8 @@ def test_step_matches_oracle(C, step1, dtype, clipped, origin):
     nlf = _level_table(Gaussian(0.05, clip=clipped))[0]
     tmat = _colour_transform(C)
     args = (rows, cols, p, radius, 6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, 2 * radius + p)
-    got = K.bayes_step(noisy, guide, *args, *origin)
-    want = naive.bayes_step(noisy, guide, *args, *origin)
+    got = K.bayes_step(noisy, guide, *args, _NO_VMAP, _NO_MASK, *origin)
+    want = naive.bayes_step(noisy, guide, *args, None, None, *origin)
     assert got.dtype == dtype
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 if dtype == np.float64 else 2e-5)
 

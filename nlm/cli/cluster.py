@@ -120,6 +120,8 @@ class Cluster:
 
         client, cluster = self.client, self.cluster
         self.client = self.cluster = None
+        if client is None and cluster is None:
+            return  # no cluster was used (the usual, in-memory run): nothing to close or collect
         limit = min(self.timeout, 10.0)
         for closing in (client, cluster):
             if closing is None:

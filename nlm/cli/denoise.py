@@ -1,6 +1,8 @@
 """``nlm denoise``: its options and their checks."""
 
 
+from pathlib import Path
+
 import click
 
 from nlm.cli import options as opts
@@ -13,6 +15,7 @@ from nlm.cli.runtime import run_state
 @click.command(cls=opts.SectionedCommand, short_help="Denoise images (non-local means or non-local Bayes).")
 @click.argument("paths", nargs=-1, metavar="INPUT OUTPUT | INPUT... -o OUTDIR")
 @opts.filter_options
+@opts.map_options
 @opts.output_dir_opt
 @click.option(
     "--suffix",
@@ -36,7 +39,8 @@ from nlm.cli.runtime import run_state
 @opts.max_pixels_opt
 @opts.scale_options
 @opts.verbosity_options
-def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, output_dir, suffix, ext,
+def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, sigma_map, mask, noise_map_out,
+            output_dir, suffix, ext,
             volume, temporal_radius, time_axis, allow_truncated, overwrite, max_pixels, memory_limit, tile_size,
             scheduler, workers, cluster_timeout, quiet, verbose):
     """Denoise INPUT into OUTPUT, or many inputs into OUTDIR.
@@ -81,13 +85,24 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
         raise click.BadParameter(f"is for SAR data (--noise gamma), not --noise {noise}", param_hint="'--looks'")
     if looks is not None:
         noise = "gamma"
-    if sigma is not None and noise not in ("gaussian", "auto"):
+    if sigma is not None and noise not in ("gaussian", "rician", "auto"):
         raise click.BadParameter(f"is not used with --noise {noise}", param_hint="'--sigma'")
     if method == "bayes" and h is not None:
         raise click.BadParameter("is not used with --method bayes", param_hint="'--h'")
+    if sigma_map is not None:
+        if sigma is not None:
+            raise click.UsageError("--sigma-map and --sigma exclude each other")
+        if noise not in ("gaussian", "auto"):
+            raise click.BadParameter(f"is for Gaussian noise, not --noise {noise}", param_hint="'--sigma-map'")
+        noise = "gaussian"
+    if noise_map_out is not None and Path(noise_map_out).suffix.lower() not in (".tif", ".tiff"):
+        raise click.BadParameter("must be a .tif or .tiff file (a float32 map)", param_hint="'--noise-map-out'")
+    if (sigma_map or mask or noise_map_out) and (output_dir is not None or len(paths) != 2):
+        raise click.UsageError("--sigma-map, --mask and --noise-map-out take one INPUT OUTPUT pair")
+    maps = dict(sigma_map=sigma_map, mask=mask, noise_map_out=noise_map_out)
     if method == "bayes":
         params = FilterParams(method=method, noise=noise, patch_size=patch_size, patch_distance=patch_distance,
-                              sigma=sigma, looks=looks)
+                              sigma=sigma, looks=looks, **maps)
     else:
         from nlm.denoisers.means import default_patch
 
@@ -101,6 +116,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, o
             h=h,
             sigma=sigma,
             looks=looks,
+            **maps,
         )
     if scheduler is not None and workers is not None:
         raise click.UsageError("--scheduler and --workers exclude each other")

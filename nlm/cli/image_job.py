@@ -86,6 +86,11 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
 
     timings = {}
     t0 = time.perf_counter()
+    if params.noise_map_out is not None and not overwrite:
+        from pathlib import Path
+
+        if Path(params.noise_map_out).exists():
+            raise click.ClickException(f"{params.noise_map_out}: exists; pass --overwrite to replace it")
     image = read_input(src, volume=volume, max_pixels=max_pixels)
     check_format(dst, image)
     colour, alpha = image.split_alpha()
@@ -102,9 +107,18 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     alpha = None if alpha is None else alpha.copy()
     del colour
     image = image.without_pixels()
+    mask = load_mask(src, params, image, work, channel_axis)
     if dtype.kind == "f" and not _all_finite(work):
-        raise click.ClickException(f"{src}: image holds NaN or infinite values")
+        if mask is None:
+            raise click.ClickException(f"{src}: image holds NaN or infinite values")
+        bad = ~np.isfinite(work)
+        if (mask & (bad if channel_axis is None else bad.any(axis=-1))).any():
+            raise click.ClickException(f"{src}: image holds NaN or infinite values at valid (unmasked) pixels")
+        del bad
     check_patch_fits(src, params, image)
+    # what the noise estimators see: masked pixels replaced by the median of the valid ones
+    est = work if mask is None else _fill_masked(work, mask, channel_axis)
+    sigma_map = load_sigma_map(params, image, est, channel_axis)
     timings["read"] = time.perf_counter() - t0
 
     sigma, h = params.sigma, params.h
@@ -118,18 +132,24 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     t1 = time.perf_counter()
     model, model_source = None, None
     try:
-        model, model_source = _noise_model(work, params, channel_axis)
+        model, model_source = _noise_model(est, params, channel_axis)
     except (ValueError, TypeError) as exc:
         given = _given_noise_option(params)
         if given is not None:  # a model from the options that cannot exist (a variance that overflows)
             raise click.BadParameter(str(exc), param_hint=given) from None
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
+    if sigma_map is not None:
+        sigma = float(np.sqrt(np.mean(sigma_map**2 if mask is None else sigma_map[mask] ** 2)))
+        sigma_source = f"the map {params.sigma_map} (its RMS)"
+        h_source = "automatic, from the map" if h is None else h_source
     if params.method == "bayes":
         sigma_source, h_source = "not used", "not used by NL-Bayes"
-        if model.name == "gaussian":
+        if sigma_map is not None:
+            sigma_source = f"the map {params.sigma_map} (its RMS)"
+        elif model.name in ("gaussian", "rician"):
             sigma, sigma_source = model.sigma, model_source
         kwargs = dict(
-            noise=model,
+            noise=model if sigma_map is None else "gaussian",
             patch_size=params.patch_size,
             search_radius=params.patch_distance,
             channel_axis=channel_axis,
@@ -137,14 +157,23 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         )
     elif model is not None and model.name != "gaussian":
         sigma_source = f"not used by the {model.name} model"
+        if model.name == "rician":
+            sigma, sigma_source = model.sigma, model_source
         if h is None:
             h_source = f"automatic, set by the {model.name} filter"
         # the speckle mode keeps its own blind parameters (transform domain)
         kwargs.update(h=h, noise="speckle" if model.name == "speckle" else model)
+    elif sigma_map is not None:
+        kwargs.update(h=h)
     else:
         try:
             if model is not None:
                 sigma, sigma_source = model.sigma, model_source
+            if sigma is None and mask is not None:
+                from nlm.noise.estimate import residual_sigma
+
+                sigma = residual_sigma(work, mask=mask, channel_axis=channel_axis)
+                sigma_source = "estimated from the valid pixels"
             if sigma is None:
                 sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
                 sigma_source = "estimated"
@@ -162,6 +191,19 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         except (ValueError, TypeError) as exc:
             raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
         kwargs.update(h=h, sigma=sigma)
+    if sigma_map is not None:
+        kwargs["sigma"] = sigma_map
+    if mask is not None:
+        kwargs["mask"] = mask
+    if params.noise_map_out is not None:
+        smap = sigma_map
+        if smap is None:
+            try:
+                smap = nlm.estimate_noise(est, channel_axis=channel_axis, return_map=True)[1]
+            except (ValueError, TypeError) as exc:
+                raise click.ClickException(f"{src}: cannot estimate the noise map: {exc}") from None
+        _write_map(params.noise_map_out, smap, image, overwrite)
+    del est
     timings["estimate"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -182,7 +224,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
     except MemoryError:
         raise click.ClickException(f"{src}: not enough memory to denoise it") from None
     timings["filter"] = time.perf_counter() - t2
-    if not _all_finite(result):
+    if not _all_finite(result if mask is None else result[mask]):
         raise click.ClickException(
             f"{src}: the filter produced NaN or infinite values with h {fmt_num(h)} and sigma "
             f"{fmt_num(sigma)} in {work.dtype}; nothing was written"
@@ -201,6 +243,78 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
                    model_source=model_source)
 
 
+def _read_plane(path, image, what):
+    """A one-channel image of ``image``'s spatial shape, read from ``path`` (ClickException otherwise)."""
+    other = read_input(path, volume=None)
+    if other.mode != "L" or tuple(other.spatial_shape) != tuple(image.spatial_shape):
+        raise click.ClickException(
+            f"{path}: {what} must be a one-channel image of the input's size "
+            f"{'x'.join(map(str, image.spatial_shape))}, got {other.describe()}"
+        )
+    return other.data
+
+
+def load_mask(src, params, image, work, channel_axis):
+    """The valid pixels (bool, spatial shape) from ``--mask`` and the input's no-data value, or None."""
+    import numpy as np
+
+    valid = None
+    if params.mask is not None:
+        valid = _read_plane(params.mask, image, "--mask") != 0
+    nodata = getattr(image, "nodata", None)
+    if nodata is not None:
+        hit = np.isnan(work) if np.isnan(nodata) else work == work.dtype.type(nodata)
+        if channel_axis is not None:
+            hit = hit.all(axis=-1)
+        if hit.any():
+            valid = ~hit if valid is None else valid & ~hit
+    if valid is not None and not valid.any():
+        raise click.ClickException(f"{src}: every pixel is masked (--mask or the file's no-data value)")
+    return valid
+
+
+def load_sigma_map(params, image, est, channel_axis):
+    """The per-pixel noise std map of ``--sigma-map`` (a file or ``auto``), float64, or None."""
+    import numpy as np
+
+    if params.sigma_map is None:
+        return None
+    if params.sigma_map == "auto":
+        import nlm
+
+        try:
+            return nlm.estimate_noise(est, channel_axis=channel_axis, return_map=True)[1]
+        except (ValueError, TypeError) as exc:
+            raise click.ClickException(f"{image.path}: cannot estimate the noise map: {exc}") from None
+    smap = _read_plane(params.sigma_map, image, "--sigma-map").astype(np.float64)
+    if not np.isfinite(smap).all() or (smap < 0).any():
+        raise click.ClickException(f"{params.sigma_map}: --sigma-map must hold finite values >= 0")
+    return smap
+
+
+def _fill_masked(work, mask, channel_axis):
+    """``work`` with its masked pixels set to the median of the valid ones (for the noise estimators)."""
+    import numpy as np
+
+    out = work.copy()
+    if channel_axis is None:
+        out[~mask] = np.median(work[mask])
+    else:
+        out[~mask] = np.median(work[mask], axis=0)
+    return out
+
+
+def _write_map(path, smap, image, overwrite):
+    import numpy as np
+
+    from nlm.io import ImageIOError, write_image
+
+    try:
+        write_image(path, np.asarray(smap, np.float32), "L", stack=image.stack, overwrite=overwrite)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _all_finite(a, block=1 << 22):
     """``np.isfinite(a).all()`` in slabs of the first axis (no image-sized mask)."""
     import numpy as np
@@ -215,13 +329,15 @@ def _noise_model(work, params, channel_axis):
     ``(None, None)`` for the plain Gaussian NLM path (it estimates sigma
     itself, as it always has).
     """
-    from nlm.noise import Gamma, Gaussian, estimate_noise
+    from nlm.noise import Gamma, Gaussian, Rician, estimate_noise
 
     noise, method = params.noise, params.method
     if params.looks is not None:
         return Gamma(params.looks), "given"
     if noise == "gaussian" and method == "means":
         return None, None
+    if params.sigma is not None and noise == "rician":
+        return Rician(params.sigma), "given"
     if params.sigma is not None and noise in ("gaussian", "auto"):
         return Gaussian(params.sigma), "given"
     return estimate_noise(work, noise, channel_axis=channel_axis), "estimated"
@@ -231,7 +347,7 @@ def _given_noise_option(params):
     """The option a given noise model comes from (``'--looks'``, ``'--sigma'``), or None when it is estimated."""
     if params.looks is not None:
         return "'--looks'"
-    if params.sigma is not None and params.noise in ("gaussian", "auto") and not (
+    if params.sigma is not None and params.noise in ("gaussian", "rician", "auto") and not (
         params.noise == "gaussian" and params.method == "means"
     ):
         return "'--sigma'"

@@ -166,11 +166,12 @@ sigma_opt = _option(
 noise_mode_opt = _option(
     "--noise",
     "noise",
-    type=click.Choice(["gaussian", "poisson", "speckle", "gamma", "auto"]),
+    type=click.Choice(["gaussian", "poisson", "speckle", "gamma", "rician", "auto"]),
     default=None,
     section="Filter",
     help="Noise model: gaussian (additive), poisson (Poisson-Gaussian, photon-limited), "
-    "speckle (multiplicative, scikit-image's), gamma (SAR intensity with L looks), auto "
+    "speckle (multiplicative, scikit-image's), gamma (SAR intensity with L looks), rician (magnitude "
+    "MRI; --sigma: the std of the real and imaginary parts; the Rician bias is corrected), auto "
     "(estimated from the image). [default: gaussian with --method means, auto with --method bayes]",
 )
 
@@ -192,6 +193,48 @@ looks_opt = _option(
     section="Filter",
     help="Number of looks of SAR intensity data (implies --noise gamma). [default: estimated]",
 )
+
+
+sigma_map_opt = _option(
+    "--sigma-map",
+    "sigma_map",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE|auto",
+    section="Noise map and mask",
+    help="Per-pixel noise standard deviation: a one-channel image file (TIFF, float) of the input's size, "
+    "in the image's own units, or 'auto' to estimate it (nlm.estimate_noise(return_map=True)). "
+    "Gaussian noise; excludes --sigma.",
+)
+
+mask_opt = _option(
+    "--mask",
+    "mask",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    section="Noise map and mask",
+    help="Valid pixels: a one-channel image of the input's size, non-zero = valid. Masked pixels are "
+    "not used and come back unchanged. A TIFF's GDAL no-data value (tag 42113) and a zarr 'nodata' "
+    "attribute are masked too.",
+)
+
+noise_map_out_opt = _option(
+    "--noise-map-out",
+    "noise_map_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    section="Noise map and mask",
+    help="Write the per-pixel noise std map (the one used, else the estimated one) as a float32 TIFF.",
+)
+
+
+def map_options(func):
+    """--sigma-map, --mask and --noise-map-out."""
+    for decorator in reversed((sigma_map_opt, mask_opt, noise_map_out_opt)):
+        func = decorator(func)
+    return func
 
 
 def filter_options(func):

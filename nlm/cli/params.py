@@ -24,6 +24,10 @@ class FilterParams:
     h: float | None = None
     sigma: float | None = None
     looks: float | None = None
+    #: per-pixel noise map file (or "auto"), mask file, where to write the noise map
+    sigma_map: str | None = None
+    mask: str | None = None
+    noise_map_out: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def _describe_model_params(model):
         return f"poisson-gaussian, gain {fmt_num(model.gain, 4)}, sigma {fmt_num(model.sigma, 4)}"
     if model.name == "speckle":
         return f"speckle, variance {fmt_num(model.var, 4)}"
+    if model.name == "rician":
+        return f"rician, sigma {fmt_num(model.sigma, 4)}"
     return f"gamma (SAR), L {fmt_num(model.looks, 4)} looks"
 
 

@@ -54,6 +54,12 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a "
             f"cluster), which writes .tif (tiled BigTIFF) or .zarr, not {Path(dst).suffix or 'no extension'}"
         )
+    if params.sigma_map or params.noise_map_out:
+        raise click.ClickException(
+            f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a cluster), "
+            "where --sigma-map and --noise-map-out are not available yet; raise --memory-limit "
+            "to denoise it in memory"
+        )
     if params.method not in ("means", "bayes"):
         raise click.ClickException(
             f"{src}: --method {params.method} does not run tile by tile; raise --memory-limit to denoise it "
@@ -86,13 +92,24 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     patch = check_patch_fits(src, params, image)
     timings["open"] = time.perf_counter() - t0
     if params.method == "bayes":
+        if params.mask is not None or nodata_mask(work, getattr(image, "nodata", None), channel_axis) is not None:
+            raise click.ClickException(
+                f"{src}: is processed tile by tile, where --method bayes takes no mask (--mask or a no-data "
+                "value) yet; raise --memory-limit to denoise it in memory"
+            )
         return _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, overwrite=overwrite,
                             scale=scale, quiet=quiet, alpha=alpha, out_dtype=colour.dtype)
 
     sigma, h = params.sigma, params.h
     sigma_source, h_source = "given", "given"
     t1 = time.perf_counter()
+    mask = nodata_mask(work, getattr(image, "nodata", None), channel_axis)
+    if params.mask is not None:
+        given = _lazy_mask(params.mask, image, tile)
+        mask = given if mask is None else mask & given
     try:
+        if mask is not None:
+            sigma, sigma_source, h, h_source = _masked_parameters(work, mask, sigma, h, nspatial)
         if sigma is None:
             sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
             sigma_source = "estimated from a sample of tiles"
@@ -131,6 +148,7 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             preserve_range=True,
             num_threads=scale.threads_per_tile,
             work_pixels=min(tiling.WORK_PIXELS, max(1 << 16, scale.memory_limit // per_pixel)),
+            **({} if mask is None else {"mask": mask}),
         )
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: {exc}") from None
@@ -235,6 +253,69 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
     timings["filter"] = time.perf_counter() - t2
     return make_record(src, dst, image, (sigma, sigma_source), (None, "not used by NL-Bayes"), timings, t0,
                        tiles=n_tiles, model=model, model_source=model_source)
+
+
+def _lazy_mask(path, image, tile):
+    """``--mask FILE`` read tile by tile: non-zero = valid (a one-channel image of the input's size)."""
+    from nlm.io import ImageIOError
+    from nlm.io import tiled as bigio
+
+    try:
+        m = bigio.open_lazy(path, tile=tile, volume=image.stack)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if m.mode != "L" or tuple(m.spatial_shape) != tuple(image.spatial_shape):
+        raise click.ClickException(
+            f"{path}: --mask must be a one-channel image of the input's size "
+            f"{'x'.join(map(str, image.spatial_shape))}, got {m.describe()}"
+        )
+    return m.data != 0
+
+
+def nodata_mask(work, nodata, channel_axis):
+    """The lazy valid-pixel mask of a tiled input's no-data value (a zarr attribute), or None."""
+    if nodata is None:
+        return None
+    import numpy as np
+
+    hit = np.isnan(work) if np.isnan(nodata) else work == work.dtype.type(nodata)
+    if channel_axis is not None:
+        hit = hit.all(axis=-1)
+    return ~hit
+
+
+def _masked_parameters(work, mask, sigma, h, nspatial):
+    """sigma and h of a masked tiled run from a sample of its valid pixels (as the in-memory path)."""
+    import dask.array as da
+    import numpy as np
+
+    import nlm
+    from nlm.denoisers.means import min_h
+    from nlm.noise.estimate import residual_sigma
+    from nlm.tiling import sample_regions
+
+    sigma_source, h_source = "given", "given"
+    if sigma is not None and h is not None:
+        return sigma, sigma_source, h, h_source
+    stacked = work[..., None] if work.ndim == nspatial else work
+    both = da.concatenate([stacked, mask[..., None].astype(work.dtype).rechunk(stacked.chunks[:-1] + ((1,),))],
+                          axis=-1)
+    regions = sample_regions(both, spatial_axes=range(nspatial))
+    whole = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=0)
+    xs, ms = np.ascontiguousarray(whole[..., :-1]), whole[..., -1] != 0
+    if not ms.any():
+        raise ValueError("every sampled pixel is no-data")
+    if sigma is None:
+        sigma = residual_sigma(xs, mask=ms, channel_axis=-1)
+        sigma_source = "estimated from the valid pixels of a sample of tiles"
+    if h is None:
+        h = float(nlm.default_h(sigma))
+        h_source = "automatic, from sigma"
+        valid = xs[ms]
+        h_min = min_h(work.dtype, max(abs(float(valid.min())), abs(float(valid.max()))))
+        if h < h_min:
+            h, h_source = h_min, "automatic; no noise detected"
+    return sigma, sigma_source, h, h_source
 
 
 def denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):

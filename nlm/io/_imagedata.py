@@ -41,6 +41,9 @@ class ImageData:
         Where it was read from.
     notes : tuple of str
         Conversions made on reading (palette to RGB, 1-bit to uint8, ...).
+    nodata : float or None
+        The file's no-data value (a TIFF's GDAL_NODATA tag 42113; may be
+        NaN), or None.
     """
 
     data: np.ndarray
@@ -48,6 +51,7 @@ class ImageData:
     stack: bool = False
     path: Path | None = None
     notes: tuple = field(default=())
+    nodata: float | None = None
 
     @property
     def has_alpha(self) -> bool:

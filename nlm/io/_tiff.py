@@ -80,6 +80,7 @@ def read_tiff(path: str | PathLike, limit: int) -> ImageData:
         else:  # pages written one at a time: their pixels add up
             check_pixels(path, [sum(int(np.prod(s, dtype=object)) for s in spatial)], limit)
         shape, axes, dtype, photometric, extrasamples = described[0]
+        nodata = gdal_nodata(_tiff_keyframe(series[0], tif))
         if len(series) > 1:
             # pages written one at a time (one series each): a stack when they match
             if any(d != described[0] for d in described[1:]):
@@ -154,7 +155,25 @@ def read_tiff(path: str | PathLike, limit: int) -> ImageData:
             mode = "LA"
         else:
             mode = "C"
-    return ImageData(data, mode, bool(stack_axes), path, tuple(notes))
+    return ImageData(data, mode, bool(stack_axes), path, tuple(notes), nodata)
+
+
+#: TIFF tag of GDAL's no-data value (an ASCII number)
+GDAL_NODATA = 42113
+
+
+def gdal_nodata(page: TiffPage) -> float | None:
+    """The GDAL_NODATA value (tag 42113) of a TIFF page, or None (absent or not a number)."""
+    tag = page.tags.get(GDAL_NODATA)
+    if tag is None:
+        return None
+    value = tag.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    try:
+        return float(str(value).strip().strip("\x00").strip())
+    except ValueError:
+        return None
 
 
 def write_tiff(path: str | PathLike, data: np.ndarray, mode: str, stack: bool) -> None:

@@ -155,7 +155,9 @@ class _TiffReader:
             page = series.keyframe if hasattr(series, "keyframe") else tif.pages[0]
             self.photometric = int(page.photometric)
             self.extrasamples = tuple(int(e) for e in (page.extrasamples or ()))
-            from nlm.io._tiff import check_tiff_size
+            from nlm.io._tiff import check_tiff_size, gdal_nodata
+
+            self.nodata = gdal_nodata(page)
 
             check_tiff_size(self.path, series, page)
         self.ndim = len(self.shape)
@@ -300,7 +302,7 @@ def _open_tiff(path, tile, volume):
         mode = {(2, 3): "RGB", (2, 4): "RGBA", (1, 2): "LA"}.get((reader.photometric, n), "C")
         if mode in ("RGBA", "LA") and not alpha:
             mode = "C"
-    return ImageData(data, mode, bool(stack), Path(path))
+    return ImageData(data, mode, bool(stack), Path(path), (), reader.nodata)
 
 
 def _open_zarr(path, tile):
@@ -314,6 +316,7 @@ def _open_zarr(path, tile):
     except Exception as exc:  # noqa: BLE001 - any zarr error becomes one line
         raise ImageIOError(f"{path}: cannot open as zarr: {' '.join(str(exc).split())[:200]}") from None
     kind, axes, level = "zarr", None, None
+    nodata = zarr_nodata(node.attrs)
     if not hasattr(node, "shape"):  # a group: OME-Zarr multiscales
         level, axes = _ome_level(dict(node.attrs), path)
         try:
@@ -326,6 +329,8 @@ def _open_zarr(path, tile):
                 "in the store"
             )
         kind = "ome-zarr"
+        level_nodata = zarr_nodata(node.attrs)
+        nodata = level_nodata if level_nodata is not None else nodata
     if node.ndim < 2:
         raise ImageIOError(f"{path}: a {node.ndim}-D zarr array is not an image (at least y and x are needed)")
     reader = _ZarrReader(path, level, node)
@@ -351,7 +356,36 @@ def _open_zarr(path, tile):
     chunks = [tile if i in (len(stack), len(stack) + 1) else (1 if stack and i == 0 else -1) for i in range(arr.ndim)]
     arr = arr.rechunk(tuple(chunks))
     mode = "L" if not channel else {3: "RGB"}.get(arr.shape[-1], "C")
-    return ImageData(arr, mode, bool(stack), Path(path), (f"read as {kind}",) if kind != "zarr" else ())
+    return ImageData(arr, mode, bool(stack), Path(path), (f"read as {kind}",) if kind != "zarr" else (), nodata)
+
+
+#: attributes of a zarr array (or an OME-Zarr group) read as its no-data value, first found wins
+NODATA_ATTRIBUTES = ("nodata", "no_data", "_FillValue", "missing_value")
+
+
+def zarr_nodata(attrs) -> float | None:
+    """The no-data value of a zarr array or group from its attributes (see :data:`NODATA_ATTRIBUTES`), or None.
+
+    The array's ``fill_value`` is deliberately not used: zarr gives every
+    numeric array one (0 by default), which would mask every black pixel.
+    A value that is not a number (or a list of one) is ignored.
+    """
+    try:
+        attrs = dict(attrs)
+    except Exception:  # noqa: BLE001 - unreadable attributes: no no-data value
+        return None
+    for key in NODATA_ATTRIBUTES:
+        if key in attrs:
+            value = attrs[key]
+            if isinstance(value, (list, tuple)) and len(value) == 1:
+                value = value[0]
+            if isinstance(value, bool):
+                return None
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def _ome_level(attrs, path):

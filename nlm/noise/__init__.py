@@ -1,7 +1,7 @@
 """The noise-model layer, at the bottom of the architecture.
 
 Models (:class:`Gaussian`, :class:`PoissonGaussian`, :class:`Speckle`,
-:class:`Gamma`) know their noise level function ``a + b x + c x^2`` and draw
+:class:`Gamma`, :class:`Rician`) know their noise level function ``a + b x + c x^2`` and draw
 seeded samples; :func:`estimate_noise` fits the level function blindly and
 picks the model; :func:`estimate_sigma` is its Gaussian special case;
 :func:`add_noise` makes test images.  Both denoisers (non-local means and
@@ -17,6 +17,7 @@ from nlm.noise.models import (
     Gaussian,
     NoiseModel,
     PoissonGaussian,
+    Rician,
     Speckle,
     check_model,
     make_model,
@@ -31,6 +32,7 @@ __all__ = [
     "PoissonGaussian",
     "Speckle",
     "Gamma",
+    "Rician",
     "make_model",
     "check_model",
     "estimate_noise",

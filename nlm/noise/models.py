@@ -15,6 +15,13 @@ they are applied to (``[0, 1]`` for converted images).
 | :class:`PoissonGaussian` | ``y = gain P(x / gain) + N(0, sigma^2)`` | ``sigma^2`` | ``gain`` | 0 |
 | :class:`Speckle` | ``y = clip(x + x n, 0, 1)``, ``n ~ N(0, var)`` | 0 | 0 | ``var`` |
 | :class:`Gamma` | ``y = x s``, ``s ~ Gamma(L, 1/L)`` | 0 | 0 | ``1 / L`` |
+| :class:`Rician` | ``y = abs(x + n1 + i n2)``, ``n1, n2 ~ N(0, sigma^2)`` | ``sigma^2`` (see below) | 0 | 0 |
+
+Rician noise (magnitude MRI) is not a quadratic: its variance rises from
+``(2 - pi/2) sigma^2`` at ``x = 0`` to ``sigma^2`` at high SNR, and the
+observation is biased upwards (``E[y^2] = x^2 + 2 sigma^2``).
+:meth:`Rician.variance` and :meth:`Rician.observed_moments` give the exact
+curves; ``a = sigma^2`` is their high-SNR limit and upper bound.
 
 Clipped observations.  :class:`Gaussian`, :class:`PoissonGaussian` and
 :class:`Speckle` take ``clip``: the observation is ``clip(y, lo, hi)``, as
@@ -43,6 +50,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nlm.noise._special import i0e, i1e, ndtr
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -50,11 +59,12 @@ if TYPE_CHECKING:
     Clip = bool | tuple[float | None, float | None]
 
 __all__ = [
-    "NoiseModel", "Gaussian", "PoissonGaussian", "Speckle", "Gamma", "NOISE_MODELS", "make_model", "check_model",
+    "NoiseModel", "Gaussian", "PoissonGaussian", "Speckle", "Gamma", "Rician", "NOISE_MODELS", "make_model",
+    "check_model", "rician_moments",
 ]
 
 #: the names :func:`make_model` (and ``noise=`` of the denoisers) accept
-NOISE_MODELS = ("gaussian", "poisson", "speckle", "gamma")
+NOISE_MODELS = ("gaussian", "poisson", "speckle", "gamma", "rician")
 
 
 def _real(value, name, *, positive=False):
@@ -161,6 +171,16 @@ class NoiseModel:
         return self.bounds is not None
 
     @property
+    def biased_mean(self) -> bool:
+        """Whether the observation's mean differs from the clean value.
+
+        True for clipped models and for :class:`Rician` noise: NL-Bayes then
+        works with :meth:`observed_moments` tables (the variance at the
+        observed mean, and the inverse of the observed mean).
+        """
+        return self.clip
+
+    @property
     def coefficients(self) -> tuple[float, float, float]:
         """``(a, b, c)`` of the variance function."""
         return (float(self.a), float(self.b), float(self.c))
@@ -218,8 +238,6 @@ class NoiseModel:
         if not self.clip:
             mean = x
         else:
-            from scipy.special import ndtr
-
             lo, hi = self.bounds
             s = np.sqrt(var)
             # standardised bounds; s = 0 (a noise-free value) is a bound at
@@ -462,6 +480,158 @@ class Gamma(NoiseModel):
         return f"Gamma(looks={self.looks:.6g})"
 
 
+#: ``A / sigma`` above which :func:`rician_moments` uses the asymptotic series
+_RICIAN_SERIES = 50.0
+
+
+def rician_moments(amplitude: ArrayLike, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the magnitude ``abs(A + n1 + i n2)``, ``n1, n2 ~ N(0, sigma^2)``.
+
+    Parameters
+    ----------
+    amplitude : array_like
+        Clean amplitudes ``A`` (negative values count as their absolute value).
+    sigma : float >= 0
+        Noise std of each of the real and imaginary parts.
+
+    Returns
+    -------
+    mean, var : ndarray
+        float64, same shape as ``amplitude``.
+
+    Notes
+    -----
+    With ``s = A / sigma`` and ``t = s^2 / 2``:
+    ``E[M] = sigma sqrt(pi / 2) L_{1/2}(-t)``, ``L_{1/2}(-t) = (1 + t)
+    i0e(t / 2) + t i1e(t / 2)`` (exponentially scaled Bessel functions, so
+    nothing overflows), and ``var = A^2 + 2 sigma^2 - E[M]^2``.  Beyond ``s =
+    50`` the asymptotic series ``E[M] = sigma (s + 1/(2s) + 1/(8 s^3) + 1/(16
+    s^5))``, ``var = sigma^2 (1 - 1/(2 s^2) - 1/(2 s^4))`` (relative error
+    below 1e-10) avoids the cancellation.  ``sigma = 0``: ``A`` and 0.
+    ``O(N)``.
+
+    References
+    ----------
+    .. [1] H. Gudbjartsson, S. Patz, "The Rician distribution of noisy MRI
+       data", Magn. Reson. Med. 34(6), 1995.
+    """
+    A = np.abs(np.asarray(amplitude, dtype=np.float64))
+    if sigma == 0:
+        return A.copy(), np.zeros_like(A)
+    s = A / sigma
+    series = s > _RICIAN_SERIES
+    sl = np.where(series, 0.0, s)
+    t = 0.5 * sl * sl
+    m = np.sqrt(np.pi / 2.0) * ((1.0 + t) * i0e(0.5 * t) + t * i1e(0.5 * t))
+    w = np.maximum(2.0 + 2.0 * t - m * m, 0.0)
+    if series.any():
+        sh = np.where(series, s, 1.0)
+        inv2 = 1.0 / (sh * sh)
+        m = np.where(series, sh * (1.0 + inv2 * (0.5 + inv2 * (0.125 + 0.0625 * inv2))), m)
+        w = np.where(series, 1.0 - inv2 * (0.5 + 0.5 * inv2), w)
+    return sigma * m, (sigma * sigma) * w
+
+
+class Rician(NoiseModel):
+    """Rician noise of magnitude images (MRI): ``y = abs(x + n1 + i n2)``.
+
+    ``n1, n2 ~ N(0, sigma^2)`` are the noise of the real and imaginary parts
+    of a complex signal of amplitude ``x >= 0``; ``y`` is its magnitude.
+    Where ``x = 0`` (the air around a body in MRI) ``y`` is Rayleigh
+    distributed, with mean ``sigma sqrt(pi / 2)`` and variance ``(2 - pi/2)
+    sigma^2``; at high SNR ``y ~ N(sqrt(x^2 + sigma^2), sigma^2)``.  The
+    second moment is exact at every SNR: ``E[y^2] = x^2 + 2 sigma^2``, which
+    the denoisers use to remove the upward bias of low-SNR magnitudes.
+
+    Parameters
+    ----------
+    sigma : float >= 0
+        Noise std of each of the real and imaginary parts, in image units.
+
+    Attributes
+    ----------
+    a, b, c : float
+        ``sigma^2``, 0, 0: the high-SNR limit (and upper bound) of the
+        variance; :meth:`variance` is the exact Rician variance.
+    bounds : (0.0, inf)
+        The observations' support (magnitudes are never negative); not a
+        clipping: :attr:`clip` is False.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``sigma`` not a finite number >= 0 or so large that its square
+        overflows.
+
+    Examples
+    --------
+    >>> m = Rician(1.0)
+    >>> round(m.observed_moments(0.0)[0], 4)  # Rayleigh mean sigma sqrt(pi / 2)
+    1.2533
+    >>> round(m.variance(0.0), 4)  # 2 - pi / 2
+    0.4292
+    """
+
+    name = "rician"
+    nonnegative = True
+    bounds = (0.0, np.inf)
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = _real(sigma, "sigma")
+        self.a = _square(self.sigma, "sigma")
+        _square(2.0 * self.sigma, "sigma")  # E[y^2] = x^2 + 2 sigma^2 must be finite too
+
+    @property
+    def clip(self) -> bool:
+        """False: magnitudes are non-negative by construction, not clipped."""
+        return False
+
+    @property
+    def biased_mean(self) -> bool:
+        """True: ``E[y | x] > x``, most at low SNR (see :meth:`observed_moments`)."""
+        return True
+
+    def variance(self, x: ArrayLike) -> np.ndarray | float:
+        """The exact Rician variance ``var(y | x)`` (:func:`rician_moments`).
+
+        Parameters
+        ----------
+        x : array_like or float
+            Clean amplitudes (negative values count as their absolute value).
+
+        Returns
+        -------
+        ndarray or float
+            float64, same shape as ``x``; between ``(2 - pi/2) sigma^2`` and
+            ``sigma^2``.
+        """
+        out = rician_moments(x, self.sigma)[1]
+        return float(out) if out.ndim == 0 else out
+
+    def observed_moments(self, x: ArrayLike) -> tuple[np.ndarray | float, np.ndarray | float]:
+        """Mean and variance of the magnitude given the amplitude ``x`` (:func:`rician_moments`).
+
+        The mean is above ``x`` (``sigma sqrt(pi/2)`` at ``x = 0``,
+        ``sqrt(x^2 + sigma^2)`` at high SNR) and increasing in ``x``.
+        """
+        mean, var = rician_moments(x, self.sigma)
+        if mean.ndim == 0:
+            return float(mean), float(var)
+        return mean, var
+
+    def scaled(self, k: float) -> NoiseModel:
+        """The same model for the image multiplied by ``k > 0``."""
+        k = _real(k, "k", positive=True)
+        return Rician(self.sigma * k)
+
+    def _draw(self, x, rng):
+        n = rng.normal(0.0, self.sigma, (2,) + x.shape)
+        return np.hypot(x + n[0], n[1])
+
+    def __repr__(self):
+        return f"Rician(sigma={self.sigma:.6g})"
+
+
 def make_model(
     name: str,
     *,
@@ -474,9 +644,10 @@ def make_model(
 
     Parameters
     ----------
-    name : {"gaussian", "poisson", "speckle", "gamma"}
+    name : {"gaussian", "poisson", "speckle", "gamma", "rician"}
     sigma : float, optional
-        Gaussian std (``"gaussian"``), read-noise std (``"poisson"``).
+        Gaussian std (``"gaussian"``), read-noise std (``"poisson"``), the
+        std of the real and imaginary parts (``"rician"``).
     var : float, optional
         Speckle variance (``"speckle"``; ``"gamma"``: ``looks = 1 / var``).
     looks : float, optional
@@ -503,6 +674,7 @@ def make_model(
         "poisson": {"gain", "sigma"},
         "speckle": {"var", "looks"},
         "gamma": {"looks", "var"},
+        "rician": {"sigma"},
     }[name]
     extra = sorted(given - allowed)
     if extra:
@@ -511,6 +683,10 @@ def make_model(
         if sigma is None:
             raise ValueError("the 'gaussian' model needs sigma")
         return Gaussian(sigma)
+    if name == "rician":
+        if sigma is None:
+            raise ValueError("the 'rician' model needs sigma")
+        return Rician(sigma)
     if name == "poisson":
         if gain is None:
             raise ValueError("the 'poisson' model needs gain")
@@ -576,8 +752,8 @@ def check_model(model: NoiseModel, lo: float, hi: float, *, name: str = "noise")
         raise TypeError(f"{name} must be a noise model (nlm.noise.NoiseModel), got {type(model).__name__}")
     if type(model) is NoiseModel:
         raise TypeError(
-            f"{name}=NoiseModel() is the abstract base class: use Gaussian, PoissonGaussian, Speckle or Gamma "
-            "from nlm.noise (or a subclass that sets the coefficients a, b, c)"
+            f"{name}=NoiseModel() is the abstract base class: use Gaussian, PoissonGaussian, Speckle, Gamma or "
+            "Rician from nlm.noise (or a subclass that sets the coefficients a, b, c)"
         )
     coef = []
     for k in ("a", "b", "c"):
@@ -615,6 +791,11 @@ def check_model(model: NoiseModel, lo: float, hi: float, *, name: str = "noise")
         finite = [abs(t) for t in (blo, bhi) if np.isfinite(t)]
         tol = 1e-6 * (bhi - blo if len(finite) == 2 else max(finite + [abs(lo), abs(hi), 1.0]))
         if lo < blo - tol or hi > bhi + tol:
+            if not model.clip:  # a support, not a clipping (Rician magnitudes)
+                raise ValueError(
+                    f"{name}: {model!r} describes data in {_bounds_text(bounds)} (magnitudes), but the data run "
+                    f"from {lo:g} to {hi:g}"
+                )
             hint = ""
             if (blo, bhi) == (0.0, 1.0) and hi > 1.0:
                 hint = (

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nlm.noise._special import digamma
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
@@ -33,8 +35,6 @@ LOG_FLOOR = 2.0**-8
 
 def log_bias(looks: float) -> float:
     """``E[log s] = psi(L) - log L`` for ``s ~ Gamma(L, 1/L)``."""
-    from scipy.special import digamma
-
     return float(digamma(looks) - np.log(looks))
 
 

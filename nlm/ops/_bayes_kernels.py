@@ -93,7 +93,7 @@ def cholesky(A, d):
 
 
 @njit(**JIT)
-def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X):
+def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X, pvar):
     """Bayes estimate of one group (oracle: ``tests/naive_bayes.group_estimate``).
 
     Parameters
@@ -121,6 +121,11 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
     M, dvar, mean, gm, Z : scratch arrays
     X : (C * pp, n_max) float64
         Output estimates (columns ``:n``).
+    pvar : (pp,) or (0,) float64
+        With a noise map: the noise variance at each patch pixel (the map's
+        mean over the group's patches), the same in every working channel
+        (the colour transform is orthonormal); ``D`` is then ``diag(pvar)``.
+        Empty: ``D`` from the level function.
 
     Notes
     -----
@@ -151,6 +156,9 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
             gm[k] = mean[k]
     for q in range(pp):
         for c in range(C):
+            if pvar.shape[0] > 0:
+                dvar[c * pp + q] = pvar[q]
+                continue
             v = 0.0
             for j in range(C):
                 u = 0.0  # input channel j at this pixel
@@ -275,7 +283,7 @@ def kth_smallest(vals, m, k, work):
 
 
 @njit(**JIT)
-def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, work):
+def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, work, pvalid):
     """The group of the reference patch at ``(ri, rj)``: its size, positions and distances.
 
     Distance: mean squared difference over the ``p x p`` patch and the first
@@ -288,6 +296,8 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
     qj``, ``W``: number of patch columns): the reference first, then the
     others in raster order.  ``cd``, ``work``: scratch of ``(2 radius + 1)^2``
     values.  Selection by quickselect (linear time), not by sorting.
+    ``pvalid``: (patch rows, patch columns) bool, the patches without a
+    masked pixel (only those are candidates), or (0, 0): every patch.
     """
     H = guide.shape[1] - p + 1
     W = guide.shape[2] - p + 1
@@ -311,8 +321,13 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
                         u = r - row[j0 + t + b]
                         cd[base + t] += u * u
     close = 0
+    masked = pvalid.shape[0] > 0
+    m_ok = m
     for t in range(m):
         cd[t] *= norm
+        if masked and not pvalid[i0 + t // nj, j0 + t % nj]:
+            cd[t] = np.inf  # never a candidate
+            m_ok -= 1
         if cd[t] <= tau:
             close += 1
     ref = (ri - i0) * nj + (rj - j0)
@@ -320,16 +335,16 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
         close -= 1
     cd[ref] = np.inf  # never selected among the others
     n = max(n_sim, min(n_max, 1 + close))
-    n = min(n, m)
+    n = min(n, m_ok)
     dist[0] = 0.0
     idx[0] = ri * W + rj
     k = n - 1
     if k == 0:
         return 1
     cnt = 1
-    if k == m - 1:  # every other patch
+    if k == m_ok - 1:  # every other (valid) patch
         for t in range(m):
-            if t != ref:
+            if t != ref and cd[t] < np.inf:
                 dist[cnt] = cd[t]
                 idx[cnt] = (i0 + t // nj) * W + j0 + t % nj
                 cnt += 1
@@ -352,11 +367,10 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
 
 @njit(**JIT)
 def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_max, tau,
-          step1, nlf, tmat, beta, flat, c0, c1):
+          step1, nlf, tmat, beta, flat, vmap, pvalid, c0, c1):
     C = noisy.shape[0]
     pp = p * p
     D = C * pp
-    Wp = noisy.shape[2] - p + 1
     cap = n_max if not step1 else n_sim
     side = 2 * radius + 1
     cd = np.empty(side * side)
@@ -373,34 +387,71 @@ def _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_
     gm = np.empty(D)
     Z = np.empty((dd, cap))
     c_dist = 1 if step1 else C
+    pvar = np.empty(pp if vmap.shape[0] > 0 else 0)
+    masked = pvalid.shape[0] > 0
     for ri in rows:
         if ri < r0 or ri >= r1:
             continue
         for rj in cols:
-            if rj < c0 or rj >= c1 or mask[ri, rj]:
+            if rj < c0 or rj >= c1 or mask[ri, rj] or (masked and not pvalid[ri, rj]):
                 continue
-            n = search(guide, ri, rj, p, radius, c_dist, n_sim, cap, tau if not step1 else -1.0,
-                       dist, idx, cd, work)
-            for g in range(n):
-                qi = idx[g] // Wp
-                qj = idx[g] % Wp
-                for c in range(C):
-                    for a in range(p):
-                        for b in range(p):
-                            k = c * pp + a * p + b
-                            Y[k, g] = noisy[c, qi + a, qj + b]
-                            if not step1:
-                                G[k, g] = guide[c, qi + a, qj + b]
-            group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X)
-            for g in range(n):
-                qi = idx[g] // Wp
-                qj = idx[g] % Wp
-                mask[qi, qj] = True
+            _group(noisy, guide, num, wgt, mask, ri, rj, p, radius, n_sim, cap, tau, step1, nlf, tmat, beta, flat,
+                   vmap, pvalid, c_dist, cd, work, dist, idx, Y, G, X, M, dvar, mean, gm, Z, pvar)
+    if masked:
+        # with a mask, valid pixels that no valid reference of the grid reached
+        # (next to masked ones) get groups of their own: any valid patch still
+        # holding an uncovered pixel becomes a reference, in raster order
+        for ri in range(max(r0, 0), min(r1, mask.shape[0])):
+            for rj in range(max(c0, 0), min(c1, mask.shape[1])):
+                if mask[ri, rj] or not pvalid[ri, rj]:
+                    continue
+                bare = False
                 for a in range(p):
                     for b in range(p):
-                        wgt[qi + a, qj + b] += 1.0
-                        for c in range(C):
-                            num[c, qi + a, qj + b] += X[c * pp + a * p + b, g]
+                        if wgt[ri + a, rj + b] == 0:
+                            bare = True
+                if bare:
+                    _group(noisy, guide, num, wgt, mask, ri, rj, p, radius, n_sim, cap, tau, step1, nlf, tmat, beta,
+                           flat, vmap, pvalid, c_dist, cd, work, dist, idx, Y, G, X, M, dvar, mean, gm, Z, pvar)
+
+
+@njit(**JIT)
+def _group(noisy, guide, num, wgt, mask, ri, rj, p, radius, n_sim, cap, tau, step1, nlf, tmat, beta, flat, vmap,
+           pvalid, c_dist, cd, work, dist, idx, Y, G, X, M, dvar, mean, gm, Z, pvar):
+    """One reference patch: its group, the group's estimate, the aggregation (see :func:`bayes_step`)."""
+    C = noisy.shape[0]
+    pp = p * p
+    Wp = noisy.shape[2] - p + 1
+    n = search(guide, ri, rj, p, radius, c_dist, n_sim, cap, tau if not step1 else -1.0,
+               dist, idx, cd, work, pvalid)
+    for g in range(n):
+        qi = idx[g] // Wp
+        qj = idx[g] % Wp
+        for c in range(C):
+            for a in range(p):
+                for b in range(p):
+                    k = c * pp + a * p + b
+                    Y[k, g] = noisy[c, qi + a, qj + b]
+                    if not step1:
+                        G[k, g] = guide[c, qi + a, qj + b]
+    if pvar.shape[0] > 0:
+        # the group's noise variance per patch pixel: the map's mean over its patches
+        for a in range(p):
+            for b in range(p):
+                s = 0.0
+                for g in range(n):
+                    s += vmap[idx[g] // Wp + a, idx[g] % Wp + b]
+                pvar[a * p + b] = s / n
+    group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X, pvar)
+    for g in range(n):
+        qi = idx[g] // Wp
+        qj = idx[g] % Wp
+        mask[qi, qj] = True
+        for a in range(p):
+            for b in range(p):
+                wgt[qi + a, qj + b] += 1.0
+                for c in range(C):
+                    num[c, qi + a, qj + b] += X[c * pp + a * p + b, g]
 
 
 @njit(**JIT)
@@ -429,8 +480,15 @@ def _spread_order(n):
 
 @njit(**JIT_PARALLEL)
 def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band,
-               oy=0, ox=0):
+               vmap, pvalid, oy=0, ox=0):
     """One NL-Bayes step; returns the aggregated estimate (``noisy``'s dtype).
+
+    ``vmap``: (H, W) float64 noise variance map, or (0, 0) (the level
+    function ``nlf`` then gives the covariance); ``pvalid``: (H - p + 1, W -
+    p + 1) bool, the patches without a masked pixel, or (0, 0) (no mask).
+    With a mask, only valid patches are references or group members, and
+    the valid patches still holding a pixel no group covered become
+    references after the grid (in each cell, raster order).
 
     ``rows``/``cols``: the reference grid (sorted, covering ``0`` and the last
     patch position of the image), in block coordinates.  Pixels no group
@@ -464,7 +522,7 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
             b = b0 + fy + 2 * (order[t] // nx)
             k = k0 + fx + 2 * (order[t] % nx)
             _band(noisy, guide, num, wgt, mask, b * band - oy, (b + 1) * band - oy, rows, cols, p, radius,
-                  n_sim, n_max, tau, step1, nlf, tmat, beta, flat, k * band - ox, (k + 1) * band - ox)
+                  n_sim, n_max, tau, step1, nlf, tmat, beta, flat, vmap, pvalid, k * band - ox, (k + 1) * band - ox)
     out = np.empty_like(noisy)
     for c in prange(C):
         for i in range(H):

@@ -79,7 +79,7 @@ def _slide(cs, i, a1, b1, a0, b0):
 
 
 @njit(**JIT_BORROW)
-def _row_weights(cs, w, n, rx, inv_norm, var2, gamma, slide, a1, b1, a0, b0):
+def _row_weights(cs, w, n, rx, rtag, inv_norm, var2, gamma, slide, a1, b1, a0, b0):
     """Weights of one row for one offset, optionally sliding ``cs`` down a row.
 
     ``w[i] = 2^-(max(inv_norm * sum_{k=0}^{2 rx} cs[i + k] - var2, 0) * gamma)``
@@ -91,40 +91,44 @@ def _row_weights(cs, w, n, rx, inv_norm, var2, gamma, slide, a1, b1, a0, b0):
     and 7.  The exponent is ``max(s * alpha - beta, 0)`` with ``alpha =
     inv_norm * gamma`` and ``beta = var2 * gamma`` (one fused multiply-add);
     when h is so small that these products overflow, the three-step form.
+
+    ``rtag`` (:func:`_radius_tag`) carries the patch radius in its type: a
+    compiled specialisation holds only the loops of its own radius.
     """
     _wide_vectors()
+    kr = len(rtag)  # a compile-time constant: rx for radii 1-3, 0 for any other
     zero = var2 - var2
     alpha = inv_norm * gamma
     beta = var2 * gamma
     big = np.finfo(var2).max
     fast = alpha <= big and beta <= big
-    if fast and rx == 3 and slide:
+    if fast and kr == 3 and slide:
         for i in range(n):
             s = cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4] + cs[i + 5] + cs[i + 6]
             _slide(cs, i, a1, b1, a0, b0)
             t = _fma(s, alpha, -beta)
             w[i] = _exp2_neg(t if t > zero else zero)
-    elif fast and rx == 3:
+    elif fast and kr == 3:
         for i in range(n):
             t = _fma(cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4] + cs[i + 5] + cs[i + 6], alpha, -beta)
             w[i] = _exp2_neg(t if t > zero else zero)
-    elif fast and rx == 2 and slide:
+    elif fast and kr == 2 and slide:
         for i in range(n):
             s = cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4]
             _slide(cs, i, a1, b1, a0, b0)
             t = _fma(s, alpha, -beta)
             w[i] = _exp2_neg(t if t > zero else zero)
-    elif fast and rx == 2:
+    elif fast and kr == 2:
         for i in range(n):
             t = _fma(cs[i] + cs[i + 1] + cs[i + 2] + cs[i + 3] + cs[i + 4], alpha, -beta)
             w[i] = _exp2_neg(t if t > zero else zero)
-    elif fast and rx == 1 and slide:
+    elif fast and kr == 1 and slide:
         for i in range(n):
             s = cs[i] + cs[i + 1] + cs[i + 2]
             _slide(cs, i, a1, b1, a0, b0)
             t = _fma(s, alpha, -beta)
             w[i] = _exp2_neg(t if t > zero else zero)
-    elif fast and rx == 1:
+    elif fast and kr == 1:
         for i in range(n):
             t = _fma(cs[i] + cs[i + 1] + cs[i + 2], alpha, -beta)
             w[i] = _exp2_neg(t if t > zero else zero)
@@ -156,6 +160,17 @@ def _row_weights_any(cs, w, n, rx, inv_norm, var2, gamma, alpha, beta, fast):
         for i in range(n):
             d = _fma(w[i], inv_norm, -var2)
             w[i] = _exp2_neg((d if d > zero else zero) * gamma)
+
+
+def _radius_tag(rx):
+    """A tuple whose type tells the row kernels the patch radius: ``rx`` zeros for 1-3, else empty.
+
+    The kernels specialise on argument types, so each patch radius gets its
+    own compiled loops and a first call compiles only its own (about a third
+    of the code a runtime radius would make LLVM optimise); radii 0 and 4 or
+    more share the general loops of :func:`_row_weights_any`.
+    """
+    return (0,) * rx if 1 <= rx <= 3 else ()
 
 
 #: rows per work item of :func:`_pad_rows` and :func:`_rows_finish` (NumPy on
@@ -197,7 +212,7 @@ def _pad_rows(img, ry, rx, ex):
 
 
 @njit(**JIT_BORROW)
-def _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, y1, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma):
+def _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, y1, x0, n, s0, ry, rx, rtag, ex, wx, inv_norm, var2, gamma):
     """All the offsets of row ``y`` of ``pa`` against ``pb`` in the strip ``[x0, x0 + n)``.
 
     The vertical sums ``cs`` are slid down to row ``y + 1`` when ``y + 1 <
@@ -240,7 +255,7 @@ def _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, y1, x0, n, s0, ry, rx, ex, wx, i
             b1 = pb[0, yn + ty, ex + x0 + tx : ex + x0 + tx + W]
             a0 = pa[0, y, ex + x0 : ex + x0 + W]
             b0 = pb[0, y + ty, ex + x0 + tx : ex + x0 + tx + W]
-            _row_weights(row, wk, n, rx, inv_norm, var2, gamma, slide and F == 1, a1, b1, a0, b0)
+            _row_weights(row, wk, n, rx, rtag, inv_norm, var2, gamma, slide and F == 1, a1, b1, a0, b0)
             if slide and F > 1:
                 for c in range(F):
                     a1 = pa[c, y + 1 + 2 * ry, ex + x0 : ex + x0 + W]
@@ -340,7 +355,7 @@ def _drain(dst, y, ring, s, offset, c0, c1):
 
 
 @njit(**JIT_BORROW)
-def _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+def _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, rtag, ex, wy, wx, band, strip, gy, gx,
                inv_norm, var2, gamma, ovf, cs, ra, rb, wb):
     """Band ``b`` of :func:`_rows_accumulate`; its last ``wy`` rows of ``pb`` go to ``ovf`` (C + 1, wy, X).
 
@@ -374,7 +389,7 @@ def _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, w
                 _start_sums(pa, pb, cs, offsets, y, x0, W, ry, ex)
                 stop = min(y1, y + _ANCHOR - (y + phase) % _ANCHOR)
             s0 = y % R
-            _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, stop, x0, n, s0, ry, rx, ex, wx, inv_norm, var2, gamma)
+            _nlm_row(pa, pb, cs, wb, ra, rb, groups, y, stop, x0, n, s0, ry, rx, rtag, ex, wx, inv_norm, var2, gamma)
             # row y is complete for this strip
             _drain(acc_b, y, rb, s0, x0 - wx, max(0, x0 - wx), min(X, x1 + wx))
             if not same:
@@ -435,6 +450,7 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
     first = gy % band
     nb = (Y + first + band - 1) // band
     ovf = np.zeros((nb, C + 1, wy, X), pa.dtype)
+    rtag = _radius_tag(rx)
     dt = pa.dtype
     K = _GROUP
     sw = min(strip, X)
@@ -444,7 +460,7 @@ def _rows_accumulate(pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy
         rb = np.zeros((C + 1, wy + 1, sw + 2 * wx + K), dt)
         ra = rb if same else np.zeros_like(rb)
         wb = np.zeros((K, sw + 2 * K), dt)  # weights at [K, K + n), zeros around
-        _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, ex, wy, wx, band, strip, gy, gx,
+        _rows_band(b, pa, pb, acc_a, acc_b, same, offsets, groups, ry, rx, rtag, ex, wy, wx, band, strip, gy, gx,
                    inv_norm, var2, gamma, ovf[b], cs, ra, rb, wb)
 
     parallel_for(one_band, nb)
