@@ -159,3 +159,15 @@ def test_budget_counts_nl_bayes_working_set(tmp_path):
     r = run("denoise", src, tmp_path / "b.tif", *SMALL, "--memory-limit", "250000")
     assert r.exit_code == 0 and "processed tile by tile" in r.output
     _same(tifffile.imread(tmp_path / "b.tif"), _in_memory(tmp_path, src, *SMALL))
+
+
+def test_mask_refused_tile_by_tile(tmp_path):
+    """NL-Bayes takes masks on NumPy arrays only: tile by tile the command says so (exit 1, nothing written)."""
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, _image((100, 100)))
+    mask = tmp_path / "mask.tif"
+    tifffile.imwrite(mask, np.ones((100, 100), np.uint8))
+    out = tmp_path / "o.tif"
+    r = run("denoise", src, out, *SMALL, "--mask", mask, *TILED)
+    assert r.exit_code == 1 and "mask" in r.output and "Traceback" not in r.output
+    assert not out.exists()
