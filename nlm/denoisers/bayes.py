@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import ArrayLike
 
-__all__ = ["denoise_nl_bayes", "bayes_parameters"]
+__all__ = ["denoise_nl_bayes", "bayes_parameters", "volume_parameters"]
 
 # pass 3's similarity threshold, in units of the mean noise variance
 TAU3 = 0.07
@@ -53,7 +53,9 @@ def _colour_transform(C):
     return T
 
 
-def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = False) -> dict[str, Any]:
+def bayes_parameters(
+    sigma255: float, channels: int = 1, multiplicative: bool = False, ndim: int = 2
+) -> dict[str, Any]:
     """The parameters NL-Bayes uses at a noise level.
 
     Parameters
@@ -66,6 +68,9 @@ def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = 
     multiplicative : bool, optional
         The noise model has a quadratic term (speckle, SAR gamma): the IPOL
         grey table (see Notes).
+    ndim : {2, 3}, optional
+        Spatial dimensions: 3 gives the volume table (patch sides and
+        search radii as per-axis triples; see :func:`volume_parameters`).
 
     Returns
     -------
@@ -113,6 +118,8 @@ def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = 
     Pass 3's threshold (0.07 times the mean noise variance) was chosen on
     the same set (0.05..0.2 and absolute thresholds tried).
     """
+    if ndim == 3:
+        return volume_parameters(sigma255, channels, multiplicative)
     s = float(sigma255)
     if channels == 1:
         p1 = 5 if s < 30 else 7
@@ -429,10 +436,7 @@ def denoise_nl_bayes(
     stride = _check_int(stride, "stride", 1)
     flat = _pair_float(flat, "flat", positive=False)
     beta = _pair_float(beta, "beta", positive=True)
-    p_user = _pair(patch_size, "patch_size", odd=True)
     n_user = _pair(n_similar, "n_similar", minimum=2)
-    if search_radius is not None:
-        search_radius = _check_int(search_radius, "search_radius", 1)
     passes = _check_passes(passes)
 
     x = _to_float(image, preserve_range)
@@ -442,11 +446,17 @@ def denoise_nl_bayes(
     else:
         axis = _check_axis(channel_axis, image.ndim)
         xc = np.moveaxis(x, axis, 0)
+    if xc.ndim == 4:
+        return _denoise_volume(image.dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
+                               search_radius, beta, flat, passes, stride, num_threads, return_model)
     if xc.ndim != 3:
         raise UnsupportedDimensionError(
-            "denoise_nl_bayes needs a 2-D image (plus an optional channel axis), "
+            "denoise_nl_bayes needs a 2-D or 3-D image (plus an optional channel axis), "
             f"got {xc.ndim - 1} spatial dimension(s)"
         )
+    p_user = _pair(patch_size, "patch_size", odd=True)
+    if search_radius is not None:
+        search_radius = _check_int(search_radius, "search_radius", 1)
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)
     xc, e = prm["xc"], prm["exponent"]
@@ -604,12 +614,12 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
             f"image must be non-negative for the {model.name!r} noise model, got a minimum of {lo * 2.0**-e:g}"
         )
     check_model(model, lo, hi, name=name)
-    C, H, W = xc.shape
+    C, H, W = xc.shape[0], xc.shape[-2], xc.shape[-1]  # volumes: geometry of their own (_denoise_volume)
 
     # noise level on the 0..255 scale: root mean variance over the image
     from scipy.ndimage import uniform_filter
 
-    smooth = uniform_filter(xc.astype(np.float64), size=(1, 3, 3), mode="reflect")
+    smooth = uniform_filter(xc.astype(np.float64), size=(1,) + (3,) * (xc.ndim - 1), mode="reflect")
     if preserve_range and np.dtype(image_dtype).kind in "iu":
         # the dtype's range, as [0, 1] is for converted images
         rng = float(np.iinfo(image_dtype).max) * 2.0**e
@@ -659,7 +669,8 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
 
     return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2,
                 radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
-                n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity))
+                n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), sigma255=sigma255,
+                mean_var=mean_var)
 
 
 def _check_passes(passes):
@@ -708,3 +719,153 @@ def _pair(value, name, odd=False, minimum=1):
             raise ValueError(f"{name} must be odd, got {v}")
         out.append(v)
     return tuple(out)
+
+
+# ---------------------------------------------------------------------------- volumes
+def volume_parameters(sigma255: float, channels: int = 1, multiplicative: bool = False) -> dict[str, Any]:
+    """The parameters NL-Bayes uses on a volume (3-D image) at a noise level.
+
+    Parameters
+    ----------
+    sigma255 : float >= 0
+        Noise standard deviation on the 0..255 scale (signal-dependent
+        noise: the root of the mean noise variance over the volume).
+    channels : int, optional
+        1 (grey) or more.
+    multiplicative : bool, optional
+        The noise model has a quadratic term (speckle, SAR gamma).
+
+    Returns
+    -------
+    dict
+        As :func:`bayes_parameters`, with ``patch1``, ``patch2`` and
+        ``radius`` per axis (triples).
+
+    Notes
+    -----
+    Tuned on public volumes (see docs/volumes.md).
+    """
+    s = float(sigma255)
+    p1 = 3
+    p2 = 3
+    n1 = 60 if s < 15 else 90
+    n2 = 30 if s < 15 else 45
+    r = 4
+    return dict(patch1=(p1,) * 3, patch2=(p2,) * 3, n1=n1, n2=n2, radius=(r,) * 3, beta=(1.0, 1.0),
+                flat=(1.05, 1.05), passes=2)
+
+
+def _triple(value, name, minimum, odd=False):
+    """An int or a sequence of 3 ints (one per axis) -> a tuple of 3 ints."""
+    vals = (value,) * 3 if not isinstance(value, (tuple, list, np.ndarray)) else tuple(value)
+    if len(vals) != 3:
+        raise ValueError(f"{name} must be an int or one int per axis (3) on a volume, got {value!r}")
+    out = []
+    for v in vals:
+        v = _check_int(v, name, minimum)
+        if odd and v % 2 == 0:
+            raise ValueError(f"{name} must be odd, got {v}")
+        out.append(v)
+    return tuple(out)
+
+
+def _steps3(value, name):
+    """Volume ``patch_size``: an int, a triple (per axis), or a pair (step 1, step 2) of those."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return tuple(_triple(v, name, 1, odd=True) for v in value)
+    t = _triple(value, name, 1, odd=True)
+    return t, t
+
+
+def _volume_order(shape, psz, rad):
+    """Spatial axes with the one cut into the most slabs first (ties: the earlier axis)."""
+    slabs = [(shape[a] - psz[a] + 1) / max(2 * rad[a] + psz[a], 8) for a in range(3)]
+    first = int(np.argmax(slabs))
+    return [first] + [a for a in range(3) if a != first]
+
+
+def _denoise_volume(image_dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
+                    search_radius, beta, flat, passes, stride, num_threads, return_model):
+    """:func:`denoise_nl_bayes` on a channel-first volume ``(C, Z, H, W)`` (arguments checked but the geometry)."""
+    p_user = _steps3(patch_size, "patch_size")
+    r_user = None
+    if search_radius is not None:
+        if isinstance(search_radius, (tuple, list, np.ndarray)):
+            r_user = _triple(search_radius, "search_radius", 0)
+        else:
+            r_user = _triple(search_radius, "search_radius", 1)
+    # the model, the noise level and tau from the shared code; the geometry is the volume's (below)
+    prm = _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, (1, 1), (2, 2), 1, beta, flat, passes)
+    xc, e = prm["xc"], prm["exponent"]
+    if prm["identity"]:
+        out = np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
+        out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+        return (out, prm["user_model"]) if return_model else out
+    model, tmat = prm["model"], prm["tmat"]
+    C = xc.shape[0]
+    shape = xc.shape[1:]
+    vp = volume_parameters(prm["sigma255"], C, multiplicative=model.c > 0)
+    p1, p2 = p_user if p_user is not None else (vp["patch1"], vp["patch2"])
+    n1, n2 = n_user if n_user is not None else (vp["n1"], vp["n2"])
+    rad = r_user if r_user is not None else vp["radius"]
+    if beta is None:
+        beta = (1.1, 1.1) if model.c > 0 else vp["beta"]
+    if flat is None:
+        flat = vp["flat"]
+    if passes is None:
+        passes = vp["passes"]
+    # clamped to the volume: a patch to its largest odd side, a window to the whole axis
+    p1 = tuple(min(p, _largest_odd(n)) for p, n in zip(p1, shape))
+    p2 = tuple(min(p, _largest_odd(n)) for p, n in zip(p2, shape))
+    rad = tuple(min(r, n - 1) for r, n in zip(rad, shape))
+    cand = int(np.prod([min(2 * r + 1, n - min(a, b) + 1) for r, n, a, b in zip(rad, shape, p1, p2)]))
+    n1 = min(n1, cand)
+    n2 = min(n2, cand)
+    n_max = max(n2, min(2 * n1, cand))
+    n_max3 = max(n2, cand)
+    tau, tau3 = prm["tau"], prm["tau3"]
+
+    order = _volume_order(shape, p2, rad)
+    back = [0] + [1 + order.index(a) for a in range(3)]
+    dtype = xc.dtype
+    xt = xc.transpose([0] + [1 + a for a in order])
+    shape = xt.shape[1:]
+    p1 = np.array([p1[a] for a in order], dtype=np.int64)
+    p2 = np.array([p2[a] for a in order], dtype=np.int64)
+    rad = np.array([rad[a] for a in order], dtype=np.int64)
+    work = np.ascontiguousarray(np.tensordot(tmat, xt, axes=1).astype(dtype, copy=False))
+    nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
+    origin = np.zeros(3, dtype=np.int64)
+
+    def grids(p):
+        return [_grid(n, int(q), stride) for n, q in zip(shape, p)]
+
+    def cells(p):
+        return np.array([max(2 * r + q, 8) for r, q in zip(rad, p)], dtype=np.int64)
+
+    from nlm.ops._bayes_volume import bayes_step3
+
+    with _threads(num_threads):
+        basic = bayes_step3(work, work, *grids(p1), p1, rad, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
+                            float(flat[0]), cells(p1), origin)
+        _check_finite(basic, "step 1", model)
+        final = bayes_step3(work, basic, *grids(p2), p2, rad, n2, n_max, tau, False, nlf, tmat, float(beta[1]),
+                            float(flat[1]), cells(p2), origin)
+        if passes == 3:
+            _check_finite(final, "step 2", model)
+            del basic
+            basic = final
+            final = bayes_step3(work, basic, *grids(p2), p2, rad, n2, n_max3, tau3, False, nlf, tmat,
+                                float(beta[1]), float(flat[1]), cells(p2), origin)
+    del basic, work
+    out = np.tensordot(tmat.T, final, axes=1).transpose(back)
+    if unbias is not None:
+        out = _uniform_interp(out, unbias)
+    _check_finite(out, "the last step", model)
+    if e:
+        out = np.ldexp(out, -e)
+    out = np.ascontiguousarray(out.astype(dtype, copy=False))
+    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    return (out, prm["user_model"]) if return_model else out
