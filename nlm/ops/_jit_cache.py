@@ -35,7 +35,7 @@ def _cached(dispatcher):
 
 
 def compile_pending(kind="nlm"):
-    """True when a filter call of ``kind`` (``"nlm"``, ``"nlm3d"``, ``"bayes"``, ``"bayes3d"``) will compile kernels first."""
+    """True when a filter call of ``kind`` (a key of ``_KERNELS``: ``"nlm"``, ``"bayes3d"``, ...) will compile first."""
     module, names = _KERNELS[kind]
     mod = importlib.import_module(module)
     return not all(_cached(getattr(mod, name)) for name in names)
