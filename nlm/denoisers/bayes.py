@@ -245,9 +245,10 @@ def denoise_nl_bayes(
     Parameters
     ----------
     image : array_like
-        2-D image, with one extra channel axis if ``channel_axis`` is given.
-        Real numeric dtype, finite values; non-negative for the speckle and
-        gamma models.
+        2-D image or 3-D volume (``(z, y, x)``, ``(t, y, x)``: any three
+        spatial axes), with one extra channel axis if ``channel_axis`` is
+        given.  Real numeric dtype, finite values; non-negative for the
+        speckle and gamma models.
     noise : str or nlm.noise.NoiseModel, keyword-only
         ``"auto"`` (default: the model and its parameters are estimated by
         :func:`nlm.estimate_noise`), ``"gaussian"``, ``"poisson"``,
@@ -271,11 +272,16 @@ def denoise_nl_bayes(
         [0, 1] like scikit-image.
     patch_size : int or (int, int), keyword-only
         Patch sides of steps 1 and 2 (odd); default from the noise level
-        (:func:`bayes_parameters`).
+        (:func:`bayes_parameters`).  Volumes: an int (every axis, both
+        steps), one odd int per axis (``(1, 5, 5)``: 5x5 patches within a
+        frame; both steps), or a pair (step 1, step 2) of those; default
+        from :func:`volume_parameters`.
     n_similar : int or (int, int), keyword-only
         Group sizes of steps 1 and 2; default from the noise level.
-    search_radius : int, keyword-only
+    search_radius : int or (int, int, int), keyword-only
         Search window radius (both steps); default ``n1 / 4``, at most 16.
+        Volumes: an int >= 1 or one int >= 0 per axis (``(1, 4, 4)``: one
+        frame either side); default from :func:`volume_parameters`.
     beta : float > 0 or (float, float), keyword-only
         Noise correction factor, one for both steps or a pair (step 1,
         step 2).  Default: 1.1 and 1 for grey images with additive or
@@ -338,7 +344,7 @@ def denoise_nl_bayes(
         std more than 1000 times the data's range (a model in the wrong
         units); values so large that the estimated variance overflows.
     UnsupportedDimensionError
-        Not a 2-D image (plus channels).
+        Not a 2-D image or 3-D volume (plus channels).
 
     Notes
     -----
@@ -397,6 +403,20 @@ def denoise_nl_bayes(
     Cost: per reference, ``O(W^2 P^2)`` for the search (window ``W``, patch
     ``P^2 C``) and ``O(n d^2 + d^3)`` for the estimate (``d = P^2`` in step
     1, ``P^2 C`` in step 2); about ``N / (2 stride^2)`` references per step.
+
+    Volumes (3-D, kernels in :mod:`nlm.ops._bayes_volume`): the same steps
+    with box patches ``pz x py x px`` and box search windows, per axis, on
+    ``stride`` grids along every axis; parameters from
+    :func:`volume_parameters` (tuned on public MRI volumes, see
+    docs/volumes.md).  Patches and windows are clamped per axis to the
+    volume (a one-slice volume is a 2-D image with ``pz = 1``).  Cost per
+    reference ``O(W_z W_y W_x P_z P_y P_x C)`` for the search and ``O(n d^2
+    + d^3)`` with ``d = P_z P_y P_x`` (``C`` times that in step 2).  A
+    group marks its members as done only within its reference's cell of
+    about ``(2 r + p)`` positions per axis, anchored at the volume's origin,
+    and slabs of cells along the axis with the most of them run in
+    parallel (even, then odd), so the result does not depend on the thread
+    count.
     Memory: the working image, the basic estimate, a float64 numerator,
     a float32 weight image and a mask: about 6 times a float32 grey input.
     The reference rows are processed in bands (even bands in parallel, then
@@ -743,16 +763,29 @@ def volume_parameters(sigma255: float, channels: int = 1, multiplicative: bool =
 
     Notes
     -----
-    Tuned on public volumes (see docs/volumes.md).
+    One table at every level: 3 x 3 x 3 patches in both steps, groups of
+    ``n1 = 60`` and ``n2 = 30``, a 9 x 9 x 9 window (radius 4), ``beta`` 1,
+    the flat-area rule in step 1 only (1.05, 0) and three passes.  Tuned
+    blind on three public MRI volumes (``S0_10slices``, ``test_piesno``
+    from dipy, the first ``example4d`` volume from nibabel; Gaussian noise
+    of 3 / 6 / 12 % of the range; ``benchmarks/bayes3d.py``), against the
+    first table tried (two passes, flat 1.05 in both steps, n 60 / 30 below
+    sigma 15 of 255, 90 / 45 above), in dB at 3 / 6 / 12 %: the third pass
+    +0.06 / +0.06 / +0.19; then no flat rule in step 2 +0.06 / +0.07 /
+    +0.13; then n 60 / 30 at every level +0.02 / +0.06 / +0.08.  Tried and
+    not taken: radius 5 or 6 (+0.03 to +0.04 dB at 1.6 times the time),
+    ``(3, 5, 5)`` step-2 patches (+0.01 / +0.07 / +0.13 dB at twice the
+    time, and it assumes the first axis is the coarse one), 5 x 5 x 5
+    patches (-1.3 dB: groups smaller than the patch), larger groups (90 /
+    45, 120 / 60), smaller (40 / 20), step-1 ``beta`` 1.1 or 0.9, flat 1.5.
+    Colour volumes and the multiplicative models use the same table (not
+    tuned separately; ``denoise_nl_bayes`` sets ``beta`` 1.1 for the
+    multiplicative ones, as in 2-D).
     """
-    s = float(sigma255)
-    p1 = 3
-    p2 = 3
-    n1 = 60 if s < 15 else 90
-    n2 = 30 if s < 15 else 45
+    p = 3
     r = 4
-    return dict(patch1=(p1,) * 3, patch2=(p2,) * 3, n1=n1, n2=n2, radius=(r,) * 3, beta=(1.0, 1.0),
-                flat=(1.05, 1.05), passes=2)
+    return dict(patch1=(p,) * 3, patch2=(p,) * 3, n1=60, n2=30, radius=(r,) * 3, beta=(1.0, 1.0),
+                flat=(1.05, 0.0), passes=3)
 
 
 def _triple(value, name, minimum, odd=False):
