@@ -185,8 +185,8 @@ def main(argv=None):
             p4, pb, pn, t4, tb, tn = r.mean(axis=0)
             worst = (r[:, 1] - r[:, 0]).min()
             print(f"  sigma {pct:>4g}%: BM4D {p4:6.2f} ({t4:.2f} s) | NL-Bayes {pb:6.2f} ({tb:.2f} s) "
-                  f"{pb - p4:+.2f} dB (worst volume {worst:+.2f}), {t4 / tb:.1f}x faster | NLM {pn:6.2f} ({tn:.2f} s) {pn - p4:+.2f} dB; "
-                  f"NL-Bayes - NLM {pb - pn:+.2f} dB")
+                  f"{pb - p4:+.2f} dB (worst volume {worst:+.2f}), {t4 / tb:.1f}x faster | "
+                  f"NLM {pn:6.2f} ({tn:.2f} s) {pn - p4:+.2f} dB; NL-Bayes - NLM {pb - pn:+.2f} dB")
     return 0
 
 
