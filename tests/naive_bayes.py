@@ -118,8 +118,9 @@ def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
 
 def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, cell,
                 origin=(0, 0, 0)):
-    """The volume kernel's step, sequentially in its order: slabs of cells along the first axis (global
-    index: even, then odd); a member is marked done only inside its reference's cell."""
+    """The volume kernel's step, sequentially in its order: cells of ``cell`` positions anchored at the
+    volume's origin, by colour ``4 pz + 2 py + px`` (the parities of their global indices), each cell's
+    references in raster order."""
     C, Zn, H, W = noisy.shape
     pz, py, px = psz
     Hp, Wp = H - py + 1, W - px + 1
@@ -127,28 +128,23 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
     wgt = np.zeros((Zn, H, W))
     mask = np.zeros((Zn - pz + 1, Hp, Wp), dtype=bool)
     cap = n_sim if step1 else n_max
-    cellof = lambda q: tuple((q[a] + origin[a]) // cell[a] for a in range(3))  # noqa: E731
-    slabs = sorted({cellof((z, 0, 0))[0] for z in range(Zn - pz + 1)})
-    order = [b for b in slabs if b % 2 == 0] + [b for b in slabs if b % 2 == 1]
-    for b in order:
-        for rz in zs:
-            if cellof((rz, 0, 0))[0] != b:
-                continue
-            for ri in rows:
-                for rj in cols:
-                    if mask[rz, ri, rj]:
-                        continue
-                    _, pos = search3(guide, rz, ri, rj, psz, rad, 1 if step1 else C, n_sim, cap,
-                                     -1.0 if step1 else tau)
-                    qs = [(q // (Hp * Wp), q // Wp % Hp, q % Wp) for q in pos]
-                    box = [(slice(None), slice(z, z + pz), slice(i, i + py), slice(j, j + px)) for z, i, j in qs]
-                    Y = np.array([noisy[s].reshape(-1) for s in box], dtype=np.float64)
-                    G = np.array([guide[s].reshape(-1) for s in box], dtype=np.float64)
-                    X = group_estimate(Y, G, C, pz * py * px, step1, nlf, tmat, beta, flat)
-                    for g, (s, q) in enumerate(zip(box, qs)):
-                        if cellof(q) == cellof((rz, ri, rj)):
-                            mask[q] = True
-                        num[s] += X[g].reshape(C, pz, py, px)
-                        wgt[s[1:]] += 1
+    refs = [(rz, ri, rj) for rz in zs for ri in rows for rj in cols]
+    cellof = [tuple((r[a] + origin[a]) // cell[a] for a in range(3)) for r in refs]
+    colour = [4 * (k[0] % 2) + 2 * (k[1] % 2) + k[2] % 2 for k in cellof]
+    # by colour, then by cell (cells of one colour do not interact), then raster order
+    for n_ref in sorted(range(len(refs)), key=lambda k: (colour[k], cellof[k], refs[k])):
+        rz, ri, rj = refs[n_ref]
+        if mask[rz, ri, rj]:
+            continue
+        _, pos = search3(guide, rz, ri, rj, psz, rad, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau)
+        qs = [(q // (Hp * Wp), q // Wp % Hp, q % Wp) for q in pos]
+        box = [(slice(None), slice(z, z + pz), slice(i, i + py), slice(j, j + px)) for z, i, j in qs]
+        Y = np.array([noisy[s].reshape(-1) for s in box], dtype=np.float64)
+        G = np.array([guide[s].reshape(-1) for s in box], dtype=np.float64)
+        X = group_estimate(Y, G, C, pz * py * px, step1, nlf, tmat, beta, flat)
+        for g, (s, q) in enumerate(zip(box, qs)):
+            mask[q] = True
+            num[s] += X[g].reshape(C, pz, py, px)
+            wgt[s[1:]] += 1
     out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
     return out.astype(noisy.dtype)

@@ -812,16 +812,61 @@ def _steps3(value, name):
     return t, t
 
 
-def _volume_order(shape, psz, rad):
-    """Spatial axes with the one cut into the most slabs first (ties: the earlier axis)."""
-    slabs = [(shape[a] - psz[a] + 1) / max(2 * rad[a] + psz[a], 8) for a in range(3)]
-    first = int(np.argmax(slabs))
-    return [first] + [a for a in range(3) if a != first]
+def _grid_block(n, p, stride, start, m):
+    """The volume's reference grid along an axis of ``n`` (:func:`_grid`) within a block of ``m`` from ``start``.
+
+    Block coordinates: the grid positions ``g`` with ``start <= g <= start + m - p``, minus ``start``.
+    """
+    g = _grid(n, p, stride)
+    return np.ascontiguousarray(g[(g >= start) & (g <= start + m - p)] - start)
 
 
-def _denoise_volume(image_dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
-                    search_radius, beta, flat, passes, stride, num_threads, return_model):
-    """:func:`denoise_nl_bayes` on a channel-first volume ``(C, Z, H, W)`` (arguments checked but the geometry)."""
+def _mix_channels(tmat, xc):
+    """``tmat`` applied to the channels of ``xc`` per voxel, in float64, summed in a fixed order.
+
+    Not ``tensordot``: a BLAS product may round a voxel differently depending
+    on its place in the array, and a block must give the whole volume's values.
+    """
+    C = xc.shape[0]
+    if C == 1 and tmat[0, 0] == 1.0:
+        return xc.astype(np.float64)
+    out = np.empty(xc.shape, dtype=np.float64)
+    for c in range(C):
+        acc = float(tmat[c, 0]) * xc[0].astype(np.float64)
+        for j in range(1, C):
+            acc += float(tmat[c, j]) * xc[j].astype(np.float64)
+        out[c] = acc
+    return out
+
+
+def _cells3(rad, p):
+    """Cell sides (in reference positions) of :func:`nlm.ops._bayes_volume.bayes_step3`, per axis."""
+    return np.array([max(2 * int(r) + int(q), 8) for r, q in zip(rad, p)], dtype=np.int64)
+
+
+def volume_margin(prm: dict[str, Any]) -> tuple[int, int, int]:
+    """Margins (voxels per side, per axis) that make a block of :func:`run_volume_passes` exact.
+
+    Per pass, a kept voxel receives groups of references up to ``r + p - 1``
+    away, in cells reaching ``B - 1`` further, whose skipped positions
+    depend on the cells of earlier colours around them: chains of at most 1
+    / 3 / 7 cells along the first / second / third axis (colour ``4 pz + 2 py
+    + px``); the last of these reads ``r`` positions and a patch beyond its
+    cell.  So per pass ``(k + 1) B + 2 r + p - 2`` with ``k`` = 1, 3, 7; the
+    passes' margins add up.  ``prm``: the dict of :func:`_volume_parameters`.
+    """
+    rad = prm["radius"]
+    ps = [prm["p1"]] + [prm["p2"]] * (prm["passes"] - 1)
+    out = []
+    for a, k in enumerate((1, 3, 7)):
+        out.append(sum((k + 1) * _cells3(rad, p)[a] + 2 * rad[a] + p[a] - 2 for p in ps))
+    return tuple(int(m) for m in out)
+
+
+def _volume_parameters(xc, image_dtype, noise, sigma, looks, preserve_range, patch_size, n_user, search_radius,
+                       beta, flat, passes):
+    """:func:`_parameters` for a channel-first volume ``(C, Z, H, W)``: per-axis triples in ``p1``, ``p2``,
+    ``radius`` (from :func:`volume_parameters` or the arguments, clamped to the volume)."""
     p_user = _steps3(patch_size, "patch_size")
     r_user = None
     if search_radius is not None:
@@ -831,24 +876,16 @@ def _denoise_volume(image_dtype, xc, axis, noise, sigma, looks, preserve_range, 
             r_user = _triple(search_radius, "search_radius", 1)
     # the model, the noise level and tau from the shared code; the geometry is the volume's (below)
     prm = _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, (1, 1), (2, 2), 1, beta, flat, passes)
-    xc, e = prm["xc"], prm["exponent"]
     if prm["identity"]:
-        out = np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
-        out = out[0] if axis is None else np.moveaxis(out, 0, axis)
-        return (out, prm["user_model"]) if return_model else out
-    model, tmat = prm["model"], prm["tmat"]
-    C = xc.shape[0]
-    shape = xc.shape[1:]
-    vp = volume_parameters(prm["sigma255"], C, multiplicative=model.c > 0)
+        return prm
+    model = prm["model"]
+    shape = prm["xc"].shape[1:]
+    vp = volume_parameters(prm["sigma255"], xc.shape[0], multiplicative=model.c > 0)
     p1, p2 = p_user if p_user is not None else (vp["patch1"], vp["patch2"])
     n1, n2 = n_user if n_user is not None else (vp["n1"], vp["n2"])
     rad = r_user if r_user is not None else vp["radius"]
     if beta is None:
         beta = (1.1, 1.1) if model.c > 0 else vp["beta"]
-    if flat is None:
-        flat = vp["flat"]
-    if passes is None:
-        passes = vp["passes"]
     # clamped to the volume: a patch to its largest odd side, a window to the whole axis
     p1 = tuple(min(p, _largest_odd(n)) for p, n in zip(p1, shape))
     p2 = tuple(min(p, _largest_odd(n)) for p, n in zip(p2, shape))
@@ -856,49 +893,71 @@ def _denoise_volume(image_dtype, xc, axis, noise, sigma, looks, preserve_range, 
     cand = int(np.prod([min(2 * r + 1, n - min(a, b) + 1) for r, n, a, b in zip(rad, shape, p1, p2)]))
     n1 = min(n1, cand)
     n2 = min(n2, cand)
-    n_max = max(n2, min(2 * n1, cand))
-    n_max3 = max(n2, cand)
-    tau, tau3 = prm["tau"], prm["tau3"]
+    prm.update(p1=p1, p2=p2, n1=n1, n2=n2, radius=rad, beta=beta, flat=vp["flat"] if flat is None else flat,
+               passes=vp["passes"] if passes is None else passes, n_max=max(n2, min(2 * n1, cand)),
+               n_max3=max(n2, cand))
+    return prm
 
-    order = _volume_order(shape, p2, rad)
-    back = [0] + [1 + order.index(a) for a in range(3)]
+
+def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
+    """The passes of :func:`denoise_nl_bayes` on a channel-first float volume or block of one.
+
+    ``xc``: ``(C, Z, H, W)``, already scaled by ``prm["exponent"]``
+    (:func:`_volume_parameters`).  ``origin``, ``shape``: the position of the
+    block's first voxel in the volume and the volume's spatial shape; the
+    reference grid and the kernel's cells are the volume's, so the voxels at
+    least :func:`volume_margin` inside the block (or at the volume's border)
+    are those of the whole volume, bit for bit.  None: the block is the
+    volume.  Returns the channel-first result in ``xc``'s dtype (unscaled).
+    """
+    e = prm["exponent"]
+    if prm["identity"]:
+        return np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
+    model, tmat, beta, flat = prm["model"], prm["tmat"], prm["beta"], prm["flat"]
+    block = xc.shape[1:]
+    origin = (0, 0, 0) if origin is None else tuple(int(o) for o in origin)
+    shape = block if shape is None else tuple(int(n) for n in shape)
+    rad = np.array(prm["radius"], dtype=np.int64)
+    p1 = np.array(prm["p1"], dtype=np.int64)
+    p2 = np.array(prm["p2"], dtype=np.int64)
     dtype = xc.dtype
-    xt = xc.transpose([0] + [1 + a for a in order])
-    shape = xt.shape[1:]
-    p1 = np.array([p1[a] for a in order], dtype=np.int64)
-    p2 = np.array([p2[a] for a in order], dtype=np.int64)
-    rad = np.array([rad[a] for a in order], dtype=np.int64)
-    work = np.ascontiguousarray(np.tensordot(tmat, xt, axes=1).astype(dtype, copy=False))
+    work = np.ascontiguousarray(_mix_channels(tmat, xc).astype(dtype, copy=False))
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
-    origin = np.zeros(3, dtype=np.int64)
+    o = np.array(origin, dtype=np.int64)
 
     def grids(p):
-        return [_grid(n, int(q), stride) for n, q in zip(shape, p)]
-
-    def cells(p):
-        return np.array([max(2 * r + q, 8) for r, q in zip(rad, p)], dtype=np.int64)
+        return [_grid_block(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
 
     from nlm.ops._bayes_volume import bayes_step3
 
     with _threads(num_threads):
-        basic = bayes_step3(work, work, *grids(p1), p1, rad, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
-                            float(flat[0]), cells(p1), origin)
+        basic = bayes_step3(work, work, *grids(p1), p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
+                            float(beta[0]), float(flat[0]), _cells3(rad, p1), o)
         _check_finite(basic, "step 1", model)
-        final = bayes_step3(work, basic, *grids(p2), p2, rad, n2, n_max, tau, False, nlf, tmat, float(beta[1]),
-                            float(flat[1]), cells(p2), origin)
-        if passes == 3:
+        g2, c2 = grids(p2), _cells3(rad, p2)
+        final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max"], prm["tau"], False, nlf, tmat,
+                            float(beta[1]), float(flat[1]), c2, o)
+        if prm["passes"] == 3:
             _check_finite(final, "step 2", model)
             del basic
             basic = final
-            final = bayes_step3(work, basic, *grids(p2), p2, rad, n2, n_max3, tau3, False, nlf, tmat,
-                                float(beta[1]), float(flat[1]), cells(p2), origin)
+            final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
+                                tmat, float(beta[1]), float(flat[1]), c2, o)
     del basic, work
-    out = np.tensordot(tmat.T, final, axes=1).transpose(back)
+    out = _mix_channels(tmat.T, final)
     if unbias is not None:
         out = _uniform_interp(out, unbias)
     _check_finite(out, "the last step", model)
     if e:
         out = np.ldexp(out, -e)
-    out = np.ascontiguousarray(out.astype(dtype, copy=False))
+    return out.astype(dtype, copy=False)
+
+
+def _denoise_volume(image_dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
+                    search_radius, beta, flat, passes, stride, num_threads, return_model):
+    """:func:`denoise_nl_bayes` on a channel-first volume ``(C, Z, H, W)`` (arguments checked but the geometry)."""
+    prm = _volume_parameters(xc, image_dtype, noise, sigma, looks, preserve_range, patch_size, n_user,
+                             search_radius, beta, flat, passes)
+    out = run_volume_passes(prm["xc"], prm, stride, num_threads)
     out = out[0] if axis is None else np.moveaxis(out, 0, axis)
     return (out, prm["user_model"]) if return_model else out

@@ -8,17 +8,20 @@ window is the box ``|q_a - r_a| <= rad[a]`` on every axis, clipped to the
 volume.  The group estimate (:func:`nlm.ops._bayes_kernels.group_estimate`)
 does not depend on the patch's shape and is shared with the 2-D kernels.
 
-Cells (the design of the exact tiled 2-D kernel): the patch positions are
-cut into cells of ``cell = (cz, cy, cx)`` positions anchored at the volume's
-global origin (a block of a larger volume passes its ``origin``), and a
-group marks a member's position as done (no longer a reference) only when
-it lies in its reference's cell, so whether a reference is visited depends
-only on the references of its own cell.  Bands are the slabs of cells along
-the first axis (``cz >= 2 rad[0] + psz[0]``); even slabs (by global index)
-run in parallel, then odd ones: two slabs of one parity never write the same
-voxels, every voxel receives its estimates in a fixed order, and the result
-does not depend on the thread count.  The caller puts the axis with the most
-slabs first.
+Cells and colours (the design of the exact tiled 2-D kernel, in 3-D): the
+patch positions are cut into cells of ``cell = (cz, cy, cx)`` positions
+(``cell[a] >= 2 rad[a] + psz[a]``) anchored at the volume's origin (a block
+of a larger volume passes its ``origin``).  The cells are processed by
+colour, the parities of their three indices in the volume, colour ``4 pz +
+2 py + px`` from 0 to 7; the cells of one colour in parallel, each in raster
+order.  Two cells of one colour are at least a cell apart along some axis,
+so they never touch the same voxels of the accumulators nor read each
+other's marks, and the order of every floating-point addition is fixed: the
+result does not depend on the number of threads.  A cell's skipped positions
+depend only on the cells of earlier colours around it (chains of at most 1 /
+3 / 7 cells along the three axes), so a block with a margin
+(``nlm.denoisers.bayes.volume_margin``) computes its interior exactly as the
+whole volume does.
 """
 
 import numpy as np
@@ -126,8 +129,9 @@ def search3(guide, rz, ri, rj, psz, rad, C_dist, n_sim, n_max, tau, dist, idx, c
 
 
 @njit(**JIT)
-def _band3(noisy, guide, num, wgt, mask, r0, r1, zs, rows, cols, psz, rad, n_sim, n_max, tau,
-           step1, nlf, tmat, beta, flat, cell, origin):
+def _cell3(noisy, guide, num, wgt, mask, lo, hi, zs, rows, cols, psz, rad, n_sim, n_max, tau,
+           step1, nlf, tmat, beta, flat):
+    """The references of the grid inside the cell ``lo[a] <= r_a < hi[a]``, in raster order."""
     C = noisy.shape[0]
     pz, py, px = psz[0], psz[1], psz[2]
     pp = pz * py * px
@@ -151,11 +155,13 @@ def _band3(noisy, guide, num, wgt, mask, r0, r1, zs, rows, cols, psz, rad, n_sim
     Z = np.empty((dd, cap))
     c_dist = 1 if step1 else C
     for rz in zs:
-        if rz < r0 or rz >= r1:
+        if rz < lo[0] or rz >= hi[0]:
             continue
         for ri in rows:
+            if ri < lo[1] or ri >= hi[1]:
+                continue
             for rj in cols:
-                if mask[rz, ri, rj]:
+                if rj < lo[2] or rj >= hi[2] or mask[rz, ri, rj]:
                     continue
                 n = search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, cap, tau if not step1 else -1.0,
                             dist, idx, cd, work)
@@ -175,18 +181,13 @@ def _band3(noisy, guide, num, wgt, mask, r0, r1, zs, rows, cols, psz, rad, n_sim
                                         G[k, g] = guide[c, qz + az, qi + a, qj + b]
                                     k += 1
                 group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X)
-                kz = (rz + origin[0]) // cell[0]
-                ki = (ri + origin[1]) // cell[1]
-                kj = (rj + origin[2]) // cell[2]
                 for g in range(n):
                     q = idx[g]
                     qj = q % Wp
                     q //= Wp
                     qi = q % Hp
                     qz = q // Hp
-                    if ((qz + origin[0]) // cell[0] == kz and (qi + origin[1]) // cell[1] == ki
-                            and (qj + origin[2]) // cell[2] == kj):
-                        mask[qz, qi, qj] = True
+                    mask[qz, qi, qj] = True
                     k = 0
                     for az in range(pz):
                         for a in range(py):
@@ -204,28 +205,42 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
 
     ``zs``/``rows``/``cols``: the reference grid per axis (sorted, in the
     block's coordinates); ``psz``, ``rad``, ``cell``, ``origin``: patch
-    sides, window radii, cell sides (``cell[0] >= 2 rad[0] + psz[0]``) and
-    the block's origin in the volume, per axis (int64 arrays of 3).  Voxels
-    no group covers keep their noisy value.  Slabs of cells along the first
-    axis: even ones (global index) in parallel, then odd ones, each parity
-    dealt in :func:`nlm.ops._bayes_kernels._spread_order`.
+    sides, window radii, cell sides (``cell[a] >= 2 rad[a] + psz[a]``) and
+    the position of the block's first voxel in the volume, per axis (int64
+    arrays of 3).  Voxels no group covers keep their noisy value.  The cells
+    (global indices) that reach the block, colour by colour; within a colour
+    in parallel, dealt in :func:`nlm.ops._bayes_kernels._spread_order`.
     """
     C, Zn, H, W = noisy.shape
     num = np.zeros((C, Zn, H, W))
     wgt = np.zeros((Zn, H, W), dtype=np.float32)
-    Zp = Zn - psz[0] + 1
-    mask = np.zeros((Zp, H - psz[1] + 1, W - psz[2] + 1), dtype=np.bool_)
-    cz = cell[0]
-    b_lo = origin[0] // cz
-    b_hi = (origin[0] + Zp - 1) // cz
-    for parity in range(2):
-        first = b_lo + (parity - b_lo) % 2
-        nhalf = (b_hi - first) // 2 + 1 if first <= b_hi else 0
-        order = _spread_order(nhalf)
-        for t in prange(nhalf):
-            r0 = (first + 2 * order[t]) * cz - origin[0]
-            _band3(noisy, guide, num, wgt, mask, r0, r0 + cz, zs, rows, cols, psz, rad,
-                   n_sim, n_max, tau, step1, nlf, tmat, beta, flat, cell, origin)
+    npos = np.array([Zn - psz[0] + 1, H - psz[1] + 1, W - psz[2] + 1])
+    mask = np.zeros((npos[0], npos[1], npos[2]), dtype=np.bool_)
+    k0 = np.empty(3, dtype=np.int64)  # first cell reaching the block, per axis
+    nk = np.empty(3, dtype=np.int64)  # cells reaching it
+    for a in range(3):
+        k0[a] = origin[a] // cell[a]
+        nk[a] = (origin[a] + npos[a] - 1) // cell[a] + 1 - k0[a]
+    for colour in range(8):
+        f = np.empty(3, dtype=np.int64)  # first local cell of this colour
+        m = np.empty(3, dtype=np.int64)  # cells of this colour
+        for a in range(3):
+            par = (colour >> (2 - a)) & 1
+            f[a] = (par - k0[a]) % 2
+            m[a] = (nk[a] - f[a] + 1) // 2
+        ncell = m[0] * m[1] * m[2]
+        order = _spread_order(ncell)
+        for t in prange(ncell):
+            u = order[t]
+            lo = np.empty(3, dtype=np.int64)
+            hi = np.empty(3, dtype=np.int64)
+            for a in range(2, -1, -1):
+                kk = k0[a] + f[a] + 2 * (u % m[a])
+                u //= m[a]
+                lo[a] = kk * cell[a] - origin[a]
+                hi[a] = lo[a] + cell[a]
+            _cell3(noisy, guide, num, wgt, mask, lo, hi, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1,
+                   nlf, tmat, beta, flat)
     out = np.empty_like(noisy)
     for c in range(C):
         for z in prange(Zn):
