@@ -411,12 +411,13 @@ def denoise_nl_bayes(
     docs/volumes.md).  Patches and windows are clamped per axis to the
     volume (a one-slice volume is a 2-D image with ``pz = 1``).  Cost per
     reference ``O(W_z W_y W_x P_z P_y P_x C)`` for the search and ``O(n d^2
-    + d^3)`` with ``d = P_z P_y P_x`` (``C`` times that in step 2).  A
-    group marks its members as done only within its reference's cell of
-    about ``(2 r + p)`` positions per axis, anchored at the volume's origin,
-    and slabs of cells along the axis with the most of them run in
-    parallel (even, then odd), so the result does not depend on the thread
-    count.
+    + d^3)`` with ``d = P_z P_y P_x`` (``C`` times that in step 2).  The
+    references are visited in cells of ``max(2 r + p, 8)`` positions per
+    axis anchored at the volume's origin, colour by colour (the parities of
+    the cell's indices; the cells of a colour in parallel), so the result
+    does not depend on the thread count, and a block with the margin of
+    :func:`volume_margin` reproduces the volume's values exactly
+    (:func:`run_volume_passes` takes the block's origin).
     Memory: the working image, the basic estimate, a float64 numerator,
     a float32 weight image and a mask: about 6 times a float32 grey input.
     The reference rows are processed in bands (even bands in parallel, then
@@ -778,6 +779,9 @@ def volume_parameters(sigma255: float, channels: int = 1, multiplicative: bool =
     time, and it assumes the first axis is the coarse one), 5 x 5 x 5
     patches (-1.3 dB: groups smaller than the patch), larger groups (90 /
     45, 120 / 60), smaller (40 / 20), step-1 ``beta`` 1.1 or 0.9, flat 1.5.
+    (Measured with a first version of the kernel whose groups marked
+    members as done only inside their reference's cell; the final one marks
+    them everywhere, as in 2-D.)
     Colour volumes and the multiplicative models use the same table (not
     tuned separately; ``denoise_nl_bayes`` sets ``beta`` 1.1 for the
     multiplicative ones, as in 2-D).
