@@ -120,3 +120,59 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
                         group(ri, rj)
     out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
     return out.astype(noisy.dtype)
+
+
+# ------------------------------------------------------------------ volumes (nlm.ops._bayes_volume)
+def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
+    """3-D :func:`search`: (distances, flat positions ``(qz * Hp + qi) * Wp + qj``) of the group."""
+    _, Zi, Hi, Wi = guide.shape
+    pz, py, px = psz
+    Zp, Hp, Wp = Zi - pz + 1, Hi - py + 1, Wi - px + 1
+    ref = guide[:c_dist, rz : rz + pz, ri : ri + py, rj : rj + px].astype(np.float64)
+    others = []
+    for qz in range(max(rz - rad[0], 0), min(rz + rad[0], Zp - 1) + 1):
+        for qi in range(max(ri - rad[1], 0), min(ri + rad[1], Hp - 1) + 1):
+            for qj in range(max(rj - rad[2], 0), min(rj + rad[2], Wp - 1) + 1):
+                if (qz, qi, qj) == (rz, ri, rj):
+                    continue
+                d = np.mean((ref - guide[:c_dist, qz : qz + pz, qi : qi + py, qj : qj + px]) ** 2)
+                others.append((d, (qz * Hp + qi) * Wp + qj))
+    close = sum(d <= tau for d, _ in others)
+    n = min(max(n_sim, min(n_max, 1 + close)), len(others) + 1)
+    chosen = sorted(sorted(range(len(others)), key=lambda k: (others[k][0], k))[: n - 1])
+    sel = [(0.0, (rz * Hp + ri) * Wp + rj)] + [others[k] for k in chosen]
+    return np.array([d for d, _ in sel]), np.array([q for _, q in sel], dtype=np.int64)
+
+
+def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, cell,
+                origin=(0, 0, 0)):
+    """The volume kernel's step, sequentially in its order: cells of ``cell`` positions anchored at the
+    volume's origin, by colour ``4 pz + 2 py + px`` (the parities of their global indices), each cell's
+    references in raster order."""
+    C, Zn, H, W = noisy.shape
+    pz, py, px = psz
+    Hp, Wp = H - py + 1, W - px + 1
+    num = np.zeros((C, Zn, H, W))
+    wgt = np.zeros((Zn, H, W))
+    mask = np.zeros((Zn - pz + 1, Hp, Wp), dtype=bool)
+    cap = n_sim if step1 else n_max
+    refs = [(rz, ri, rj) for rz in zs for ri in rows for rj in cols]
+    cellof = [tuple((r[a] + origin[a]) // cell[a] for a in range(3)) for r in refs]
+    colour = [4 * (k[0] % 2) + 2 * (k[1] % 2) + k[2] % 2 for k in cellof]
+    # by colour, then by cell (cells of one colour do not interact), then raster order
+    for n_ref in sorted(range(len(refs)), key=lambda k: (colour[k], cellof[k], refs[k])):
+        rz, ri, rj = refs[n_ref]
+        if mask[rz, ri, rj]:
+            continue
+        _, pos = search3(guide, rz, ri, rj, psz, rad, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau)
+        qs = [(q // (Hp * Wp), q // Wp % Hp, q % Wp) for q in pos]
+        box = [(slice(None), slice(z, z + pz), slice(i, i + py), slice(j, j + px)) for z, i, j in qs]
+        Y = np.array([noisy[s].reshape(-1) for s in box], dtype=np.float64)
+        G = np.array([guide[s].reshape(-1) for s in box], dtype=np.float64)
+        X = group_estimate(Y, G, C, pz * py * px, step1, nlf, tmat, beta, flat)
+        for g, (s, q) in enumerate(zip(box, qs)):
+            mask[q] = True
+            num[s] += X[g].reshape(C, pz, py, px)
+            wgt[s[1:]] += 1
+    out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
+    return out.astype(noisy.dtype)

@@ -338,7 +338,7 @@ def test_bad_images():
     with pytest.raises(ValueError, match="non-negative"):
         denoise_nl_bayes(np.full((16, 16), -0.5), noise="gamma")
     with pytest.raises(UnsupportedDimensionError):
-        denoise_nl_bayes(np.zeros((4, 4, 4)), sigma=0.1)
+        denoise_nl_bayes(np.zeros((4, 4, 4, 4)), sigma=0.1)  # 3-D is a volume; 4-D is not supported
     with pytest.raises(ValueError, match="NaN"):
         denoise_nl_bayes(np.full((8, 8), np.nan))
     with pytest.raises(TypeError, match="dtype"):

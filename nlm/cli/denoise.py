@@ -60,7 +60,8 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, s
     stack, or PNG frames into a directory.
 
     --method means (default) is non-local means; --method bayes is
-    non-local Bayes (slower, best quality, 2-D images).  Both take every
+    non-local Bayes (slower, best quality; 2-D images, and volumes with
+    --volume in memory).  Both take every
     --noise model; what is estimated is printed.  The filter works on the
     values as stored (a uint8 image as 0..255), so --sigma and --h are in
     those units.  Without --sigma the noise level is estimated; without --h it
@@ -138,7 +139,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, s
     out = Outputs(output_dir=output_dir, suffix=suffix, ext=ext, volume=volume, overwrite=overwrite, quiet=quiet,
                   verbose=verbose)
     if not quiet and scheduler is None and workers is None:
-        _compile_note("bayes" if method == "bayes" else "nlm3d" if volume else "nlm")
+        _compile_note(("bayes3d" if volume else "bayes") if method == "bayes" else "nlm3d" if volume else "nlm")
     with Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
         denoise_command(paths, params, out, scale, video, cluster)
 

@@ -182,7 +182,7 @@ method_opt = _option(
     show_default=True,
     section="Filter",
     help="means: non-local means (fastest); bayes: non-local Bayes (best quality, about 10x "
-    "faster than BM3D; 2-D images).",
+    "faster than BM3D; 2-D images, and volumes with --volume in memory).",
 )
 
 looks_opt = _option(

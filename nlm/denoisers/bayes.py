@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import ArrayLike
 
-__all__ = ["denoise_nl_bayes", "bayes_parameters"]
+__all__ = ["denoise_nl_bayes", "bayes_parameters", "volume_parameters"]
 
 # pass 3's similarity threshold, in units of the mean noise variance
 TAU3 = 0.07
@@ -61,7 +61,9 @@ def _colour_transform(C):
     return T
 
 
-def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = False) -> dict[str, Any]:
+def bayes_parameters(
+    sigma255: float, channels: int = 1, multiplicative: bool = False, ndim: int = 2
+) -> dict[str, Any]:
     """The parameters NL-Bayes uses at a noise level.
 
     Parameters
@@ -74,6 +76,9 @@ def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = 
     multiplicative : bool, optional
         The noise model has a quadratic term (speckle, SAR gamma): the IPOL
         grey table (see Notes).
+    ndim : {2, 3}, optional
+        Spatial dimensions: 3 gives the volume table (patch sides and
+        search radii as per-axis triples; see :func:`volume_parameters`).
 
     Returns
     -------
@@ -121,6 +126,8 @@ def bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = 
     Pass 3's threshold (0.07 times the mean noise variance) was chosen on
     the same set (0.05..0.2 and absolute thresholds tried).
     """
+    if ndim == 3:
+        return volume_parameters(sigma255, channels, multiplicative)
     s = float(sigma255)
     if channels == 1:
         p1 = 5 if s < 30 else 7
@@ -247,9 +254,10 @@ def denoise_nl_bayes(
     Parameters
     ----------
     image : array_like
-        2-D image, with one extra channel axis if ``channel_axis`` is given.
-        Real numeric dtype, finite values; non-negative for the speckle and
-        gamma models.
+        2-D image or 3-D volume (``(z, y, x)``, ``(t, y, x)``: any three
+        spatial axes), with one extra channel axis if ``channel_axis`` is
+        given.  Real numeric dtype, finite values; non-negative for the
+        speckle and gamma models.
     noise : str or nlm.noise.NoiseModel, keyword-only
         ``"auto"`` (default: the model and its parameters are estimated by
         :func:`nlm.estimate_noise`), ``"gaussian"``, ``"poisson"``,
@@ -279,11 +287,16 @@ def denoise_nl_bayes(
         [0, 1] like scikit-image.
     patch_size : int or (int, int), keyword-only
         Patch sides of steps 1 and 2 (odd); default from the noise level
-        (:func:`bayes_parameters`).
+        (:func:`bayes_parameters`).  Volumes: an int (every axis, both
+        steps), one odd int per axis (``(1, 5, 5)``: 5x5 patches within a
+        frame; both steps), or a pair (step 1, step 2) of those; default
+        from :func:`volume_parameters`.
     n_similar : int or (int, int), keyword-only
         Group sizes of steps 1 and 2; default from the noise level.
-    search_radius : int, keyword-only
+    search_radius : int or (int, int, int), keyword-only
         Search window radius (both steps); default ``n1 / 4``, at most 16.
+        Volumes: an int >= 1 or one int >= 0 per axis (``(1, 4, 4)``: one
+        frame either side); default from :func:`volume_parameters`.
     beta : float > 0 or (float, float), keyword-only
         Noise correction factor, one for both steps or a pair (step 1,
         step 2).  Default: 1.1 and 1 for grey images with additive or
@@ -355,7 +368,7 @@ def denoise_nl_bayes(
         std more than 1000 times the data's range (a model in the wrong
         units); values so large that the estimated variance overflows.
     UnsupportedDimensionError
-        Not a 2-D image (plus channels).
+        Not a 2-D image or 3-D volume (plus channels).
 
     Notes
     -----
@@ -422,6 +435,21 @@ def denoise_nl_bayes(
     Cost: per reference, ``O(W^2 P^2)`` for the search (window ``W``, patch
     ``P^2 C``) and ``O(n d^2 + d^3)`` for the estimate (``d = P^2`` in step
     1, ``P^2 C`` in step 2); about ``N / (2 stride^2)`` references per step.
+
+    Volumes (3-D, kernels in :mod:`nlm.ops._bayes_volume`): the same steps
+    with box patches ``pz x py x px`` and box search windows, per axis, on
+    ``stride`` grids along every axis; parameters from
+    :func:`volume_parameters` (tuned on public MRI volumes, see
+    docs/volumes.md).  Patches and windows are clamped per axis to the
+    volume (a one-slice volume is a 2-D image with ``pz = 1``).  Cost per
+    reference ``O(W_z W_y W_x P_z P_y P_x C)`` for the search and ``O(n d^2
+    + d^3)`` with ``d = P_z P_y P_x`` (``C`` times that in step 2).  The
+    references are visited in cells of ``max(2 r + p, 8)`` positions per
+    axis anchored at the volume's origin, colour by colour (the parities of
+    the cell's indices; the cells of a colour in parallel), so the result
+    does not depend on the thread count, and a block with the margin of
+    :func:`volume_margin` reproduces the volume's values exactly
+    (:func:`run_volume_passes` takes the block's origin).
     Memory: the working image, the basic estimate, a float64 numerator,
     a float32 weight image and a mask: about 6 times a float32 grey input.
 
@@ -467,10 +495,7 @@ def denoise_nl_bayes(
     stride = _check_int(stride, "stride", 1)
     flat = _pair_float(flat, "flat", positive=False)
     beta = _pair_float(beta, "beta", positive=True)
-    p_user = _pair(patch_size, "patch_size", odd=True)
     n_user = _pair(n_similar, "n_similar", minimum=2)
-    if search_radius is not None:
-        search_radius = _check_int(search_radius, "search_radius", 1)
     passes = _check_passes(passes)
 
     x = _to_float(image, preserve_range)
@@ -480,11 +505,22 @@ def denoise_nl_bayes(
     else:
         axis = _check_axis(channel_axis, image.ndim)
         xc = np.moveaxis(x, axis, 0)
+    if xc.ndim == 4:
+        if sigma_map is not None or mask is not None:
+            raise NotImplementedError(
+                "denoise_nl_bayes: noise maps and masks are 2-D only for now; use denoise_nl_means for a volume "
+                "with a noise map or a mask"
+            )
+        return _denoise_volume(image.dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
+                               search_radius, beta, flat, passes, stride, num_threads, return_model)
     if xc.ndim != 3:
         raise UnsupportedDimensionError(
-            "denoise_nl_bayes needs a 2-D image (plus an optional channel axis), "
+            "denoise_nl_bayes needs a 2-D or 3-D image (plus an optional channel axis), "
             f"got {xc.ndim - 1} spatial dimension(s)"
         )
+    p_user = _pair(patch_size, "patch_size", odd=True)
+    if search_radius is not None:
+        search_radius = _check_int(search_radius, "search_radius", 1)
     spatial = xc.shape[1:]
     if sigma_map is not None:
         sigma_map = check_sigma_map(sigma_map, spatial)
@@ -746,12 +782,12 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
             ) from None
     lo, hi = float(xc.min()), float(xc.max())
     check_range(dict(model=model, exponent=e, name=name), lo, hi)
-    C, H, W = xc.shape
+    C, H, W = xc.shape[0], xc.shape[-2], xc.shape[-1]  # volumes: geometry of their own (_denoise_volume)
 
     # noise level on the 0..255 scale: root mean variance over the image
     from scipy.ndimage import uniform_filter
 
-    smooth = uniform_filter(xc.astype(np.float64), size=(1, 3, 3), mode="reflect")
+    smooth = uniform_filter(xc.astype(np.float64), size=(1,) + (3,) * (xc.ndim - 1), mode="reflect")
     if preserve_range and np.dtype(image_dtype).kind in "iu":
         # the dtype's range, as [0, 1] is for converted images
         rng = float(np.iinfo(image_dtype).max) * 2.0**e
@@ -801,7 +837,8 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
 
     return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2,
                 radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
-                n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), name=name)
+                n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), sigma255=sigma255,
+                mean_var=mean_var, name=name)
 
 
 def check_range(prm: dict, lo: float, hi: float) -> None:
@@ -861,3 +898,228 @@ def _pair(value, name, odd=False, minimum=1):
             raise ValueError(f"{name} must be odd, got {v}")
         out.append(v)
     return tuple(out)
+
+
+# ---------------------------------------------------------------------------- volumes
+def volume_parameters(sigma255: float, channels: int = 1, multiplicative: bool = False) -> dict[str, Any]:
+    """The parameters NL-Bayes uses on a volume (3-D image) at a noise level.
+
+    Parameters
+    ----------
+    sigma255 : float >= 0
+        Noise standard deviation on the 0..255 scale (signal-dependent
+        noise: the root of the mean noise variance over the volume).
+    channels : int, optional
+        1 (grey) or more.
+    multiplicative : bool, optional
+        The noise model has a quadratic term (speckle, SAR gamma).
+
+    Returns
+    -------
+    dict
+        As :func:`bayes_parameters`, with ``patch1``, ``patch2`` and
+        ``radius`` per axis (triples).
+
+    Notes
+    -----
+    One table at every level: 3 x 3 x 3 patches in both steps, groups of
+    ``n1 = 60`` and ``n2 = 30``, a 9 x 9 x 9 window (radius 4), ``beta`` 1,
+    the flat-area rule in step 1 only (1.05, 0) and three passes.  Tuned
+    blind on three public MRI volumes (``S0_10slices``, ``test_piesno``
+    from dipy, the first ``example4d`` volume from nibabel; Gaussian noise
+    of 3 / 6 / 12 % of the range; ``benchmarks/bayes3d.py``), against the
+    first table tried (two passes, flat 1.05 in both steps, n 60 / 30 below
+    sigma 15 of 255, 90 / 45 above), in dB at 3 / 6 / 12 %: the third pass
+    +0.06 / +0.06 / +0.19; then no flat rule in step 2 +0.06 / +0.07 /
+    +0.13; then n 60 / 30 at every level +0.02 / +0.06 / +0.08.  Tried and
+    not taken: radius 5 or 6 (+0.03 to +0.04 dB at 1.6 times the time),
+    ``(3, 5, 5)`` step-2 patches (+0.01 / +0.07 / +0.13 dB at twice the
+    time, and it assumes the first axis is the coarse one), 5 x 5 x 5
+    patches (-1.3 dB: groups smaller than the patch), larger groups (90 /
+    45, 120 / 60), smaller (40 / 20), step-1 ``beta`` 1.1 or 0.9, flat 1.5.
+    (Measured with a first version of the kernel whose groups marked
+    members as done only inside their reference's cell; the final one marks
+    them everywhere, as in 2-D.)
+    Colour volumes and the multiplicative models use the same table (not
+    tuned separately; ``denoise_nl_bayes`` sets ``beta`` 1.1 for the
+    multiplicative ones, as in 2-D).
+    """
+    p = 3
+    r = 4
+    return dict(patch1=(p,) * 3, patch2=(p,) * 3, n1=60, n2=30, radius=(r,) * 3, beta=(1.0, 1.0),
+                flat=(1.05, 0.0), passes=3)
+
+
+def _triple(value, name, minimum, odd=False):
+    """An int or a sequence of 3 ints (one per axis) -> a tuple of 3 ints."""
+    vals = (value,) * 3 if not isinstance(value, (tuple, list, np.ndarray)) else tuple(value)
+    if len(vals) != 3:
+        raise ValueError(f"{name} must be an int or one int per axis (3) on a volume, got {value!r}")
+    out = []
+    for v in vals:
+        v = _check_int(v, name, minimum)
+        if odd and v % 2 == 0:
+            raise ValueError(f"{name} must be odd, got {v}")
+        out.append(v)
+    return tuple(out)
+
+
+def _steps3(value, name):
+    """Volume ``patch_size``: an int, a triple (per axis), or a pair (step 1, step 2) of those."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return tuple(_triple(v, name, 1, odd=True) for v in value)
+    t = _triple(value, name, 1, odd=True)
+    return t, t
+
+
+def _grid_block(n, p, stride, start, m):
+    """The volume's reference grid along an axis of ``n`` (:func:`_grid`) within a block of ``m`` from ``start``.
+
+    Block coordinates: the grid positions ``g`` with ``start <= g <= start + m - p``, minus ``start``.
+    """
+    g = _grid(n, p, stride)
+    return np.ascontiguousarray(g[(g >= start) & (g <= start + m - p)] - start)
+
+
+def _mix_channels(tmat, xc):
+    """``tmat`` applied to the channels of ``xc`` per voxel, in float64, summed in a fixed order.
+
+    Not ``tensordot``: a BLAS product may round a voxel differently depending
+    on its place in the array, and a block must give the whole volume's values.
+    """
+    C = xc.shape[0]
+    if C == 1 and tmat[0, 0] == 1.0:
+        return xc.astype(np.float64)
+    out = np.empty(xc.shape, dtype=np.float64)
+    for c in range(C):
+        acc = float(tmat[c, 0]) * xc[0].astype(np.float64)
+        for j in range(1, C):
+            acc += float(tmat[c, j]) * xc[j].astype(np.float64)
+        out[c] = acc
+    return out
+
+
+def _cells3(rad, p):
+    """Cell sides (in reference positions) of :func:`nlm.ops._bayes_volume.bayes_step3`, per axis."""
+    return np.array([max(2 * int(r) + int(q), 8) for r, q in zip(rad, p)], dtype=np.int64)
+
+
+def volume_margin(prm: dict[str, Any]) -> tuple[int, int, int]:
+    """Margins (voxels per side, per axis) that make a block of :func:`run_volume_passes` exact.
+
+    Per pass, a kept voxel receives groups of references up to ``r + p - 1``
+    away, in cells reaching ``B - 1`` further, whose skipped positions
+    depend on the cells of earlier colours around them: chains of at most 1
+    / 3 / 7 cells along the first / second / third axis (colour ``4 pz + 2 py
+    + px``); the last of these reads ``r`` positions and a patch beyond its
+    cell.  So per pass ``(k + 1) B + 2 r + p - 2`` with ``k`` = 1, 3, 7; the
+    passes' margins add up.  ``prm``: the dict of :func:`_volume_parameters`.
+    """
+    rad = prm["radius"]
+    ps = [prm["p1"]] + [prm["p2"]] * (prm["passes"] - 1)
+    out = []
+    for a, k in enumerate((1, 3, 7)):
+        out.append(sum((k + 1) * _cells3(rad, p)[a] + 2 * rad[a] + p[a] - 2 for p in ps))
+    return tuple(int(m) for m in out)
+
+
+def _volume_parameters(xc, image_dtype, noise, sigma, looks, preserve_range, patch_size, n_user, search_radius,
+                       beta, flat, passes):
+    """:func:`_parameters` for a channel-first volume ``(C, Z, H, W)``: per-axis triples in ``p1``, ``p2``,
+    ``radius`` (from :func:`volume_parameters` or the arguments, clamped to the volume)."""
+    p_user = _steps3(patch_size, "patch_size")
+    r_user = None
+    if search_radius is not None:
+        if isinstance(search_radius, (tuple, list, np.ndarray)):
+            r_user = _triple(search_radius, "search_radius", 0)
+        else:
+            r_user = _triple(search_radius, "search_radius", 1)
+    # the model, the noise level and tau from the shared code; the geometry is the volume's (below)
+    prm = _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, (1, 1), (2, 2), 1, beta, flat, passes)
+    if prm["identity"]:
+        return prm
+    model = prm["model"]
+    shape = prm["xc"].shape[1:]
+    vp = volume_parameters(prm["sigma255"], xc.shape[0], multiplicative=model.c > 0)
+    p1, p2 = p_user if p_user is not None else (vp["patch1"], vp["patch2"])
+    n1, n2 = n_user if n_user is not None else (vp["n1"], vp["n2"])
+    rad = r_user if r_user is not None else vp["radius"]
+    if beta is None:
+        beta = (1.1, 1.1) if model.c > 0 else vp["beta"]
+    # clamped to the volume: a patch to its largest odd side, a window to the whole axis
+    p1 = tuple(min(p, _largest_odd(n)) for p, n in zip(p1, shape))
+    p2 = tuple(min(p, _largest_odd(n)) for p, n in zip(p2, shape))
+    rad = tuple(min(r, n - 1) for r, n in zip(rad, shape))
+    cand = int(np.prod([min(2 * r + 1, n - min(a, b) + 1) for r, n, a, b in zip(rad, shape, p1, p2)]))
+    n1 = min(n1, cand)
+    n2 = min(n2, cand)
+    prm.update(p1=p1, p2=p2, n1=n1, n2=n2, radius=rad, beta=beta, flat=vp["flat"] if flat is None else flat,
+               passes=vp["passes"] if passes is None else passes, n_max=max(n2, min(2 * n1, cand)),
+               n_max3=max(n2, cand))
+    return prm
+
+
+def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
+    """The passes of :func:`denoise_nl_bayes` on a channel-first float volume or block of one.
+
+    ``xc``: ``(C, Z, H, W)``, already scaled by ``prm["exponent"]``
+    (:func:`_volume_parameters`).  ``origin``, ``shape``: the position of the
+    block's first voxel in the volume and the volume's spatial shape; the
+    reference grid and the kernel's cells are the volume's, so the voxels at
+    least :func:`volume_margin` inside the block (or at the volume's border)
+    are those of the whole volume, bit for bit.  None: the block is the
+    volume.  Returns the channel-first result in ``xc``'s dtype (unscaled).
+    """
+    e = prm["exponent"]
+    if prm["identity"]:
+        return np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
+    model, tmat, beta, flat = prm["model"], prm["tmat"], prm["beta"], prm["flat"]
+    block = xc.shape[1:]
+    origin = (0, 0, 0) if origin is None else tuple(int(o) for o in origin)
+    shape = block if shape is None else tuple(int(n) for n in shape)
+    rad = np.array(prm["radius"], dtype=np.int64)
+    p1 = np.array(prm["p1"], dtype=np.int64)
+    p2 = np.array(prm["p2"], dtype=np.int64)
+    dtype = xc.dtype
+    work = np.ascontiguousarray(_mix_channels(tmat, xc).astype(dtype, copy=False))
+    nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
+    o = np.array(origin, dtype=np.int64)
+
+    def grids(p):
+        return [_grid_block(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
+
+    from nlm.ops._bayes_volume import bayes_step3
+
+    with _threads(num_threads):
+        basic = bayes_step3(work, work, *grids(p1), p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
+                            float(beta[0]), float(flat[0]), _cells3(rad, p1), o)
+        _check_finite(basic, "step 1", model)
+        g2, c2 = grids(p2), _cells3(rad, p2)
+        final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max"], prm["tau"], False, nlf, tmat,
+                            float(beta[1]), float(flat[1]), c2, o)
+        if prm["passes"] == 3:
+            _check_finite(final, "step 2", model)
+            del basic
+            basic = final
+            final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
+                                tmat, float(beta[1]), float(flat[1]), c2, o)
+    del basic, work
+    out = _mix_channels(tmat.T, final)
+    if unbias is not None:
+        out = _uniform_interp(out, unbias)
+    _check_finite(out, "the last step", model)
+    if e:
+        out = np.ldexp(out, -e)
+    return out.astype(dtype, copy=False)
+
+
+def _denoise_volume(image_dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
+                    search_radius, beta, flat, passes, stride, num_threads, return_model):
+    """:func:`denoise_nl_bayes` on a channel-first volume ``(C, Z, H, W)`` (arguments checked but the geometry)."""
+    prm = _volume_parameters(xc, image_dtype, noise, sigma, looks, preserve_range, patch_size, n_user,
+                             search_radius, beta, flat, passes)
+    out = run_volume_passes(prm["xc"], prm, stride, num_threads)
+    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    return (out, prm["user_model"]) if return_model else out

@@ -16,6 +16,7 @@ _KERNELS = {
     # volumes
     "nlm3d": ("nlm.ops._nlm_kernels", ("_nlm_bands", "_nlm_reduce")),
     "bayes": ("nlm.ops._bayes_kernels", ("bayes_step",)),
+    "bayes3d": ("nlm.ops._bayes_volume", ("bayes_step3",)),
 }
 
 
@@ -34,7 +35,7 @@ def _cached(dispatcher):
 
 
 def compile_pending(kind="nlm"):
-    """True when a filter call of ``kind`` (``"nlm"``, ``"nlm3d"``, ``"bayes"``) will compile kernels first."""
+    """True when a filter call of ``kind`` (a key of ``_KERNELS``: ``"nlm"``, ``"bayes3d"``, ...) will compile first."""
     module, names = _KERNELS[kind]
     mod = importlib.import_module(module)
     return not all(_cached(getattr(mod, name)) for name in names)
