@@ -667,9 +667,10 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         raise ValueError(f"image is empty (shape {image.shape})")
     axis = None if channel_axis is None else _check_axis(channel_axis, image.ndim)
     spatial_axes = tuple(a for a in range(image.ndim) if a != axis)
-    if len(spatial_axes) not in _bayes.TILED_DIMS:
+    nd = len(spatial_axes)
+    if nd not in _bayes.TILED_DIMS:
         raise UnsupportedDimensionError(
-            f"denoise_nl_bayes needs a 2-D image (plus an optional channel axis), got {len(spatial_axes)} "
+            f"denoise_nl_bayes needs a 2-D or 3-D image (plus an optional channel axis), got {nd} "
             "spatial dimension(s)"
         )
     preserve_range = _check_bool(preserve_range, "preserve_range")
@@ -679,9 +680,10 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         num_threads = _check_int(num_threads, "num_threads", 1)
     if work_pixels is not None:
         work_pixels = _check_int(work_pixels, "work_pixels", 1)
-    p_user = _bayes._pair(patch_size, "patch_size", odd=True)
     n_user = _bayes._pair(n_similar, "n_similar", minimum=2)
-    radius = None if search_radius is None else _check_int(search_radius, "search_radius", 1)
+    if nd == 2:  # volumes: per-axis geometry, checked by _volume_parameters
+        patch_size = _bayes._pair(patch_size, "patch_size", odd=True)
+        search_radius = None if search_radius is None else _check_int(search_radius, "search_radius", 1)
     beta = _bayes._pair_float(beta, "beta", positive=True)
     flat = _bayes._pair_float(flat, "flat", positive=False)
     passes = _bayes._check_passes(passes)
@@ -691,8 +693,9 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     x = _to_float(_as_numeric(sample), preserve_range)
     del sample
     xc = x[None] if axis is None else np.moveaxis(x, axis, 0)
-    prm = _bayes._parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, radius, beta,
-                             flat, passes)
+    parameters = _bayes._parameters if nd == 2 else _bayes._volume_parameters
+    prm = parameters(xc, image.dtype, noise, sigma, looks, preserve_range, patch_size, n_user, search_radius, beta,
+                     flat, passes)
     del x, xc
     prm.pop("xc")
     if math.prod(image.shape[a] for a in spatial_axes) > SAMPLE_PIXELS:
@@ -706,9 +709,13 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         lo, hi = (float(v) for v in _to_float(np.array([lo, hi], dtype=image.dtype), preserve_range))
         prm["lo"], prm["hi"] = min(prm["lo"], lo * 2.0 ** prm["exponent"]), max(prm["hi"], hi * 2.0 ** prm["exponent"])
         _bayes.check_range(prm, prm["lo"], prm["hi"])
-    depth = tuple((m, m) for m in _bayes.tile_margin(prm))
+    if prm["identity"]:  # the input itself: no margin
+        margins = (0,) * nd
+    else:
+        margins = _bayes.tile_margin(prm) if nd == 2 else _bayes.volume_margin(prm)
+    depth = tuple((m, m) for m in margins)
     shape = tuple(image.shape[a] for a in spatial_axes)
-    patch = max(prm["p1"], prm["p2"])
+    patch = int(max(np.max(prm["p1"]), np.max(prm["p2"])))
     image, minimum = _bayes_blocks(image, spatial_axes, depth, patch,
                                    _BAYES_WORK_PIXELS if work_pixels is None else work_pixels)
     if num_threads is None:
@@ -811,7 +818,8 @@ def _nl_bayes_block(block, origin, *, prm, channel_axis, preserve_range, stride,
     if e:
         xc = np.ldexp(xc, e).astype(xc.dtype, copy=False)
     _bayes.check_range(prm, float(xc.min()), float(xc.max()))
-    out = _bayes.run_passes(xc, prm, stride, num_threads, origin=origin, shape=shape)
+    run = _bayes.run_passes if len(shape) == 2 else _bayes.run_volume_passes
+    out = run(xc, prm, stride, num_threads, origin=origin, shape=shape)
     return out[0] if channel_axis is None else np.moveaxis(out, 0, channel_axis)
 
 

@@ -203,3 +203,23 @@ def test_working_blocks_follow_the_budget(monkeypatch):
     vol, minimum = tiling._bayes_blocks(da.zeros((256, 256, 256), chunks=64), (0, 1, 2), ((20, 20),) * 3, 5, 1 << 20)
     assert len(minimum) == 3 and min(minimum) >= 20
     assert np.prod([m + 40 for m in minimum]) <= 1 << 20
+
+
+@pytest.mark.parametrize("shape, chunks, channels", [
+    ((12, 30, 450), (12, 30, 225), None),  # cut along x (the longest chain: 7 cells)
+    ((440, 12, 14), (220, 12, 14), None),  # along z
+    ((8, 20, 440, 3), (8, 20, 220, 3), 3),  # colour
+])
+def test_volume_tiles_equal_in_memory(shape, chunks, channels):
+    """3-D NL-Bayes (nlm.ops._bayes_volume, the same cells and origin): tiles equal the in-memory volume."""
+    rng = np.random.default_rng(10)
+    grid = np.indices(shape[:3])
+    clean = np.where(np.sin(grid[2] / 7.0) * np.cos(grid[1] / 5.0 + grid[0] / 4.0) > 0, 0.7, 0.25)
+    if channels:
+        clean = np.stack([clean * (1 - 0.15 * c) for c in range(channels)], axis=-1)
+    vol = (clean + rng.normal(0, 0.08, clean.shape)).astype(np.float32)
+    kw = dict(sigma=0.08, patch_size=3, search_radius=2, channel_axis=-1 if channels else None)
+    ref = in_memory(vol, **kw)
+    lazy = nlm.denoise_nl_bayes(da.from_array(vol, chunks=chunks), **kw)
+    assert max(lazy.numblocks) == 2  # margins 63 / 111 / 207 (three passes)
+    np.testing.assert_array_equal(lazy.compute(), ref)

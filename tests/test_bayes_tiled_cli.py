@@ -132,17 +132,13 @@ def test_scheduler(tmp_path, local_cluster, blocks):
 
 
 def test_errors(tmp_path):
-    """NaN, a volume (3-D NL-Bayes not yet tiled), a model that does not fit: clear errors, nothing written."""
+    """NaN, a model that does not fit: clear errors, nothing written."""
     bad = tmp_path / "nan.tif"
     img = _image((100, 100), np.float32)
     img[70, 75] = np.nan
     tifffile.imwrite(bad, img)
     r = run("denoise", bad, tmp_path / "o.tif", *SMALL, *TILED)
     assert r.exit_code == 1 and "NaN" in r.output
-    stack = tmp_path / "stack.tif"
-    tifffile.imwrite(stack, np.stack([_image((60, 70), seed=k) for k in range(4)]))
-    r = run("denoise", stack, tmp_path / "v.tif", "--volume", *SMALL, *TILED)
-    assert r.exit_code == 1 and "2-D" in r.output and "Traceback" not in r.output
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, _image((100, 100)))
     r = run("denoise", src, tmp_path / "g.tif", *SMALL, "--noise", "gamma", *TILED)
@@ -171,3 +167,17 @@ def test_mask_refused_tile_by_tile(tmp_path):
     r = run("denoise", src, out, *SMALL, "--mask", mask, *TILED)
     assert r.exit_code == 1 and "mask" in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_volume(tmp_path, blocks):
+    """`nlm denoise stack.tif out.tif --volume --method bayes` tile by tile: the in-memory volume, bit for bit."""
+    stack = tmp_path / "stack.tif"
+    vol = np.stack([_image((30, 480), seed=k) for k in range(10)])
+    tifffile.imwrite(stack, vol, photometric="minisblack")
+    opts = ("--volume", "--method", "bayes", "--patch-size", "3", "--patch-distance", "2")
+    ref = _in_memory(tmp_path, stack, *opts)
+    out = tmp_path / "out.tif"
+    r = run("denoise", stack, out, *opts, *TILED)
+    assert r.exit_code == 0, r.output
+    assert "processed tile by tile" in r.output and blocks == [2]
+    _same(tifffile.imread(out), ref)

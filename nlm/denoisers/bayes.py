@@ -41,9 +41,9 @@ __all__ = ["denoise_nl_bayes", "bayes_parameters", "volume_parameters"]
 # pass 3's similarity threshold, in units of the mean noise variance
 TAU3 = 0.07
 
-#: numbers of spatial axes that nlm.tiling tiles exactly: those that
-#: run_passes takes with an origin and tile_margin has margins for
-TILED_DIMS = (2,)
+#: numbers of spatial axes that nlm.tiling tiles exactly: run_passes and
+#: tile_margin (2-D), run_volume_passes and volume_margin (3-D)
+TILED_DIMS = (2, 3)
 
 
 def _colour_transform(C):
