@@ -252,19 +252,22 @@ def tile_chunks(
 
     Along every spatial axis, runs of chunks are merged until each is at
     least ``minimum`` long (an int or one per axis of ``spatial_axes``) and at
-    least as long as the widest margin (dask's overlap needs it); the other
-    axes become one chunk.  ``depth`` as in :func:`map_tiles`.
+    least as long as its margin (dask's overlap needs it); the other axes
+    become one chunk.  ``depth`` as in :func:`map_tiles`.
     """
     chunks = _check_chunks(chunks, "chunks", array=False)
     ndim = len(chunks)
     spatial_axes = tuple(int(a) % ndim for a in spatial_axes)
     per_axis = _margins(depth, len(spatial_axes))
-    widest = max((max(d) for d in per_axis), default=0)
     if minimum is None or np.ndim(minimum) == 0:
         minimum = (1 if minimum is None else int(minimum),) * len(spatial_axes)
+
+    def least(ax):  # this axis' margin (dask's overlap needs chunks at least that long) and minimum
+        k = spatial_axes.index(ax)
+        return max(max(per_axis[k]), int(minimum[k]))
+
     return tuple(
-        min_chunks(c, max(widest, int(minimum[spatial_axes.index(ax)]))) if ax in spatial_axes else (sum(c),)
-        for ax, c in enumerate(chunks)
+        min_chunks(c, least(ax)) if ax in spatial_axes else (sum(c),) for ax, c in enumerate(chunks)
     )
 
 

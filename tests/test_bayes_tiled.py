@@ -14,7 +14,7 @@ from nlm.noise import Gamma
 
 # small windows and patches keep the margins (and the tests) small: radius 3,
 # patch 3 -> cells of 9, margins 2 x 25 rows and 2 x 43 columns (dask's
-# overlap makes every chunk at least the widest margin: tiles of >= 86)
+# overlap makes every chunk at least its axis margin)
 SMALL = dict(search_radius=3, patch_size=3, n_similar=(12, 8))
 
 
@@ -221,5 +221,5 @@ def test_volume_tiles_equal_in_memory(shape, chunks, channels):
     kw = dict(sigma=0.08, patch_size=3, search_radius=2, channel_axis=-1 if channels else None)
     ref = in_memory(vol, **kw)
     lazy = nlm.denoise_nl_bayes(da.from_array(vol, chunks=chunks), **kw)
-    assert max(lazy.numblocks) == 2  # margins 63 / 111 / 207 (three passes)
+    assert max(lazy.numblocks) >= 2  # margins 63 / 111 / 207 (three passes)
     np.testing.assert_array_equal(lazy.compute(), ref)
