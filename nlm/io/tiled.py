@@ -480,9 +480,27 @@ def _tiles_in(band_array, tile, stack):
         yield block
 
 
-def _compute_band(result, page, y0, y1, stack):
+def _compute_band(result, page, y0, y1, stack, slabs=None):
+    """One band of the result: ``result[page, y0:y1]`` (a stack) or ``result[y0:y1]``.
+
+    ``slabs`` (a dict, for a stack): when the result is one chunk across its
+    rows and columns, its pages are computed a chunk of pages at a time and
+    kept there until the last page of the chunk is taken.  A block of a
+    stack then runs once, not once per page (the block's output is what
+    computing a single page of it materializes anyway, so memory does not
+    grow).  Otherwise (or without ``slabs``) each band is computed alone.
+    """
     import dask
 
+    if stack and slabs is not None and len(result.chunks[1]) == 1 and len(result.chunks[2]) == 1:
+        bounds = np.cumsum((0,) + tuple(result.chunks[0]))
+        k = int(np.searchsorted(bounds, page, side="right")) - 1
+        z0, z1 = int(bounds[k]), int(bounds[k + 1])
+        if slabs.get("range") != (z0, z1):
+            slabs.clear()  # the previous slab is done: free it before computing the next
+            (slab,) = dask.compute(result[z0:z1])
+            slabs.update(range=(z0, z1), data=np.asarray(slab))
+        return slabs["data"][page - z0, y0:y1]
     region = result[page, y0:y1] if stack else result[y0:y1]
     (band,) = dask.compute(region)
     return np.asarray(band)
@@ -568,8 +586,9 @@ def _write_tiff(tmp, result, mode, stack, tile, bands, per_band, progress):
         kwargs = dict(photometric="minisblack", planarconfig="contig", metadata={"axes": "ZYXS" if stack else "YXS"})
 
     def tiles():
+        slabs = {}
         for page, y0, y1 in bands:
-            band = _compute_band(result, page, y0, y1, stack)
+            band = _compute_band(result, page, y0, y1, stack, slabs)
             yield from _tiles_in(band, tile, stack)
             if progress is not None:
                 progress(per_band)
@@ -611,8 +630,9 @@ def _write_ome_zarr(tmp, result, mode, stack, tile, bands, per_band, progress, n
     chunks = tuple(1 if i == stack_axis else (tile if s > 1 else 1) for i, s in enumerate(shape))
     chunks = tuple(shape[0] if channels and i == 0 else c for i, c in enumerate(chunks))
     arr = group.create_array("0", shape=shape, chunks=chunks, dtype=result.dtype, fill_value=0)
+    slabs = {}
     for page, y0, y1 in bands:
-        band = _compute_band(result, page, y0, y1, stack)
+        band = _compute_band(result, page, y0, y1, stack, slabs)
         if channels:
             band = np.moveaxis(band, -1, 0)
             index = (slice(None), page, slice(y0, y1)) if stack else (slice(None), slice(y0, y1))
