@@ -181,3 +181,35 @@ def test_volume(tmp_path, blocks):
     assert r.exit_code == 0, r.output
     assert "processed tile by tile" in r.output and blocks[0] >= 2
     _same(tifffile.imread(out), ref)
+
+
+def test_volume_blocks_run_once(tmp_path, blocks, monkeypatch):
+    """A volume cut into z-slabs (rows and columns whole) is written a slab at a time: each block runs once.
+
+    (The writer used to compute each page alone, which ran the slab's block once per page.)
+    """
+    from nlm import tiling
+
+    calls = []
+    real = tiling._nl_bayes_block
+
+    def counting(block, origin, **kwargs):
+        if block.size:
+            calls.append(origin)
+        return real(block, origin, **kwargs)
+
+    monkeypatch.setattr(tiling, "_nl_bayes_block", counting)
+    stack = tmp_path / "stack.tif"
+    rng = np.random.default_rng(3)
+    z = np.linspace(0, 3, 150)[:, None, None]
+    vol = np.clip(0.5 + 0.3 * np.sin(z) + 0.05 * rng.standard_normal((150, 12, 12)), 0, 1).astype(np.float32)
+    tifffile.imwrite(stack, vol, photometric="minisblack")
+    opts = ("--volume", "--method", "bayes", "--patch-size", "3", "--patch-distance", "2")
+    ref = _in_memory(tmp_path, stack, *opts)
+    calls.clear()
+    out = tmp_path / "out.tif"
+    r = run("denoise", stack, out, *opts, *TILED)
+    assert r.exit_code == 0, r.output
+    assert blocks[-1] >= 2
+    assert len(set(calls)) == blocks[-1] and len(calls) <= blocks[-1] + 1  # + dask's type-inference call
+    _same(tifffile.imread(out), ref)
