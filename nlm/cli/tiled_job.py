@@ -234,17 +234,26 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
 
     per_value = tiling.BAYES_BYTES_PER_VALUE * work.dtype.itemsize * numba.config.NUMBA_NUM_THREADS
     t2 = time.perf_counter()
-    try:
-        result = tiling.denoise_nl_bayes_tiled(
+
+    def build(threads):
+        return tiling.denoise_nl_bayes_tiled(
             work,
             noise=model,
             patch_size=params.patch_size,
             search_radius=params.patch_distance,
             channel_axis=channel_axis,
             preserve_range=True,
-            num_threads=scale.threads_per_tile,
+            num_threads=threads,
             work_pixels=max(1 << 16, scale.memory_limit // per_value),
         )
+
+    try:
+        result = build(scale.threads_per_tile)
+        if (image.stack and scale.threads_per_tile is None and len(result.chunks[1]) == len(result.chunks[2]) == 1
+                and len(result.chunks[0]) > 1):
+            # blocks of whole pages: the writer computes them one at a time (nlm.io.tiled._compute_band),
+            # so each gets every core (the result does not depend on the thread count)
+            result = build(numba.config.NUMBA_NUM_THREADS)
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
     except (ValueError, TypeError) as exc:
