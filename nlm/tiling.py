@@ -801,10 +801,52 @@ def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels):
     want = numba.config.NUMBA_NUM_THREADS
     while count(side) < want and side[0] > max(mr, patch):
         side[0] = max(mr, patch, side[0] // 2)
+    if nd == 3:  # volumes: even pieces of at most `side` (blocks within the budget wherever the margins allow it)
+        return _even_blocks(image, spatial_axes, margins, patch, side)
     chunks = split(side)
     if chunks != image.chunks:
         image = image.rechunk(chunks)
     return image, tuple(side)
+
+
+def _even_blocks(image, spatial_axes, margins, patch, side):
+    """Volumes: each spatial axis cut into even pieces of at most ``side`` (none shorter than its margin).
+
+    Unlike merging the given chunks (:func:`min_chunks`, which may make a
+    chunk up to twice ``side``), the pieces never exceed ``side`` unless the
+    margin forbids it (dask's overlap needs chunks at least as long as the
+    margin): a working block (:func:`_largest_block`) then holds at most
+    ``prod(side + 2 margin)`` values, the budget :func:`_bayes_blocks` sized
+    ``side`` for.  Returns ``(image rechunked, minimum)``.
+    """
+    chunks = list(image.chunks)
+    minimum = []
+    for a, m, s in zip(spatial_axes, margins, side):
+        n_axis = image.shape[a]
+        n = max(1, -(-n_axis // max(1, s)))
+        while n > 1 and n_axis // n < max(m, patch, 1):
+            n -= 1
+        chunks[a] = tuple(n_axis // n + (i < n_axis % n) for i in range(n))
+        minimum.append(min(chunks[a]))
+    chunks = tuple(chunks)
+    if chunks != image.chunks:
+        image = image.rechunk(chunks)
+    return image, tuple(minimum)
+
+
+def _largest_block(chunks, spatial_axes, depth, channels=1):
+    """Values (pixels times ``channels``) of the largest working block of a tiling: chunk and margins.
+
+    ``chunks``: the chunks :func:`map_tiles` filters (:func:`tile_chunks`);
+    ``depth`` as there.  A margin stops at the image's border.
+    """
+    per_axis = _margins(depth, len(spatial_axes))
+    total = 1
+    for (before, after), a in zip(per_axis, spatial_axes):
+        starts = np.concatenate([[0], np.cumsum(chunks[a])]).astype(int)
+        n = int(starts[-1])
+        total *= max(min(n, int(e) + after) - max(0, int(b) - before) for b, e in zip(starts[:-1], starts[1:]))
+    return total * int(channels)
 
 
 def _nl_bayes_block(block, origin, *, prm, channel_axis, preserve_range, stride, num_threads, shape):

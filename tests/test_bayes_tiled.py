@@ -223,3 +223,35 @@ def test_volume_tiles_equal_in_memory(shape, chunks, channels):
     lazy = nlm.denoise_nl_bayes(da.from_array(vol, chunks=chunks), **kw)
     assert max(lazy.numblocks) >= 2  # margins 63 / 111 / 207 (three passes)
     np.testing.assert_array_equal(lazy.compute(), ref)
+
+
+@pytest.mark.parametrize("chunks", [(1, 40, 44), 120, (30, 20, 44)])
+def test_volume_blocks_respect_the_budget(monkeypatch, chunks):
+    """Volumes: the largest working block (chunk + margins) holds at most the budget's values wherever the
+    margins allow it, whatever the input's chunks (pages, one chunk, bigger than a block); never shorter
+    than the margins."""
+    import numba
+
+    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    depth = ((6, 6), (8, 8), (10, 10))
+    image = da.zeros((120, 40, 44), np.float32, chunks=chunks)
+    for budget in (30_000, 60_000, 100_000, 200_000):
+        planned, minimum = tiling._bayes_blocks(image, (0, 1, 2), depth, 3, budget)
+        tiles = tiling.tile_chunks(planned.chunks, (0, 1, 2), depth, minimum)
+        assert tiling._largest_block(tiles, (0, 1, 2), depth) <= budget, budget
+        assert all(min(c) >= m for c, (m, _) in zip(tiles, depth))
+        assert np.prod([len(c) for c in tiles]) >= 2  # still a block per core
+
+
+def test_volume_blocks_within_a_budget_are_exact(monkeypatch):
+    """A volume tiled by a small budget (the planner on, not the chunks as given): bit-identical to in memory."""
+    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    rng = np.random.default_rng(5)
+    z = np.linspace(0, 3, 200)[:, None, None]
+    vol = np.clip(0.5 + 0.3 * np.sin(z) + 0.05 * rng.standard_normal((200, 14, 16)), 0, 1).astype(np.float32)
+    kw = dict(search_radius=2, patch_size=3)
+    ref = in_memory(vol, **kw)
+    out = tiling.denoise_nl_bayes_tiled(da.from_array(vol, chunks=(1, 14, 16)), work_pixels=170 * 14 * 16, **kw)
+    assert out.numblocks[0] >= 2
+    np.testing.assert_array_equal(out.compute(), ref)
