@@ -83,7 +83,7 @@ def test_step3_isotropic_patch_matches_oracle():
 @pytest.mark.parametrize("step1", [True, False])
 def test_block_with_margin_is_exact(step1):
     """A block of the volume, told its origin, gives the whole volume's values inside the margin."""
-    from nlm.denoisers.bayes import _grid_block
+    from nlm.denoisers.bayes import _grid_in
 
     rng = _rng(11)
     shape = (22, 36, 72)
@@ -97,7 +97,7 @@ def test_block_with_margin_is_exact(step1):
 
     def run(o, m):
         sl = (slice(None),) + tuple(slice(a, a + b) for a, b in zip(o, m))
-        grids = [_grid_block(shape[a], 1, 2, o[a], m[a]) for a in range(3)]
+        grids = [_grid_in(shape[a], 1, 2, o[a], m[a]) for a in range(3)]
         return V.bayes_step3(np.ascontiguousarray(noisy[sl]), np.ascontiguousarray(guide[sl]), *grids, psz, rad,
                              6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, cell, np.array(o))
 

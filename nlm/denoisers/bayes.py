@@ -974,33 +974,6 @@ def _steps3(value, name):
     return t, t
 
 
-def _grid_block(n, p, stride, start, m):
-    """The volume's reference grid along an axis of ``n`` (:func:`_grid`) within a block of ``m`` from ``start``.
-
-    Block coordinates: the grid positions ``g`` with ``start <= g <= start + m - p``, minus ``start``.
-    """
-    g = _grid(n, p, stride)
-    return np.ascontiguousarray(g[(g >= start) & (g <= start + m - p)] - start)
-
-
-def _mix_channels(tmat, xc):
-    """``tmat`` applied to the channels of ``xc`` per voxel, in float64, summed in a fixed order.
-
-    Not ``tensordot``: a BLAS product may round a voxel differently depending
-    on its place in the array, and a block must give the whole volume's values.
-    """
-    C = xc.shape[0]
-    if C == 1 and tmat[0, 0] == 1.0:
-        return xc.astype(np.float64)
-    out = np.empty(xc.shape, dtype=np.float64)
-    for c in range(C):
-        acc = float(tmat[c, 0]) * xc[0].astype(np.float64)
-        for j in range(1, C):
-            acc += float(tmat[c, j]) * xc[j].astype(np.float64)
-        out[c] = acc
-    return out
-
-
 def _cells3(rad, p):
     """Cell sides (in reference positions) of :func:`nlm.ops._bayes_volume.bayes_step3`, per axis."""
     return np.array([max(2 * int(r) + int(q), 8) for r, q in zip(rad, p)], dtype=np.int64)
@@ -1083,12 +1056,12 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
     p1 = np.array(prm["p1"], dtype=np.int64)
     p2 = np.array(prm["p2"], dtype=np.int64)
     dtype = xc.dtype
-    work = np.ascontiguousarray(_mix_channels(tmat, xc).astype(dtype, copy=False))
+    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     o = np.array(origin, dtype=np.int64)
 
     def grids(p):
-        return [_grid_block(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
+        return [_grid_in(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
 
     from nlm.ops._bayes_volume import bayes_step3
 
@@ -1106,7 +1079,7 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
             final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
                                 tmat, float(beta[1]), float(flat[1]), c2, o)
     del basic, work
-    out = _mix_channels(tmat.T, final)
+    out = _mix(tmat.T, final)
     if unbias is not None:
         out = _uniform_interp(out, unbias)
     _check_finite(out, "the last step", model)
