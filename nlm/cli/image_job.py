@@ -213,7 +213,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         elif "noise" in kwargs:  # a transformed model: the filter's input is not `work`
             result = nlm.denoise_nl_means(work, **kwargs)
         else:
-            from nlm.ops._nlm_kernels import scratch
+            from nlm.ops.scratch import scratch
 
             with scratch(buffer):  # `work` may be overwritten: the result can be a view of `buffer`
                 result = nlm.denoise_nl_means(work, **kwargs)

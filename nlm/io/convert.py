@@ -26,7 +26,7 @@ def to_float(data: ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
         in native byte order (a float32/float64 ``data`` is then copied into
         it).  The command
         line converts into a buffer it can lend to the filter afterwards
-        (:func:`nlm.ops._nlm_kernels.scratch`).
+        (:func:`nlm.ops.scratch.scratch`).
 
     Returns
     -------

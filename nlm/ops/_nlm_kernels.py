@@ -57,6 +57,7 @@ from nlm._config import JIT
 from nlm.ops._nlm_volume import _band_rows, _nlm_bands, _nlm_reduce  # noqa: F401 - the volume path
 from nlm.ops._simd import INV_LN2, _exp2_neg, _fma, _wide_vectors  # noqa: F401 - re-exported
 from nlm.ops._threads import parallel_for
+from nlm.ops.scratch import borrow as borrow_scratch
 
 #: helpers that only read and write arrays they are given (no allocation): no
 #: reference counting, so calls in the hot loops cost no atomic operations
@@ -731,61 +732,6 @@ def _nl_means_frames(img, patch, window, h, sigma, dtype, gy=0, gx=0):
     return out
 
 
-#: the buffer that :func:`scratch` lends to the next 2-D filter of this context
-_SCRATCH = contextvars.ContextVar("nlm_scratch", default=None)
-
-
-@contextlib.contextmanager
-def scratch(buffer):
-    """Lend ``buffer`` to the next 1-D/2-D filter run in this context as its accumulator.
-
-    The command line's in-memory path uses it to keep the peak at the
-    padded image plus the accumulators: it converts the image to float into
-    the first ``C Y X`` elements of a flat ``buffer`` of ``(C + 1) Y X``
-    elements (the last plane is not touched, so it costs no memory yet) and
-    filters that float image inside this context.  Once
-    :func:`nl_means_windowed` has copied its input into the padded image, it
-    needs nothing of the input any more, so when the input lies in
-    ``buffer`` (it was not rescaled or converted on the way) and ``buffer``
-    holds ``(C + 1) Y X`` elements of the kernel's float type, the
-    accumulator planes are taken from ``buffer`` instead of being allocated:
-    one image-sized buffer less.  The result is then a view of ``buffer``,
-    and the input's values are overwritten (the caller must not need them).
-    The loan is used at most once; otherwise nothing changes, and the result
-    is the same either way, bit for bit.
-
-    Parameters
-    ----------
-    buffer : numpy.ndarray
-        C-contiguous, one axis.
-    """
-    token = _SCRATCH.set([buffer])
-    try:
-        yield
-    finally:
-        _SCRATCH.reset(token)
-
-
-def _borrow_scratch(x, C, Y, X, dtype):
-    """The (C + 1, Y, X) accumulator lent by :func:`scratch` for input ``x``, or None."""
-    loan = _SCRATCH.get()
-    if not loan:
-        return None
-    buffer = loan[0]
-    n = (C + 1) * Y * X
-    if (
-        buffer.dtype != dtype
-        or buffer.ndim != 1
-        or not buffer.flags.c_contiguous
-        or not buffer.flags.writeable
-        or buffer.size < n
-        or not np.may_share_memory(x, buffer)
-    ):
-        return None
-    loan.clear()  # once
-    return buffer[:n].reshape((C + 1, Y, X))
-
-
 def anchor_margin(spatial_ndim):
     """Extra rows a tile needs before its margin for the row kernel's exact sums.
 
@@ -881,7 +827,7 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim, origin=None
         # channel-last colour is padded from its strided view: no channel-first copy first
         padded = _pad_rows(img if img.dtype == dtype else np.ascontiguousarray(img, dtype=dtype), ry, rx, ex)
         # x is not read after this point: a lent buffer holding it may become the accumulators
-        acc = _borrow_scratch(x, C, pad3[1], pad3[2], dtype)
+        acc = borrow_scratch(x, C, pad3[1], pad3[2], dtype)
         del img
         out = _nlm_rows(
             padded,
