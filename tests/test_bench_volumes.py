@@ -14,7 +14,13 @@ def test_smoke(monkeypatch, capsys):
     assert volumes.main(["--quick", "--no-bm4d"]) == 0
     out = capsys.readouterr().out
     assert "gaussian 5%" in out and "vs 3-D NLM" in out and "BM4D not installed" in out
-    assert "rician 10%" in out and "noise map ramp" in out and "memory" in out
+    try:
+        import dipy  # noqa: F401 - the Rician anchor, in the bench extra
+    except ImportError:
+        assert "dipy not installed" in out
+    else:
+        assert "rician 10%" in out
+    assert "noise map ramp" in out and "memory" in out
     lines = [line for line in out.splitlines() if "(bar " in line]
     assert lines and all(line.endswith(("met", "NOT met")) or "not judged" in line for line in lines)
     assert "targets met" in out.splitlines()[-1]
