@@ -7,7 +7,7 @@ import pytest
 import nlm
 from nlm import denoise_nl_means
 from nlm.noise import PoissonGaussian, estimate_noise
-from nlm.noise.estimate import residual_sigma
+from nlm.noise.noise_map import residual_sigma
 
 
 def _ref(sigma_map, mask):

@@ -170,7 +170,7 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
             if model is not None:
                 sigma, sigma_source = model.sigma, model_source
             if sigma is None and mask is not None:
-                from nlm.noise.estimate import residual_sigma
+                from nlm.noise.noise_map import residual_sigma
 
                 sigma = residual_sigma(work, mask=mask, channel_axis=channel_axis)
                 sigma_source = "estimated from the valid pixels"

@@ -300,7 +300,7 @@ def _masked_parameters(work, mask, sigma, h, nspatial):
 
     import nlm
     from nlm.denoisers.means import min_h
-    from nlm.noise.estimate import residual_sigma
+    from nlm.noise.noise_map import residual_sigma
     from nlm.tiling import sample_regions
 
     sigma_source, h_source = "given", "given"

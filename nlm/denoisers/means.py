@@ -34,7 +34,7 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
 )
 from nlm.noise import NOISE_MODELS, NoiseModel, check_model, estimate_noise, estimate_sigma
 from nlm.noise import transforms as _vst
-from nlm.noise.estimate import residual_sigma
+from nlm.noise.noise_map import residual_sigma
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
