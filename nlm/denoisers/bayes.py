@@ -885,12 +885,11 @@ def _largest_odd(n):
     return n if n % 2 else n - 1
 
 
-def _pair(value, name, odd=False, minimum=1):
-    if value is None:
-        return None
-    vals = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(vals) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints (step 1, step 2), got {value!r}")
+def _ints(value, name, n, what, minimum, odd, sequences=(tuple, list)):
+    """An int or ``n`` ints -> a tuple of ``n`` checked ints (``what`` names the sequence in the error)."""
+    vals = (value,) * n if not isinstance(value, sequences) else tuple(value)
+    if len(vals) != n:
+        raise ValueError(f"{name} must be an int or {what}, got {value!r}")
     out = []
     for v in vals:
         v = _check_int(v, name, minimum)
@@ -898,6 +897,12 @@ def _pair(value, name, odd=False, minimum=1):
             raise ValueError(f"{name} must be odd, got {v}")
         out.append(v)
     return tuple(out)
+
+
+def _pair(value, name, odd=False, minimum=1):
+    if value is None:
+        return None
+    return _ints(value, name, 2, "a pair of ints (step 1, step 2)", minimum, odd)
 
 
 # ---------------------------------------------------------------------------- volumes
@@ -952,16 +957,7 @@ def volume_parameters(sigma255: float, channels: int = 1, multiplicative: bool =
 
 def _triple(value, name, minimum, odd=False):
     """An int or a sequence of 3 ints (one per axis) -> a tuple of 3 ints."""
-    vals = (value,) * 3 if not isinstance(value, (tuple, list, np.ndarray)) else tuple(value)
-    if len(vals) != 3:
-        raise ValueError(f"{name} must be an int or one int per axis (3) on a volume, got {value!r}")
-    out = []
-    for v in vals:
-        v = _check_int(v, name, minimum)
-        if odd and v % 2 == 0:
-            raise ValueError(f"{name} must be odd, got {v}")
-        out.append(v)
-    return tuple(out)
+    return _ints(value, name, 3, "one int per axis (3) on a volume", minimum, odd, (tuple, list, np.ndarray))
 
 
 def _steps3(value, name):
