@@ -61,7 +61,7 @@ def main(argv=None):
 
     import nlm
     from nlm import tiling
-    from nlm.denoisers import bayes
+    from nlm.denoisers import bayes_passes, bayes_setup
     from nlm.metrics import psnr
 
     clean = mosaic(args.size, args.data)
@@ -93,8 +93,8 @@ def main(argv=None):
             cpu[name].append(time.process_time() - c0)
             results[name] = out
     ref = results["in memory"]
-    prm = bayes._parameters(noisy[None], noisy.dtype, "gaussian", sigma, None, False, None, None, None, None)
-    margins = bayes.tile_margin(prm)
+    prm = bayes_setup._parameters(noisy[None], noisy.dtype, "gaussian", sigma, None, False, None, None, None, None)
+    margins = bayes_passes.tile_margin(prm)
     base = statistics.median(wall["in memory"])
     print(f"NL-Bayes {args.size}x{args.size} float32, sigma {args.sigma:g}, {args.threads} threads, "
           f"{args.repeat} rounds; margins {margins[0]} rows / {margins[1]} columns per side "
@@ -108,7 +108,7 @@ def main(argv=None):
         worst = max(worst, diff)
         nb = "x".join(str(b) for b in blocks.get(name, (1, 1)))
         print(f"{name:>12} {nb:>8} {w:8.2f} {t:8.2f} {w / base:12.2f} {diff:11.3g}")
-    print(f"(working blocks: nlm.tiling budget of {tiling._BAYES_WORK_PIXELS} values, whole rows when they fit)")
+    print(f"(working blocks: nlm.tiling budget of {tiling.bayes._BAYES_WORK_PIXELS} values, whole rows when they fit)")
     print(f"bar: tiles bit-identical to the in-memory result: {'met' if worst == 0 else 'NOT met'}")
 
 

@@ -6,7 +6,8 @@ import pytest
 from skimage import data
 from skimage.util import img_as_float
 
-from nlm.denoisers.bayes import _colour_transform, _grid, _level_table, bayes_parameters, denoise_nl_bayes
+from nlm.denoisers.bayes import bayes_parameters, denoise_nl_bayes
+from nlm.denoisers.bayes_setup import _colour_transform, _grid, _level_table
 from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian, PoissonGaussian, Speckle
 from nlm.ops import _bayes_kernels as K

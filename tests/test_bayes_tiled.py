@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 import nlm
 from nlm import tiling
-from nlm.denoisers import bayes as _bayes
+from nlm.denoisers import bayes_passes as _passes
+from nlm.denoisers import bayes_setup as _setup
 from nlm.denoisers.bayes import denoise_nl_bayes as in_memory
 from nlm.noise import Gamma
 
@@ -22,7 +23,7 @@ SMALL = dict(search_radius=3, patch_size=3, n_similar=(12, 8))
 def _blocks_as_chunked(monkeypatch):
     """Filter the chunks as given (no merging into bigger working blocks), so that these small images
     really are cut into tiles."""
-    monkeypatch.setattr(tiling, "MARGIN_WORK", None)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", None)
 
 
 def _clean(shape, channels=None):
@@ -116,22 +117,22 @@ def test_the_margin_is_needed(monkeypatch):
     """With half the margin the tiles differ from the image: the tests above can see a wrong margin."""
     image = _noisy((200, 200), seed=6)
     ref = in_memory(image, sigma=0.08, **SMALL)
-    full = _bayes.tile_margin
-    monkeypatch.setattr(_bayes, "tile_margin", lambda prm: tuple(m // 3 for m in full(prm)))
+    full = _passes.tile_margin
+    monkeypatch.setattr(_passes, "tile_margin", lambda prm: tuple(m // 3 for m in full(prm)))
     got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 50)), sigma=0.08, **SMALL).compute()
     assert not np.array_equal(got, ref)
 
 
 def test_margins_grow_with_the_parameters():
     prm = dict(radius=11, p1=5, p2=5, passes=2)
-    assert _bayes.tile_margin(prm) == (2 * (54 + 22 + 3), 2 * (108 + 22 + 3))
-    assert _bayes.tile_margin(dict(prm, passes=3)) == (3 * 79, 3 * 133)
+    assert _passes.tile_margin(prm) == (2 * (54 + 22 + 3), 2 * (108 + 22 + 3))
+    assert _passes.tile_margin(dict(prm, passes=3)) == (3 * 79, 3 * 133)
 
 
 def test_large_image_sample_and_bad_pixels_outside_it(monkeypatch):
     """Above the sample budget the parameters come from windows, the data's range from the whole array:
     a negative pixel the windows miss still fails a multiplicative model, before any tile runs."""
-    monkeypatch.setattr(tiling, "SAMPLE_PIXELS", 2000)
+    monkeypatch.setattr(tiling.blocks, "SAMPLE_PIXELS", 2000)
     image = Gamma(4).sample(_clean((160, 260)), seed=7).astype(np.float32)
     image[0, 0] = -1.0
     with pytest.raises(ValueError, match="non-negative"):
@@ -150,7 +151,7 @@ def test_large_image_sample_and_bad_pixels_outside_it(monkeypatch):
 def test_nan_anywhere_is_refused(monkeypatch, sample):
     """NaN in the sample, or (a large image) only outside it: a clear ValueError before any tile runs."""
     if sample:
-        monkeypatch.setattr(tiling, "SAMPLE_PIXELS", sample)
+        monkeypatch.setattr(tiling.blocks, "SAMPLE_PIXELS", sample)
     image = _noisy((100, 100), seed=8)
     image[0, 99] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -161,8 +162,8 @@ def test_nan_in_a_tile_fails_the_computation():
     """A block checks its own values too (an array whose extremes were not looked at)."""
     image = _noisy((100, 100), seed=8)
     image[70, 80] = np.nan
-    func = tiling._nl_bayes_block
-    prm = _bayes._parameters(_noisy((100, 100))[None], np.dtype(np.float32), "gaussian", 0.08, None, False, None,
+    func = tiling.bayes._nl_bayes_block
+    prm = _setup._parameters(_noisy((100, 100))[None], np.dtype(np.float32), "gaussian", 0.08, None, False, None,
                              None, 3, None)
     with pytest.raises(ValueError, match="NaN"):
         func(image, (0, 0), prm=prm, channel_axis=None, preserve_range=False, stride=2, num_threads=1,
@@ -183,24 +184,25 @@ def test_tiled_entry_point_and_its_errors():
 
 def test_working_blocks_follow_the_budget(monkeypatch):
     """Whole rows when they fit the budget; else square-ish blocks of about the budget; cores kept busy."""
-    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", 0.025)
     import numba
 
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
     depth = ((158, 158), (266, 266))
-    rows, minimum = tiling._bayes_blocks(da.zeros((9000, 1000), chunks=512), (0, 1), depth, 5, 1 << 22)
+    rows, minimum = tiling.bayes._bayes_blocks(da.zeros((9000, 1000), chunks=512), (0, 1), depth, 5, 1 << 22)
     assert minimum == ((1 << 22) // 1000 - 316, 1000)
     assert tiling.tile_chunks(rows.chunks, (0, 1), depth, minimum)[1] == (1000,)
     big = da.zeros((3000, 9000), chunks=4096)
-    split, minimum = tiling._bayes_blocks(big, (0, 1), depth, 5, 1 << 20)
+    split, minimum = tiling.bayes._bayes_blocks(big, (0, 1), depth, 5, 1 << 20)
     assert minimum == (1024 - 316, 1024 - 532)
     chunks = tiling.tile_chunks(split.chunks, (0, 1), depth, minimum)
     assert max(chunks[0]) <= 2 * minimum[0] and max(chunks[1]) <= 2 * minimum[1]
     # a small image still gives a block per core
-    small, minimum = tiling._bayes_blocks(da.zeros((700, 500), chunks=100), (0, 1), depth, 5, 1 << 22)
+    small, minimum = tiling.bayes._bayes_blocks(da.zeros((700, 500), chunks=100), (0, 1), depth, 5, 1 << 22)
     assert np.prod([len(c) for c in tiling.tile_chunks(small.chunks, (0, 1), depth, minimum)]) >= 2
     # any number of spatial axes (for 3-D NL-Bayes): near-cubic blocks within the budget, at least the margins
-    vol, minimum = tiling._bayes_blocks(da.zeros((256, 256, 256), chunks=64), (0, 1, 2), ((20, 20),) * 3, 5, 1 << 20)
+    cube = da.zeros((256, 256, 256), chunks=64)
+    vol, minimum = tiling.bayes._bayes_blocks(cube, (0, 1, 2), ((20, 20),) * 3, 5, 1 << 20)
     assert len(minimum) == 3 and min(minimum) >= 20
     assert np.prod([m + 40 for m in minimum]) <= 1 << 20
 
@@ -232,21 +234,21 @@ def test_volume_blocks_respect_the_budget(monkeypatch, chunks):
     than the margins."""
     import numba
 
-    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", 0.025)
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
     depth = ((6, 6), (8, 8), (10, 10))
     image = da.zeros((120, 40, 44), np.float32, chunks=chunks)
     for budget in (30_000, 60_000, 100_000, 200_000):
-        planned, minimum = tiling._bayes_blocks(image, (0, 1, 2), depth, 3, budget)
+        planned, minimum = tiling.bayes._bayes_blocks(image, (0, 1, 2), depth, 3, budget)
         tiles = tiling.tile_chunks(planned.chunks, (0, 1, 2), depth, minimum)
-        assert tiling._largest_block(tiles, (0, 1, 2), depth) <= budget, budget
+        assert tiling.blocks._largest_block(tiles, (0, 1, 2), depth) <= budget, budget
         assert all(min(c) >= m for c, (m, _) in zip(tiles, depth))
         assert np.prod([len(c) for c in tiles]) >= 2  # still a block per core
 
 
 def test_volume_blocks_within_a_budget_are_exact(monkeypatch):
     """A volume tiled by a small budget (the planner on, not the chunks as given): bit-identical to in memory."""
-    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", 0.025)
     rng = np.random.default_rng(5)
     z = np.linspace(0, 3, 200)[:, None, None]
     vol = np.clip(0.5 + 0.3 * np.sin(z) + 0.05 * rng.standard_normal((200, 14, 16)), 0, 1).astype(np.float32)

@@ -21,7 +21,7 @@ def blocks(monkeypatch):
     """Working blocks as the chunks (merged only to the margins), and a record of how many the filter got."""
     from nlm import tiling
 
-    monkeypatch.setattr(tiling, "MARGIN_WORK", None)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", None)
     seen = []
     original = tiling.map_tiles
 
@@ -30,7 +30,7 @@ def blocks(monkeypatch):
         seen.append(int(np.prod(out.numblocks)))
         return out
 
-    monkeypatch.setattr(tiling, "map_tiles", recording)
+    monkeypatch.setattr(tiling.bayes, "map_tiles", recording)
     return seen
 
 
@@ -191,14 +191,14 @@ def test_volume_blocks_run_once(tmp_path, blocks, monkeypatch):
     from nlm import tiling
 
     calls = []
-    real = tiling._nl_bayes_block
+    real = tiling.bayes._nl_bayes_block
 
     def counting(block, origin, **kwargs):
         if block.size:
             calls.append(origin)
         return real(block, origin, **kwargs)
 
-    monkeypatch.setattr(tiling, "_nl_bayes_block", counting)
+    monkeypatch.setattr(tiling.bayes, "_nl_bayes_block", counting)
     stack = tmp_path / "stack.tif"
     rng = np.random.default_rng(3)
     z = np.linspace(0, 3, 150)[:, None, None]

@@ -4,7 +4,8 @@ import naive_bayes as naive
 import numpy as np
 import pytest
 
-from nlm.denoisers.bayes import _colour_transform, _grid, _level_table, denoise_nl_bayes, volume_parameters
+from nlm.denoisers.bayes import denoise_nl_bayes, volume_parameters
+from nlm.denoisers.bayes_setup import _colour_transform, _grid, _level_table
 from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian
 from nlm.ops import _bayes_volume as V
@@ -83,7 +84,7 @@ def test_step3_isotropic_patch_matches_oracle():
 @pytest.mark.parametrize("step1", [True, False])
 def test_block_with_margin_is_exact(step1):
     """A block of the volume, told its origin, gives the whole volume's values inside the margin."""
-    from nlm.denoisers.bayes import _grid_in
+    from nlm.denoisers.bayes_setup import _grid_in
 
     rng = _rng(11)
     shape = (22, 36, 72)

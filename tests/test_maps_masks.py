@@ -407,7 +407,8 @@ def test_cli_batch_refuses_maps(files):
 def test_bayes_step_with_map_and_mask_matches_oracle(C, step1, kind):
     import naive_bayes
 
-    from nlm.denoisers.bayes import _colour_transform, _grid, _level_table, _valid_patches
+    from nlm.denoisers.bayes_passes import _valid_patches
+    from nlm.denoisers.bayes_setup import _colour_transform, _grid, _level_table
     from nlm.noise import Gaussian
     from nlm.ops import _bayes_kernels as K
 

@@ -219,22 +219,22 @@ def test_working_blocks_bounded_by_memory_limit(tmp_path, monkeypatch):
     from nlm import tiling
 
     seen = []
-    original = tiling._work_minimum
+    original = tiling.blocks._work_minimum
 
     def spy(chunks, spatial_axes, depth, patch, work_pixels=None):
         # the budget is the call's argument: the library's global is never set
-        seen.append(tiling.WORK_PIXELS if work_pixels is None else work_pixels)
+        seen.append(tiling.blocks.WORK_PIXELS if work_pixels is None else work_pixels)
         return original(chunks, spatial_axes, depth, patch, work_pixels)
 
-    monkeypatch.setattr(tiling, "_work_minimum", spy)
+    monkeypatch.setattr(tiling.means, "_work_minimum", spy)
     src = tmp_path / "in.zarr"  # zarr input goes tile by tile whatever the limit
     arr = zarr.create_array(str(src), shape=(120, 900), chunks=(64, 64), dtype=np.uint8)
     arr[:] = _image((120, 900))
-    default = tiling.WORK_PIXELS
+    default = tiling.blocks.WORK_PIXELS
     for limit, expected in (("1K", 1 << 16), ("4G", default)):
         out = tmp_path / f"out{limit}.tif"
         r = run("denoise", src, out, "--h", "12", "--sigma", "20", "--memory-limit", limit, "-q")
         assert r.exit_code == 0, r.output
         assert seen[-1] == expected
-        assert tiling.WORK_PIXELS == default  # untouched
+        assert tiling.blocks.WORK_PIXELS == default  # untouched
     assert len(seen) == 2

@@ -28,7 +28,7 @@ TOL = 1e-6
 def _blocks_as_chunked(monkeypatch):
     """Filter the chunks as given (no merging into bigger working blocks), so
     that these small images really are cut into many tiles."""
-    monkeypatch.setattr(tiling, "MARGIN_WORK", None)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", None)
 
 
 def _noisy(shape, seed=0, channels=None, dtype=np.float32):
@@ -198,7 +198,7 @@ def test_lazy_and_no_read_with_given_parameters():
 
 def test_sampled_parameters_of_a_large_array(monkeypatch):
     img = _noisy((300, 280), seed=7)
-    monkeypatch.setattr(tiling, "SAMPLE_PIXELS", 64 * 64)
+    monkeypatch.setattr(tiling.blocks, "SAMPLE_PIXELS", 64 * 64)
     regions = tiling.sample_regions(da.from_array(img, chunks=50), spatial_axes=(0, 1))
     assert len(regions) == 16 and sum(r.size for r in regions) <= 64 * 64 * 1.01
     lazy = da.from_array(img, chunks=50)
@@ -322,7 +322,7 @@ def test_small_chunks_filtered_in_working_blocks(monkeypatch):
     """By default chunks are merged until the margins cost at most MARGIN_WORK per axis."""
     import numba
 
-    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.05)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", 0.05)
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)  # at least 2 blocks wanted
     img = _noisy((2100, 90), seed=16)
     kw = dict(patch_size=3, patch_distance=3, h=0.08, sigma=0.08)
@@ -335,35 +335,35 @@ def test_small_chunks_filtered_in_working_blocks(monkeypatch):
     margins = ((29, 14), (14, 14))  # the scale benchmark's: patch 7, distance 11
     chunks = ((512,) * 8,) * 2
     # whole rows fit the pixel budget: the columns are one piece
-    assert tiling._work_minimum(chunks, (0, 1), margins, 7) == (860, 4096)
+    assert tiling.blocks._work_minimum(chunks, (0, 1), margins, 7) == (860, 4096)
     assert tiling.tile_chunks(chunks, (0, 1), margins, (860, 4096)) == ((1024,) * 4, (4096,))
     # over the budget: columns merged only as the margins need
-    monkeypatch.setattr(tiling, "WORK_PIXELS", 860 * 4096 - 1)
-    assert tiling._work_minimum(chunks, (0, 1), margins, 7) == (860, 560)
+    monkeypatch.setattr(tiling.blocks, "WORK_PIXELS", 860 * 4096 - 1)
+    assert tiling.blocks._work_minimum(chunks, (0, 1), margins, 7) == (860, 560)
     assert tiling.tile_chunks(chunks, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
     # chunks of 1024 already cost less: kept
     assert tiling.tile_chunks(((1024,) * 4,) * 2, (0, 1), margins, (860, 560)) == ((1024,) * 4,) * 2
-    monkeypatch.setattr(tiling, "WORK_PIXELS", 860 * 4096)
+    monkeypatch.setattr(tiling.blocks, "WORK_PIXELS", 860 * 4096)
     # channels count in the budget
-    assert tiling._work_minimum(chunks + ((3,),), (0, 1), margins, 7) == (860, 560)
+    assert tiling.blocks._work_minimum(chunks + ((3,),), (0, 1), margins, 7) == (860, 560)
     # the default: 2.5 % per axis; the 4096^2 benchmark image becomes one band of whole rows per core
-    monkeypatch.setattr(tiling, "WORK_PIXELS", 1 << 24)
-    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.025)
+    monkeypatch.setattr(tiling.blocks, "WORK_PIXELS", 1 << 24)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", 0.025)
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
     for c in (512, 1024, 2048):
         ch = ((c,) * (4096 // c),) * 2
-        work = tiling._work_minimum(ch, (0, 1), margins, 7)
+        work = tiling.blocks._work_minimum(ch, (0, 1), margins, 7)
         assert work == (1720, 4096)
         assert tiling.tile_chunks(ch, (0, 1), margins, work) == ((2048, 2048), (4096,))
     # never fewer blocks than cores: the row minimum is halved first, then the columns' too
-    monkeypatch.setattr(tiling, "MARGIN_WORK", 0.05)
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", 0.05)
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 4)
     small = ((256,) * 6,) * 2
-    work = tiling._work_minimum(small, (0, 1), margins, 7)
+    work = tiling.blocks._work_minimum(small, (0, 1), margins, 7)
     assert work == (215, 1536)
     assert tiling.tile_chunks(small, (0, 1), margins, work) == ((256,) * 6, (1536,))
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 16)
-    work = tiling._work_minimum(((512, 512),) * 2, (0, 1), margins, 7)
+    work = tiling.blocks._work_minimum(((512, 512),) * 2, (0, 1), margins, 7)
     assert len(tiling.tile_chunks(((512, 512),) * 2, (0, 1), margins, work)[1]) == 2
 
 
@@ -371,7 +371,7 @@ def test_threads_per_block(monkeypatch):
     import numba
 
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 8)
-    assert [tiling._threads_per_block(b) for b in (1, 3, 8, 64)] == [8, 2, 1, 1]
+    assert [tiling.blocks._threads_per_block(b) for b in (1, 3, 8, 64)] == [8, 2, 1, 1]
 
 
 def test_map_tiles_asymmetric_margins_and_origin():

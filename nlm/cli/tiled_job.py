@@ -147,7 +147,7 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             channel_axis=channel_axis,
             preserve_range=True,
             num_threads=scale.threads_per_tile,
-            work_pixels=min(tiling.WORK_PIXELS, max(1 << 16, scale.memory_limit // per_pixel)),
+            work_pixels=min(tiling.blocks.WORK_PIXELS, max(1 << 16, scale.memory_limit // per_pixel)),
             **({} if mask is None else {"mask": mask}),
         )
     except (ValueError, TypeError) as exc:
@@ -232,7 +232,7 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
     sigma, sigma_source = (model.sigma, model_source) if model.name == "gaussian" else (None, "not used")
     timings["estimate"] = time.perf_counter() - t1
 
-    per_value = tiling.BAYES_BYTES_PER_VALUE * work.dtype.itemsize * numba.config.NUMBA_NUM_THREADS
+    per_value = tiling.bayes.BAYES_BYTES_PER_VALUE * work.dtype.itemsize * numba.config.NUMBA_NUM_THREADS
     t2 = time.perf_counter()
 
     def build(threads):

@@ -30,7 +30,7 @@ the order of every floating-point addition is fixed, so the result does not
 depend on the number of threads.  A cell's skipped positions depend only on
 the cells of earlier colours around it (at most one cell away along the
 rows, three along the columns, chained), so a block with a margin
-(``nlm.denoisers.bayes.tile_margin``) computes its interior exactly as the
+(``nlm.denoisers.bayes_passes.tile_margin``) computes its interior exactly as the
 whole image does.
 """
 

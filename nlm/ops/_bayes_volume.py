@@ -20,7 +20,7 @@ other's marks, and the order of every floating-point addition is fixed: the
 result does not depend on the number of threads.  A cell's skipped positions
 depend only on the cells of earlier colours around it (chains of at most 1 /
 3 / 7 cells along the three axes), so a block with a margin
-(``nlm.denoisers.bayes.volume_margin``) computes its interior exactly as the
+(``nlm.denoisers.bayes_passes.volume_margin``) computes its interior exactly as the
 whole volume does.
 """
 

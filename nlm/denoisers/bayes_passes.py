@@ -1,0 +1,235 @@
+"""NL-Bayes's passes: the compiled steps run on a channel-first block, and the margins that make a block exact.
+
+:func:`run_passes` (2-D) and :func:`run_volume_passes` (3-D) run step 1,
+step 2 and the optional third pass of the kernels (:mod:`nlm.ops._bayes_kernels`,
+:mod:`nlm.ops._bayes_volume`) on the dict of :mod:`nlm.denoisers.bayes_setup`;
+:func:`tile_margin` and :func:`volume_margin` are the margins within which
+a block of an image (:mod:`nlm.tiling`) gets the whole image's values.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nlm._config import threads as _threads
+
+if TYPE_CHECKING:
+    from typing import Any
+
+from nlm.denoisers.bayes_setup import _grid_in, _level_table, _uniform_interp
+
+#: numbers of spatial axes that nlm.tiling tiles exactly: run_passes and
+#: tile_margin (2-D), run_volume_passes and volume_margin (3-D)
+TILED_DIMS = (2, 3)
+
+
+def _mix(tmat, xc):
+    """``tmat @ xc`` over the channels (float64), pixel by pixel in a fixed order.
+
+    Elementwise products and sums, not BLAS: a pixel's rounding never depends
+    on its place in the array, so a tile gets the whole image's values.
+    """
+    C = xc.shape[0]
+    if C == 1 and tmat[0, 0] == 1.0:
+        return xc.astype(np.float64)
+    out = np.empty(xc.shape, dtype=np.float64)
+    for c in range(C):
+        acc = float(tmat[c, 0]) * xc[0].astype(np.float64)
+        for j in range(1, C):
+            acc += float(tmat[c, j]) * xc[j].astype(np.float64)
+        out[c] = acc
+    return out
+
+
+def _band(radius, p):
+    """Side (in reference positions) of the kernel's cells (:func:`nlm.ops._bayes_kernels.bayes_step`)."""
+    return max(2 * radius + p, 8)
+
+
+def tile_margin(prm):
+    """Margins ``(rows, columns)`` (pixels per side) that make a tile of :func:`run_passes` exact.
+
+    The kernel visits cells of ``B x B`` reference positions (``B``:
+    :func:`_band`) in four colours (:func:`nlm.ops._bayes_kernels.bayes_step`).
+    Per pass, the kept pixels receive groups of references up to ``r + p -
+    1`` away, in cells reaching ``B - 1`` further, whose skipped positions
+    depend on the cells of earlier colours around them: at most one cell
+    further along the rows and three along the columns; the last of these
+    reads ``r`` positions (and a patch) beyond its cell.  So per pass ``2 B
+    + 2 r + p - 2`` rows and ``4 B + 2 r + p - 2`` columns.  Each pass reads
+    the previous one's estimate: the passes' margins add up.  ``prm``: the
+    dict of :func:`nlm.denoisers.bayes_setup._parameters`.
+    """
+    r = prm["radius"]
+    ps = [prm["p1"]] + [prm["p2"]] * (prm["passes"] - 1)
+    rows = sum(2 * _band(r, p) + 2 * r + p - 2 for p in ps)
+    cols = sum(4 * _band(r, p) + 2 * r + p - 2 for p in ps)
+    return rows, cols
+
+
+def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=None, mask=None):
+    """The passes of :func:`nlm.denoisers.bayes.denoise_nl_bayes` on a channel-first float block; channel-first result.
+
+    ``xc``: already scaled by ``prm["exponent"]`` (:func:`nlm.denoisers.bayes_setup._parameters`).
+    ``origin``, ``shape``: the position of the block's first pixel in the
+    image and the image's spatial shape, for a tile (:mod:`nlm.tiling`); the
+    reference grid and the kernel's cells are the image's, so
+    the pixels at least :func:`tile_margin` inside the block (or at the
+    image's border) are those of the whole image, bit for bit.  None: the
+    block is the image.  ``sigma_map``, ``mask``: the block's noise std map
+    (image units) and validity mask, or None (see :func:`nlm.denoisers.bayes.denoise_nl_bayes`).
+    """
+    e = prm["exponent"]
+    if prm["identity"]:
+        # no noise to remove (see Notes): the input, in the output dtype
+        return np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
+    model, tmat, p1, p2, n1, n2 = prm["model"], prm["tmat"], prm["p1"], prm["p2"], prm["n1"], prm["n2"]
+    radius, beta, n_max, tau, flat = prm["radius"], prm["beta"], prm["n_max"], prm["tau"], prm["flat"]
+    C, H, W = xc.shape
+    oy, ox = (0, 0) if origin is None else (int(origin[0]), int(origin[1]))
+    Hg, Wg = (H, W) if shape is None else (int(shape[0]), int(shape[1]))
+    dtype = xc.dtype
+
+    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
+    nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
+    from nlm.ops._bayes_kernels import bayes_step
+
+    # noise map (variances, working units) and valid patches; empty: none
+    vmap = np.empty((0, 0)) if sigma_map is None else np.ascontiguousarray((sigma_map * 2.0**e) ** 2)
+    valid1 = _valid_patches(mask, p1)
+    valid2 = valid1 if p2 == p1 else _valid_patches(mask, p2)
+    rows1, cols1 = _grid_in(Hg, p1, stride, oy, H), _grid_in(Wg, p1, stride, ox, W)
+    rows2, cols2 = _grid_in(Hg, p2, stride, oy, H), _grid_in(Wg, p2, stride, ox, W)
+    with _threads(num_threads):
+        basic = bayes_step(work, work, rows1, cols1, p1, radius, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
+                           float(flat[0]), _band(radius, p1), vmap, valid1, oy, ox)
+        _check_finite(basic, "step 1", model)
+        band2 = _band(radius, p2)
+        final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, n_max, tau, False, nlf, tmat,
+                           float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
+        if prm["passes"] == 3:
+            _check_finite(final, "step 2", model)
+            del basic
+            basic = final
+            final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
+                               tmat, float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
+    del basic, work
+    return _finish(final, prm, unbias, dtype)
+
+
+def _finish(final, prm, unbias, dtype):
+    """The last pass's channel-first estimate -> the caller's channels and scale, in ``dtype``.
+
+    Back from the decorrelated channels; on clipped data, the inverse of the
+    clipped mean (the groups estimate the mean of the clipped observation,
+    pulled inside the bounds near them); unscaled by ``prm["exponent"]``.
+    """
+    out = _mix(prm["tmat"].T, final)
+    if unbias is not None:
+        out = _uniform_interp(out, unbias)
+    _check_finite(out, "the last step", prm["model"])
+    if prm["exponent"]:
+        out = np.ldexp(out, -prm["exponent"])
+    return out.astype(dtype, copy=False)
+
+
+def _valid_patches(mask, p):
+    """(H - p + 1, W - p + 1) bool: the p x p patches (top-left corners) without a masked pixel; (0, 0) for none."""
+    if mask is None:
+        return np.empty((0, 0), dtype=bool)
+    bad = np.pad((~mask).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    box = bad[p:, p:] - bad[:-p, p:] - bad[p:, :-p] + bad[:-p, :-p]
+    return np.ascontiguousarray(box == 0)
+
+
+def _restore(out, given, mask, nodata, axis):
+    """Channel-first ``out`` -> the caller's layout, masked pixels as given (and their NaN/Inf)."""
+    if mask is not None:
+        out[:, ~mask] = given[:, ~mask]
+    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    if nodata is not None:
+        out[nodata[0]] = nodata[1].astype(out.dtype)
+    return out
+
+
+def _check_finite(a, where, model):
+    """A last guard: non-finite values must never reach the next kernel (its search would index garbage)."""
+    if not np.isfinite(a).all():
+        raise FloatingPointError(
+            f"NL-Bayes produced NaN or infinite values in {where} with the noise model {model!r}; this is a bug "
+            "in nlm, please report it with the image's shape, dtype and range"
+        )
+
+
+def _cells3(rad, p):
+    """Cell sides (in reference positions) of :func:`nlm.ops._bayes_volume.bayes_step3`, per axis."""
+    return np.array([max(2 * int(r) + int(q), 8) for r, q in zip(rad, p)], dtype=np.int64)
+
+
+def volume_margin(prm: dict[str, Any]) -> tuple[int, int, int]:
+    """Margins (voxels per side, per axis) that make a block of :func:`run_volume_passes` exact.
+
+    Per pass, a kept voxel receives groups of references up to ``r + p - 1``
+    away, in cells reaching ``B - 1`` further, whose skipped positions
+    depend on the cells of earlier colours around them: chains of at most 1
+    / 3 / 7 cells along the first / second / third axis (colour ``4 pz + 2 py
+    + px``); the last of these reads ``r`` positions and a patch beyond its
+    cell.  So per pass ``(k + 1) B + 2 r + p - 2`` with ``k`` = 1, 3, 7; the
+    passes' margins add up.  ``prm``: the dict of :func:`nlm.denoisers.bayes_setup._volume_parameters`.
+    """
+    rad = prm["radius"]
+    ps = [prm["p1"]] + [prm["p2"]] * (prm["passes"] - 1)
+    out = []
+    for a, k in enumerate((1, 3, 7)):
+        out.append(sum((k + 1) * _cells3(rad, p)[a] + 2 * rad[a] + p[a] - 2 for p in ps))
+    return tuple(int(m) for m in out)
+
+
+def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
+    """The passes of :func:`nlm.denoisers.bayes.denoise_nl_bayes` on a channel-first float volume or block of one.
+
+    ``xc``: ``(C, Z, H, W)``, already scaled by ``prm["exponent"]``
+    (:func:`nlm.denoisers.bayes_setup._volume_parameters`).  ``origin``, ``shape``: the position of the
+    block's first voxel in the volume and the volume's spatial shape; the
+    reference grid and the kernel's cells are the volume's, so the voxels at
+    least :func:`volume_margin` inside the block (or at the volume's border)
+    are those of the whole volume, bit for bit.  None: the block is the
+    volume.  Returns the channel-first result in ``xc``'s dtype (unscaled).
+    """
+    e = prm["exponent"]
+    if prm["identity"]:
+        return np.array(np.ldexp(xc, -e) if e else xc, dtype=xc.dtype)
+    model, tmat, beta, flat = prm["model"], prm["tmat"], prm["beta"], prm["flat"]
+    block = xc.shape[1:]
+    origin = (0, 0, 0) if origin is None else tuple(int(o) for o in origin)
+    shape = block if shape is None else tuple(int(n) for n in shape)
+    rad = np.array(prm["radius"], dtype=np.int64)
+    p1 = np.array(prm["p1"], dtype=np.int64)
+    p2 = np.array(prm["p2"], dtype=np.int64)
+    dtype = xc.dtype
+    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
+    nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
+    o = np.array(origin, dtype=np.int64)
+
+    def grids(p):
+        return [_grid_in(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
+
+    from nlm.ops._bayes_volume import bayes_step3
+
+    with _threads(num_threads):
+        basic = bayes_step3(work, work, *grids(p1), p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
+                            float(beta[0]), float(flat[0]), _cells3(rad, p1), o)
+        _check_finite(basic, "step 1", model)
+        g2, c2 = grids(p2), _cells3(rad, p2)
+        final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max"], prm["tau"], False, nlf, tmat,
+                            float(beta[1]), float(flat[1]), c2, o)
+        if prm["passes"] == 3:
+            _check_finite(final, "step 2", model)
+            del basic
+            basic = final
+            final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
+                                tmat, float(beta[1]), float(flat[1]), c2, o)
+    del basic, work
+    return _finish(final, prm, unbias, dtype)
