@@ -68,6 +68,61 @@ def test_slabs_do_not_change_the_estimate(shape):
         assert np.array_equal(got, whole)
 
 
+def _block_stats_inputs():
+    rng = np.random.default_rng(5)
+    cases = []
+    for shape, B in [((200,), 32), ((37, 53), 8), ((18, 11), 8), ((21, 14, 17), 4), ((10, 6, 9), 4), ((13, 9), 2),
+                     ((7, 6, 8), 2)]:
+        clean = rng.random(shape).cumsum(axis=-1)
+        clean /= clean.max()
+        noisy = clean + 0.1 * rng.normal(size=shape)
+        cases.append((noisy.astype(np.float32), B))  # float32, no clipping
+        cases.append((np.clip(noisy, 0, 1), B))  # clipped at both ends (plateau / clipped-noise tests)
+        flat = np.clip(noisy, 0, 1)
+        flat[: shape[0] // 2] = 0.0  # a plateau at the minimum
+        cases.append((flat, B))
+        cases.append((1.0 - flat, B))  # ... at the maximum
+        cases.append((np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8), B))
+    return cases
+
+
+@pytest.mark.parametrize("case", range(35))
+def test_block_stats_slabs_equal_the_whole_image(case):
+    # the estimator reads the image in slabs of block rows; every statistic and the clipped levels are those of
+    # the whole float64 image (tests/naive.block_stats), bit for bit, whatever the slab size
+    from nlm.noise.estimate import _block_stats
+    from tests.naive import block_stats
+
+    y, B = _block_stats_inputs()[case]
+    nd = y.ndim
+    want_clipped = set()
+    want = block_stats(np.asarray(y, dtype=np.float64), nd, B, want_clipped)
+    for slab_values in (1, 3 * B ** nd, 1 << 17):
+        got_clipped = set()
+        got = _block_stats(y, nd, B, got_clipped, slab_values=slab_values)
+        assert got_clipped == want_clipped
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and np.array_equal(g, w, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(64, 48, 40), (300, 200)])
+def test_estimate_noise_is_unchanged_by_slabs(shape, monkeypatch):
+    # the whole estimate (model and details) with one block row per slab equals the default slabs
+    import nlm.noise.estimate as E
+    from nlm.noise import estimate_noise
+
+    rng = np.random.default_rng(len(shape))
+    clean = np.clip(np.linspace(0, 1, shape[-1]) + 0 * rng.random(shape), 0, 1)
+    y = np.clip(clean + 0.05 * rng.normal(size=shape), 0, 1).astype(np.float32)
+    want = estimate_noise(y, return_details=True)
+    block_stats = E._block_stats
+    monkeypatch.setattr(E, "_block_stats", lambda *a, **k: block_stats(*a, **k, slab_values=1))
+    got = estimate_noise(y, return_details=True)
+    assert repr(got[0]) == repr(want[0])
+    assert got[1]["clipped"] == want[1]["clipped"] and got[1]["blocks"] == want[1]["blocks"]
+    assert np.array_equal(got[1]["x"], want[1]["x"]) and np.array_equal(got[1]["var"], want[1]["var"])
+
+
 # --------------------------------------------------------------------------- #
 # the command line's in-memory path: scratch buffer, freed pixels
 # --------------------------------------------------------------------------- #
