@@ -351,7 +351,7 @@ def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
     # independent of the detail energy for noise (the detail filter sums to 0
     # inside a sub-block), large on edges, ramps and texture
     sub = B // 2 if nd > 1 else B // 4
-    parts = []
+    cols = [[] for _ in range(11)]  # per statistic, its slabs' blocks
     amax = 0.0  # max |core|
     core_hits = [0, 0]  # core pixels at lo, hi
     y_hits = [0, 0]  # pixels of y at lo, hi
@@ -377,7 +377,7 @@ def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
         del d
         q = _sub_means(core, B, sub, nd)
         half = halves(core.shape[-1])
-        parts.append((
+        for col, part in zip(cols, (
             _block_reduce(core, B, nd),
             2.0 * _block_reduce(np.where(half, core, 0.0), B, nd),
             2.0 * _block_reduce(np.where(half, 0.0, core), B, nd),
@@ -389,13 +389,17 @@ def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
             _block_reduce(r * r * r, B, nd),
             _block_reduce((core == lo).astype(np.float64), B, nd) > 0,
             _block_reduce((core == hi).astype(np.float64), B, nd) > 0,
-        ))
+        )):
+            col.append(part)
         del ys, core, r, dd, q
     # the rows past the last whole block: only in the extremes
     ys = np.asarray(y[n0 * B :], dtype=np.float64)
     extremes(ys, ys[inner])
     del ys
-    mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, touch_lo, touch_hi = (np.concatenate(p) for p in zip(*parts))
+    for k, col in enumerate(cols):  # one statistic at a time: its slabs freed as it is joined
+        cols[k] = col[0] if len(col) == 1 else np.concatenate(col)
+    mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, touch_lo, touch_hi = cols
+    del cols
     v[v <= (64 * np.finfo(np.float64).eps * max(1.0, amax)) ** 2] = 0.0
     core_size = int(np.prod(core_shape, dtype=np.int64))
     plateau = np.zeros(mu.shape, dtype=bool)
@@ -660,7 +664,10 @@ def estimate_noise(
     fall back to the wavelet MAD :func:`estimate_sigma` (Gaussian; a
     requested model gets its parameter from that sigma at the mean
     intensity).  Time
-    ``O(N)``, memory a few float64 copies of the image.
+    ``O(N)``; memory of the model's estimate: the finiteness mask, ten
+    float64 statistics per block (0.3 times a float32 image) and a few
+    float64 slabs of 2^17 values (the image is never copied whole to
+    float64); ``return_map`` adds the map's own.
 
     References
     ----------
@@ -733,7 +740,10 @@ def _estimate(y, nd, noise):
         ),
     }
     if stats:
-        mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, plateau = (np.concatenate(s) for s in zip(*stats))
+        # one channel: its arrays as they are; several: joined a statistic at a time
+        mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, plateau = (
+            stats[0] if len(stats) == 1 else [np.concatenate(s) for s in zip(*stats)])
+        del stats
     else:
         mu = np.zeros(0)
     if mu.size:
