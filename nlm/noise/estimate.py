@@ -316,13 +316,14 @@ def _rough_level(mu, v):
     return np.interp(mu, xs, vs)
 
 
-def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
+def _block_stats(y, nd, B, clipped=None, slab_values=None):
     """Per-block mean, detail energy, variance, plateau flag and residual moments.
 
     ``y``: one channel, any real dtype; it is read in slabs of whole block
-    rows along the first axis (about ``slab_values`` values, converted to
-    float64 one slab at a time), so the memory is the per-block results and
-    a few slabs, not float64 copies of the image.  Every value is the one
+    rows along the first axis (about ``slab_values`` values, by default a
+    sixteenth of the image between 2^14 and 2^17, converted to float64 one
+    slab at a time), so the memory is the per-block results and a few
+    slabs, not float64 copies of the image.  Every value is the one
     the whole float64 image gives, bit for bit (the filters are elementwise
     along the slab's axis with a one-pixel halo; the block means reduce
     within a block; tests/naive.py ``block_stats`` is the whole-image form).
@@ -335,6 +336,8 @@ def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
     inner = (slice(1, -1),) * nd
     core_shape = tuple(n - 2 for n in y.shape)
     n0 = core_shape[0] // B
+    if slab_values is None:
+        slab_values = min(1 << 17, max(1 << 14, y.size // 16))
     kb = max(1, slab_values // (B * int(np.prod(core_shape[1:], dtype=np.int64))))  # block rows per slab
     # the two halves of every block along its last axis, each with its own
     # mean and detail energy: a block is ordered by one half and measured
@@ -351,7 +354,8 @@ def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
     # independent of the detail energy for noise (the detail filter sums to 0
     # inside a sub-block), large on edges, ramps and texture
     sub = B // 2 if nd > 1 else B // 4
-    cols = [[] for _ in range(11)]  # per statistic, its slabs' blocks
+    per_row = int(np.prod([n // B for n in core_shape[1:]], dtype=np.int64))  # blocks per block row
+    cols = [np.empty(n0 * per_row) for _ in range(9)] + [np.empty(n0 * per_row, dtype=bool) for _ in range(2)]
     amax = 0.0  # max |core|
     core_hits = [0, 0]  # core pixels at lo, hi
     y_hits = [0, 0]  # pixels of y at lo, hi
@@ -377,7 +381,7 @@ def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
         del d
         q = _sub_means(core, B, sub, nd)
         half = halves(core.shape[-1])
-        for col, part in zip(cols, (
+        for col, part in zip(cols, (  # the slab's blocks
             _block_reduce(core, B, nd),
             2.0 * _block_reduce(np.where(half, core, 0.0), B, nd),
             2.0 * _block_reduce(np.where(half, 0.0, core), B, nd),
@@ -390,14 +394,12 @@ def _block_stats(y, nd, B, clipped=None, slab_values=1 << 17):
             _block_reduce((core == lo).astype(np.float64), B, nd) > 0,
             _block_reduce((core == hi).astype(np.float64), B, nd) > 0,
         )):
-            col.append(part)
+            col[b0 * per_row : b1 * per_row] = part
         del ys, core, r, dd, q
     # the rows past the last whole block: only in the extremes
     ys = np.asarray(y[n0 * B :], dtype=np.float64)
     extremes(ys, ys[inner])
     del ys
-    for k, col in enumerate(cols):  # one statistic at a time: its slabs freed as it is joined
-        cols[k] = col[0] if len(col) == 1 else np.concatenate(col)
     mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, touch_lo, touch_hi = cols
     del cols
     v[v <= (64 * np.finfo(np.float64).eps * max(1.0, amax)) ** 2] = 0.0
