@@ -125,7 +125,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, s
     if scheduler is None and workers is None and given is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--cluster-timeout is for runs on a cluster (--scheduler or --workers)")
     if memory_limit is None:
-        from nlm.io.tiled import default_memory_limit
+        from nlm.io.budget import default_memory_limit
 
         memory_limit = default_memory_limit()
     scale = ScaleParams(

@@ -335,7 +335,7 @@ seed_opt = _option(
 def _size(ctx, param, value):
     if value is None:
         return None
-    from nlm.io.tiled import parse_size
+    from nlm.io.budget import parse_size
 
     try:
         return parse_size(value)

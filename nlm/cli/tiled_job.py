@@ -19,13 +19,14 @@ def needs_tiles(src, dst, scale, method="means"):
 
     ``method``: "bayes" counts NL-Bayes' larger working set against the budget.
     """
-    from nlm.io import tiled as bigio
+    from nlm.io import budget
 
-    if bigio.is_zarr_path(src) or bigio.is_zarr_path(dst) or scale.cluster:
+    if budget.is_zarr_path(src) or budget.is_zarr_path(dst) or scale.cluster:
         return True
     if Path(src).suffix.lower() not in (".tif", ".tiff"):
         return False
     from nlm.io import ImageIOError
+    from nlm.io import tiled as bigio
 
     try:
         shape, dtype = bigio.header_shape(src)
@@ -33,7 +34,7 @@ def needs_tiles(src, dst, scale, method="means"):
         raise click.ClickException(str(exc)) from None
     except Exception:  # noqa: BLE001 - unreadable: let the normal reader report it
         return False
-    need = bigio.in_memory_bytes(shape, dtype) * (BAYES_MEMORY_FACTOR if method == "bayes" else 1)
+    need = budget.in_memory_bytes(shape, dtype) * (BAYES_MEMORY_FACTOR if method == "bayes" else 1)
     return need > scale.memory_limit
 
 

@@ -11,7 +11,7 @@ from nlm.cli.report import fmt_num
 
 
 def is_video_job(src, dst, time_axis):
-    from nlm.io.video import is_video_path
+    from nlm.io.budget import is_video_path
 
     return time_axis is not None or is_video_path(src) or Path(dst).suffix.lower() == ".mkv"
 

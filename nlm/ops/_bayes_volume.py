@@ -27,8 +27,10 @@ whole volume does.
 import numpy as np
 from numba import njit, prange
 
-from nlm._config import JIT, JIT_PARALLEL
+from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
 from nlm.ops._bayes_kernels import _spread_order, group_estimate, kth_smallest
+
+defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
 
 @njit(**JIT)
