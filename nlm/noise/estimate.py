@@ -346,7 +346,7 @@ def _block_stats(y, nd, B, clipped=None):
     # spread of the sub-block means (scaled to a per-pixel variance): nearly
     # independent of the detail energy for noise (the detail filter sums to 0
     # inside a sub-block), large on edges, ramps and texture
-    sub = B // 2 if nd > 1 else B // 4
+    sub = max(1, B // 2 if nd > 1 else B // 4)  # at least a pixel (tiny 1-D signals: B = 2)
     q = _sub_means(core, B, sub, nd)
     var = q.var(axis=1, ddof=1) * sub**nd
     r2 = _block_reduce(r * r, B, nd)
