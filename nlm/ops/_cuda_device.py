@@ -150,6 +150,8 @@ def resolve_device(device: object, image: object = None, what: str = "device") -
     if device == "cuda" or on_gpu:
         if not ok:
             raise DeviceUnavailableError(f"{what}='cuda' was asked for but the GPU backend cannot run: {why}")
+        if device == "auto":
+            logger.info("device='auto': the image is on the GPU; running on the GPU (%s)", why)
         return "cuda"
     if ok:
         logger.info("device='auto': running on the GPU (%s)", why)
