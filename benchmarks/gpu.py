@@ -124,12 +124,14 @@ def main(argv=None):
         print(f"{name:16s} {'nlm cpu':24s} {t_cpu * 1e3:8.1f}ms {psnr(clean, np.clip(out, 0, 1), data_range=1):7.2f} "
               f"{1.0:7.2f}x")
         src = cupy.asarray(noisy) if cupy is not None else cuda.to_device(noisy)
-        t_gpu, out = _timed(functools.partial(denoise_nl_means, src, device="cuda", **kw), args.repeat, cuda.synchronize)
+        run = functools.partial(denoise_nl_means, src, device="cuda", **kw)
+        t_gpu, out = _timed(run, args.repeat, cuda.synchronize)
         host = out.get() if cupy is not None else out.copy_to_host()
         print(f"{name:16s} {'nlm cuda':24s} {t_gpu * 1e3:8.2f}ms {psnr(clean, np.clip(host, 0, 1), data_range=1):7.2f} "
               f"{t_cpu / t_gpu:7.1f}x   max |gpu - cpu| {np.abs(host - denoise_nl_means(noisy, **kw)).max():.2e}")
         if has_torch and len(shape) == 2:
-            t_t, o = _timed(functools.partial(_torch_nlm, noisy, patch, radius, h, sigma), args.repeat, torch.cuda.synchronize)
+            run = functools.partial(_torch_nlm, noisy, patch, radius, h, sigma)
+            t_t, o = _timed(run, args.repeat, torch.cuda.synchronize)
             print(f"{name:16s} {'torch per-offset':24s} {t_t * 1e3:8.2f}ms "
                   f"{psnr(clean, np.clip(o.cpu().numpy(), 0, 1), data_range=1):7.2f} {t_cpu / t_t:7.1f}x")
     if not args.quick:
