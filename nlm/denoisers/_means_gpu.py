@@ -18,10 +18,13 @@ from nlm._validate import UnsupportedDimensionError, _check_axis, _check_bool, _
 __all__ = ["nl_means_gpu_array"]
 
 
-def nl_means_gpu_array(front, image, *, patch_size, patch_distance, h, sigma, channel_axis, noise, mask,
+def nl_means_gpu_array(front, check, image, *, patch_size, patch_distance, h, sigma, channel_axis, noise, mask,
                        fast_mode):
-    """``front`` (the NumPy front end, :func:`denoise_nl_means`) for a GPU array ``image``."""
-    from nlm.denoisers.means import _check_params, _resolve_noise, default_patch
+    """``front`` (the NumPy front end, :func:`denoise_nl_means`) for a GPU array ``image``.
+
+    ``check(noise) -> name`` and ``check(patch_size, patch_distance, h, sigma) -> the four checked`` (with
+    the Gaussian defaults): the front end's own checks, passed in (this module imports nothing of it).
+    """
     from nlm.ops import _cuda_device as dev
     from nlm.ops._cuda_nlm import device_minmax, nl_means_cuda_device
 
@@ -31,7 +34,7 @@ def nl_means_gpu_array(front, image, *, patch_size, patch_distance, h, sigma, ch
         raise TypeError(f"image: a GPU array must be float32 or float64, got {dtype}")
     if mask is not None or np.ndim(sigma) > 0:
         raise ValueError("image: a GPU array takes no mask or noise map (sigma array); pass NumPy arrays")
-    name, _ = _resolve_noise(noise)
+    name = check(noise)
     src = dev.to_device_view(image)
     if name != "gaussian" or h is None:
         # the transforms and the noise estimate are NumPy code: one copy each way
@@ -53,10 +56,7 @@ def nl_means_gpu_array(front, image, *, patch_size, patch_distance, h, sigma, ch
         raise UnsupportedDimensionError(f"device='cuda': 1 to 3 spatial axes, got {nd}")
     if 0 in shape:
         raise ValueError(f"image is empty (shape {shape})")
-    size, dist = default_patch("gaussian")
-    patch_size, patch_distance, h, sigma = _check_params(
-        size if patch_size is None else patch_size, dist if patch_distance is None else patch_distance, h, sigma
-    )
+    patch_size, patch_distance, h, sigma = check(patch_size, patch_distance, h, sigma)
     # channel-last view (no copy): the channel axis moved by strides
     order = [a for a in range(ndim) if a != axis] + ([axis] if axis is not None else [])
     view = _transpose(src, order, axis is None)

@@ -632,8 +632,8 @@ def denoise_nl_means(
         from nlm.denoisers._means_gpu import nl_means_gpu_array
 
         return nl_means_gpu_array(
-            denoise_nl_means, image, patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=sigma,
-            channel_axis=channel_axis, noise=noise, mask=mask, fast_mode=fast_mode,
+            denoise_nl_means, _gpu_checks, image, patch_size=patch_size, patch_distance=patch_distance, h=h,
+            sigma=sigma, channel_axis=channel_axis, noise=noise, mask=mask, fast_mode=fast_mode,
         )
     name, model = _resolve_noise(noise)
     sigma_map = None
@@ -734,6 +734,16 @@ def denoise_nl_means(
     if channel_axis is None:
         return y[..., 0]
     return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))
+
+
+def _gpu_checks(*args):
+    """The checks the GPU-array path shares: ``(noise) -> name``, or the four filter parameters (defaults filled)."""
+    if len(args) == 1:
+        return _resolve_noise(args[0])[0]
+    patch_size, patch_distance, h, sigma = args
+    size, dist = default_patch("gaussian")
+    return _check_params(size if patch_size is None else patch_size,
+                         dist if patch_distance is None else patch_distance, h, sigma)
 
 
 def _gpu_refusal(sigma_map, mask, nd, given):
