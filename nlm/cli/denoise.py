@@ -39,7 +39,7 @@ from nlm.cli.runtime import run_state
 @opts.max_pixels_opt
 @opts.scale_options
 @opts.verbosity_options
-def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, sigma_map, mask, noise_map_out,
+def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, device, sigma_map, mask, noise_map_out,
             output_dir, suffix, ext,
             volume, temporal_radius, time_axis, allow_truncated, overwrite, max_pixels, memory_limit, tile_size,
             scheduler, workers, cluster_timeout, quiet, verbose):
@@ -100,7 +100,12 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, s
         raise click.BadParameter("must be a .tif or .tiff file (a float32 map)", param_hint="'--noise-map-out'")
     if (sigma_map or mask or noise_map_out) and (output_dir is not None or len(paths) != 2):
         raise click.UsageError("--sigma-map, --mask and --noise-map-out take one INPUT OUTPUT pair")
-    maps = dict(sigma_map=sigma_map, mask=mask, noise_map_out=noise_map_out)
+    if device == "cuda" and method == "bayes":
+        raise click.BadParameter("NL-Bayes has no GPU kernel yet: use --method means, or --device cpu/auto",
+                                 param_hint="'--device'")
+    if device == "cuda" and (sigma_map or mask):
+        raise click.UsageError("--device cuda takes no --sigma-map or --mask (they run on the CPU)")
+    maps = dict(sigma_map=sigma_map, mask=mask, noise_map_out=noise_map_out, device=device)
     if method == "bayes":
         params = FilterParams(method=method, noise=noise, patch_size=patch_size, patch_distance=patch_distance,
                               sigma=sigma, looks=looks, **maps)

@@ -40,6 +40,8 @@ def needs_tiles(src, dst, scale, method="means"):
 
 def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
     """Denoise one image tile by tile (dask): bounded memory, or on a cluster."""
+    if params.device == "cuda":
+        raise click.ClickException(f"{src}: --device cuda is for in-memory images (this one goes tile by tile)")
     import numpy as np
 
     import nlm

@@ -49,6 +49,21 @@ if TYPE_CHECKING:
 __all__ = ["denoise_nl_bayes", "bayes_parameters", "volume_parameters"]
 
 
+def _cpu_only(device):
+    """The ``device=`` of NL-Bayes: the CPU only, for now (``"auto"`` says so in a log record)."""
+    from nlm.ops._cuda_device import DEVICES, logger
+
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda":
+        raise NotImplementedError(
+            "device='cuda': NL-Bayes has no GPU kernel yet (non-local means has: denoise_nl_means); "
+            "use device='cpu' or 'auto'"
+        )
+    if device == "auto":
+        logger.info("device='auto': NL-Bayes has no GPU kernel yet; running on the CPU")
+
+
 def denoise_nl_bayes(
     image: ArrayLike,
     *,
@@ -67,6 +82,7 @@ def denoise_nl_bayes(
     num_threads: int | None = None,
     return_model: bool = False,
     mask: ArrayLike | None = None,
+    device: str = "cpu",
 ) -> np.ndarray | tuple[np.ndarray, NoiseModel]:
     """Two-step non-local Bayes denoising with a signal-dependent noise model.
 
@@ -175,6 +191,11 @@ def denoise_nl_bayes(
         all (a gap narrower than the patch) is returned as it is.  The noise
         model is estimated with masked pixels set to the median of the valid
         ones (constant blocks carry no weight in the estimate).
+    device : {"cpu", "auto"}, keyword-only
+        Where the filter runs.  NL-Bayes has no GPU kernel yet (see
+        docs/gpu.md): ``"auto"`` runs on the CPU and says so in a ``logging``
+        record of the ``"nlm"`` logger; ``"cuda"`` raises
+        ``NotImplementedError``.
 
     model : NoiseModel
         Only with ``return_model=True``.
@@ -196,6 +217,8 @@ def denoise_nl_bayes(
         units); values so large that the estimated variance overflows.
     UnsupportedDimensionError
         Not a 2-D image or 3-D volume (plus channels).
+    NotImplementedError
+        ``device="cuda"`` (no GPU kernel for NL-Bayes yet).
 
     Notes
     -----
@@ -306,6 +329,7 @@ def denoise_nl_bayes(
     True
     """
     _refuse_dask(image, "denoise_nl_bayes")
+    _cpu_only(device)
     sigma_map = None
     if is_map(sigma):
         if isinstance(noise, NoiseModel) or noise not in ("auto", "gaussian"):

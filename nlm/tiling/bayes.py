@@ -53,7 +53,7 @@ __all__ = ["BAYES_BYTES_PER_VALUE", "denoise_nl_bayes", "denoise_nl_bayes_tiled"
 
 def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
                     search_radius, beta, flat, passes=None, stride=2, num_threads=None, return_model=False,
-                    mask=None, work_pixels=None):
+                    mask=None, device="cpu", work_pixels=None):
     """:func:`denoise_nl_bayes` of a dask array: model and parameters once, then exact tiles.
 
     The noise model and every derived parameter (patch sizes, group sizes,
@@ -68,6 +68,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     are bit-identical to the in-memory result with the same parameters.
     ``work_pixels``: as :func:`denoise_nl_means_tiled`.
     """
+    _bayes._cpu_only(device)
     if is_map(sigma) or mask is not None:
         what = "sigma (a noise map)" if is_map(sigma) else "mask"
         raise NotImplementedError(

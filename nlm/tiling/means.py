@@ -32,6 +32,7 @@ from nlm._validate import (
 from nlm.denoisers import means as _means
 from nlm.noise import estimate as _estimate
 from nlm.ops import _nlm_kernels
+from nlm.ops._cuda_device import resolve_device
 from nlm.tiling.blocks import (
     _dask_aware,
     _float_dtype,
@@ -54,7 +55,7 @@ __all__ = ["denoise_nl_means", "denoise_nl_means_tiled"]
 
 
 def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, preserve_range, channel_axis, noise,
-                    num_threads, mask=None, work_pixels=None):
+                    num_threads, mask=None, device="cpu", work_pixels=None):
     """:func:`denoise_nl_means` of a dask array: validate, set parameters once, tile.
 
     ``work_pixels``: the largest working block of whole rows (None:
@@ -103,7 +104,10 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
             mask = check_mask(mask, spatial)
             if mask is not None and mask.all():
                 mask = None
+    given, device = device, resolve_device(device)  # tiles run on it (GPU: per-pixel sums, exact under any tiling)
     if sigma_map is not None or mask is not None:
+        if device == "cuda" and given == "cuda":
+            raise ValueError("device='cuda' does not take a noise map or a mask; use device='cpu' or 'auto'")
         if len(spatial_axes) > 3:
             what = "sigma (a noise map)" if sigma_map is not None else "mask"
             raise UnsupportedDimensionError(
@@ -140,6 +144,7 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
         channel_axis=axis,
         preserve_range=preserve_range,
         num_threads=num_threads,
+        device=device,
     )
     return map_tiles(
         func, image, depth, spatial_axes=spatial_axes, dtype=_float_dtype(image.dtype), minimum=minimum,
