@@ -186,11 +186,8 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
         lo = [k[a] * cell[a] - origin[a] for a in range(3)]
         hi = [lo[a] + cell[a] for a in range(3)]
 
-        def inside(r):
-            return all(lo[a] <= r[a] < hi[a] for a in range(3))
-
         for r in [(rz, ri, rj) for rz in zs for ri in rows for rj in cols]:
-            if inside(r) and not mask[r] and (pvalid is None or pvalid[r]):
+            if all(lo[a] <= r[a] < hi[a] for a in range(3)) and not mask[r] and (pvalid is None or pvalid[r]):
                 group(*r)
         if pvalid is not None:
             for r in np.ndindex(*[max(0, min(hi[a], npos[a]) - max(lo[a], 0)) for a in range(3)]):

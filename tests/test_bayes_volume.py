@@ -10,7 +10,6 @@ from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian
 from nlm.ops import _bayes_volume as V
 
-
 #: the kernels' "no noise map" and "no mask"
 NOMAP = np.empty((0, 0, 0))
 NOVALID = np.empty((0, 0, 0), dtype=bool)
