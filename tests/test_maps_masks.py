@@ -212,10 +212,11 @@ def test_dask_maps_and_masks_errors():
         nlm.denoise_nl_means(x, 3, 2, sigma=da.ones((16, 16)))
     with pytest.raises(ValueError, match="mask"):
         nlm.denoise_nl_means(x, 3, 2, mask=np.ones((16, 16), bool), noise="poisson")
-    with pytest.raises(NotImplementedError, match="mask"):
-        nlm.denoise_nl_bayes(x, mask=np.ones((16, 16), bool))
-    with pytest.raises(NotImplementedError, match="sigma"):
-        nlm.denoise_nl_bayes(x, sigma=np.ones((16, 16)))
+    # NL-Bayes takes them on dask arrays too (tests/test_bayes_tiled.py)
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_bayes(x, mask=np.ones((15, 16), bool))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(x, sigma=np.ones((15, 16)))
 
 
 # --------------------------------------------------------------------------
