@@ -386,7 +386,7 @@ def _even_blocks(image, spatial_axes, margins, patch, side):
     return image, tuple(minimum)
 
 
-def _nl_bayes_block(block, *extra, origin, prm, channel_axis, preserve_range, stride, num_threads, shape,
+def _nl_bayes_block(block, origin, *extra, prm, channel_axis, preserve_range, stride, num_threads, shape,
                     use_map=False, use_mask=False, fill=None):
     """The in-memory NL-Bayes passes on one block, with the image's parameters and the block's origin.
 

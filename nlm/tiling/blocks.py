@@ -132,15 +132,15 @@ def map_tiles(
         smaller chunks are merged with their neighbours
         (:func:`tile_chunks`).
     origin : bool
-        Call ``func(block, origin=...)`` with the position of the block's
+        Call ``func(block, origin)`` with the position of the block's
         first pixel in ``image`` along the spatial axes (a tuple of int, in
         the order of the axes), for filters whose rounding is tied to
         positions in the image.
     extra : sequence of dask.array.Array, optional
         Arrays of the image's spatial shape only (a noise map, a mask):
         cut into the same blocks, with the same margins, and passed after
-        the block, ``func(block, *extra_blocks)``; in the image's axis order,
-        of length 1 along its other axes.
+        the block (and its origin), ``func(block[, origin], *extra_blocks)``,
+        in the image's axis order, of length 1 along its other axes.
 
     Returns
     -------
@@ -230,7 +230,7 @@ def tile_chunks(
 
 
 def _with_origin(func, chunks, depths, axes):
-    """``func(block, origin=...)`` as a function of ``(block, block_id)`` for dask.
+    """``func(block, origin, *extra)`` as a function of ``(block, *extra, block_id)`` for dask.
 
     With ``boundary="none"`` a block starts ``before`` pixels ahead of its
     chunk, except the first along each axis, which has no margin before it.
@@ -239,11 +239,11 @@ def _with_origin(func, chunks, depths, axes):
 
     def block_func(block, *extra, block_id=None):
         if block_id is None:  # dask's type inference call
-            return func(block, *extra, origin=(0,) * len(axes))
+            return func(block, (0,) * len(axes), *extra)
         origin = tuple(
             starts[ax][block_id[ax]] - (depths[ax][0] if block_id[ax] > 0 else 0) for ax in axes
         )
-        return func(block, *extra, origin=origin)
+        return func(block, origin, *extra)
 
     return block_func
 
