@@ -101,7 +101,8 @@ def denoise_nl_bayes(
         group's noise covariance is ``diag`` of the map's variance averaged
         over the group's patches at every patch pixel (see Notes); the
         parameters (patch sizes, group sizes, ...) are those of its RMS over
-        the valid pixels.
+        the valid pixels.  Volumes too (per-voxel maps).  With a dask image,
+        a NumPy or dask array.
     looks : float > 0, keyword-only
         Known number of looks of SAR intensity data; implies
         ``noise="gamma"``.
@@ -150,6 +151,18 @@ def denoise_nl_bayes(
         a dask array, per tile (default 1).
     return_model : bool, keyword-only
         Also return the noise model used (estimated or given).
+    mask : array_like of bool or None, keyword-only
+        The image's spatial shape, True = valid.  Only patches without a
+        masked pixel are references or group members, so masked pixels never
+        enter an estimate; they come back unchanged (NaN/Inf allowed there).
+        Valid pixels that no valid patch of the reference grid reached get
+        groups of their own (every valid patch still holding such a pixel
+        becomes a reference); a valid pixel that lies in no valid patch at
+        all (a gap narrower than the patch) is returned as it is.  The noise
+        model is estimated with masked pixels set to the median of the valid
+        ones (constant blocks carry no weight in the estimate).  Volumes too;
+        with a dask image, a NumPy or dask array (the result is the
+        in-memory one bit for bit, see :mod:`nlm.tiling.bayes`).
 
     Returns
     -------
@@ -165,17 +178,6 @@ def denoise_nl_bayes(
         whole image up to 2^22 pixels, else a sample) and every tile is told
         its origin, so it visits the image's reference grid and cells; its
         margin is :func:`nlm.denoisers.bayes_passes.tile_margin` (see Notes and docs/nl-bayes.md).
-    mask : array_like of bool or None, keyword-only
-        The image's spatial shape, True = valid.  Only patches without a
-        masked pixel are references or group members, so masked pixels never
-        enter an estimate; they come back unchanged (NaN/Inf allowed there).
-        Valid pixels that no valid patch of the reference grid reached get
-        groups of their own (every valid patch still holding such a pixel
-        becomes a reference); a valid pixel that lies in no valid patch at
-        all (a gap narrower than the patch) is returned as it is.  The noise
-        model is estimated with masked pixels set to the median of the valid
-        ones (constant blocks carry no weight in the estimate).
-
     model : NoiseModel
         Only with ``return_model=True``.
 
@@ -279,6 +281,9 @@ def denoise_nl_bayes(
     (:func:`nlm.denoisers.bayes_passes.run_volume_passes` takes the block's origin).
     Memory: the working image, the basic estimate, a float64 numerator,
     a float32 weight image and a mask: about 6 times a float32 grey input.
+    A noise map adds its float64 variances, a mask one bool array of valid
+    patches per patch size (and a transient int32 count of the masked
+    pixels).
 
     References
     ----------

@@ -147,11 +147,12 @@ def _valid_patches(mask, p, ndim=2):
         return np.empty((0,) * ndim, dtype=bool)
     nd = mask.ndim
     ps = (int(p),) * nd if np.ndim(p) == 0 else tuple(int(q) for q in p)
-    bad = (~mask).astype(np.int64)
+    it = np.int32 if mask.size < 2**31 else np.int64  # the counts fit: half the memory of int64
+    bad = (~mask).astype(it)
     for a in range(nd):
-        bad = bad.cumsum(a)
+        bad = bad.cumsum(a, dtype=it)
     bad = np.pad(bad, [(1, 0)] * nd)
-    box = np.zeros(tuple(n - q + 1 for n, q in zip(mask.shape, ps)), dtype=np.int64)
+    box = np.zeros(tuple(n - q + 1 for n, q in zip(mask.shape, ps)), dtype=it)
     # inclusion-exclusion over the 2^nd corners of every box
     for corner in np.ndindex(*(2,) * nd):
         sl = tuple(slice(q, None) if c else slice(None, n + 1 - q) for c, q, n in zip(corner, ps, mask.shape))
