@@ -3,6 +3,8 @@
 import naive_bayes as naive
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlm.denoisers.bayes import denoise_nl_bayes, volume_parameters
 from nlm.denoisers.bayes_setup import _colour_transform, _grid, _level_table
@@ -408,3 +410,33 @@ def test_volume_bad_maps_and_masks():
     vol[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="valid"):
         denoise_nl_bayes(vol, sigma=0.1, mask=np.ones(vol.shape, bool))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    shape=st.tuples(st.integers(3, 8), st.integers(5, 12), st.integers(5, 12)),
+    holes=st.floats(0.0, 0.3),
+    sigma=st.floats(0.02, 0.3),
+    stride=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_properties_with_maps_and_masks_on_random_small_volumes(shape, holes, sigma, stride, seed):
+    """A constant map is the scalar sigma; masked voxels come back as given and never change the others;
+    a constant volume stays constant with a mask."""
+    rng = np.random.default_rng(seed)
+    x = rng.random(shape)
+    kw = dict(patch_size=3, search_radius=(1, 2, 2), stride=stride, passes=2)
+    a = denoise_nl_bayes(x, sigma=sigma, **kw)
+    np.testing.assert_allclose(denoise_nl_bayes(x, sigma=np.full(shape, sigma), **kw), a, rtol=0, atol=1e-9)
+    mask = rng.random(shape) >= holes
+    if not mask.any():
+        mask[0, 0, 0] = True
+    y = x.copy()
+    y[~mask] = 1e3
+    b = denoise_nl_bayes(y, sigma=sigma, mask=mask, **kw)
+    np.testing.assert_array_equal(b[~mask], y[~mask])
+    y[~mask] = -5.0
+    np.testing.assert_array_equal(denoise_nl_bayes(y, sigma=sigma, mask=mask, **kw)[mask], b[mask])
+    assert np.isfinite(b).all()
+    c = np.where(mask, 0.25, 9.0)
+    np.testing.assert_allclose(denoise_nl_bayes(c, sigma=sigma, mask=mask, **kw)[mask], 0.25, atol=1e-9)
