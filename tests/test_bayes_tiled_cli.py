@@ -200,6 +200,31 @@ def test_volume_with_mask_and_maps(tmp_path, blocks, maps):
     assert r.exit_code == 1 and "exists" in r.output and not (tmp_path / "o2.tif").exists()
 
 
+def test_image_with_mask_estimated_map_and_colour(tmp_path, blocks):
+    """2-D, tile by tile: grey uint8 with --mask and --sigma-map auto (the map written), and RGB uint16 with
+    --mask and a given map: the in-memory outputs and maps, bit for bit."""
+    mask = np.ones((330, 200), np.uint8)
+    mask[100:140, 20:180] = 0
+    tifffile.imwrite(tmp_path / "m.tif", mask)
+    tifffile.imwrite(tmp_path / "sig.tif", np.full((330, 200), 0.08 * 65535, np.float32))
+    for k, (shape, dtype, maps) in enumerate([((330, 200), np.uint8, ("--sigma-map", "auto")),
+                                              ((330, 200, 3), np.uint16, ("--sigma-map", tmp_path / "sig.tif"))]):
+        src, d = tmp_path / f"in{k}.tif", tmp_path / f"d{k}"
+        d.mkdir()
+        img = _image(shape, dtype, seed=k)
+        img[mask == 0] = 3
+        tifffile.imwrite(src, img, photometric="rgb" if len(shape) == 3 else "minisblack")
+        opts = (*SMALL, "--mask", tmp_path / "m.tif", *maps)
+        ref = _in_memory(d, src, *opts, "--noise-map-out", d / "nm_ref.tif")
+        r = run("denoise", src, d / "out.tif", *opts, "--noise-map-out", d / "nm.tif", *TILED)
+        assert r.exit_code == 0, r.output
+        assert "processed tile by tile" in r.output and blocks[-1] >= 2
+        got = tifffile.imread(d / "out.tif")
+        _same(got, ref)
+        assert (got[mask == 0] == 3).all()
+        _same(tifffile.imread(d / "nm.tif"), tifffile.imread(d / "nm_ref.tif"))
+
+
 def test_tiff_nodata_and_zarr_nodata(tmp_path, blocks):
     """The no-data value of a TIFF (GDAL tag) and of a zarr store (its attribute) masks the tiled run too."""
     vol, mask = _masked_stack(tmp_path)
