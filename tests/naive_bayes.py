@@ -123,8 +123,10 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
 
 
 # ------------------------------------------------------------------ volumes (nlm.ops._bayes_volume)
-def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
-    """3-D :func:`search`: (distances, flat positions ``(qz * Hp + qi) * Wp + qj``) of the group."""
+def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau, pvalid=None):
+    """3-D :func:`search`: (distances, flat positions ``(qz * Hp + qi) * Wp + qj``) of the group.
+
+    ``pvalid``: only those patches are candidates."""
     _, Zi, Hi, Wi = guide.shape
     pz, py, px = psz
     Zp, Hp, Wp = Zi - pz + 1, Hi - py + 1, Wi - px + 1
@@ -133,7 +135,7 @@ def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
     for qz in range(max(rz - rad[0], 0), min(rz + rad[0], Zp - 1) + 1):
         for qi in range(max(ri - rad[1], 0), min(ri + rad[1], Hp - 1) + 1):
             for qj in range(max(rj - rad[2], 0), min(rj + rad[2], Wp - 1) + 1):
-                if (qz, qi, qj) == (rz, ri, rj):
+                if (qz, qi, qj) == (rz, ri, rj) or (pvalid is not None and not pvalid[qz, qi, qj]):
                     continue
                 d = np.mean((ref - guide[:c_dist, qz : qz + pz, qi : qi + py, qj : qj + px]) ** 2)
                 others.append((d, (qz * Hp + qi) * Wp + qj))
@@ -145,34 +147,53 @@ def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
 
 
 def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, cell,
-                origin=(0, 0, 0)):
+                origin=(0, 0, 0), vmap=None, pvalid=None):
     """The volume kernel's step, sequentially in its order: cells of ``cell`` positions anchored at the
     volume's origin, by colour ``4 pz + 2 py + px`` (the parities of their global indices), each cell's
-    references in raster order."""
+    references in raster order.
+
+    ``vmap`` (Z, H, W): noise variance map (the group's covariance: the map's mean over its patches per
+    patch voxel); ``pvalid``: the patches without a masked voxel, the only references and members; after
+    a cell's grid, every valid patch of the cell still holding an uncovered voxel (raster order)."""
     C, Zn, H, W = noisy.shape
     pz, py, px = psz
     Hp, Wp = H - py + 1, W - px + 1
+    npos = (Zn - pz + 1, Hp, Wp)
     num = np.zeros((C, Zn, H, W))
     wgt = np.zeros((Zn, H, W))
-    mask = np.zeros((Zn - pz + 1, Hp, Wp), dtype=bool)
+    mask = np.zeros(npos, dtype=bool)
     cap = n_sim if step1 else n_max
-    refs = [(rz, ri, rj) for rz in zs for ri in rows for rj in cols]
-    cellof = [tuple((r[a] + origin[a]) // cell[a] for a in range(3)) for r in refs]
-    colour = [4 * (k[0] % 2) + 2 * (k[1] % 2) + k[2] % 2 for k in cellof]
-    # by colour, then by cell (cells of one colour do not interact), then raster order
-    for n_ref in sorted(range(len(refs)), key=lambda k: (colour[k], cellof[k], refs[k])):
-        rz, ri, rj = refs[n_ref]
-        if mask[rz, ri, rj]:
-            continue
-        _, pos = search3(guide, rz, ri, rj, psz, rad, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau)
+    ranges = [range(origin[a] // cell[a], (origin[a] + npos[a] - 1) // cell[a] + 1) for a in range(3)]
+    cells = [(a, b, c) for a in ranges[0] for b in ranges[1] for c in ranges[2]]
+    # by colour, then by cell (cells of one colour do not interact), then raster order inside
+    cells.sort(key=lambda k: (4 * (k[0] % 2) + 2 * (k[1] % 2) + k[2] % 2, k))
+
+    def group(rz, ri, rj):
+        _, pos = search3(guide, rz, ri, rj, psz, rad, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau,
+                         pvalid)
         qs = [(q // (Hp * Wp), q // Wp % Hp, q % Wp) for q in pos]
         box = [(slice(None), slice(z, z + pz), slice(i, i + py), slice(j, j + px)) for z, i, j in qs]
         Y = np.array([noisy[s].reshape(-1) for s in box], dtype=np.float64)
         G = np.array([guide[s].reshape(-1) for s in box], dtype=np.float64)
-        X = group_estimate(Y, G, C, pz * py * px, step1, nlf, tmat, beta, flat)
+        pvar = None if vmap is None else np.mean([vmap[s[1:]].reshape(-1) for s in box], axis=0)
+        X = group_estimate(Y, G, C, pz * py * px, step1, nlf, tmat, beta, flat, pvar)
         for g, (s, q) in enumerate(zip(box, qs)):
             mask[q] = True
             num[s] += X[g].reshape(C, pz, py, px)
             wgt[s[1:]] += 1
+
+    for k in cells:
+        lo = [k[a] * cell[a] - origin[a] for a in range(3)]
+        hi = [lo[a] + cell[a] for a in range(3)]
+
+        for r in [(rz, ri, rj) for rz in zs for ri in rows for rj in cols]:
+            if all(lo[a] <= r[a] < hi[a] for a in range(3)) and not mask[r] and (pvalid is None or pvalid[r]):
+                group(*r)
+        if pvalid is not None:
+            for r in np.ndindex(*[max(0, min(hi[a], npos[a]) - max(lo[a], 0)) for a in range(3)]):
+                r = tuple(int(r[a] + max(lo[a], 0)) for a in range(3))
+                box = tuple(slice(r[a], r[a] + psz[a]) for a in range(3))
+                if not mask[r] and pvalid[r] and (wgt[box] == 0).any():
+                    group(*r)
     out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
     return out.astype(noisy.dtype)

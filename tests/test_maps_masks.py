@@ -212,10 +212,11 @@ def test_dask_maps_and_masks_errors():
         nlm.denoise_nl_means(x, 3, 2, sigma=da.ones((16, 16)))
     with pytest.raises(ValueError, match="mask"):
         nlm.denoise_nl_means(x, 3, 2, mask=np.ones((16, 16), bool), noise="poisson")
-    with pytest.raises(NotImplementedError, match="mask"):
-        nlm.denoise_nl_bayes(x, mask=np.ones((16, 16), bool))
-    with pytest.raises(NotImplementedError, match="sigma"):
-        nlm.denoise_nl_bayes(x, sigma=np.ones((16, 16)))
+    # NL-Bayes takes them on dask arrays too (tests/test_bayes_tiled.py)
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_bayes(x, mask=np.ones((15, 16), bool))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(x, sigma=np.ones((15, 16)))
 
 
 # --------------------------------------------------------------------------
@@ -586,3 +587,27 @@ def test_mask_file_in_the_tiled_cli_run_matches_in_memory(files):
     np.testing.assert_array_equal(tifffile.imread(files / "tiled.tif"), tifffile.imread(files / "mem.tif"))
     r = _run(["denoise", src, str(files / "x.tif"), "--sigma-map", str(files / "sig.tif"), "--memory-limit", "1KiB"])
     assert r.exit_code == 1 and "tile by tile" in r.output
+
+
+@pytest.mark.parametrize(
+    "shape, chunks, axis",
+    [((200, 230), (37, 61), None), ((150, 170, 3), (50, 40, 3), -1), ((40, 50, 60), (13, 17, 19), None),
+     ((2, 90, 100), (2, 33, 40), 0)],
+)
+def test_noise_map_tiled_equals_the_in_memory_map(shape, chunks, axis):
+    """nlm.tiling.noise.noise_map_tiled: the map of estimate_noise(return_map=True), bit for bit, any chunks."""
+    da = pytest.importorskip("dask.array")
+    from nlm.tiling.noise import noise_map_tiled
+
+    rng = np.random.default_rng(len(shape) + shape[0])
+    x = (0.3 + 0.2 * rng.random(shape) + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    model, want = estimate_noise(x, channel_axis=axis, return_map=True)
+    lazy = noise_map_tiled(da.from_array(x, chunks=chunks), model, channel_axis=axis)
+    assert max(lazy.numblocks) >= 2
+    got = lazy.compute()
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="dask"):
+        noise_map_tiled(x, model)
+    with pytest.raises(TypeError, match="model"):
+        noise_map_tiled(da.from_array(x), "gaussian")

@@ -61,7 +61,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, d
 
     --method means (default) is non-local means; --method bayes is
     non-local Bayes (slower, best quality; 2-D images, and volumes with
-    --volume in memory).  Both take every
+    --volume).  Both take every
     --noise model; what is estimated is printed.  The filter works on the
     values as stored (a uint8 image as 0..255), so --sigma and --h are in
     those units.  Without --sigma the noise level is estimated; without --h it
