@@ -314,6 +314,81 @@ def memory(counts=(10, 40), size=(1080, 1920)):
     print()
 
 
+# --------------------------------------------------------------------------- #
+# motion clips for video NL-Bayes: panning, hand-held shake, a moving object
+# --------------------------------------------------------------------------- #
+MOTION_KINDS = ("pan", "shake", "object")
+
+
+def _base(colour, H, W, margin):
+    """A still of (H + 2 margin) x (W + 2 margin): scikit-image's camera / coffee, resized."""
+    from skimage import data, transform
+
+    img = data.coffee() if colour else data.camera()
+    out = transform.resize(img, (H + 2 * margin, W + 2 * margin) + img.shape[2:], order=3, anti_aliasing=True)
+    return np.clip(out, 0, 1)
+
+
+def motion_clip(kind, colour, frames=10, H=144, W=176, seed=0):
+    """A clean clip (T, H, W[, 3]) in [0, 1], float64, of one kind of motion.
+
+    ``pan``: the camera pans 2 px right and 1 px down per frame (integer
+    shifts of a still).  ``shake``: hand-held shake: sub-pixel translations
+    of a still (a seeded random walk, steps of up to 1.5 px per axis, plus a
+    slow drift), cubic interpolation.  ``object``: a still background and a
+    textured object (a disc cut from another still, scikit-image's
+    astronaut / coins) moving 3 px right and 2 px down per frame.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    m = 24 + 3 * frames
+    base = _base(colour, H, W, m)
+    out = []
+    if kind == "pan":
+        for t in range(frames):
+            out.append(base[m + t : m + t + H, m + 2 * t - frames : m + 2 * t - frames + W])
+    elif kind == "shake":
+        pos = np.zeros(2)
+        for _ in range(frames):
+            shifted = [ndimage.shift(base[..., c] if colour else base, -pos, order=3, mode="reflect")
+                       for c in range(3 if colour else 1)]
+            a = np.stack(shifted, -1) if colour else shifted[0]
+            out.append(a[m : m + H, m : m + W])
+            pos = np.clip(pos + rng.uniform(-1.5, 1.5, 2) + (0.3, 0.5), -m + 2, m - 2)
+    elif kind == "object":
+        from skimage import data, transform
+
+        src = data.astronaut() / 255.0 if colour else data.coins() / 255.0
+        r = min(H, W) // 4
+        obj = transform.resize(src[60:60 + 200, 150:150 + 200] if colour else src[80:180, 100:200],
+                               (2 * r, 2 * r) + src.shape[2:], order=1, anti_aliasing=True)
+        yy, xx = np.mgrid[-r:r, -r:r]
+        disc = (yy**2 + xx**2) < r**2
+        if colour:
+            disc = disc[..., None]
+        still = base[m : m + H, m : m + W]
+        for t in range(frames):
+            f = still.copy()
+            y0, x0 = 8 + 2 * t, 8 + 3 * t
+            y1, x1 = min(y0 + 2 * r, H), min(x0 + 2 * r, W)
+            win = f[y0:y1, x0:x1]
+            d = disc[: y1 - y0, : x1 - x0]
+            f[y0:y1, x0:x1] = np.where(d, obj[: y1 - y0, : x1 - x0], win)
+            out.append(f)
+    else:
+        raise ValueError(kind)
+    return np.clip(np.stack(out), 0, 1)
+
+
+def noisy8(clean, sigma, seed=0):
+    """(clean uint8, noisy uint8): Gaussian noise of ``sigma`` (0..255) added, rounded and clipped to 8 bits."""
+    rng = np.random.default_rng(seed)
+    c8 = np.clip(np.rint(clean * 255), 0, 255)
+    n8 = np.clip(np.rint(c8 + rng.normal(0, sigma, c8.shape)), 0, 255)
+    return c8.astype(np.uint8), n8.astype(np.uint8)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="the target case only")
