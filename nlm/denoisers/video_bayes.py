@@ -45,6 +45,8 @@ MAX_REACH = 48
 
 #: frames between two re-checks of the noise level
 RECHECK = 50
+#: the first frames, whose pooled samples give the noise model
+ESTIMATE_FRAMES = 3
 
 
 def video_bayes_parameters(sigma255: float, channels: int = 1, multiplicative: bool = False) -> dict[str, Any]:
@@ -137,11 +139,12 @@ class _Pass:
     :meth:`close` processes the remaining references and returns the rest.
     """
 
-    def __init__(self, shape, dtype, cfg, nlf, tmat, motion, to_u8, blur, num_threads):
+    def __init__(self, shape, dtype, cfg, nlf, tmat, motion, to_u8, blur, num_threads, slots=0):
         C, H, W = shape
         self.cfg = cfg
         self.R, self.pt, self.p = cfg["R"], cfg["pt"], cfg["p"]
-        self.S = S = 2 * self.R + self.pt
+        # slots: more than the 2 R + pt needed only in tests (a ring that never wraps)
+        self.S = S = max(2 * self.R + self.pt, slots)
         self.noisy = np.zeros((C, S, H, W), dtype=dtype)
         self.guide = self.noisy if cfg["step1"] else np.zeros((C, S, H, W), dtype=dtype)
         self.num = np.zeros((C, S, H, W))
@@ -258,7 +261,8 @@ def denoise_frames_bayes(
         last), any real dtype, finite; read lazily, one at a time.  Values in
         their own units (0..255 for uint8).
     noise : str or nlm.noise.NoiseModel, keyword-only
-        ``"auto"`` (default: model and level estimated on the first frame,
+        ``"auto"`` (default: model and level estimated on the pooled samples
+        of the first :data:`ESTIMATE_FRAMES` frames,
         re-checked every :data:`RECHECK` frames), a model name of
         :mod:`nlm.noise` (``"gaussian"``, ``"poisson"``, ``"speckle"``,
         ``"gamma"``), or a model instance in the frames' units.  On 8-bit
@@ -412,8 +416,24 @@ def _stream(frames, noise, sigma, looks, R_user, p_user, r_user, n_user, passes,
         state["read"] += 1
         return np.ascontiguousarray(x.reshape(H, W, C).transpose(2, 0, 1))
 
-    x0 = as_cf(first)
-    prm = _parameters(x0, first.dtype, noise, sigma, looks, True, (1, 1), (2, 2), 1, None, None, passes)
+    # the first frames: the noise model is fitted on their pooled samples (as channels of one image)
+    raw = [as_cf(first)]
+    for a in it:
+        raw.append(as_cf(a))
+        if len(raw) >= ESTIMATE_FRAMES:
+            break
+    x0 = raw[0]
+    model_arg = noise
+    blind = sigma is None and looks is None and not _is_model(noise)
+    if blind and len(raw) > 1:
+        from nlm.noise import estimate_noise
+
+        try:
+            model_arg = estimate_noise(np.concatenate(raw), noise, channel_axis=0)
+        except ValueError:
+            model_arg = noise  # _parameters repeats the first frame's fit and its error
+    prm = _parameters(x0, first.dtype, model_arg, sigma, looks, True, (1, 1), (2, 2), 1, None, None, passes)
+    prm["estimated"] = blind
     e = prm["exponent"]
 
     def out_frame(cf):
@@ -423,7 +443,8 @@ def _stream(frames, noise, sigma, looks, R_user, p_user, r_user, n_user, passes,
     if info is not None:
         info.update(model=prm["user_model"], sigma255=prm["sigma255"], rechecks=[])
     if prm["identity"]:
-        yield out_frame(x0)
+        for x in raw:
+            yield out_frame(x)
         for a in it:
             yield out_frame(as_cf(a))
         return
@@ -471,14 +492,9 @@ def _stream(frames, noise, sigma, looks, R_user, p_user, r_user, n_user, passes,
                          tau=tau if k == 1 else TAU3 * prm["mean_var"], beta=float(beta[0 if step1 else 1]),
                          flat=float(flat[0 if step1 else 1])))
 
-    # the first pt frames decide the patches' depth (a one-frame clip: 1)
-    head = [w0]
-    pt = 2
-    for a in it:
-        head.append(work(as_cf(a)))
-        if len(head) >= pt:
-            break
-    pt = min(pt, len(head))
+    # the frames read decide the patches' depth (a one-frame clip: 1)
+    head = [w0] + [work(x) for x in raw[1:]]
+    pt = min(2, len(head))
     for c in cfgs:
         c["pt"] = pt
     stages = [_Pass((C, H, W), dtype, c, nlf, tmat, mot, to_u8, blur1 if c["step1"] else 0.0, num_threads)
@@ -540,6 +556,12 @@ def _recheck(x, f, prm, rechecks):
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _is_model(noise):
+    from nlm.noise import NoiseModel
+
+    return isinstance(noise, NoiseModel)
 
 
 def _odd(n):
