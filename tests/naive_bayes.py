@@ -197,3 +197,83 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
                     group(*r)
     out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
     return out.astype(noisy.dtype)
+
+
+# ------------------------------------------------------------------ video (nlm.ops._bayes_video)
+def _half_up(v):
+    return int(np.floor(v + 0.5))
+
+
+def chain(fwd, bwd, t, qt, ri, rj, half, reach):
+    """The motion ``(dy, dx)`` from frame ``t`` to ``qt`` of the patch at ``(ri, rj)``: the flow at the
+    patch's centre moved so far (rounded, clamped to the frame), summed frame by frame, rounded, clamped."""
+    S, H, W = fwd.shape[:3]
+    oy = ox = 0.0
+    f = t
+    step = 1 if qt > t else -1
+    while f != qt:
+        y = min(max(_half_up(ri + half + oy), 0), H - 1)
+        x = min(max(_half_up(rj + half + ox), 0), W - 1)
+        flow = fwd[f % S] if step > 0 else bwd[f % S]
+        ox += float(flow[y, x, 0])
+        oy += float(flow[y, x, 1])
+        f += step
+    return (min(max(_half_up(oy), -reach), reach), min(max(_half_up(ox), -reach), reach))
+
+
+def vsearch(guide, fwd, bwd, t, f_lo, f_hi, ri, rj, p, pt, rad, reach, c_dist, n_sim, n_max, tau):
+    """Video :func:`search`: candidates frame by frame in the window around the moved position, raster
+    order; (distances, flat positions ``((qt - f_lo) * Hp + qi) * Wp + qj``) of the group."""
+    _, S, Hi, Wi = guide.shape
+    Hp, Wp = Hi - p + 1, Wi - p + 1
+    g = guide[:c_dist].astype(np.float64)
+
+    def box(f, i, j):
+        return g[:, [(f + a) % S for a in range(pt)], i : i + p, j : j + p]
+
+    ref = box(t, ri, rj)
+    others = []
+    for qt in range(f_lo, f_hi + 1):
+        ci, cj = ri, rj
+        if qt != t:
+            dy, dx = chain(fwd, bwd, t, qt, ri, rj, p // 2, reach)
+            ci, cj = min(max(ri + dy, 0), Hp - 1), min(max(rj + dx, 0), Wp - 1)
+        for qi in range(max(ci - rad, 0), min(ci + rad, Hp - 1) + 1):
+            for qj in range(max(cj - rad, 0), min(cj + rad, Wp - 1) + 1):
+                if (qt, qi, qj) == (t, ri, rj):
+                    continue
+                others.append((np.mean((ref - box(qt, qi, qj)) ** 2), ((qt - f_lo) * Hp + qi) * Wp + qj))
+    close = sum(d <= tau for d, _ in others)
+    n = min(max(n_sim, min(n_max, 1 + close)), len(others) + 1)
+    chosen = sorted(sorted(range(len(others)), key=lambda k: (others[k][0], k))[: n - 1])
+    sel = [(0.0, ((t - f_lo) * Hp + ri) * Wp + rj)] + [others[k] for k in chosen]
+    return np.array([d for d, _ in sel]), np.array([q for _, q in sel], dtype=np.int64)
+
+
+def video_step(noisy, guide, num, wgt, mask, fwd, bwd, t, f_lo, f_hi, rows, cols, p, pt, rad, reach, n_sim, n_max,
+               tau, step1, nlf, tmat, beta, flat):
+    """The video kernel's step on frame ``t``, sequentially in its order (cells of ``max(2 (rad + reach) +
+    p, 8)`` positions by colour, raster order inside), on the ring buffers (updated in place)."""
+    C, S, H, W = noisy.shape
+    Hp, Wp = H - p + 1, W - p + 1
+    band = max(2 * (rad + reach) + p, 8)
+    cap = n_sim if step1 else n_max
+
+    def key(r):
+        b, k = r[0] // band, r[1] // band
+        return (b % 2, k % 2, b, k, r[0], r[1])
+
+    for ri, rj in sorted([(ri, rj) for ri in rows for rj in cols], key=key):
+        if mask[t % S, ri, rj]:
+            continue
+        _, pos = vsearch(guide, fwd, bwd, t, f_lo, f_hi, ri, rj, p, pt, rad, reach, 1 if step1 else C, n_sim, cap,
+                         -1.0 if step1 else tau)
+        qs = [(f_lo + q // (Hp * Wp), q // Wp % Hp, q % Wp) for q in pos]
+        fr = [[(f + a) % S for a in range(pt)] for f, _, _ in qs]
+        Y = np.array([noisy[:, s, i : i + p, j : j + p].reshape(-1) for s, (_, i, j) in zip(fr, qs)], np.float64)
+        G = np.array([guide[:, s, i : i + p, j : j + p].reshape(-1) for s, (_, i, j) in zip(fr, qs)], np.float64)
+        X = group_estimate(Y, G, C, pt * p * p, step1, nlf, tmat, beta, flat)
+        for x, s, (f, i, j) in zip(X, fr, qs):
+            mask[f % S, i, j] = True
+            num[:, s, i : i + p, j : j + p] += x.reshape(C, pt, p, p)
+            wgt[s, i : i + p, j : j + p] += 1
