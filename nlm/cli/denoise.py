@@ -144,7 +144,12 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, d
     out = Outputs(output_dir=output_dir, suffix=suffix, ext=ext, volume=volume, overwrite=overwrite, quiet=quiet,
                   verbose=verbose)
     if not quiet and scheduler is None and workers is None:
-        _compile_note(("bayes3d" if volume else "bayes") if method == "bayes" else "nlm3d" if volume else "nlm")
+        from nlm.cli.video_job import is_video_job
+
+        clip = len(paths) == 2 and is_video_job(paths[0], paths[1], time_axis)
+        kind = ("bayesvideo" if clip else "bayes3d" if volume else "bayes") if method == "bayes" else (
+            "nlm3d" if volume else "nlm")
+        _compile_note(kind)
     with Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
         denoise_command(paths, params, out, scale, video, cluster)
 
