@@ -358,6 +358,20 @@ def test_means_maps_to_zarr_and_errors(tmp_path, means_blocks):
             "64", "-q")
     assert r.exit_code == 0, r.output
     _same(np.asarray(zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"]), ref)
+    # above the sample budget (the map and the mask stay lazy, the map's RMS in one pass): the same output
+    from nlm import tiling
+
+    mask = np.ones(spatial, np.uint8)
+    mask[10:30, 40:90] = 0
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    opts = ("--sigma-map", tmp_path / "sig.tif", "--mask", tmp_path / "mask.tif", "--h", "9")
+    (tmp_path / "big").mkdir()
+    ref = _in_memory(tmp_path / "big", src, *opts)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tiling.blocks, "SAMPLE_PIXELS", 2000)
+        r = run("denoise", src, tmp_path / "big.tif", *opts, *TILED)
+    assert r.exit_code == 0, r.output
+    _same(tifffile.imread(tmp_path / "big.tif"), ref)
     tifffile.imwrite(tmp_path / "small.tif", smap[:90])
     neg = smap.copy()
     neg[50, 60] = -1
