@@ -57,12 +57,6 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
             f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a "
             f"cluster), which writes .tif (tiled BigTIFF) or .zarr, not {Path(dst).suffix or 'no extension'}"
         )
-    if params.method == "means" and (params.sigma_map or params.noise_map_out):
-        raise click.ClickException(
-            f"{src}: is processed tile by tile (larger than --memory-limit, a zarr store, or on a cluster), "
-            "where non-local means takes no --sigma-map or --noise-map-out yet (--method bayes does); raise "
-            "--memory-limit to denoise it in memory"
-        )
     if params.noise_map_out is not None and not overwrite and Path(params.noise_map_out).exists():
         raise click.ClickException(f"{params.noise_map_out}: exists; pass --overwrite to replace it")
     if params.method not in ("means", "bayes"):
@@ -106,14 +100,24 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
 
     sigma, h = params.sigma, params.h
     sigma_source, h_source = "given", "given"
+    sigma_map = out_map = smap_source = None
     t1 = time.perf_counter()
     try:
-        if mask is not None:
+        if params.sigma_map is not None or params.noise_map_out is not None:
+            sample = est = None
+            if params.sigma_map in (None, "auto"):  # the estimated map, as the in-memory path estimates it
+                sample, est = _filled_sample(work, mask, nspatial, channel_axis)
+            sigma_map, out_map, smap_source = _lazy_maps(params, image, sample, est, channel_axis, tile)
+            del sample, est
+        if sigma_map is not None:  # sigma: the map's RMS, h: automatic from it (the library sets both)
+            sigma_source = f"{smap_source} (its RMS)"
+            h_source = "automatic, from the map" if h is None else h_source
+        elif mask is not None:
             sigma, sigma_source, h, h_source = _masked_parameters(work, mask, sigma, h, nspatial)
-        if sigma is None:
+        if sigma_map is None and sigma is None:
             sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
             sigma_source = "estimated from a sample of tiles"
-        if h is None:
+        if sigma_map is None and h is None:
             h = float(nlm.default_h(sigma))
             h_source = "automatic, from sigma"
             regions = sample_regions(work, spatial_axes=range(nspatial))
@@ -127,7 +131,6 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
         raise click.ClickException(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
-    timings["estimate"] = time.perf_counter() - t1
 
     # working blocks of whole rows only while the blocks in flight (one per
     # core) stay well inside the memory limit (in_memory_bytes: the filter's
@@ -138,20 +141,28 @@ def denoise_tiled(src, dst, params, *, volume, overwrite, scale, quiet):
 
     per_pixel = bigio.in_memory_bytes((1,), work_dtype) * 2 * numba.config.NUMBA_NUM_THREADS
     try:
-        result = tiling.denoise_nl_means_tiled(
+        result, used = tiling.denoise_nl_means_tiled(
             work,
             patch,
             params.patch_distance,
             h=h,
-            sigma=sigma,
+            sigma=sigma if sigma_map is None else sigma_map,
             channel_axis=channel_axis,
             preserve_range=True,
             num_threads=scale.threads_per_tile,
             work_pixels=min(tiling.blocks.WORK_PIXELS, max(1 << 16, scale.memory_limit // per_pixel)),
+            return_parameters=True,
             **({} if mask is None else {"mask": mask}),
         )
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: {exc}") from None
+    if sigma_map is not None:
+        sigma, h = used["sigma"], used["h"]
+    # the map after the checks above (a given map is validated by the filter's call)
+    _write_noise_map(params.noise_map_out, out_map, image, tile, overwrite, src)
+    timings["estimate"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     n_tiles = _write(dst, result, image, alpha, colour.dtype, tile, overwrite, quiet, src)
     timings["filter"] = time.perf_counter() - t2
@@ -207,17 +218,13 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
     or ``auto``) and ``--noise-map-out`` use :func:`nlm.tiling.noise.noise_map_tiled`.
     """
     import numba
-    import numpy as np
 
     from nlm import tiling
     from nlm.io import ImageIOError
-    from nlm.io import tiled as bigio
 
     t1 = time.perf_counter()
     given = given_noise_option(params)
     nspatial = len(image.spatial_shape)
-    sigma_map = out_map = None
-    smap_source = None
     try:
         sample, est = None, work
         if given is None or mask is not None or params.sigma_map == "auto" or params.noise_map_out is not None:
@@ -228,19 +235,7 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
             model, model_source = noise_model(sample, params, channel_axis)
             if sample.size < work.size:
                 model_source = "estimated from a sample of tiles"
-        if params.sigma_map == "auto" or (params.noise_map_out is not None and params.sigma_map is None):
-            # the in-memory path's nlm.estimate_noise(est, return_map=True), tile by tile
-            from nlm.noise import estimate_noise
-            from nlm.tiling.noise import noise_map_tiled
-
-            out_map = noise_map_tiled(est, estimate_noise(sample, channel_axis=channel_axis),
-                                      channel_axis=channel_axis)
-        if params.sigma_map == "auto":
-            sigma_map, smap_source = out_map, "the estimated map"
-        elif params.sigma_map is not None:
-            sigma_map, smap_source = _lazy_sigma_map(params.sigma_map, image, scale.tile_size), \
-                f"the map {params.sigma_map}"
-            out_map = sigma_map
+        sigma_map, out_map, smap_source = _lazy_maps(params, image, sample, est, channel_axis, scale.tile_size)
         del sample, est
     except ImageIOError as exc:
         raise click.ClickException(str(exc)) from None
@@ -249,14 +244,7 @@ def _bayes_tiled(src, dst, params, image, work, channel_axis, timings, t0, *, ov
             raise click.BadParameter(str(exc), param_hint=given) from None
         raise click.ClickException(f"{src}: cannot estimate the noise: {exc}") from None
     sigma, sigma_source = (model.sigma, model_source) if model.name == "gaussian" else (None, "not used")
-    if params.noise_map_out is not None:
-        try:
-            bigio.write_tiled(params.noise_map_out, out_map.astype(np.float32), "L", stack=image.stack,
-                              tile=scale.tile_size, overwrite=overwrite)
-        except ImageIOError as exc:
-            raise click.ClickException(str(exc)) from None
-        except (ValueError, TypeError) as exc:
-            raise click.ClickException(f"{src}: cannot estimate the noise map: {exc}") from None
+    _write_noise_map(params.noise_map_out, out_map, image, scale.tile_size, overwrite, src)
     timings["estimate"] = time.perf_counter() - t1
 
     per_value = tiling.bayes.BAYES_BYTES_PER_VALUE * work.dtype.itemsize * numba.config.NUMBA_NUM_THREADS
@@ -320,6 +308,47 @@ def _filled_sample(work, mask, nspatial, channel_axis):
     sample = np.where(valid, sample, fill)
     est = da.where(mask if channel_axis is None else mask[..., None], work, fill).astype(work.dtype)
     return sample, est
+
+
+def _lazy_maps(params, image, sample, est, channel_axis, tile):
+    """``(sigma_map, out_map, source)`` of ``--sigma-map`` / ``--noise-map-out``, lazily (or None).
+
+    ``--sigma-map FILE`` is read tile by tile (:func:`_lazy_sigma_map`);
+    ``--sigma-map auto`` and ``--noise-map-out`` without a map are the
+    in-memory path's ``nlm.estimate_noise(est, return_map=True)``, tile by
+    tile (:func:`nlm.tiling.noise.noise_map_tiled` of ``est``, the lazy image
+    with its masked pixels filled, under the model of ``sample``: see
+    :func:`_filled_sample`).  ``out_map`` is what ``--noise-map-out`` writes.
+    """
+    sigma_map = out_map = source = None
+    if params.sigma_map == "auto" or (params.noise_map_out is not None and params.sigma_map is None):
+        from nlm.noise import estimate_noise
+        from nlm.tiling.noise import noise_map_tiled
+
+        out_map = noise_map_tiled(est, estimate_noise(sample, channel_axis=channel_axis), channel_axis=channel_axis)
+    if params.sigma_map == "auto":
+        sigma_map, source = out_map, "the estimated map"
+    elif params.sigma_map is not None:
+        sigma_map, source = _lazy_sigma_map(params.sigma_map, image, tile), f"the map {params.sigma_map}"
+        out_map = sigma_map
+    return sigma_map, out_map, source
+
+
+def _write_noise_map(path, out_map, image, tile, overwrite, src):
+    """``--noise-map-out``: the lazy map as a float32 tiled TIFF, written tile by tile (nothing without a path)."""
+    if path is None:
+        return
+    import numpy as np
+
+    from nlm.io import ImageIOError
+    from nlm.io import tiled as bigio
+
+    try:
+        bigio.write_tiled(path, out_map.astype(np.float32), "L", stack=image.stack, tile=tile, overwrite=overwrite)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"{src}: cannot estimate the noise map: {exc}") from None
 
 
 def _lazy_sigma_map(path, image, tile):

@@ -756,40 +756,65 @@ def _gpu_refusal(sigma_map, mask, nd, given):
     return "cpu"
 
 
-def mapped_parameters(h, sigma, sigma_map, mask, estimate, peak_of):
-    """``(h, sigma, var_map)`` of the map/mask path: the reference level, the automatic ``h``.
+def map_row_sums(sigma_map, mask=None):
+    """Per row (the last axis), the sum of the squared map over the valid pixels: float64, C order.
 
-    ``sigma_map``: float64 (already rounded to the image's float type) or
-    None; ``estimate()``: the automatic sigma (called only when needed);
-    ``peak_of``: the arrays whose magnitude floors the automatic ``h``.
-    Shared by the in-memory and the tiled paths, so both set the same values.
+    ``sigma_map``: float64; ``mask``: bool of its shape or None.  A row's sum
+    is the same number whether the row is summed inside the whole map or
+    inside a block of whole rows (NumPy sums each contiguous row pairwise on
+    its own), so :func:`map_rms` of a dask map, summed block by block,
+    equals the in-memory value.
     """
-    var_map = None
-    if sigma_map is not None:
-        v2 = (sigma_map if mask is None else sigma_map[mask]) ** 2
-        ref = float(np.sqrt(v2.mean())) if v2.size else 0.0
+    v2 = np.square(np.ascontiguousarray(sigma_map, dtype=np.float64))
+    if mask is not None:
+        v2 = np.where(mask, v2, 0.0)
+    return v2.reshape(-1, v2.shape[-1]).sum(axis=-1) if v2.size else np.zeros(0)
+
+
+def map_rms(row_sums, count):
+    """``sqrt(sum / count)`` of :func:`map_row_sums` (exactly rounded sum: independent of the rows' order); 0
+    without valid pixels."""
+    import math
+
+    return math.sqrt(math.fsum(np.asarray(row_sums, np.float64).ravel()) / count) if count else 0.0
+
+
+def mapped_parameters(h, sigma, ref, estimate, peak_of):
+    """``(h, sigma, use_map)`` of the map/mask path: the reference level, the automatic ``h``.
+
+    ``ref``: the map's RMS over the valid pixels (:func:`map_rms`), or None
+    without a map; ``estimate()``: the automatic sigma (called only when
+    needed); ``peak_of``: the arrays whose magnitude floors the automatic
+    ``h``.  Shared by the in-memory and the tiled paths, so both set the same
+    values.  ``use_map`` is False for a map of zeros (then ``sigma = 0``).
+    """
+    use_map = False
+    if ref is not None:
         if ref == 0:
             sigma = 0.0  # a map of zeros: sigma = 0
         else:
-            sigma, var_map = ref, sigma_map**2
+            sigma, use_map = ref, True
     if h is None:
-        if sigma == 0 and var_map is None:
+        if sigma == 0 and not use_map:
             sigma = estimate()
         h = _auto_h(sigma, *peak_of)
-    return h, sigma, var_map
+    return h, sigma, use_map
 
 
 def _nl_means_mapped(x, sizes, radii, h, sigma, sigma_map, mask, channel_axis, ndim, num_threads):
     """:func:`denoise_nl_means` with a noise map and/or a mask (validated, channel-last ``x``)."""
     from nlm.ops._nlm_masked import nl_means_masked
 
+    ref = None
     if sigma_map is not None:
         # the map in the image's float type (float32 stays float32), squared in float64
         sigma_map = sigma_map.astype(x.dtype).astype(np.float64)
-    h, sigma, var_map = mapped_parameters(
-        h, sigma, sigma_map, mask, lambda: residual_sigma(x, mask=mask, channel_axis=-1),
+        ref = map_rms(map_row_sums(sigma_map, mask), sigma_map.size if mask is None else int(mask.sum()))
+    h, sigma, use_map = mapped_parameters(
+        h, sigma, ref, lambda: residual_sigma(x, mask=mask, channel_axis=-1),
         [x if mask is None or not mask.any() else x[mask]],
     )
+    var_map = sigma_map**2 if use_map else None
     nd = x.ndim - 1
     with _threads(num_threads):
         y = nl_means_masked(np.ascontiguousarray(x), sizes, radii, h, sigma, var_map, mask, nd)

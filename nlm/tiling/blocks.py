@@ -22,6 +22,8 @@ import numpy as np
 from nlm._validate import (
     _check_chunks,
     _check_dask_chunks,
+    check_mask,
+    check_sigma_map,
     is_dask_array,
 )
 
@@ -299,6 +301,55 @@ def sample_regions(
             index[ax] = slice(s, s + w)
         regions.append(image[tuple(index)])
     return [np.asarray(r) for r in dask.compute(*regions)]
+
+
+def _lazy_map_and_mask(sigma_map, mask, shape, small):
+    """The noise map and the mask of a tiled run, checked: NumPy (checked whole) or dask (shape and dtype).
+
+    A dask map or mask of a small image (the sample is the whole image) is
+    read, so that the parameters are those of the in-memory call; a lazy
+    map's values are checked by every block.  A NumPy mask with every pixel
+    valid is None.
+    """
+    if sigma_map is not None:
+        if is_dask_array(sigma_map) and small:
+            sigma_map = np.asarray(sigma_map)
+        if is_dask_array(sigma_map):
+            _check_dask_chunks(sigma_map)
+            if sigma_map.dtype == object or sigma_map.dtype.kind not in "iuf":
+                raise TypeError(f"sigma: a noise map must be a real numeric array, got dtype {sigma_map.dtype}")
+            if tuple(sigma_map.shape) != shape:
+                raise ValueError(
+                    f"sigma: a noise map must have the image's spatial shape {shape} (channels excluded), got "
+                    f"shape {tuple(sigma_map.shape)}"
+                )
+            sigma_map = sigma_map.astype(np.float64)
+        else:
+            sigma_map = check_sigma_map(sigma_map, shape)
+    if mask is not None:
+        if is_dask_array(mask) and small:
+            mask = np.asarray(mask)
+        if is_dask_array(mask):
+            _check_dask_chunks(mask)
+            if tuple(mask.shape) != shape or mask.dtype != bool:
+                raise ValueError(
+                    f"mask must be a bool array of the image's spatial shape {shape}, got {mask.dtype} "
+                    f"{tuple(mask.shape)}"
+                )
+        else:
+            mask = check_mask(mask, shape)
+            if mask.all():
+                mask = None
+    return sigma_map, mask
+
+
+def _as_dask(a, image, spatial_axes):
+    """A NumPy map or mask as a dask array cut like the image's spatial axes (dask arrays as they are)."""
+    if is_dask_array(a):
+        return a
+    import dask.array as da
+
+    return da.from_array(a, chunks=tuple(image.chunks[ax] for ax in spatial_axes))
 
 
 def _dask_aware(func, tiled):
