@@ -47,6 +47,42 @@ JIT = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=False)
 JIT_PARALLEL = dict(JIT, parallel=PARALLEL)
 
 
+def defer_blas_probe() -> None:
+    """Load Numba's NumPy support without importing SciPy's linear algebra.
+
+    Numba's CPU target imports ``numba.np.arraymath`` before it runs or loads
+    any compiled function, and that module asks at import whether BLAS is
+    there by importing ``scipy.linalg.cython_blas`` (``_HAVE_BLAS``).  With
+    SciPy's array API layer and ``numpy.f2py`` behind it, that import is
+    0.12-0.2 s of a 0.8 s warm command line run, for a library none of nlm's
+    kernels calls.  Every kernel module calls this function after importing
+    Numba: the question is answered "yes" without the import when SciPy is
+    installed (it is: scikit-image depends on it), and Numba's own check
+    (``numba.np.linalg.ensure_blas``) is restored at once, so a compiled
+    function that does use BLAS or LAPACK later imports SciPy and checks it
+    as usual.  A Numba without these names (a future version) is left
+    alone.  Idempotent; a no-op once ``numba.np.arraymath`` is imported.
+    """
+    import sys
+
+    if "numba.np.arraymath" in sys.modules:
+        return
+    import importlib.util
+
+    try:
+        import numba.np.linalg as linalg
+    except ImportError:  # pragma: no cover - a Numba without it
+        return
+    probe = getattr(linalg, "ensure_blas", None)
+    if not callable(probe) or importlib.util.find_spec("scipy") is None:
+        return
+    linalg.ensure_blas = lambda: None
+    try:
+        import numba.np.arraymath  # noqa: F401 - its BLAS probe runs now, answered by the stub
+    finally:
+        linalg.ensure_blas = probe
+
+
 class threads:
     """Context manager: Numba threads of the calling thread for one call.
 

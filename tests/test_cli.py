@@ -125,6 +125,40 @@ def test_help_imports_no_numba_numpy_or_filter():
     assert "HEAVY []" in proc.stdout, proc.stdout
 
 
+RUN_PROBE = textwrap.dedent(
+    """
+    import sys
+    from click.testing import CliRunner
+    import cli
+    result = CliRunner().invoke(cli.main, ["denoise", "--quiet", sys.argv[1], sys.argv[2]])
+    assert result.exit_code == 0, result.output
+    names = ("scipy.linalg", "numpy.f2py", "skimage", "dask", "distributed", "zarr", "nlm.io.tiled", "nlm.tiling",
+             "nlm.denoisers.bayes", "nlm.io.video", "numba.cuda", "numba_cuda")
+    print("LOADED", sorted(m for m in names if m in sys.modules))
+    import numba
+    import numpy as np
+
+    @numba.njit(cache=False)
+    def dot(a, b):
+        return np.dot(a, b)
+
+    print("DOT", dot(np.ones(3), np.arange(3.0)))  # BLAS still works in compiled code: SciPy comes in now
+    print("LATER", "scipy.linalg" in sys.modules)
+    """
+)
+
+
+def test_a_run_on_a_png_loads_only_what_it_uses(noisy_png, tmp_path):
+    """The warm command's import budget (issue 19): no SciPy linear algebra (Numba's eager BLAS probe is
+    answered without it, nlm._config.defer_blas_probe), no dask, no tiled reader, no NL-Bayes or video code."""
+    src = noisy_png[0]
+    proc = subprocess.run([sys.executable, "-c", RUN_PROBE, str(src), str(tmp_path / "out.png")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout
+    assert "DOT 3.0" in proc.stdout and "LATER True" in proc.stdout, proc.stdout
+
+
 def test_python_dash_m_nlm_works():
     proc = subprocess.run(
         [sys.executable, "-m", "nlm", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -406,7 +440,7 @@ def test_interrupted_filter_leaves_nothing(noisy_png, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nlm, "denoise_nl_means", interrupted)
+    monkeypatch.setattr("nlm.denoisers.means.denoise_nl_means", interrupted)
     src, _, _ = noisy_png
     result = run("denoise", src, tmp_path / "out.png", *FAST)
     assert result.exit_code == 130, result.output  # 128 + SIGINT, as shells report it
@@ -499,7 +533,7 @@ def test_speckle_mode_is_passed_to_the_filter(noisy_png, tmp_path, monkeypatch):
         calls.append(kwargs)
         return image
 
-    monkeypatch.setattr(nlm, "denoise_nl_means", recorder)
+    monkeypatch.setattr("nlm.denoisers.means.denoise_nl_means", recorder)
     src, _, noisy = noisy_png
     result = ok(run("denoise", src, tmp_path / "o.png", *FAST, "--noise", "speckle"))
     assert calls == [dict(patch_size=3, patch_distance=3, channel_axis=None, preserve_range=True,

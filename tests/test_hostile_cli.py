@@ -235,7 +235,7 @@ def test_warnings_never_come_before_the_error_line(src, tmp_path, monkeypatch):
         warnings.warn("a library warning", UserWarning, stacklevel=2)
         raise ValueError("h is out of range")
 
-    monkeypatch.setattr(nlm, "denoise_nl_means", noisy_failure)
+    monkeypatch.setattr("nlm.denoisers.means.denoise_nl_means", noisy_failure)
     result = failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "h is out of range")
     assert result.stderr.startswith("Error:")
     assert "warning:" not in result.stderr.lower() and "overflow" not in result.stderr
@@ -248,7 +248,7 @@ def test_warnings_of_a_successful_run_come_after_the_report(src, tmp_path, monke
         warnings.warn("something to know", UserWarning, stacklevel=2)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nlm, "denoise_nl_means", warns)
+    monkeypatch.setattr("nlm.denoisers.means.denoise_nl_means", warns)
     result = run("denoise", src, tmp_path / "o.png", *FAST)
     assert result.exit_code == 0
     assert result.stderr.strip() == "warning: something to know"
@@ -521,7 +521,7 @@ def test_unexpected_errors_are_one_line_and_debuggable(src, tmp_path, monkeypatc
     def bug(*args, **kwargs):
         raise AttributeError("'NoneType' object has no attribute 'shape'")
 
-    monkeypatch.setattr(nlm, "denoise_nl_means", bug)
+    monkeypatch.setattr("nlm.denoisers.means.denoise_nl_means", bug)
     failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "unexpected AttributeError", "NLM_DEBUG")
     monkeypatch.setenv("NLM_DEBUG", "1")
     result = run("denoise", src, tmp_path / "o.png", *FAST)
@@ -567,12 +567,14 @@ def test_ignored_signals_stay_ignored(src, tmp_path):
             seen.append(signal.getsignal(signal.SIGHUP))
             raise ValueError("stop here")
 
-        nlm_denoise = nlm.denoise_nl_means
-        nlm.denoise_nl_means = spy
+        import nlm.denoisers.means as means
+
+        nlm_denoise = means.denoise_nl_means
+        means.denoise_nl_means = spy  # the function the in-memory job calls
         try:
             failed(run("denoise", src, tmp_path / "o.png", *FAST), 1, "stop here")
         finally:
-            nlm.denoise_nl_means = nlm_denoise
+            means.denoise_nl_means = nlm_denoise
         assert seen == [signal.SIG_IGN]
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:

@@ -28,7 +28,7 @@ from nlm.io import ImageIOError, read_image
 zarr = pytest.importorskip("zarr")
 pytest.importorskip("dask.array")
 
-from nlm.io import tiled  # noqa: E402
+from nlm.io import budget, tiled  # noqa: E402
 
 FAST = ["--patch-size", "3", "--patch-distance", "2", "--sigma", "10", "-q"]
 
@@ -169,18 +169,18 @@ def test_invalid_memory_limits_are_usage_errors(tmp_path, value):
                  st.from_regex(r"\s*[0-9]{0,450}\.?[0-9]{1,450}\s*[kmgtKMGT]?(i?[bB])?\s*", fullmatch=True)))
 def test_parse_size_gives_a_bounded_size_or_a_value_error(text):
     try:
-        size = tiled.parse_size(text)
+        size = budget.parse_size(text)
     except ValueError as exc:
         assert len(str(exc)) < 200
     else:
-        assert isinstance(size, int) and 1 <= size <= tiled.MAX_SIZE
+        assert isinstance(size, int) and 1 <= size <= budget.MAX_SIZE
 
 
 def test_parse_size_limits():
-    assert tiled.parse_size("1048576T") == tiled.MAX_SIZE == 1 << 60
-    assert tiled.parse_size("1") == 1 and tiled.parse_size("1.5GiB") == 3 << 29
+    assert budget.parse_size("1048576T") == budget.MAX_SIZE == 1 << 60
+    assert budget.parse_size("1") == 1 and budget.parse_size("1.5GiB") == 3 << 29
     with pytest.raises(ValueError, match="at most 1 EiB"):
-        tiled.parse_size(str(tiled.MAX_SIZE + 1))
+        budget.parse_size(str(budget.MAX_SIZE + 1))
 
 
 # --------------------------------------------------------------------------- #

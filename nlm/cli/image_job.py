@@ -175,7 +175,9 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
                 sigma = residual_sigma(work, mask=mask, channel_axis=channel_axis)
                 sigma_source = "estimated from the valid pixels"
             if sigma is None:
-                sigma = float(nlm.estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
+                from nlm.noise import estimate_sigma
+
+                sigma = float(estimate_sigma(work, channel_axis=channel_axis, average_sigmas=True))
                 sigma_source = "estimated"
             if h is None:
                 h = float(nlm.default_h(sigma))
@@ -208,19 +210,29 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
 
     t2 = time.perf_counter()
     try:
+        # the in-memory filters themselves (a NumPy array; the dask-aware nlm.* wrappers would import dask's side)
         if params.method == "bayes":
-            result = nlm.denoise_nl_bayes(work, **kwargs)
-        elif "noise" in kwargs:  # a transformed model: the filter's input is not `work`
-            result = nlm.denoise_nl_means(work, **kwargs)
-        else:
-            from nlm.ops.scratch import scratch
+            from nlm.denoisers.bayes import denoise_nl_bayes
 
-            with scratch(buffer):  # `work` may be overwritten: the result can be a view of `buffer`
-                result = nlm.denoise_nl_means(work, **kwargs)
+            result = denoise_nl_bayes(work, **kwargs)
+        else:
+            from nlm.denoisers.means import denoise_nl_means
+
+            if params.device != "cpu":
+                kwargs["device"] = _device(src, params.device)
+            if "noise" in kwargs:  # a transformed model: the filter's input is not `work`
+                result = denoise_nl_means(work, **kwargs)
+            else:
+                from nlm.ops.scratch import scratch
+
+                with scratch(buffer):  # `work` may be overwritten: the result can be a view of `buffer`
+                    result = denoise_nl_means(work, **kwargs)
     except (ValueError, TypeError) as exc:
         raise click.ClickException(f"{src}: {exc}") from None
     except ImportError as exc:
         raise click.ClickException(f"{src}: this filter mode is not available: {exc}") from None
+    except (RuntimeError, NotImplementedError) as exc:  # the GPU backend (driver, launch) and what it lacks
+        raise click.ClickException(f"{src}: {exc}") from None
     except MemoryError:
         raise click.ClickException(f"{src}: not enough memory to denoise it") from None
     timings["filter"] = time.perf_counter() - t2
@@ -358,3 +370,19 @@ def _given_noise_option(params):
 #: (nlm.cli.tiled_job), which applies it to a sample of the image
 noise_model = _noise_model
 given_noise_option = _given_noise_option
+
+
+def _device(src, device):
+    """``--device`` resolved to "cpu" or "cuda"; which one (and why) on stderr with --verbose."""
+    from nlm.cli.runtime import run_state
+    from nlm.ops._cuda_device import DeviceUnavailableError, cuda_status, resolve_device
+
+    try:
+        chosen = resolve_device(device)
+    except DeviceUnavailableError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    if run_state.get("verbose"):
+        why = cuda_status()[1]
+        click.echo(f"{src}: device {chosen} ({why})" if chosen == "cuda" or device == "auto" else
+                   f"{src}: device {chosen}", err=True)
+    return chosen

@@ -151,12 +151,29 @@ def _finish(final, prm, unbias, dtype, chunk=1 << 16):
     return out
 
 
-def _valid_patches(mask, p):
-    """(H - p + 1, W - p + 1) bool: the p x p patches (top-left corners) without a masked pixel; (0, 0) for none."""
+def _valid_patches(mask, p, ndim=2):
+    """The patches (first corners) without a masked pixel: bool of ``n_a - p_a + 1`` per axis.
+
+    ``p``: the patch side (an int: every axis) or one per axis; ``mask``: bool
+    of ``ndim`` axes (True = valid), or None: an empty array of ``ndim`` axes
+    (the kernels' "no mask").  A summed-area table of the masked pixels, so
+    ``O(N)`` whatever the patch.
+    """
     if mask is None:
-        return np.empty((0, 0), dtype=bool)
-    bad = np.pad((~mask).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    box = bad[p:, p:] - bad[:-p, p:] - bad[p:, :-p] + bad[:-p, :-p]
+        return np.empty((0,) * ndim, dtype=bool)
+    nd = mask.ndim
+    ps = (int(p),) * nd if np.ndim(p) == 0 else tuple(int(q) for q in p)
+    it = np.int32 if mask.size < 2**31 else np.int64  # the counts fit: half the memory of int64
+    bad = (~mask).astype(it)
+    for a in range(nd):
+        bad = bad.cumsum(a, dtype=it)
+    bad = np.pad(bad, [(1, 0)] * nd)
+    box = np.zeros(tuple(n - q + 1 for n, q in zip(mask.shape, ps)), dtype=it)
+    # inclusion-exclusion over the 2^nd corners of every box
+    for corner in np.ndindex(*(2,) * nd):
+        sl = tuple(slice(q, None) if c else slice(None, n + 1 - q) for c, q, n in zip(corner, ps, mask.shape))
+        sign = (-1) ** (nd - sum(corner))
+        box += sign * bad[sl]
     return np.ascontiguousarray(box == 0)
 
 
@@ -203,7 +220,7 @@ def volume_margin(prm: dict[str, Any]) -> tuple[int, int, int]:
     return tuple(int(m) for m in out)
 
 
-def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
+def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=None, mask=None):
     """The passes of :func:`nlm.denoisers.bayes.denoise_nl_bayes` on a channel-first float volume or block of one.
 
     ``xc``: ``(C, Z, H, W)``, already scaled by ``prm["exponent"]``
@@ -212,7 +229,10 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
     reference grid and the kernel's cells are the volume's, so the voxels at
     least :func:`volume_margin` inside the block (or at the volume's border)
     are those of the whole volume, bit for bit.  None: the block is the
-    volume.  Returns the channel-first result in ``xc``'s dtype (unscaled).
+    volume.  ``sigma_map``, ``mask``: the block's noise std map (image
+    units) and validity mask (spatial shape), or None (see
+    :func:`nlm.denoisers.bayes.denoise_nl_bayes`).  Returns the
+    channel-first result in ``xc``'s dtype (unscaled).
     """
     e = prm["exponent"]
     if prm["identity"]:
@@ -228,6 +248,10 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
     work = _mix(tmat, xc, dtype)  # xc itself for one channel (the kernels never write it)
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     o = np.array(origin, dtype=np.int64)
+    # noise map (variances, working units) and valid patches; empty: none
+    vmap = np.empty((0, 0, 0)) if sigma_map is None else np.ascontiguousarray((sigma_map * 2.0**e) ** 2)
+    valid1 = _valid_patches(mask, p1, 3)
+    valid2 = valid1 if (p2 == p1).all() else _valid_patches(mask, p2, 3)
 
     def grids(p):
         return [_grid_in(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
@@ -236,16 +260,16 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
 
     with _threads(num_threads):
         basic = bayes_step3(work, work, *grids(p1), p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
-                            float(beta[0]), float(flat[0]), _cells3(rad, p1), o)
+                            float(beta[0]), float(flat[0]), _cells3(rad, p1), o, vmap, valid1)
         _check_finite(basic, "step 1", model)
         g2, c2 = grids(p2), _cells3(rad, p2)
         final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max"], prm["tau"], False, nlf, tmat,
-                            float(beta[1]), float(flat[1]), c2, o)
+                            float(beta[1]), float(flat[1]), c2, o, vmap, valid2)
         if prm["passes"] == 3:
             _check_finite(final, "step 2", model)
             del basic
             basic = final
             final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
-                                tmat, float(beta[1]), float(flat[1]), c2, o)
+                                tmat, float(beta[1]), float(flat[1]), c2, o, vmap, valid2)
     del basic, work
     return _finish(final, prm, unbias, dtype)

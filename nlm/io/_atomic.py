@@ -13,7 +13,6 @@ through here.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
@@ -137,7 +136,7 @@ def _create_temporary(path, directory):
     stem = _temporary_stem(path, directory)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = str(directory / f".{stem}.{secrets.token_hex(4)}.part{ext}")
+        tmp = str(directory / f".{stem}.{os.urandom(4).hex()}.part{ext}")
         _PARTIAL.add(tmp)
         try:
             os.close(os.open(tmp, flags, 0o600))

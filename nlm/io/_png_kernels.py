@@ -10,7 +10,9 @@ The oracle is ``tests/naive.py::png_unfilter``.
 import numpy as np
 from numba import njit
 
-from nlm._config import JIT
+from nlm._config import JIT, defer_blas_probe
+
+defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
 
 @njit(**JIT)

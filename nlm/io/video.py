@@ -49,6 +49,7 @@ import numpy as np
 
 from nlm.io._atomic import set_mode
 from nlm.io._imagedata import ImageIOError
+from nlm.io.budget import VIDEO_EXTENSIONS, is_video_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -77,18 +78,9 @@ FRAMES_MARKER = ".nlm-frames.json"
 _ENDED = re.compile(r"ended prematurely|truncat|partial file|unexpected end", re.IGNORECASE)
 _FRAME_NAME = re.compile(r"frame_[0-9]{6,}\.png")
 
-#: extensions read as video (through PyAV)
-VIDEO_EXTENSIONS = (
-    ".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv", ".y4m",
-)
 _TIFF = (".tif", ".tiff")
 #: frames per second written when the source has none (TIFF stacks, PNG sequences)
 DEFAULT_FPS = Fraction(25)
-
-
-def is_video_path(path: str | os.PathLike) -> bool:
-    """True for a file name with a video extension."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def output_kind(path: str | os.PathLike) -> str | None:

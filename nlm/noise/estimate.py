@@ -353,7 +353,7 @@ def _block_stats(y, nd, B, clipped=None, slab_values=None):
     # spread of the sub-block means (scaled to a per-pixel variance): nearly
     # independent of the detail energy for noise (the detail filter sums to 0
     # inside a sub-block), large on edges, ramps and texture
-    sub = B // 2 if nd > 1 else B // 4
+    sub = max(1, B // 2 if nd > 1 else B // 4)  # at least a pixel (tiny 1-D signals: B = 2)
     per_row = int(np.prod([n // B for n in core_shape[1:]], dtype=np.int64))  # blocks per block row
     cols = [np.empty(n0 * per_row) for _ in range(9)] + [np.empty(n0 * per_row, dtype=bool) for _ in range(2)]
     amax = 0.0  # max |core|

@@ -37,7 +37,9 @@ whole image does.
 import numpy as np
 from numba import njit, prange
 
-from nlm._config import JIT, JIT_PARALLEL
+from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
+
+defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
 
 @njit(**JIT)

@@ -53,11 +53,13 @@ import functools
 import numpy as np
 from numba import njit
 
-from nlm._config import JIT
+from nlm._config import JIT, defer_blas_probe
 from nlm.ops._nlm_volume import _band_rows, _nlm_bands, _nlm_reduce  # noqa: F401 - the volume path
 from nlm.ops._simd import INV_LN2, _exp2_neg, _fma, _wide_vectors  # noqa: F401 - re-exported
 from nlm.ops._threads import parallel_for
 from nlm.ops.scratch import borrow as borrow_scratch
+
+defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
 #: helpers that only read and write arrays they are given (no allocation): no
 #: reference counting, so calls in the hot loops cost no atomic operations

@@ -31,9 +31,11 @@ scalar kernel.
 import numpy as np
 from numba import njit, prange
 
-from nlm._config import JIT, JIT_PARALLEL
+from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
 from nlm.ops._simd import INV_LN2, _exp2_neg, _fma, _wide_vectors
 from nlm.ops.kernels import _SAFE_EXP, _unscale
+
+defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
 JIT_BORROW = dict(JIT, _nrt=False)
 

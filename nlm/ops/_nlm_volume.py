@@ -10,8 +10,10 @@ accumulators with a halo of the window radius, added together by
 import numpy as np
 from numba import njit, prange
 
-from nlm._config import JIT, JIT_PARALLEL
+from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
 from nlm.ops._simd import _exp2_neg, _fma, _wide_vectors
+
+defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
 JIT_BORROW = dict(JIT, _nrt=False)
 

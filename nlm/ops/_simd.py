@@ -11,7 +11,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from nlm._config import JIT, VECTOR_WIDTH
+from nlm._config import JIT, VECTOR_WIDTH, defer_blas_probe
+
+defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
 
 @intrinsic
