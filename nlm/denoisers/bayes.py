@@ -302,8 +302,15 @@ def denoise_nl_bayes(
     does not depend on the thread count, and a block with the margin of
     :func:`nlm.denoisers.bayes_passes.volume_margin` reproduces the volume's values exactly
     (:func:`nlm.denoisers.bayes_passes.run_volume_passes` takes the block's origin).
-    Memory: the working image, the basic estimate, a float64 numerator,
-    a float32 weight image and a mask: about 6 times a float32 grey input.
+    Memory (2-D alike): the blind estimate reads the image in float64
+    slabs (:func:`nlm.estimate_noise`: about 1.4 times a float32 grey
+    input), the noise level a float64 smoothed copy (2 times; 4 while its
+    percentiles are taken, for data outside [0, 1]); a grey input is its
+    own working image, and each step holds the guide, a float64 numerator,
+    its result (whose last channel keeps the weights until it is written)
+    and a mask of the patch positions: about 4.3 times a float32 grey
+    input, 4.5 measured on 128x128x64 (``benchmarks/volumes.py``; colour
+    adds the decorrelated working copy).
     A noise map adds its float64 variances, a mask one bool array of valid
     patches per patch size (and a transient int32 count of the masked
     pixels).

@@ -25,16 +25,20 @@ from nlm.denoisers.bayes_setup import _grid_in, _level_table, _uniform_interp
 TILED_DIMS = (2, 3)
 
 
-def _mix(tmat, xc):
-    """``tmat @ xc`` over the channels (float64), pixel by pixel in a fixed order.
+def _mix(tmat, xc, dtype=np.float64):
+    """``tmat @ xc`` over the channels, pixel by pixel in a fixed order, in ``dtype``.
 
-    Elementwise products and sums, not BLAS: a pixel's rounding never depends
-    on its place in the array, so a tile gets the whole image's values.
+    Elementwise products and sums in float64, not BLAS: a pixel's rounding
+    never depends on its place in the array, so a tile gets the whole
+    image's values.  A channel at a time (each rounded once to ``dtype``),
+    so the float64 temporaries are one channel's.  One channel and the
+    identity: ``xc`` itself (contiguous) when it is already in ``dtype``,
+    as the float64 sum would give it.
     """
     C = xc.shape[0]
     if C == 1 and tmat[0, 0] == 1.0:
-        return xc.astype(np.float64)
-    out = np.empty(xc.shape, dtype=np.float64)
+        return np.ascontiguousarray(xc, dtype=dtype)
+    out = np.empty(xc.shape, dtype=dtype)
     for c in range(C):
         acc = float(tmat[c, 0]) * xc[0].astype(np.float64)
         for j in range(1, C):
@@ -92,7 +96,7 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     Hg, Wg = (H, W) if shape is None else (int(shape[0]), int(shape[1]))
     dtype = xc.dtype
 
-    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
+    work = _mix(tmat, xc, dtype)  # xc itself for one channel (the kernels never write it)
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     from nlm.ops._bayes_kernels import bayes_step
 
@@ -119,20 +123,32 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     return _finish(final, prm, unbias, dtype)
 
 
-def _finish(final, prm, unbias, dtype):
+def _finish(final, prm, unbias, dtype, chunk=1 << 16):
     """The last pass's channel-first estimate -> the caller's channels and scale, in ``dtype``.
 
     Back from the decorrelated channels; on clipped data, the inverse of the
     clipped mean (the groups estimate the mean of the clipped observation,
     pulled inside the bounds near them); unscaled by ``prm["exponent"]``.
+    Elementwise, ``chunk`` pixels at a time (float64 temporaries of a chunk,
+    not of the image; the values of one whole-image pass).  One channel,
+    unclipped and unscaled: ``final`` itself (``dtype`` through float64 and back is exact).
     """
-    out = _mix(prm["tmat"].T, final)
-    if unbias is not None:
-        out = _uniform_interp(out, unbias)
-    _check_finite(out, "the last step", prm["model"])
-    if prm["exponent"]:
-        out = np.ldexp(out, -prm["exponent"])
-    return out.astype(dtype, copy=False)
+    tmat, e = prm["tmat"], prm["exponent"]
+    C = final.shape[0]
+    if C == 1 and tmat[0, 0] == 1.0 and unbias is None and not e and final.dtype == dtype:
+        _check_finite(final, "the last step", prm["model"])
+        return final
+    out = np.empty(final.shape, dtype=dtype)
+    src, dst = final.reshape(C, -1), out.reshape(C, -1)
+    for s in range(0, src.shape[1], chunk):
+        part = _mix(tmat.T, src[:, s : s + chunk])
+        if unbias is not None:
+            part = _uniform_interp(part, unbias)
+        _check_finite(part, "the last step", prm["model"])
+        if e:
+            part = np.ldexp(part, -e)
+        dst[:, s : s + chunk] = part
+    return out
 
 
 def _valid_patches(mask, p, ndim=2):
@@ -229,7 +245,7 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sig
     p1 = np.array(prm["p1"], dtype=np.int64)
     p2 = np.array(prm["p2"], dtype=np.int64)
     dtype = xc.dtype
-    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
+    work = _mix(tmat, xc, dtype)  # xc itself for one channel (the kernels never write it)
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     o = np.array(origin, dtype=np.int64)
     # noise map (variances, working units) and valid patches; empty: none

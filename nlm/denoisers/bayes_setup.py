@@ -199,7 +199,7 @@ def _pow2_exponent(xc):
     two is exact, so values of any finite magnitude neither overflow nor
     underflow, and images in ordinary ranges are not touched.
     """
-    amax = float(np.max(np.abs(xc)))
+    amax = max(float(np.max(xc)), -float(np.min(xc)))  # max |x|, without an |x| copy
     if amax == 0.0 or 2.0**-20 <= amax <= 2.0**20:
         return 0
     return int(np.clip(-np.round(np.log2(amax)), -1000, 1000))
@@ -282,6 +282,21 @@ def _uniform_interp(u, spec):
     return out
 
 
+def _variance_in_place(model, a, chunk=1 << 16):
+    """``model.variance(a)`` written over the float64 array ``a`` (returned), a chunk of values at a time.
+
+    The variance is elementwise: the same values as one call on the whole
+    array (chunks at multiples of ``chunk`` values keep the SIMD lanes), without its full-size
+    temporaries (a Rician variance makes about ten).
+    """
+    if not a.flags.c_contiguous:
+        return model.variance(a)
+    flat = a.reshape(-1)
+    for s in range(0, flat.size, chunk):
+        flat[s : s + chunk] = model.variance(flat[s : s + chunk])
+    return a
+
+
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                 flat=None, passes=None):
     """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes).
@@ -318,7 +333,9 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     # noise level on the 0..255 scale: root mean variance over the image
     from scipy.ndimage import uniform_filter
 
-    smooth = uniform_filter(xc.astype(np.float64), size=(1,) + (3,) * (xc.ndim - 1), mode="reflect")
+    # float64 output from the working dtype directly (scipy filters in float64 either way: the values of a
+    # float64 copy, without the copy)
+    smooth = uniform_filter(xc, size=(1,) + (3,) * (xc.ndim - 1), mode="reflect", output=np.float64)
     if preserve_range and np.dtype(image_dtype).kind in "iu":
         # the dtype's range, as [0, 1] is for converted images
         rng = float(np.iinfo(image_dtype).max) * 2.0**e
@@ -327,7 +344,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     else:
         rng = max(float(np.percentile(smooth, 99.5)) - min(float(np.percentile(smooth, 0.5)), 0.0), 1e-300)
     tmat = _colour_transform(C)
-    mean_var = float(np.mean(model.variance(smooth)))
+    mean_var = float(np.mean(_variance_in_place(model, smooth)))
     del smooth
     grid = np.linspace(max(lo, 0.0), max(hi, 0.0), 65)
     max_var = max(float(np.max(model.variance(grid))), float(model.variance(lo)))

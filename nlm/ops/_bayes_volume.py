@@ -278,7 +278,9 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
     block's coordinates); ``psz``, ``rad``, ``cell``, ``origin``: patch
     sides, window radii, cell sides (``cell[a] >= 2 rad[a] + psz[a]``) and
     the position of the block's first voxel in the volume, per axis (int64
-    arrays of 3).  Voxels no group covers keep their noisy value.  The cells
+    arrays of 3).  Voxels no group covers keep their noisy value.  Memory:
+    a float64 numerator, the result (whose last channel holds the weights
+    until it is written) and the mask of the positions.  The cells
     (global indices) that reach the block, colour by colour; within a colour
     in parallel, dealt in :func:`nlm.ops._bayes_kernels._spread_order`.
 
@@ -293,7 +295,8 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
     """
     C, Zn, H, W = noisy.shape
     num = np.zeros((C, Zn, H, W))
-    wgt = np.zeros((Zn, H, W), dtype=np.float32)
+    out = np.zeros_like(noisy)
+    wgt = out[C - 1]  # the weights (whole counts: exact in any float) in the result's last channel, written last
     npos = np.array([Zn - psz[0] + 1, H - psz[1] + 1, W - psz[2] + 1])
     mask = np.zeros((npos[0], npos[1], npos[2]), dtype=np.bool_)
     k0 = np.empty(3, dtype=np.int64)  # first cell reaching the block, per axis
@@ -321,8 +324,7 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
                 hi[a] = lo[a] + cell[a]
             _cell3(noisy, guide, num, wgt, mask, lo, hi, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1,
                    nlf, tmat, beta, flat, vmap, pvalid)
-    out = np.empty_like(noisy)
-    for c in range(C):
+    for c in range(C):  # channel C - 1 (the weights) after the others; a voxel's weight read before it is replaced
         for z in prange(Zn):
             for i in range(H):
                 for j in range(W):

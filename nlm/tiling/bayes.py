@@ -235,15 +235,16 @@ def _broadcast_mask(mask, image, axis):
 
 
 #: working blocks of NL-Bayes (margins included) hold about this many values
-#: (pixels times channels): the filter keeps about 12 working-float copies
-#: of a block (the working image, two estimates, a float64 numerator, the
-#: weights, the mask, float64 colour transforms, dask's copies), so 2^22
-#: float32 values about 200 MB (BAYES_BYTES_PER_VALUE)
+#: (pixels times channels): a block in flight costs about 6 working-float
+#: copies of it (dask's block, the guide, a float64 numerator, the result
+#: holding the weights, the mask; a grey block is its own working image;
+#: measured 6.0 on the 256^3 run of benchmarks/volumes.py), so 2^22 float32
+#: values about 100 MB (BAYES_BYTES_PER_VALUE: 8, with room for dask's pieces)
 _BAYES_WORK_PIXELS = 1 << 22
 
 #: bytes per value (pixel and channel) of a block of tiled NL-Bayes, per
 #: byte of the working float (the command line's --memory-limit divides by it)
-BAYES_BYTES_PER_VALUE = 12
+BAYES_BYTES_PER_VALUE = 8
 
 
 def _bayes_blocks(image, spatial_axes, depth, patch, work_pixels, more=0):
