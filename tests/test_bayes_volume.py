@@ -220,6 +220,18 @@ def test_volume_parameters_table():
         assert len(prm["patch1"]) == 3 and len(prm["patch2"]) == 3 and len(prm["radius"]) == 3
         assert prm["n1"] >= 2 and prm["n2"] >= 2 and prm["passes"] in (2, 3)
         assert all(p % 2 == 1 for p in prm["patch1"] + prm["patch2"])
+        assert prm["tau_var"] > 0
+
+
+def test_step2_threshold_capped_by_the_noise_variance(phantom):
+    from nlm.denoisers.bayes_setup import _volume_parameters
+
+    # phantom in [0, 1]: the absolute threshold is (4/255)^2; the cap 0.01 sigma^2 is below it up to sigma 0.157
+    for sigma, capped in ((0.02, True), (0.1, True), (0.3, False)):
+        prm = _volume_parameters(phantom[None], np.float64, "auto", sigma, None, False, None, None, None, None,
+                                 None, None)
+        cap = volume_parameters(prm["sigma255"])["tau_var"] * sigma**2
+        assert prm["tau"] == pytest.approx(cap if capped else (4.0 / 255.0) ** 2, rel=1e-9)
 
 
 @pytest.mark.parametrize(
