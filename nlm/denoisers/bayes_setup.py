@@ -297,6 +297,24 @@ def _variance_in_place(model, a, chunk=1 << 16):
     return a
 
 
+def _mean_noise_variance(model, smooth):
+    """The mean noise variance over an image, from its (float64, 3 x 3) smoothed copy ``smooth`` (overwritten).
+
+    For a purely multiplicative model (``a = b = 0``: speckle, SAR gamma)
+    an exact zero of the data is a zero of the clean image, which carries no
+    noise: such pixels (a smoothed value of 0) are left out, so that a large
+    exactly-zero background (an MRI slice, a masked scene) does not pull the
+    noise level, and with it the parameters, to that of a fraction of the
+    image.  All zero: 0.
+    """
+    var = _variance_in_place(model, smooth)
+    if model.a == 0 and model.b == 0 and model.c > 0:
+        pos = var > 0
+        n = int(np.count_nonzero(pos))
+        return float(np.sum(var, where=pos) / n) if n else 0.0
+    return float(np.mean(var))
+
+
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                 flat=None, passes=None):
     """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes).
@@ -344,7 +362,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     else:
         rng = max(float(np.percentile(smooth, 99.5)) - min(float(np.percentile(smooth, 0.5)), 0.0), 1e-300)
     tmat = _colour_transform(C)
-    mean_var = float(np.mean(_variance_in_place(model, smooth)))
+    mean_var = _mean_noise_variance(model, smooth)
     del smooth
     grid = np.linspace(max(lo, 0.0), max(hi, 0.0), 65)
     max_var = max(float(np.max(model.variance(grid))), float(model.variance(lo)))
