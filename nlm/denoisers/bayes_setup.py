@@ -302,10 +302,11 @@ def _mean_noise_variance(model, smooth, xc):
     ``smooth`` (overwritten).
 
     With SAR gamma speckle (``y = x s``, ``s > 0``, never clipped) an exact
-    zero of the data is a zero of the clean image, which carries no noise: pixels that are 0 in every channel are left out, so that a large
-    exactly-zero background (an MRI slice, a masked scene) does not pull the
-    noise level, and with it the parameters, down to that of a fraction of
-    the image.  All zero: 0.  Other models: the mean over every pixel.
+    zero of the data is a zero of the clean image, which carries no noise:
+    pixels that are 0 in every channel are left out, so that a large
+    exactly-zero background (an MRI slice, a masked scene) does not pull
+    the noise level, and with it the parameters, down to that of a fraction
+    of the image.  All zero: 0.  Other models: the mean over every pixel.
     """
     var = _variance_in_place(model, smooth)
     if model.name == "gamma":
