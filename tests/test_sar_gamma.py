@@ -12,9 +12,9 @@ from scipy import ndimage
 
 from nlm import denoise_nl_bayes, denoise_nl_means
 from nlm.denoisers.bayes_setup import _parameters
-from nlm.denoisers.means import _gamma_floor
 from nlm.metrics import psnr
 from nlm.noise import Gamma
+from nlm.noise.transforms import gamma_floor
 
 
 def _disc(n=64, level=0.5):
@@ -85,8 +85,8 @@ def test_nl_bayes_noise_level_ignores_exact_zeros():
 
 def test_nlm_gamma_log_floor_is_the_smallest_positive_value():
     y = np.array([0.0, 1e-4, 0.5, 40.0])
-    assert _gamma_floor(y, 7.0) == 1e-4
-    assert _gamma_floor(np.zeros(3), 7.0) == 7.0
+    assert gamma_floor(y, 7.0) == 1e-4
+    assert gamma_floor(np.zeros(3), 7.0) == 7.0
 
 
 def _quadrants(n=128):
