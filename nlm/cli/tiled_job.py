@@ -8,6 +8,7 @@ import click
 
 from nlm.cli.image_job import check_patch_fits, denoise_file, given_noise_option, noise_model
 from nlm.cli.report import make_record
+from nlm.cli.runtime import resume_gc
 
 #: NL-Bayes in memory peaks at about 7.5 working-float copies of the image
 #: (docs/large-images.md), the budget's estimate (in_memory_bytes) counts 5
@@ -435,5 +436,6 @@ def _masked_parameters(work, mask, sigma, h, nspatial):
 
 def denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):
     if needs_tiles(src, dst, scale, params.method):
+        resume_gc()  # tiles: a run that may be long
         return denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
     return denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=scale.max_pixels)
