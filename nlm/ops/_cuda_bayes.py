@@ -43,10 +43,11 @@ CPU's (results equal to rounding of the final division, measured ~1e-16).
 On a device NVVM contracts multiply-adds into fused multiply-adds (numba-cuda
 has no switch to turn contraction off without the other fast-math flags),
 so sums differ in their last bits; where two candidates are that close in
-distance, the group can take the other one, a local difference of the order
-of the noise times 1e-3 (the bar of the issue is 1e-4 of the range; the
-device comparison is in ``tests/test_gpu_bayes.py`` when run with
-``NUMBA_ENABLE_CUDASIM=0``).
+distance (or a group's variance sits on the flat-area threshold), the group
+can take the other one: a local difference, whose size and frequency are
+still to be measured on a device (the bar of the issue is 1e-4 of the range;
+``tests/test_gpu_bayes.py`` asserts it when run with
+``NUMBA_ENABLE_CUDASIM=0``, ``benchmarks/gpu.py`` prints it).
 
 Cost per reference as the CPU's (``O(W P C)`` search, ``O(n d^2 + d^3)``
 estimate) plus ``O(W^2 / T)`` for the rank selection with ``T`` threads per
