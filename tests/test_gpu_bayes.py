@@ -360,3 +360,52 @@ def test_kernels_ask_for_the_cache():
     src += open(importlib.util.find_spec("nlm.ops._cuda_nlm").origin).read()
     kernels = [line for line in src.splitlines() if line.strip().startswith("@cuda.jit")]
     assert kernels and all("device=True" in k or "**CUDA_JIT" in k for k in kernels)
+
+
+_PTX = r"""
+import sys
+from numba import cuda, types as T
+import numba.cuda.dispatcher as disp
+
+class _Device:  # device functions ask the current device for its compute capability: none here
+    compute_capability = (9, 0)
+
+disp.get_current_device = lambda: _Device()
+from nlm.ops import _cuda_bayes as B
+
+def a(dt, nd):
+    return T.Array(dt, nd, "C")
+
+f8, i8, b1 = T.float64, T.int64, T.boolean
+try:
+    for img in (T.float32, T.float64):
+        sig = (a(img, 4), a(img, 4), a(f8, 4), a(f8, 3), a(b1, 3), *[a(i8, 1)] * 6, a(i8, 2), i8, i8, f8, b1,
+               a(f8, 1), a(f8, 2), f8, f8, a(f8, 3), b1, a(b1, 3), b1, a(f8, 2), a(T.int32, 2), a(i8, 2),
+               *[a(f8, 3)] * 5, *[a(f8, 2)] * 4)
+        ptx, _ = cuda.compile_ptx(B._cells_kernel.py_func, sig, cc=(9, 0))
+        assert ".entry" in ptx
+        cuda.compile_ptx(B._finish_kernel.py_func, (a(img, 4), a(f8, 4), a(f8, 3), a(img, 4)), cc=(9, 0))
+    cuda.compile_ptx(B._zero_kernel.py_func, (a(b1, 1),), cc=(9, 0))
+except Exception as exc:
+    name = type(exc).__name__
+    if "LibNotFound" in name or "NvvmSupport" in name or "libnvvm" in str(exc) or "libnvrtc" in str(exc):
+        print("SKIP", name, str(exc).splitlines()[0])
+        sys.exit(77)
+    raise
+print("OK")
+"""
+
+
+def test_kernels_compile_for_a_device_without_one():
+    """Typing, lowering and NVVM of the kernels for sm_90 (the simulator checks none of it), where NVVM is.
+
+    Needs NVVM and NVRTC (``pip install "cuda-toolkit[nvvm,nvrtc]==13.*"``), no GPU and no driver.
+    """
+    import os
+    import subprocess
+
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    r = subprocess.run([sys.executable, "-c", _PTX], env=env, capture_output=True, text=True, timeout=600)
+    if r.returncode == 77:
+        pytest.skip(f"no NVVM / NVRTC to compile with: {r.stdout.strip()}")
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr

@@ -25,9 +25,10 @@ positions an earlier group estimated (the mask), and for each reference
    noise map, the flat-area rule, the covariance, the ridge, a Cholesky
    factorisation one column at a time, the substitutions one column of
    patches per thread);
-4. aggregates the estimates into float64 numerator and weight images, patch
-   after patch (the CPU's order of additions at every pixel), and marks the
-   members done.
+4. aggregates the estimates into float64 numerator and weight images, one
+   thread per pixel of the window's box adding the members that cover it in
+   the group's order (the CPU's order of additions at every pixel), and marks
+   the members done.
 
 Two cells of one colour never write the same pixels nor read each other's
 marks, so the blocks of a launch need no atomics and the result does not
@@ -346,24 +347,39 @@ def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_s
             pvar[v] = s / n
     cuda.syncthreads()
     _estimate(Y, G, X, M, Z, dvar, mean, gm, pvar, shf, n, C, pp, step1, use_map, nlf, tmat, beta, flat, tid, nt)
-    # aggregation patch after patch: the CPU's order of additions at every pixel
-    for g in range(n):
+    # aggregation: one thread per pixel of the window's box (every member lies in it), adding the members
+    # that cover it in the group's order: the CPU's order of additions at every pixel, no conflicts
+    for g in range(tid, n, nt):
         q = idx[g]
         qj = q % Wp
         q //= Wp
-        qi = q % Hp
-        qz = q // Hp
-        if tid == 0:
-            mask[qz, qi, qj] = True
-        for v in range(tid, pp, nt):
-            az = v // (py * px)
-            w = v - az * py * px
-            a = w // px
-            b = w - a * px
-            wgt[qz + az, qi + a, qj + b] += 1.0
+        mask[q // Hp, q % Hp, qj] = True
+    bi = i1 + py - i0
+    bj = j1 + px - j0
+    nbox = (z1 + pz - z0) * bi * bj
+    for e in range(tid, nbox, nt):
+        z = e // (bi * bj)
+        rem = e - z * bi * bj
+        i = rem // bj
+        j = rem - i * bj + j0
+        z += z0
+        i += i0
+        for g in range(n):
+            q = idx[g]
+            qj = q % Wp
+            q //= Wp
+            qi = q % Hp
+            qz = q // Hp
+            az = z - qz
+            a = i - qi
+            b = j - qj
+            if az < 0 or az >= pz or a < 0 or a >= py or b < 0 or b >= px:
+                continue
+            v = (az * py + a) * px + b
+            wgt[z, i, j] += 1.0
             for c in range(C):
-                num[c, qz + az, qi + a, qj + b] += X[c * pp + v, g]
-        cuda.syncthreads()
+                num[c, z, i, j] += X[c * pp + v, g]
+    cuda.syncthreads()
 
 
 @cuda.jit(**CUDA_JIT)
