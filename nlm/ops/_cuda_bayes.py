@@ -19,7 +19,7 @@ positions an earlier group estimated (the mask), and for each reference
 2. selects the group: the reference, then the ``n - 1`` other nearest with
    ties in raster order (the rank of each candidate under ``(distance,
    position)``, counted by its thread; the same set as the CPU's
-   quickselect), compacted in raster order;
+   quickselect), compacted in raster order by a block-wide scan;
 3. estimates the group in float64 (:func:`nlm.ops._bayes_kernels.group_estimate`
    step for step: means, the noise variances from the level function or the
    noise map, the flat-area rule, the covariance, the ridge, a Cholesky
@@ -71,6 +71,8 @@ THREADS = 128
 THREADS_SIM = 4
 #: most blocks (cells) per launch (scratch memory is per block)
 MAX_BLOCKS = 2048
+#: most threads per block (the compaction's shared array)
+MAX_THREADS = 256
 
 
 @cuda.jit(device=True)
@@ -225,7 +227,7 @@ def _estimate(Y, G, X, M, Z, dvar, mean, gm, pvar, shf, n, C, pp, step1, use_map
 @cuda.jit(device=True)
 def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_sim, cap, tau, step1, nlf, tmat,
            beta, flat, vmap, use_map, pvalid, masked, cd, flags, idx, Y, G, X, M, Z, dvar, mean, gm, pvar, shi, shf,
-           tid, nt):
+           scan, tid, nt):
     """One reference patch by the block: search, selection, estimate, aggregation (the CPU's ``_group3``)."""
     C = noisy.shape[0]
     pp = pz * py * px
@@ -301,16 +303,27 @@ def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_s
             if rank < k:
                 flags[t] = 1
     cuda.syncthreads()
+    # compaction in raster order: each thread its run of candidates, placed after the runs before it
+    run = (m + nt - 1) // nt
+    t0 = min(tid * run, m)
+    t1 = min(t0 + run, m)
+    cnt = 0
+    for t in range(t0, t1):
+        cnt += flags[t]
+    scan[tid] = cnt
+    cuda.syncthreads()
+    pos = 1
+    for u in range(tid):
+        pos += scan[u]
+    for t in range(t0, t1):
+        if flags[t] != 0:
+            tz = t // (ni * nj)
+            rem = t - tz * ni * nj
+            ti = rem // nj
+            idx[pos] = ((z0 + tz) * Hp + i0 + ti) * Wp + j0 + rem - ti * nj
+            pos += 1
     if tid == 0:
         idx[0] = (rz * Hp + ri) * Wp + rj
-        cnt = 1
-        for t in range(m):
-            if flags[t] != 0:
-                tz = t // (ni * nj)
-                rem = t - tz * ni * nj
-                ti = rem // nj
-                idx[cnt] = ((z0 + tz) * Hp + i0 + ti) * Wp + j0 + rem - ti * nj
-                cnt += 1
     cuda.syncthreads()
     D = C * pp
     for e in range(tid, D * n, nt):
@@ -392,6 +405,7 @@ def _cells_kernel(noisy, guide, num, wgt, mask, zs, rows, cols, psz, rad, cell, 
     nt = cuda.blockDim.x
     shi = cuda.shared.array(4, np.int64)
     shf = cuda.shared.array(4, np.float64)
+    scan = cuda.shared.array(MAX_THREADS, np.int64)
     lo0 = lows[b, 0]
     lo1 = lows[b, 1]
     lo2 = lows[b, 2]
@@ -418,7 +432,7 @@ def _cells_kernel(noisy, guide, num, wgt, mask, zs, rows, cols, psz, rad, cell, 
                     continue
                 _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, rad[0], rad[1], rad[2], n_sim, cap, tau,
                        step1, nlf, tmat, beta, flat, vmap, use_map, pvalid, masked, cd[b], flags[b], idx[b], Y[b], G[b],
-                       X[b], M[b], Z[b], dvar[b], mean[b], gm[b], pvar[b], shi, shf, tid, nt)
+                       X[b], M[b], Z[b], dvar[b], mean[b], gm[b], pvar[b], shi, shf, scan, tid, nt)
     if masked:
         # valid voxels no valid reference reached get groups of their own (the CPU's second loop)
         for rz in range(max(lo0, 0), min(hi0, mask.shape[0])):
@@ -436,8 +450,8 @@ def _cells_kernel(noisy, guide, num, wgt, mask, zs, rows, cols, psz, rad, cell, 
                     if bare:
                         _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, rad[0], rad[1], rad[2], n_sim, cap,
                                tau, step1, nlf, tmat, beta, flat, vmap, use_map, pvalid, masked, cd[b], flags[b],
-                               idx[b], Y[b], G[b], X[b], M[b], Z[b], dvar[b], mean[b], gm[b], pvar[b], shi, shf, tid,
-                               nt)
+                               idx[b], Y[b], G[b], X[b], M[b], Z[b], dvar[b], mean[b], gm[b], pvar[b], shi, shf,
+                               scan, tid, nt)
 
 
 @cuda.jit(**CUDA_JIT)
@@ -468,7 +482,7 @@ def _zero_kernel(a):
 
 
 def _threads():
-    return THREADS_SIM if simulator_enabled() else THREADS
+    return min(THREADS_SIM if simulator_enabled() else THREADS, MAX_THREADS)
 
 
 def _zeros(shape, dtype):
