@@ -301,6 +301,20 @@ def test_cli_bayes_device(gpu, tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
     g, c = iio.imread(tmp_path / "g.png").astype(int), iio.imread(tmp_path / "c.png").astype(int)
     assert np.abs(g - c).max() <= (0 if SIM else 1)  # 8-bit rounding of equal results
+    # 16-bit colour TIFF, --device auto --verbose says where it ran
+    src16 = tmp_path / "in16.tif"
+    rgb = np.clip(np.moveaxis(_phantom((8, 9), 3, np.float64, 43), 0, -1), 0, 1)
+    iio.imwrite(src16, (rgb * 65535).astype(np.uint16))
+    args16 = ["--method", "bayes", "--patch-size", "3", "--patch-distance", "2"]
+    r = CliRunner().invoke(main, ["denoise", str(src16), str(tmp_path / "g16.tif"), "--device", "auto", "--verbose",
+                                  *args16])
+    assert r.exit_code == 0, r.output
+    assert "device cuda" in r.output
+    r = CliRunner().invoke(main, ["denoise", str(src16), str(tmp_path / "c16.tif"), *args16])
+    assert r.exit_code == 0, r.output
+    g16, c16 = iio.imread(tmp_path / "g16.tif"), iio.imread(tmp_path / "c16.tif")
+    assert g16.dtype == c16.dtype == np.uint16 and g16.shape == rgb.shape
+    assert np.abs(g16.astype(int) - c16.astype(int)).max() <= (0 if SIM else 7)  # 1e-4 of 65535
     monkeypatch.setattr(dev, "_STATUS", (False, "no CUDA GPU or driver was found"))
     r = CliRunner().invoke(main, ["denoise", str(src), str(tmp_path / "x.png"), "--device", "cuda", *args])
     assert r.exit_code == 1 and "no CUDA GPU or driver" in r.output and "Traceback" not in r.output
