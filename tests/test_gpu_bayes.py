@@ -216,7 +216,7 @@ def test_cells_by_colour_are_the_cpu_cells(gpu):
         ((13, 9), None, np.float32, dict(sigma=0.08, patch_size=3, search_radius=3, passes=3)),  # odd, pass 3
         ((12, 14), None, np.float64, dict(noise="poisson", patch_size=3, search_radius=2)),  # Poisson
         ((6, 7, 8), None, np.float32, dict(sigma=0.08)),  # volume, default parameters
-        ((2, 6, 7, 5), 0, np.float64, dict(sigma=0.08, patch_size=3, search_radius=1)),  # volume, channels
+        ((2, 6, 7, 5), 0, np.float64, dict(sigma=0.08, patch_size=(1, 3, 3), search_radius=1)),  # volume, channels
     ],
 )
 def test_denoise_cuda_equals_cpu(gpu, shape, axis, dtype, kwargs):
@@ -418,8 +418,23 @@ def test_kernels_compile_for_a_device_without_one():
     import os
     import subprocess
 
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+
+        for lib in ("nvvm", "nvrtc"):
+            load_nvidia_dynamic_lib(lib)
+    except Exception as exc:  # noqa: BLE001 - not installed, in whatever way: nothing to compile with
+        pytest.skip(f"no NVVM / NVRTC to compile with: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
     r = subprocess.run([sys.executable, "-c", _PTX], env=env, capture_output=True, text=True, timeout=600)
     if r.returncode == 77:
         pytest.skip(f"no NVVM / NVRTC to compile with: {r.stdout.strip()}")
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_non_finite_step_is_a_clear_error(gpu, monkeypatch):
+    """The device check between the steps (reduced on the device) raises the CPU path's error."""
+    monkeypatch.setattr(gpu, "all_finite", lambda a: False)
+    x = np.clip(_phantom((8, 9), 1, np.float32, 47)[0], 0, 1)
+    with pytest.raises(FloatingPointError, match="step 1"):
+        denoise_nl_bayes(x, sigma=0.1, patch_size=3, search_radius=1, device="cuda")

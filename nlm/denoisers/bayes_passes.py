@@ -188,7 +188,7 @@ def _device_passes(work, prm, nlf, vmap, valid1, valid2, *, steps, p1, p2, rad, 
 
     def check(a, where):
         if not all_finite(a):
-            _check_finite(np.array([np.nan]), where, model)
+            _nonfinite(where, model)
 
     basic = bayes_step_cuda(dev, dev, *steps[0], p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
                             float(beta[0]), float(flat[0]), cells[0], origin, vm, v1)
@@ -242,10 +242,15 @@ def _restore(out, given, mask, nodata, axis):
 def _check_finite(a, where, model):
     """A last guard: non-finite values must never reach the next kernel (its search would index garbage)."""
     if not np.isfinite(a).all():
-        raise FloatingPointError(
-            f"NL-Bayes produced NaN or infinite values in {where} with the noise model {model!r}; this is a bug "
-            "in nlm, please report it with the image's shape, dtype and range"
-        )
+        _nonfinite(where, model)
+
+
+def _nonfinite(where, model):
+    """The error of :func:`_check_finite` (the GPU passes reduce the check on the device)."""
+    raise FloatingPointError(
+        f"NL-Bayes produced NaN or infinite values in {where} with the noise model {model!r}; this is a bug "
+        "in nlm, please report it with the image's shape, dtype and range"
+    )
 
 
 def _cells3(rad, p):
