@@ -68,7 +68,7 @@ def astronaut_speckle() -> list[LayerData]:
 
 
 def blobs_clean(shape: tuple[int, int, int] = (48, 128, 128)) -> np.ndarray:
-    """A smooth synthetic volume (float32 in [0.1, 0.9]): 3-D binary blobs (seed 0), blurred by a Gaussian of 2 voxels."""
+    """A smooth synthetic volume, float32 in [0.1, 0.9]: 3-D binary blobs (seed 0) blurred by a Gaussian of 2 voxels."""
     from skimage.data import binary_blobs
     from skimage.filters import gaussian
 
