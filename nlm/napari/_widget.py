@@ -115,6 +115,7 @@ def _start_run(widget: FunctionGui, worker: Any) -> None:
         info.value = "cancelled"
 
     def on_finish() -> None:
+        worker._nlm_finished = True  # set in the UI thread, after the result (or the error) is shown
         cancel.enabled = False
         bar.label = ""
         if getattr(widget, WORKER, None) is worker:
@@ -172,9 +173,13 @@ def _preview(widget: FunctionGui) -> Any:
             _put(viewer, f"{layer.name} preview", data, layer, meta, translate=translate)
         widget._nlm_info.value = "preview " + _describe([model])
 
+    def on_finish() -> None:
+        worker._nlm_finished = True
+
     worker = work()
     worker.returned.connect(on_return)
     worker.errored.connect(lambda exc: setattr(widget._nlm_info, "value", f"error: {exc}"))
+    worker.finished.connect(on_finish)
     widget._nlm_preview_worker = worker
     worker.start()
     return worker
