@@ -174,7 +174,7 @@ def test_the_manifest_contributes_the_widget_and_samples(qtbot, make_napari_view
         pm.discover()
     assert "nlm" in pm
     viewer = make_napari_viewer_proxy()
-    dock, widget = viewer.window.add_plugin_dock_widget("nlm", "Denoise (nlm)")
+    dock, widget = viewer.window.add_plugin_dock_widget("nlm", "Denoise")
     assert widget.call_button.text == "Denoise"
     viewer.open_sample("nlm", "camera_gaussian")
     assert [lay.name for lay in viewer.layers] == ["camera gaussian noisy", "camera gaussian clean"]

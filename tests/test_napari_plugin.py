@@ -222,7 +222,7 @@ def test_manifest_names_functions_that_exist():
     manifest = yaml.safe_load(MANIFEST.read_text())
     assert manifest["name"] == "nlm"
     commands = {c["id"]: c["python_name"] for c in manifest["contributions"]["commands"]}
-    assert [w["display_name"] for w in manifest["contributions"]["widgets"]] == ["Denoise (nlm)"]
+    assert [w["display_name"] for w in manifest["contributions"]["widgets"]] == ["Denoise"]
     for sample in manifest["contributions"]["sample_data"]:
         module, name = commands[sample["command"]].split(":")
         assert callable(getattr(__import__(module, fromlist=[name]), name))
