@@ -127,6 +127,21 @@ def test_cancel_stops_between_frames(qtbot, viewer_widget):
     assert widget._nlm_progress.value < widget._nlm_progress.max
 
 
+def test_a_new_run_replaces_the_one_in_progress(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    stack, _ = _noisy((40, 16, 16), seed=5)
+    widget.image.value = viewer.add_image(stack, name="movie")
+    widget.axes.value, widget.patch_size.value, widget.search_radius.value = R.FRAMES, 3, 2
+    first = widget()
+    second = widget(search_radius=1)
+    assert first.abort_requested and getattr(widget, W.WORKER) is second
+    _wait(qtbot, first)
+    _wait(qtbot, second)
+    meta = viewer.layers["movie denoised"].metadata["nlm"]
+    assert meta["parameters"] == {"patch_size": 3, "patch_distance": 1}
+    assert widget._nlm_progress.value == 80 and not widget._nlm_cancel.enabled
+
+
 def test_preview_filters_the_slice_on_screen(qtbot, viewer_widget):
     viewer, widget = viewer_widget
     vol, _ = _noisy((4, 24, 28), seed=4)

@@ -86,8 +86,8 @@ def _start_run(widget: FunctionGui, worker: Any) -> None:
     if worker is None:
         return
     old = getattr(widget, WORKER, None)
-    if old is not None and old.is_running:
-        old.quit()
+    if old is not None and not getattr(old, "_nlm_finished", False):
+        old.quit()  # also before it runs: a pool thread may not have picked it up yet (is_running False)
     setattr(widget, WORKER, worker)
     layer, settings, plan = worker._nlm_job
     bar, cancel, info = widget._nlm_progress, widget._nlm_cancel, widget._nlm_info
@@ -96,9 +96,13 @@ def _start_run(widget: FunctionGui, worker: Any) -> None:
     info.value = "estimating the noise..."
     cancel.enabled = True
 
+    def current() -> bool:  # a run replaced by a newer one (quit) no longer drives the widget
+        return getattr(widget, WORKER, None) is worker
+
     def on_yield(p: _run.Progress) -> None:
-        bar.max, bar.value = p.total, p.done
-        info.value = p.message
+        if current():
+            bar.max, bar.value = p.total, p.done
+            info.value = p.message
 
     def on_return(out: dict[str, Any]) -> None:
         viewer = _viewer(widget)
@@ -109,16 +113,18 @@ def _start_run(widget: FunctionGui, worker: Any) -> None:
         widget._nlm_last = meta
 
     def on_error(exc: Exception) -> None:
-        info.value = f"error: {exc}"
+        if current():
+            info.value = f"error: {exc}"
 
     def on_abort(*_: Any) -> None:
-        info.value = "cancelled"
+        if current():
+            info.value = "cancelled"
 
     def on_finish() -> None:
         worker._nlm_finished = True  # set in the UI thread, after the result (or the error) is shown
-        cancel.enabled = False
-        bar.label = ""
-        if getattr(widget, WORKER, None) is worker:
+        if current():
+            cancel.enabled = False
+            bar.label = ""
             setattr(widget, WORKER, None)
 
     worker.yielded.connect(on_yield)
@@ -131,7 +137,7 @@ def _start_run(widget: FunctionGui, worker: Any) -> None:
 
 def _cancel(widget: FunctionGui) -> None:
     worker = getattr(widget, WORKER, None)
-    if worker is not None and worker.is_running:
+    if worker is not None and not getattr(worker, "_nlm_finished", False):
         widget._nlm_info.value = "cancelling (after the step in progress)..."
         worker.quit()
 
