@@ -245,6 +245,7 @@ LAYERS = (
     ("nlm.denoisers", "nlm.nn"),
     ("nlm.tiling",),
     ("nlm.cli", "nlm.__main__"),
+    ("nlm.napari",),
 )
 
 
