@@ -634,8 +634,11 @@ def estimate_noise(
     sampling scale and the full model's residual MAD, plus ``p log K``)
     and takes a richer model only on strong evidence (a BIC lower by 6):
     ``a + b x`` over ``a`` when, also, it changes the noise std by more
-    than 5 % on the observed range; ``c x^2`` when it beats both ``a`` and
-    ``a + b x``.  When the data lean multiplicative without that evidence,
+    than 5 % on the observed range, and not when the bin at either end of
+    the range stands apart from all the others (its gap to the next is
+    more than four times their span: the slope would be that one bin's,
+    extrapolated to every intensity beyond it); ``c x^2`` when it beats
+    both ``a`` and ``a + b x``.  When the data lean multiplicative without that evidence,
     the answer is the ``a + b x`` fit, the choice whose error costs least
     (measured with NL-Bayes: Gaussian noise taken for speckle loses 1.3-5
     dB, speckle taken for Gaussian 0.4-1.8 dB, the ``a + b x`` fit at most
