@@ -364,18 +364,18 @@ def _saturating_level(seed):
 def test_a_slope_carried_by_one_bin_apart_is_not_taken(seed, monkeypatch):
     # the slope of a + b x comes from one bin far above the rest: extrapolated to 0.8 it would give a std
     # of 0.05 where the noise has 0.026; auto answers Gaussian (without the rule: Poisson-Gaussian)
-    from nlm.noise import estimate as est_mod
+    from nlm.noise import _fits
 
     y = _saturating_level(seed)
     model, details = estimate_noise(y, return_details=True)
     assert model.name == "gaussian" and details.get("one_bin_apart")
     assert model.sigma == pytest.approx(0.02, rel=0.1)
-    monkeypatch.setattr(est_mod, "_APART", np.inf)
+    monkeypatch.setattr(_fits, "_APART", np.inf)
     assert estimate_noise(y).name == "poisson"
 
 
 def test_one_bin_apart():
-    from nlm.noise.estimate import _one_bin_apart
+    from nlm.noise._fits import _one_bin_apart
 
     cluster = np.linspace(0.005, 0.007, 12)
     assert _one_bin_apart(np.r_[cluster, 0.0074 + 0.05])  # 50 x the others' span above them

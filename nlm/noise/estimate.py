@@ -21,7 +21,7 @@ from nlm._validate import (
     _check_spatial,
     _refuse_dask,
 )
-from nlm.noise._fits import _fit, _fit_rician, _rician_sigma, _tukey_loss
+from nlm.noise._fits import _fit, _fit_rician, _one_bin_apart, _rician_sigma, _tukey_loss
 from nlm.noise._special import erfc
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Rician, Speckle
 from nlm.noise.noise_map import _noise_map, residual_sigma
@@ -482,32 +482,6 @@ def _choose(bic, fits, x):
     if bic["full"] < bic[kind.split("-")[0]] - _STRONG:
         kind = "full"
     return kind
-
-
-#: a bin farther from its neighbour than this many times the span of all the others is apart
-_APART = 4.0
-
-
-def _one_bin_apart(x):
-    """Whether the bin at either end of the intensity range stands apart from all the others.
-
-    ``x``: the bins' intensities.  True when the gap between the brightest
-    bin and the next exceeds ``_APART`` times the span of the others (or
-    the same for the darkest).  A slope fitted then is a line through a
-    cluster of bins and one bin far from it: its evidence is that one bin,
-    the level function between the two is never seen, and above the bins
-    the slope is extrapolated to every brighter intensity.  Volumes whose
-    smooth blocks are nearly all at one level (the air around a head in an
-    MRI volume, whose Rician-like level rises near the background and then
-    flattens) give exactly that; signal-dependent noise on an image with
-    smooth areas at many levels spreads the bins over the range.
-    """
-    if x.size < 3:
-        return False
-    xs = np.sort(x)
-    top = xs[-1] - xs[-2] > _APART * (xs[-2] - xs[0])
-    bottom = xs[1] - xs[0] > _APART * (xs[-1] - xs[1])
-    return bool(top or bottom)
 
 
 def _skew_choice(mu, r2, r3, nd, fits):
