@@ -9,7 +9,7 @@ from nlm.cli import options as opts
 from nlm.cli.batch import denoise_command
 from nlm.cli.cluster import Cluster
 from nlm.cli.params import FilterParams, Outputs, ScaleParams, VideoParams
-from nlm.cli.runtime import run_state
+from nlm.cli.runtime import resume_gc, run_state
 
 
 @click.command(cls=opts.SectionedCommand, short_help="Denoise images (non-local means or non-local Bayes).")
@@ -100,11 +100,9 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, d
         raise click.BadParameter("must be a .tif or .tiff file (a float32 map)", param_hint="'--noise-map-out'")
     if (sigma_map or mask or noise_map_out) and (output_dir is not None or len(paths) != 2):
         raise click.UsageError("--sigma-map, --mask and --noise-map-out take one INPUT OUTPUT pair")
-    if device == "cuda" and method == "bayes":
-        raise click.BadParameter("NL-Bayes has no GPU kernel yet: use --method means, or --device cpu/auto",
-                                 param_hint="'--device'")
-    if device == "cuda" and (sigma_map or mask):
-        raise click.UsageError("--device cuda takes no --sigma-map or --mask (they run on the CPU)")
+    if device == "cuda" and (sigma_map or mask) and method != "bayes":
+        raise click.UsageError("--device cuda takes no --sigma-map or --mask with --method means (they run on the "
+                               "CPU; --method bayes takes them on the GPU)")
     maps = dict(sigma_map=sigma_map, mask=mask, noise_map_out=noise_map_out, device=device)
     if method == "bayes":
         params = FilterParams(method=method, noise=noise, patch_size=patch_size, patch_distance=patch_distance,
@@ -150,6 +148,8 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, d
         kind = ("bayesvideo" if clip else "bayes3d" if volume else "bayes") if method == "bayes" else (
             "nlm3d" if volume else "nlm")
         _compile_note(kind)
+    if scale.cluster:
+        resume_gc()  # a cluster run: dask's objects come and go for as long as it runs
     with Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
         denoise_command(paths, params, out, scale, video, cluster)
 
