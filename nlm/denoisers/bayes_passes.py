@@ -119,7 +119,7 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
             cells=[(8, _band(radius, p1), _band(radius, p1)), (8, _band(radius, p2), _band(radius, p2))],
             origin=(0, oy, ox))[:, 0]
         del work
-        return _finish(final, prm, unbias, dtype)
+        return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
     with _threads(num_threads):
         basic = bayes_step(work, work, rows1, cols1, p1, radius, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
                            float(flat[0]), _band(radius, p1), vmap, valid1, oy, ox)
@@ -134,7 +134,7 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
             final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
                                tmat, float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
     del basic, work
-    return _finish(final, prm, unbias, dtype)
+    return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
 
 
 def _finish(final, prm, unbias, dtype, chunk=1 << 16):
@@ -162,6 +162,19 @@ def _finish(final, prm, unbias, dtype, chunk=1 << 16):
         if e:
             part = np.ldexp(part, -e)
         dst[:, s : s + chunk] = part
+    return out
+
+
+def _keep_zeros(out, xc, prm):
+    """SAR gamma speckle: the exact zeros of the data stay exact zeros of the result (``out``, modified).
+
+    ``y = x s`` with ``s ~ Gamma(L, 1/L) > 0``, so ``y = 0`` exactly where
+    ``x = 0``: such a value is known, not noisy, and the groups that mix it
+    with its non-zero neighbours must not lift it.  Per channel and pixel,
+    so tiles get the whole image's values.  Other models: ``out`` as it is.
+    """
+    if prm["model"].name == "gamma":
+        out[xc == 0] = 0
     return out
 
 
@@ -321,7 +334,7 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sig
             None if valid2.size == 0 else valid2, steps=[grids(p1), grids(p2)], p1=p1, p2=p2, rad=rad,
             cells=[_cells3(rad, p1), _cells3(rad, p2)], origin=o)
         del work
-        return _finish(final, prm, unbias, dtype)
+        return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
     from nlm.ops._bayes_volume import bayes_step3
 
     with _threads(num_threads):
@@ -338,4 +351,4 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sig
             final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
                                 tmat, float(beta[1]), float(flat[1]), c2, o, vmap, valid2)
     del basic, work
-    return _finish(final, prm, unbias, dtype)
+    return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
