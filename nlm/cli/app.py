@@ -113,9 +113,10 @@ def run():
     collections in a warm run of the README's first command), and once more,
     all of them, when the interpreter shuts down.  A command runs with the
     collector off, and the objects are frozen (:func:`gc.freeze`) before the
-    process exits, so neither happens: measured on 2 cores, the first
-    command's CPU time fell from 0.92 to 0.63 s (medians of 10, loaded
-    machine).  Peak memory grew by 15 MB in a cold run, 1 MB in a warm one.
+    process exits, so neither happens: measured on 2 idle cores, the first
+    command's warm run fell from 0.70 to 0.56 s (CPU 0.83 to 0.69 s, medians
+    of 10) and its cold run from 5.37 to 4.97 s.  Peak memory grew by 15 MB
+    in a cold run, 2 MB in a warm one.
     A command that may run for hours (a batch, tiles, a video, a cluster)
     turns the collector back on as it starts
     (:func:`nlm.cli.runtime.resume_gc`).  Tests drive :func:`main` in-process
