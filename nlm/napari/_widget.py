@@ -198,6 +198,11 @@ def _init(widget: FunctionGui) -> None:
     bar = ProgressBar(value=0, min=0, max=1, label="", gui_only=True)
     info = Label(value="noise: -", gui_only=True)
     widget.extend([preview, bar, cancel, info])
+    # 0 means "choose it for me": the spin boxes say so rather than showing a 0
+    for name, text in (("looks", "estimated"), ("patch_size", "auto"), ("search_radius", "auto")):
+        native = getattr(getattr(widget, name, None), "native", None)
+        if hasattr(native, "setSpecialValueText"):  # Qt's QSpinBox / QDoubleSpinBox: shown at the minimum, 0
+            native.setSpecialValueText(text)
     widget._nlm_preview, widget._nlm_cancel, widget._nlm_progress, widget._nlm_info = preview, cancel, bar, info
     preview.changed.connect(lambda *_: _preview(widget))
     cancel.changed.connect(lambda *_: _cancel(widget))
