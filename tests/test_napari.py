@@ -61,11 +61,10 @@ def test_the_call_returns_at_once_and_the_result_is_a_new_layer(qtbot, viewer_wi
     noisy, clean = _noisy((48, 56))
     layer = viewer.add_image(noisy, name="cells", scale=(0.5, 0.25), translate=(10.0, -3.0))
     widget.image.value = layer
-    # the automatic settings (0) read as words in the spin boxes
-    assert widget.patch_size.native.specialValueText() == "auto"
-    assert widget.search_radius.native.specialValueText() == "auto"
-    assert widget.looks.native.specialValueText() == "estimated"
-    assert widget.patch_size.native.text() == "auto" and widget.patch_size.value == 0
+    # the automatic settings (0) say so
+    assert widget.looks.native.text() == "estimated" and widget.looks.value == 0
+    assert widget.patch_size.label == "patch size (0 = auto)" and widget.patch_size.value == 0
+    assert widget.search_radius.label == "search radius (0 = auto)" and widget.search_radius.value == 0
     widget.patch_size.value, widget.search_radius.value = 5, 4
     worker = widget()
     # the call only starts the worker: the result layer comes later, from the UI thread's event loop

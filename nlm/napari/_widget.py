@@ -198,11 +198,11 @@ def _init(widget: FunctionGui) -> None:
     bar = ProgressBar(value=0, min=0, max=1, label="", gui_only=True)
     info = Label(value="noise: -", gui_only=True)
     widget.extend([preview, bar, cancel, info])
-    # 0 means "choose it for me": the spin boxes say so rather than showing a 0
-    for name, text in (("looks", "estimated"), ("patch_size", "auto"), ("search_radius", "auto")):
-        native = getattr(getattr(widget, name, None), "native", None)
-        if hasattr(native, "setSpecialValueText"):  # Qt's QSpinBox / QDoubleSpinBox: shown at the minimum, 0
-            native.setSpecialValueText(text)
+    # looks 0 means "estimate it": the spin box says so rather than showing 0.00 (Qt's QDoubleSpinBox shows
+    # the special text at its minimum; the integer boxes, superqt's, do not, so their labels say "0 = auto")
+    native = getattr(widget.looks, "native", None)
+    if hasattr(native, "setSpecialValueText"):
+        native.setSpecialValueText("estimated")
     widget._nlm_preview, widget._nlm_cancel, widget._nlm_progress, widget._nlm_info = preview, cancel, bar, info
     preview.changed.connect(lambda *_: _preview(widget))
     cancel.changed.connect(lambda *_: _cancel(widget))
@@ -215,8 +215,10 @@ def _init(widget: FunctionGui) -> None:
     method={"choices": _run.METHODS, "tooltip": "means: non-local means (fast); bayes: NL-Bayes (cleaner)"},
     noise={"choices": _run.NOISES, "tooltip": "the noise model, estimated from the layer (auto: chosen too)"},
     looks={"min": 0.0, "max": 10000.0, "step": 0.5, "tooltip": "gamma (SAR) only: number of looks; 0: estimated"},
-    patch_size={"min": 0, "max": 31, "step": 1, "tooltip": "odd patch side; 0: automatic"},
-    search_radius={"min": 0, "max": 64, "step": 1, "tooltip": "search window radius; 0: automatic"},
+    patch_size={"min": 0, "max": 31, "step": 1, "label": "patch size (0 = auto)",
+                "tooltip": "odd patch side; 0: automatic"},
+    search_radius={"min": 0, "max": 64, "step": 1, "label": "search radius (0 = auto)",
+                   "tooltip": "search window radius; 0: automatic"},
     axes={"choices": _run.AXES, "tooltip": "how the layer's axes are treated (auto: from its shape)"},
 )
 def denoise_widget(
