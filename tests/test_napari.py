@@ -115,16 +115,31 @@ def test_volume_time_lapse_and_rgb(qtbot, viewer_widget):
     assert out.metadata["nlm"]["axes"] == R.RGB
 
 
-def test_cancel_stops_between_frames(qtbot, viewer_widget):
+def test_cancel_stops_between_frames(qtbot, viewer_widget, monkeypatch):
+    import threading
+
     viewer, widget = viewer_widget
     stack, _ = _noisy((40, 16, 16), seed=3)
+    # the second frame's filter waits until Cancel is pressed: on an idle machine the 40 tiny frames would
+    # otherwise all be done before the click
+    gate, calls, real = threading.Event(), [], R.denoise_block
+
+    def gated(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            gate.wait(TIMEOUT / 1000)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(R, "denoise_block", gated)
     widget.image.value = viewer.add_image(stack, name="movie")
     widget.axes.value, widget.patch_size.value, widget.search_radius.value = R.FRAMES, 3, 2
     worker = widget()
     assert widget._nlm_cancel.enabled
-    qtbot.waitUntil(lambda: widget._nlm_progress.value >= 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: len(calls) == 2, timeout=TIMEOUT)
     widget._nlm_cancel.changed.emit(True)  # the Cancel button
+    gate.set()
     _wait(qtbot, worker)
+    assert len(calls) == 2  # stopped after the step in progress
     assert worker.abort_requested
     assert "movie denoised" not in viewer.layers
     assert widget._nlm_info.value == "cancelled"
