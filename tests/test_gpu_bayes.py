@@ -18,6 +18,7 @@ import sys
 import naive_bayes as naive
 import numpy as np
 import pytest
+from gpu_fakes import FakeGpuArray
 
 from nlm.denoisers.bayes import denoise_nl_bayes
 from nlm.denoisers.bayes_passes import _band, _valid_patches
@@ -47,18 +48,6 @@ def gpu(monkeypatch):
     sys.setswitchinterval(1e-5)  # the simulator's threads meet at barriers: switch quickly
     yield _cuda_bayes
     sys.setswitchinterval(old)
-
-
-class FakeGpuArray:
-    """An array "on the GPU" for the simulator: only ``__cuda_array_interface__`` (host memory)."""
-
-    def __init__(self, a):
-        self.a = a
-
-    @property
-    def __cuda_array_interface__(self):
-        return {"shape": self.a.shape, "typestr": self.a.dtype.str, "data": (self.a.ctypes.data, False),
-                "strides": self.a.strides, "version": 3}
 
 
 def _phantom(shape, C, dtype, seed):
