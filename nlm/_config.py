@@ -109,3 +109,10 @@ class threads:
 
             numba.set_num_threads(self.old)
         return False
+
+
+#: options of the numba-cuda kernels (:mod:`nlm.ops._cuda_nlm`, :mod:`nlm.ops._cuda_bayes`): the on-disk
+#: cache of numba-cuda (``cache=True``: numba-cuda's file cache of kernels, closures included, their captured
+#: values being part of the key; checked on numba-cuda 0.30.4; the simulator accepts and ignores it); no fast
+#: math (results must match the CPU path)
+CUDA_JIT = dict(cache=CACHE)

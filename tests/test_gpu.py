@@ -186,14 +186,16 @@ def test_missing_numba_cuda_named_in_the_error(monkeypatch):
     monkeypatch.setattr(dev, "_STATUS", None)  # not cached for the other tests
 
 
-def test_nl_bayes_device():
+def test_nl_bayes_device(monkeypatch):
+    """NL-Bayes takes the same device= (its GPU tests: tests/test_gpu_bayes.py)."""
     from nlm.denoisers.bayes import denoise_nl_bayes
 
     x = np.zeros((8, 8), np.float32)
-    with pytest.raises(NotImplementedError, match="no GPU kernel"):
-        denoise_nl_bayes(x, device="cuda")
     with pytest.raises(ValueError, match="device must be one of"):
         denoise_nl_bayes(x, device="gpu")
+    monkeypatch.setattr(dev, "_STATUS", (False, "no CUDA GPU or driver was found"))
+    with pytest.raises(dev.DeviceUnavailableError, match="no CUDA GPU or driver"):
+        denoise_nl_bayes(x, device="cuda")
 
 
 def test_dlpack_cuda_detected():
@@ -234,7 +236,7 @@ def test_cli_device(tmp_path, monkeypatch):
     r = run(main, ["denoise", str(src), str(tmp_path / "b.png"), "--device", "auto", "--verbose"])
     assert r.exit_code == 0 and "device cpu (no CUDA GPU" in r.output
     r = run(main, ["denoise", str(src), str(tmp_path / "c.png"), "--device", "cuda", "--method", "bayes"])
-    assert r.exit_code == 2 and "NL-Bayes has no GPU kernel" in r.output
+    assert r.exit_code == 1 and "no CUDA GPU or driver" in r.output and "Traceback" not in r.output
     r = run(main, ["denoise", str(src), str(tmp_path / "d.png"), "--device", "tpu"])
     assert r.exit_code == 2
 

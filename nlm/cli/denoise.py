@@ -100,11 +100,9 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, d
         raise click.BadParameter("must be a .tif or .tiff file (a float32 map)", param_hint="'--noise-map-out'")
     if (sigma_map or mask or noise_map_out) and (output_dir is not None or len(paths) != 2):
         raise click.UsageError("--sigma-map, --mask and --noise-map-out take one INPUT OUTPUT pair")
-    if device == "cuda" and method == "bayes":
-        raise click.BadParameter("NL-Bayes has no GPU kernel yet: use --method means, or --device cpu/auto",
-                                 param_hint="'--device'")
-    if device == "cuda" and (sigma_map or mask):
-        raise click.UsageError("--device cuda takes no --sigma-map or --mask (they run on the CPU)")
+    if device == "cuda" and (sigma_map or mask) and method != "bayes":
+        raise click.UsageError("--device cuda takes no --sigma-map or --mask with --method means (they run on the "
+                               "CPU; --method bayes takes them on the GPU)")
     maps = dict(sigma_map=sigma_map, mask=mask, noise_map_out=noise_map_out, device=device)
     if method == "bayes":
         params = FilterParams(method=method, noise=noise, patch_size=patch_size, patch_distance=patch_distance,

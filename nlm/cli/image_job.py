@@ -214,6 +214,8 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         if params.method == "bayes":
             from nlm.denoisers.bayes import denoise_nl_bayes
 
+            if params.device != "cpu":
+                kwargs["device"] = _device(src, params.device)
             result = denoise_nl_bayes(work, **kwargs)
         else:
             from nlm.denoisers.means import denoise_nl_means

@@ -244,9 +244,9 @@ device_opt = _option(
     default="cpu",
     show_default=True,
     section="Filter",
-    help="Where non-local means runs: cpu, cuda (an NVIDIA GPU through numba-cuda, pip install "
-    "'nlm[gpu]'; in-memory images, 1-3 spatial axes) or auto (the GPU when usable, else the CPU; "
-    "--verbose says which). NL-Bayes runs on the CPU.",
+    help="Where the filter runs: cpu, cuda (an NVIDIA GPU through numba-cuda, pip install "
+    "'nlm[gpu]'; in-memory images; means: 1-3 spatial axes, bayes: 2-D and 3-D) or auto (the GPU when "
+    "usable, else the CPU; --verbose says which).",
 )
 
 

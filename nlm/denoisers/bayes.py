@@ -50,18 +50,40 @@ __all__ = ["denoise_nl_bayes", "bayes_parameters", "volume_parameters"]
 
 
 def _cpu_only(device):
-    """The ``device=`` of NL-Bayes: the CPU only, for now (``"auto"`` says so in a log record)."""
+    """The ``device=`` of tiled (dask) NL-Bayes: the CPU (``"auto"`` says so in a log record; ``"cuda"`` refused)."""
     from nlm.ops._cuda_device import DEVICES, logger
 
     if not isinstance(device, str) or device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "cuda":
-        raise NotImplementedError(
-            "device='cuda': NL-Bayes has no GPU kernel yet (non-local means has: denoise_nl_means); "
-            "use device='cpu' or 'auto'"
+        raise ValueError(
+            "device='cuda': NL-Bayes of a dask array runs tile by tile on the CPU; pass a NumPy (or GPU) array "
+            "for the GPU, or use device='cpu' or 'auto'"
         )
     if device == "auto":
-        logger.info("device='auto': NL-Bayes has no GPU kernel yet; running on the CPU")
+        logger.info("device='auto': NL-Bayes of a dask array runs tile by tile on the CPU")
+
+
+def _on_gpu_array(image, kwargs):
+    """:func:`denoise_nl_bayes` of an image that lives on the GPU: the result on the GPU, as the input's kind.
+
+    The noise model, the parameters and the colour transform are host code
+    (the same as the NumPy path's), so the image is copied to the host once
+    and the result back once; the steps run on the device
+    (``device="cuda"``) and keep their images there in between.
+    """
+    from numba import cuda
+
+    from nlm.ops import _cuda_device as dev
+
+    _, dtype = dev.gpu_array_info(image)
+    if dtype.kind not in "fiub":
+        raise TypeError(f"image: a GPU array must be numeric, got {dtype}")
+    host = dev.to_device_view(image).copy_to_host()
+    res = denoise_nl_bayes(host, **kwargs, device="cuda")
+    out, model = res if kwargs.get("return_model") else (res, None)
+    out = dev.like_input(cuda.to_device(np.ascontiguousarray(out)), image)
+    return (out, model) if kwargs.get("return_model") else out
 
 
 def denoise_nl_bayes(
@@ -179,11 +201,22 @@ def denoise_nl_bayes(
         ones (constant blocks carry no weight in the estimate).  Volumes too;
         with a dask image, a NumPy or dask array (the result is the
         in-memory one bit for bit, see :mod:`nlm.tiling.bayes`).
-    device : {"cpu", "auto"}, keyword-only
-        Where the filter runs.  NL-Bayes has no GPU kernel yet (see
-        docs/gpu.md): ``"auto"`` runs on the CPU and says so in a ``logging``
-        record of the ``"nlm"`` logger; ``"cuda"`` raises
-        ``NotImplementedError``.
+    device : {"cpu", "cuda", "auto"}, keyword-only
+        Where the steps run (docs/gpu.md).  ``"cuda"``: on the current CUDA
+        device (numba-cuda, the ``gpu`` extra; Numba's CUDA simulator counts
+        as one), 2-D and 3-D, grey and colour, every noise model, noise maps
+        and masks; the noise model, the parameters and the colour transform
+        are computed on the host as for the CPU (the same code), the steps on
+        the device (:mod:`nlm.ops._cuda_bayes`, the CPU's cells, colours and
+        order), so the result equals the CPU path's (to rounding under the
+        simulator; within 1e-4 of the range on a device, see the module's
+        Notes).  An image on the GPU (CuPy, PyTorch CUDA tensor, anything
+        with ``__cuda_array_interface__`` or CUDA DLPack) is copied to the
+        host for the setup and its result comes back on the GPU as the
+        input's kind of array; NumPy in, NumPy out.  ``"auto"``: the GPU when
+        there is one (or the image is on it), else the CPU, said in a
+        ``logging`` record of the ``"nlm"`` logger.  Dask images are tiled on
+        the CPU only (``"cuda"`` raises ``ValueError``).
 
     Returns
     -------
@@ -219,8 +252,9 @@ def denoise_nl_bayes(
         units); values so large that the estimated variance overflows.
     UnsupportedDimensionError
         Not a 2-D image or 3-D volume (plus channels).
-    NotImplementedError
-        ``device="cuda"`` (no GPU kernel for NL-Bayes yet).
+    nlm.ops._cuda_device.DeviceUnavailableError
+        ``device="cuda"`` (or a GPU array) without ``numba-cuda`` or a usable
+        GPU / driver (a ``RuntimeError``).
 
     Notes
     -----
@@ -351,7 +385,14 @@ def denoise_nl_bayes(
     True
     """
     _refuse_dask(image, "denoise_nl_bayes")
-    _cpu_only(device)
+    from nlm.ops._cuda_device import is_gpu_array, resolve_device
+
+    device = resolve_device(device, image)
+    if device == "cuda" and is_gpu_array(image):
+        return _on_gpu_array(image, dict(
+            noise=noise, sigma=sigma, looks=looks, channel_axis=channel_axis, preserve_range=preserve_range,
+            patch_size=patch_size, n_similar=n_similar, search_radius=search_radius, beta=beta, flat=flat,
+            passes=passes, stride=stride, num_threads=num_threads, return_model=return_model, mask=mask))
     sigma_map = None
     if is_map(sigma):
         if isinstance(noise, NoiseModel) or noise not in ("auto", "gaussian"):
@@ -388,13 +429,13 @@ def denoise_nl_bayes(
     if xc.ndim == 4:
         return _denoise_volume(image.dtype, xc, given, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
                                search_radius, beta, flat, passes, stride, num_threads, return_model, sigma_map,
-                               mask, nodata)
+                               mask, nodata, device)
     p_user = _pair(patch_size, "patch_size", odd=True)
     if search_radius is not None:
         search_radius = _check_int(search_radius, "search_radius", 1)
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes)
-    out = run_passes(prm["xc"], prm, stride, num_threads, sigma_map=sigma_map, mask=mask)
+    out = run_passes(prm["xc"], prm, stride, num_threads, sigma_map=sigma_map, mask=mask, device=device)
     out = _restore(out, given, mask, nodata, axis)
     return (out, prm["user_model"]) if return_model else out
 
@@ -440,7 +481,8 @@ def map_rms(sigma_map, mask):
 
 
 def _denoise_volume(image_dtype, xc, given, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
-                    search_radius, beta, flat, passes, stride, num_threads, return_model, sigma_map, mask, nodata):
+                    search_radius, beta, flat, passes, stride, num_threads, return_model, sigma_map, mask, nodata,
+                    device="cpu"):
     """:func:`denoise_nl_bayes` on a channel-first volume ``(C, Z, H, W)`` (arguments checked but the geometry).
 
     ``xc``: masked voxels filled (:func:`_maps_and_masks`); ``given``: as
@@ -448,6 +490,6 @@ def _denoise_volume(image_dtype, xc, given, axis, noise, sigma, looks, preserve_
     """
     prm = _volume_parameters(xc, image_dtype, noise, sigma, looks, preserve_range, patch_size, n_user,
                              search_radius, beta, flat, passes)
-    out = run_volume_passes(prm["xc"], prm, stride, num_threads, sigma_map=sigma_map, mask=mask)
+    out = run_volume_passes(prm["xc"], prm, stride, num_threads, sigma_map=sigma_map, mask=mask, device=device)
     out = _restore(out, given, mask, nodata, axis)
     return (out, prm["user_model"]) if return_model else out

@@ -73,7 +73,7 @@ def tile_margin(prm):
     return rows, cols
 
 
-def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=None, mask=None):
+def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=None, mask=None, device="cpu"):
     """The passes of :func:`nlm.denoisers.bayes.denoise_nl_bayes` on a channel-first float block; channel-first result.
 
     ``xc``: already scaled by ``prm["exponent"]`` (:func:`nlm.denoisers.bayes_setup._parameters`).
@@ -84,6 +84,9 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     image's border) are those of the whole image, bit for bit.  None: the
     block is the image.  ``sigma_map``, ``mask``: the block's noise std map
     (image units) and validity mask, or None (see :func:`nlm.denoisers.bayes.denoise_nl_bayes`).
+    ``device``: ``"cpu"`` or ``"cuda"`` (the steps on the GPU,
+    :mod:`nlm.ops._cuda_bayes`, the image as a volume of one slice; the
+    setup and :func:`_finish` stay here).
     """
     e = prm["exponent"]
     if prm["identity"]:
@@ -106,6 +109,17 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     valid2 = valid1 if p2 == p1 else _valid_patches(mask, p2)
     rows1, cols1 = _grid_in(Hg, p1, stride, oy, H), _grid_in(Wg, p1, stride, ox, W)
     rows2, cols2 = _grid_in(Hg, p2, stride, oy, H), _grid_in(Wg, p2, stride, ox, W)
+    if device == "cuda":
+        zero = np.zeros(1, dtype=np.int64)
+        as3 = (lambda v: None if v is None or v.size == 0 else v[None])  # noqa: E731 - (H, W) -> (1, H, W)
+        final = _device_passes(
+            work[:, None], prm, nlf, as3(vmap), as3(valid1), as3(valid2),
+            steps=[(zero, rows1, cols1), (zero, rows2, cols2)],
+            p1=(1, p1, p1), p2=(1, p2, p2), rad=(0, radius, radius),
+            cells=[(8, _band(radius, p1), _band(radius, p1)), (8, _band(radius, p2), _band(radius, p2))],
+            origin=(0, oy, ox))[:, 0]
+        del work
+        return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
     with _threads(num_threads):
         basic = bayes_step(work, work, rows1, cols1, p1, radius, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
                            float(flat[0]), _band(radius, p1), vmap, valid1, oy, ox)
@@ -164,6 +178,44 @@ def _keep_zeros(out, xc, prm):
     return out
 
 
+def _device_passes(work, prm, nlf, vmap, valid1, valid2, *, steps, p1, p2, rad, cells, origin):
+    """The passes of :func:`run_volume_passes` on the GPU; the channel-first host result of the last one.
+
+    ``work``: the ``(C, Z, H, W)`` working image (host), copied to the device
+    once; each step's estimate stays there as the next one's guide, and only
+    the last comes back.  ``vmap``, ``valid1``, ``valid2``: ``(Z, H, W)``
+    host arrays or None; ``steps``: the grids ``(zs, rows, cols)`` of step 1
+    and of the later steps; ``cells``: the cell sides of the two patch sizes.
+    """
+    from numba import cuda
+
+    from nlm.ops._cuda_bayes import all_finite, bayes_step_cuda
+
+    model, tmat, beta, flat = prm["model"], prm["tmat"], prm["beta"], prm["flat"]
+    dev = cuda.to_device(np.ascontiguousarray(work))
+    vm = None if vmap is None else cuda.to_device(np.ascontiguousarray(vmap, dtype=np.float64))
+    v1 = None if valid1 is None else cuda.to_device(np.ascontiguousarray(valid1))
+    v2 = v1 if valid2 is valid1 else None if valid2 is None else cuda.to_device(np.ascontiguousarray(valid2))
+    p1, p2, rad = (np.asarray(v, dtype=np.int64) for v in (p1, p2, rad))
+    origin = np.asarray(origin, dtype=np.int64)
+
+    def check(a, where):
+        if not all_finite(a):
+            _nonfinite(where, model)
+
+    basic = bayes_step_cuda(dev, dev, *steps[0], p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
+                            float(beta[0]), float(flat[0]), cells[0], origin, vm, v1)
+    check(basic, "step 1")
+    final = bayes_step_cuda(dev, basic, *steps[1], p2, rad, prm["n2"], prm["n_max"], prm["tau"], False, nlf, tmat,
+                            float(beta[1]), float(flat[1]), cells[1], origin, vm, v2)
+    if prm["passes"] == 3:
+        check(final, "step 2")
+        basic = final
+        final = bayes_step_cuda(dev, basic, *steps[1], p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
+                                tmat, float(beta[1]), float(flat[1]), cells[1], origin, vm, v2)
+    return final.copy_to_host()
+
+
 def _valid_patches(mask, p, ndim=2):
     """The patches (first corners) without a masked pixel: bool of ``n_a - p_a + 1`` per axis.
 
@@ -203,10 +255,15 @@ def _restore(out, given, mask, nodata, axis):
 def _check_finite(a, where, model):
     """A last guard: non-finite values must never reach the next kernel (its search would index garbage)."""
     if not np.isfinite(a).all():
-        raise FloatingPointError(
-            f"NL-Bayes produced NaN or infinite values in {where} with the noise model {model!r}; this is a bug "
-            "in nlm, please report it with the image's shape, dtype and range"
-        )
+        _nonfinite(where, model)
+
+
+def _nonfinite(where, model):
+    """The error of :func:`_check_finite` (the GPU passes reduce the check on the device)."""
+    raise FloatingPointError(
+        f"NL-Bayes produced NaN or infinite values in {where} with the noise model {model!r}; this is a bug "
+        "in nlm, please report it with the image's shape, dtype and range"
+    )
 
 
 def _cells3(rad, p):
@@ -233,7 +290,8 @@ def volume_margin(prm: dict[str, Any]) -> tuple[int, int, int]:
     return tuple(int(m) for m in out)
 
 
-def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=None, mask=None):
+def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=None, mask=None,
+                      device="cpu"):
     """The passes of :func:`nlm.denoisers.bayes.denoise_nl_bayes` on a channel-first float volume or block of one.
 
     ``xc``: ``(C, Z, H, W)``, already scaled by ``prm["exponent"]``
@@ -245,7 +303,8 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sig
     volume.  ``sigma_map``, ``mask``: the block's noise std map (image
     units) and validity mask (spatial shape), or None (see
     :func:`nlm.denoisers.bayes.denoise_nl_bayes`).  Returns the
-    channel-first result in ``xc``'s dtype (unscaled).
+    channel-first result in ``xc``'s dtype (unscaled).  ``device``:
+    ``"cpu"`` or ``"cuda"`` (the steps on the GPU, :mod:`nlm.ops._cuda_bayes`).
     """
     e = prm["exponent"]
     if prm["identity"]:
@@ -269,6 +328,13 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sig
     def grids(p):
         return [_grid_in(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
 
+    if device == "cuda":
+        final = _device_passes(
+            work, prm, nlf, None if vmap.size == 0 else vmap, None if valid1.size == 0 else valid1,
+            None if valid2.size == 0 else valid2, steps=[grids(p1), grids(p2)], p1=p1, p2=p2, rad=rad,
+            cells=[_cells3(rad, p1), _cells3(rad, p2)], origin=o)
+        del work
+        return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
     from nlm.ops._bayes_volume import bayes_step3
 
     with _threads(num_threads):

@@ -40,6 +40,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from nlm._config import CUDA_JIT
 from nlm.ops._cuda_device import like_input, simulator_enabled, to_device_view  # noqa: F401
 from nlm.ops._nlm_kernels import _scalars
 
@@ -57,7 +58,7 @@ def _nlm_kernel(dtype_name):
 
     dt = types.float32 if dtype_name == "float32" else types.float64
 
-    @cuda.jit
+    @cuda.jit(**CUDA_JIT)
     def kernel(P, out, c0, nc, rz, ry, rx, wz, wy, wx, inv_norm, var2, gamma, unscale, lo, hi):
         C = P.shape[0]
         Z = out.shape[1]
@@ -150,23 +151,26 @@ def _nlm_kernel(dtype_name):
     return kernel
 
 
+@cuda.jit(device=True)
+def _reflect(i, n):
+    """The reflect-padding index of ``i`` on an axis of ``n`` (a module-level device function: a kernel that
+    captured it in a closure would get a cache key that changes from process to process)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i = i % period
+    if i < 0:
+        i += period
+    if i >= n:
+        i = period - i
+    return i
+
+
 @functools.cache
 def _pad_kernel(dtype_name):
     """P[c, z, y, x] = scale * x[reflect(z - rz), reflect(y - ry), reflect(x - rx), c] (any strides)."""
 
-    @cuda.jit(device=True)
-    def reflect(i, n):
-        if n == 1:
-            return 0
-        period = 2 * (n - 1)
-        i = i % period
-        if i < 0:
-            i += period
-        if i >= n:
-            i = period - i
-        return i
-
-    @cuda.jit
+    @cuda.jit(**CUDA_JIT)
     def pad(src, P, rz, ry, rx, scale):
         Z = src.shape[0]
         Y = src.shape[1]
@@ -183,9 +187,9 @@ def _pad_kernel(dtype_name):
             r = k - pz * PY * PX
             py = r // PX
             px = r - py * PX
-            sz = reflect(pz - rz, Z)
-            sy = reflect(py - ry, Y)
-            sx = reflect(px - rx, X)
+            sz = _reflect(pz - rz, Z)
+            sy = _reflect(py - ry, Y)
+            sx = _reflect(px - rx, X)
             for c in range(C):
                 P[c, pz, py, px] = src[sz, sy, sx, c] * scale
 
@@ -199,7 +203,7 @@ def _minmax_kernel(dtype_name):
 
     dt = types.float32 if dtype_name == "float32" else types.float64
 
-    @cuda.jit
+    @cuda.jit(**CUDA_JIT)
     def minmax(a, zero, one, inf, lo, hi, bad):
         A1 = a.shape[1]
         A2 = a.shape[2]
