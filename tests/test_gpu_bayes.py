@@ -179,6 +179,58 @@ def test_launch_configuration_does_not_change_the_result(gpu, monkeypatch):
         np.testing.assert_array_equal(other, runs[0])
 
 
+def test_kernel_does_not_depend_on_the_simulators_shared_array_table(gpu, monkeypatch):
+    """Numba's simulator looks up and stores a static shared array without a lock; widened here, no effect.
+
+    Each simulated thread asks the simulator's table for a static ``cuda.shared.array(n)`` on its first
+    call and, when absent, allocates one and stores it: two threads interleaving between the lookup and the
+    store get two arrays, each with the other's words uninitialised.  The kernel's shared words are dynamic
+    shared memory (one buffer made before the threads start), so a pause put between the lookup and the
+    store changes nothing.  (The first version of the kernel, with static shared arrays, failed this test:
+    garbage group indices, as in 1 to 3 plain runs in 10.)
+    """
+    if not SIM:
+        pytest.skip("the simulator's allocation only")
+    import time
+
+    from numba.cuda.simulator import kernelapi
+
+    class SlowTable(dict):
+        def get(self, key, default=None):
+            found = super().get(key, default)
+            if found is None:
+                time.sleep(0.002)  # every other thread of the block runs before this one stores its array
+            return found
+
+    init = kernelapi.FakeCUDAShared.__init__
+
+    def slow_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._allocations = SlowTable()
+
+    monkeypatch.setattr(kernelapi.FakeCUDAShared, "__init__", slow_init)
+    shape = (9, 10)
+    noisy = _phantom(shape, 1, np.float64, 23)
+    p, r = 3, 2
+    band = _band(r, p)
+    rows, cols = _grid(shape[0], p, 2), _grid(shape[1], p, 2)
+    nlf, tmat = _level_table(Gaussian(0.05))[0], _colour_transform(1)
+    want = naive.bayes_step(noisy, noisy, rows, cols, p, r, 5, 10, 0.002, True, nlf, tmat, 1.0, 1.05, band)
+    got = _step_gpu(gpu, noisy[:, None], noisy[:, None], np.zeros(1, np.int64), rows, cols, (1, p, p), (0, r, r),
+                    5, 10, 0.002, True, nlf, tmat, 1.0, 1.05, (8, band, band), (0, 0, 0))[:, 0]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_gpu_modules_use_only_dynamic_shared_memory():
+    """No static ``cuda.shared.array(n)`` in the GPU modules (see the test above for why)."""
+    import re
+
+    for mod in ("nlm.ops._cuda_bayes", "nlm.ops._cuda_nlm"):
+        src = open(importlib.util.find_spec(mod).origin).read()
+        sizes = re.findall(r"=\s*cuda\.shared\.array\(\s*([^,)]+)", src)  # calls, not prose
+        assert sizes and all(size.strip() == "0" for size in sizes), (mod, sizes)
+
+
 def test_cells_by_colour_are_the_cpu_cells(gpu):
     """Every cell reaching the block once, in eight colours of cells two apart (the CPU's partition)."""
     npos, cell, origin = (4, 9, 13), np.array([3, 4, 5]), np.array([2, 5, 1])

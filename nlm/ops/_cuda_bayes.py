@@ -37,7 +37,17 @@ floating-point atomics anywhere; the only atomics are integer counts.
 Scratch (distances, group, covariance) lives in global memory, one slice per
 block (``O(W + D n + d^2)`` float64 per block: window ``W``, patch vector
 ``D``, group ``n``, system ``d``); cells are launched in chunks of at most
-:data:`MAX_BLOCKS` blocks.
+:data:`MAX_BLOCKS` blocks.  The block's few shared words (the counts, the
+group's scalars, the compaction's scan) are dynamic shared memory
+(:func:`shared_bytes`, given at launch), never static
+``cuda.shared.array(n)`` arrays: Numba's CUDA simulator (numba-cuda 0.30)
+allocates a static shared array on the first call of each of the block's
+threads, checking its table and storing into it without a lock, so two
+threads that interleave there get two different arrays and each reads the
+other's uninitialised words (this was the intermittent garbage group
+indices of the first version: 1 to 3 simulator runs in 10 failed, and all
+of them with a pause widened in that window).  Dynamic shared memory is one
+buffer the simulator creates before the threads start, as on a device.
 
 Differences from the CPU: under Numba's simulator the arithmetic is the
 CPU's (results equal to rounding of the final division, measured ~1e-16).
@@ -61,7 +71,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import cuda
+from numba import cuda, types
 
 from nlm._config import CUDA_JIT
 from nlm.ops._cuda_device import simulator_enabled
@@ -71,8 +81,15 @@ THREADS = 128
 THREADS_SIM = 4
 #: most blocks (cells) per launch (scratch memory is per block)
 MAX_BLOCKS = 2048
-#: most threads per block (the compaction's shared array)
+#: most threads per block (the compaction's scan has a word per thread)
 MAX_THREADS = 256
+#: 8-byte words of dynamic shared memory before the scan (four int64 counts, four float64 scalars)
+SHARED_HEAD = 8
+
+
+def shared_bytes(nthreads):
+    """Bytes of dynamic shared memory :func:`_cells_kernel` needs with ``nthreads`` threads per block."""
+    return 8 * (SHARED_HEAD + int(nthreads))
 
 
 @cuda.jit(device=True)
@@ -403,9 +420,16 @@ def _cells_kernel(noisy, guide, num, wgt, mask, zs, rows, cols, psz, rad, cell, 
     b = cuda.blockIdx.x
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
-    shi = cuda.shared.array(4, np.int64)
-    shf = cuda.shared.array(4, np.float64)
-    scan = cuda.shared.array(MAX_THREADS, np.int64)
+    # dynamic shared memory, (SHARED_HEAD + nt) 8-byte words (see shared_bytes): the two views alias, so
+    # each takes its own words; int64 words 0-3 the counts, float64 words 4-7 the group's scalars, int64
+    # words 8.. the compaction's scan.  Not static shared arrays: Numba's simulator allocates those on the
+    # first call of each thread without a lock, and two threads can get different arrays (see the module's
+    # Notes)
+    dyn_i = cuda.shared.array(0, types.int64)
+    dyn_f = cuda.shared.array(0, types.float64)
+    shi = dyn_i[0:4]
+    shf = dyn_f[4:SHARED_HEAD]
+    scan = dyn_i[SHARED_HEAD : SHARED_HEAD + nt]
     lo0 = lows[b, 0]
     lo1 = lows[b, 1]
     lo2 = lows[b, 2]
@@ -565,7 +589,7 @@ def bayes_step_cuda(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, s
     for lows in colours:
         for s in range(0, len(lows), nb):
             part = cuda.to_device(lows[s : s + nb])
-            _cells_kernel[part.shape[0], nthr](
+            _cells_kernel[part.shape[0], nthr, 0, shared_bytes(nthr)](
                 noisy, guide, num, wgt, mask, *args_h[:3], *args_h[3:5], args_h[5], part, int(n_sim), cap, tau,
                 bool(step1), nlf_d, tmat_d, float(beta), float(flat), vmap_d, use_map, pvalid_d, masked, cd, flags,
                 idx, Y, G, X, M, Zs, dvar, mean, gm, pvar,
