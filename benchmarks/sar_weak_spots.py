@@ -180,6 +180,13 @@ def nl_bayes(y, looks):
     return denoise_nl_bayes(y.astype(np.float32), looks=looks, num_threads=THREADS)
 
 
+def nl_bayes_blind(y):
+    """NL-Bayes with nothing given: the model and its parameters estimated from ``y``."""
+    from nlm import denoise_nl_bayes
+
+    return denoise_nl_bayes(y.astype(np.float32), num_threads=THREADS, return_model=True)
+
+
 def nl_means(y, looks):
     from nlm import denoise_nl_means
     from nlm.noise import Gamma
@@ -208,8 +215,9 @@ def part_zeros(seeds, quick=False):
         return None
     names = ("epi", "camera_disc") if quick else tuple(ZERO_IMAGES)
     print(f"\n## Part 1: exactly-zero backgrounds, gamma L = 1 given, seeds {list(seeds)} (PSNR dB)\n")
-    print("| image | zeros | BM3D-log | NL-Bayes | - BM3D-log | NLM gamma | - BM3D-log | noisy | NL-Bayes at x=0 |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| image | zeros | BM3D-log | NL-Bayes | - BM3D-log | NLM gamma | - BM3D-log | noisy | NL-Bayes at x=0 "
+          "| NL-Bayes blind (model found) | - BM3D-log |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in names:
         x = ZERO_IMAGES[name]()
@@ -218,22 +226,26 @@ def part_zeros(seeds, quick=False):
             continue
         if quick:
             x = x[::2, ::2]
-        r = []
+        r, found = [], []
         for seed in seeds:
             y = _noisy(x, 1.0, seed)
             b = nl_bayes(y, 1.0)
+            u, model = nl_bayes_blind(y)
+            found.append(repr(model))
             r.append((psnr(x, bm3d_log(y, 1.0)), psnr(x, b), psnr(x, nl_means(y, 1.0)), psnr(x, y),
-                      float(np.abs(b[x == 0]).max())))
-        a, b, m, n, z = np.mean(r, axis=0)
+                      float(np.abs(b[x == 0]).max()), psnr(x, u)))
+        a, b, m, n, z, u = np.mean(r, axis=0)
         z = max(t[4] for t in r)
-        rows.append((a, b, m))
+        rows.append((a, b, m, u))
         print(f"| {name} | {np.mean(x == 0):.0%} | {a:.2f} | {b:.2f} | {b - a:+.2f} | {m:.2f} | {m - a:+.2f} | "
-              f"{n:.2f} | {z:.3g} |")
+              f"{n:.2f} | {z:.3g} | {u:.2f} ({', '.join(found)}) | {u - a:+.2f} |")
     if rows:
-        a, b, m = np.mean(rows, axis=0)
-        worst = min(rb - ra for ra, rb, _ in rows)
-        print(f"| mean | | {a:.2f} | {b:.2f} | {b - a:+.2f} | {m:.2f} | {m - a:+.2f} | | |")
-        print(f"\nNL-Bayes - BM3D-log: mean {b - a:+.2f} dB, worst image {worst:+.2f} dB")
+        a, b, m, u = np.mean(rows, axis=0)
+        worst = min(row[1] - row[0] for row in rows)
+        print(f"| mean | | {a:.2f} | {b:.2f} | {b - a:+.2f} | {m:.2f} | {m - a:+.2f} | | | {u:.2f} | {u - a:+.2f} |")
+        worst_u = min(row[3] - row[0] for row in rows)
+        print(f"\nNL-Bayes - BM3D-log: mean {b - a:+.2f} dB, worst image {worst:+.2f} dB; "
+              f"blind (model estimated): mean {u - a:+.2f} dB, worst image {worst_u:+.2f} dB")
     return rows
 
 

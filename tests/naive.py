@@ -213,29 +213,19 @@ def block_stats(y, nd, B, clipped=None):
         touch = E._block_reduce(hits.astype(np.float64), B, nd) > 0
         if rough is None:
             rough = np.maximum(E._rough_level(mu, v), 1e-300)
-        # Noise clipped at the level, or a plateau of the signal (an exactly
-        # zero background, a saturated area of the clean image, isolated
-        # black pixels)?  Clipped noise reaches the level from every block
-        # close to it: a block at d noise deviations from it touches it with
-        # probability 1 - (1 - Q(d))^pixels.  Far fewer touching blocks than
-        # that (multiplicative noise near a zero background never reaches 0)
-        # is a plateau.
+        # Noise clipped at the level (the noisy blocks near it touch it about
+        # as often as Gaussian noise of the rough level would) or a plateau of
+        # the signal (an exactly zero background, a saturated area, isolated
+        # black pixels; multiplicative noise beside it never reaches 0)?
+        # Decided on the blocks with noise only: constant blocks at the level
+        # touch it whatever the noise is.
         d = sign * (ext - mu) / np.sqrt(rough)
-        near = (d < 3.0) & ((v > 0) | touch)
+        near = (d < 3.0) & (v > 0)
         expected = float(np.sum(1.0 - (1.0 - 0.5 * E.erfc(np.maximum(d[near], 0.0) / np.sqrt(2.0))) ** B**nd))
         if expected >= 2.0 and np.count_nonzero(touch[near]) >= 0.5 * expected:
-            # clipped noise: a block within two noise deviations of the level
-            # has lost variance to the clipping, and one of them that does
-            # not touch it is a biased (low-variance) survivor: the test is
-            # on the block's mean, never on its own variance.  Farther blocks
-            # keep their occasional clipped pixel (the variance lost is < 1 %).
+            # clipped: every block within two deviations of the level is dropped
             plateau |= d < 2.0
-            # reported as clipped data only on the evidence of the blocks
-            # with noise (a constant block at the level, such as an
-            # exactly-zero background, is a plateau of the signal)
-            noisy = near & (v > 0)
-            exp_noisy = float(np.sum(1.0 - (1.0 - 0.5 * E.erfc(np.maximum(d[noisy], 0.0) / np.sqrt(2.0))) ** B**nd))
-            if clipped is not None and exp_noisy >= 2.0 and np.count_nonzero(touch[noisy]) >= 0.5 * exp_noisy:
+            if clipped is not None:
                 clipped.add((sign, ext))
         else:
             # a plateau of the signal: its edges are signal, not noise

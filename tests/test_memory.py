@@ -83,10 +83,11 @@ def _block_stats_inputs():
         cases.append((flat, B))
         cases.append((1.0 - flat, B))  # ... at the maximum
         cases.append((np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8), B))
+        cases.append((np.where(flat > 0, clean * rng.gamma(1.0, 1.0, shape), 0.0), B))  # speckle beside zeros
     return cases
 
 
-@pytest.mark.parametrize("case", range(35))
+@pytest.mark.parametrize("case", range(42))
 def test_block_stats_slabs_equal_the_whole_image(case):
     # the estimator reads the image in slabs of block rows; every statistic and the clipped levels are those of
     # the whole float64 image (tests/naive.block_stats), bit for bit, whatever the slab size

@@ -118,3 +118,42 @@ def test_homogeneous_area_means_within_2_percent(method, looks):
         errs.append([out[a].mean() / y[a].mean() - 1 for a in areas])
     bias = np.mean(errs, axis=0)
     assert np.abs(bias).max() < 0.02, bias
+
+
+def _camera_on_zeros(n=256, radius=90):
+    from skimage import data, img_as_float
+
+    c = img_as_float(data.camera())[:: 512 // n, :: 512 // n]
+    yy, xx = np.mgrid[:n, :n]
+    return np.where((yy - n / 2) ** 2 + (xx - n / 2) ** 2 <= radius**2, c, 0.0)
+
+
+@pytest.mark.parametrize("looks", [1.0, 2.0, 4.0])
+def test_blind_estimate_beside_a_zero_background(looks):
+    """Gamma speckle on a disc in an exactly-zero background (61 % zeros): the looks found blind and given the model.
+
+    The zero blocks touch the minimum whatever the noise: counted as evidence of clipping they outvoted the
+    speckled blocks (which never reach 0), every block near 0 was dropped and, at L = 1, none was left (the
+    wavelet fallback gave Gaussian(0.24) blind, L = 0.47 with the model).
+    """
+    from nlm.noise import estimate_noise
+
+    x = _camera_on_zeros()
+    y = Gamma(looks).sample(x, seed=3)
+    for noise in ("auto", "gamma"):
+        model, details = estimate_noise(y, noise=noise, return_details=True)
+        assert isinstance(model, Gamma), (noise, model)
+        assert model.looks == pytest.approx(looks, rel=0.1), (noise, model)
+        assert details["clipped"] == () and details["blocks"] > 100
+
+
+def test_clipped_noise_beside_a_zero_background_is_still_clipped():
+    """Clipped Gaussian noise on the same image: the noisy blocks near 0 touch it, the bound is found."""
+    from nlm.noise import Gaussian, estimate_noise
+
+    x = _camera_on_zeros()
+    rng = np.random.default_rng(4)
+    y = np.where(x > 0, np.clip(x + 0.05 * rng.standard_normal(x.shape), 0, 1), 0.0)
+    model = estimate_noise(y)
+    assert isinstance(model, Gaussian) and model.sigma == pytest.approx(0.05, rel=0.2)
+    assert model.clip and model.bounds == (0.0, np.inf)

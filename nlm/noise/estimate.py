@@ -419,8 +419,13 @@ def _block_stats(y, nd, B, clipped=None, slab_values=None):
         # probability 1 - (1 - Q(d))^pixels.  Far fewer touching blocks than
         # that (multiplicative noise near a zero background never reaches 0)
         # is a plateau.
+        # The test is on the blocks with noise: a constant block at the level
+        # (an exactly-zero background) touches it whatever the noise is, and
+        # a large one would outvote the noisy blocks (gamma speckle beside a
+        # zero background, which never reaches 0, was taken for clipped noise
+        # and every block near 0 dropped: no block left at L = 1).
         d = sign * (ext - mu) / np.sqrt(rough)
-        near = (d < 3.0) & ((v > 0) | touch)
+        near = (d < 3.0) & (v > 0)
         expected = float(np.sum(1.0 - (1.0 - 0.5 * erfc(np.maximum(d[near], 0.0) / np.sqrt(2.0))) ** B**nd))
         if expected >= 2.0 and np.count_nonzero(touch[near]) >= 0.5 * expected:
             # clipped noise: a block within two noise deviations of the level
@@ -429,12 +434,7 @@ def _block_stats(y, nd, B, clipped=None, slab_values=None):
             # on the block's mean, never on its own variance.  Farther blocks
             # keep their occasional clipped pixel (the variance lost is < 1 %).
             plateau |= d < 2.0
-            # reported as clipped data only on the evidence of the blocks
-            # with noise (a constant block at the level, such as an
-            # exactly-zero background, is a plateau of the signal)
-            noisy = near & (v > 0)
-            exp_noisy = float(np.sum(1.0 - (1.0 - 0.5 * erfc(np.maximum(d[noisy], 0.0) / np.sqrt(2.0))) ** B**nd))
-            if clipped is not None and exp_noisy >= 2.0 and np.count_nonzero(touch[noisy]) >= 0.5 * exp_noisy:
+            if clipped is not None:
                 clipped.add((sign, ext))
         else:
             # a plateau of the signal: its edges are signal, not noise
