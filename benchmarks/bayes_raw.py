@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from benchmarks import shared_data
+
 
 def _images(folder, limit):
     import imageio.v3 as iio
@@ -40,14 +42,13 @@ def _images(folder, limit):
 
 
 def main(argv=None):
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", default="Set12")
     ap.add_argument("--data", default=None, help="folder of PNG images (default ../shared/data/<set>)")
     ap.add_argument("--sigmas", default="15,25,50")
     ap.add_argument("--limit", type=int, default=68)
     args = ap.parse_args(argv)
-    folder = args.data or os.path.join(here, "..", "..", "shared", "data", args.set)
+    folder = args.data or shared_data(args.set)
     from nlm import denoise_nl_bayes
     from nlm.metrics import psnr
 

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from benchmarks import shared_data
+
 
 def mosaic(size, folder):
     import imageio.v3 as iio
@@ -45,14 +47,13 @@ def mosaic(size, folder):
 
 
 def main(argv=None):
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--sigma", type=float, default=25.0, help="noise std on the 0..255 scale")
     ap.add_argument("--chunks", default="1024,2048", help="dask chunk sides, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data", "Set12"))
+    ap.add_argument("--data", default=shared_data("Set12"))
     args = ap.parse_args(argv)
     if "numba" not in sys.modules:
         os.environ.setdefault("NUMBA_NUM_THREADS", str(args.threads))

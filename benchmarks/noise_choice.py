@@ -31,8 +31,9 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data")
+from benchmarks import shared_data
+
+DATA = shared_data()
 
 
 def conditions():
