@@ -111,6 +111,23 @@ def _level(u, nlf):
 
 
 @cuda.jit(device=True)
+def _unravel(q, Hp, Wp):
+    """``(z, i, j)`` of the flat patch position ``q`` (``(z Hp + i) Wp + j``)."""
+    j = q % Wp
+    q //= Wp
+    return q // Hp, q % Hp, j
+
+
+@cuda.jit(device=True)
+def _offset(v, py, px):
+    """``(az, a, b)`` of the flat patch voxel ``v`` (``(az py + a) px + b``)."""
+    az = v // (py * px)
+    v -= az * py * px
+    a = v // px
+    return az, a, v - a * px
+
+
+@cuda.jit(device=True)
 def _estimate(Y, G, X, M, Z, dvar, mean, gm, pvar, shf, n, C, pp, step1, use_map, nlf, tmat, beta, flat, tid, nt):
     """The group's Bayes estimate, by the block (:func:`nlm.ops._bayes_kernels.group_estimate`)."""
     D = C * pp
@@ -269,12 +286,10 @@ def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_s
     close = 0
     bad = 0
     for t in range(tid, m, nt):
-        tz = t // (ni * nj)
-        rem = t - tz * ni * nj
-        ti = rem // nj
+        tz, ti, tj = _offset(t, ni, nj)
         qz = z0 + tz
         qi = i0 + ti
-        qj = j0 + rem - ti * nj
+        qj = j0 + tj
         s = 0.0
         for c in range(c_dist):
             for az in range(pz):
@@ -334,10 +349,8 @@ def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_s
         pos += scan[u]
     for t in range(t0, t1):
         if flags[t] != 0:
-            tz = t // (ni * nj)
-            rem = t - tz * ni * nj
-            ti = rem // nj
-            idx[pos] = ((z0 + tz) * Hp + i0 + ti) * Wp + j0 + rem - ti * nj
+            tz, ti, tj = _offset(t, ni, nj)
+            idx[pos] = ((z0 + tz) * Hp + i0 + ti) * Wp + j0 + tj
             pos += 1
     if tid == 0:
         idx[0] = (rz * Hp + ri) * Wp + rj
@@ -348,31 +361,17 @@ def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_s
         g = e - kk * n
         c = kk // pp
         v = kk - c * pp
-        az = v // (py * px)
-        v -= az * py * px
-        a = v // px
-        b = v - a * px
-        q = idx[g]
-        qj = q % Wp
-        q //= Wp
-        qi = q % Hp
-        qz = q // Hp
+        az, a, b = _offset(v, py, px)
+        qz, qi, qj = _unravel(idx[g], Hp, Wp)
         Y[kk, g] = noisy[c, qz + az, qi + a, qj + b]
         if not step1:
             G[kk, g] = guide[c, qz + az, qi + a, qj + b]
     if use_map:
         for v in range(tid, pp, nt):
-            az = v // (py * px)
-            w = v - az * py * px
-            a = w // px
-            b = w - a * px
+            az, a, b = _offset(v, py, px)
             s = 0.0
             for g in range(n):
-                q = idx[g]
-                qj = q % Wp
-                q //= Wp
-                qi = q % Hp
-                qz = q // Hp
+                qz, qi, qj = _unravel(idx[g], Hp, Wp)
                 s += vmap[qz + az, qi + a, qj + b]
             pvar[v] = s / n
     cuda.syncthreads()
@@ -380,10 +379,8 @@ def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_s
     # aggregation: one thread per pixel of the window's box (every member lies in it), adding the members
     # that cover it in the group's order: the CPU's order of additions at every pixel, no conflicts
     for g in range(tid, n, nt):
-        q = idx[g]
-        qj = q % Wp
-        q //= Wp
-        mask[q // Hp, q % Hp, qj] = True
+        qz, qi, qj = _unravel(idx[g], Hp, Wp)
+        mask[qz, qi, qj] = True
     bi = i1 + py - i0
     bj = j1 + px - j0
     nbox = (z1 + pz - z0) * bi * bj
@@ -395,11 +392,7 @@ def _group(noisy, guide, num, wgt, mask, rz, ri, rj, pz, py, px, r0, r1, r2, n_s
         z += z0
         i += i0
         for g in range(n):
-            q = idx[g]
-            qj = q % Wp
-            q //= Wp
-            qi = q % Hp
-            qz = q // Hp
+            qz, qi, qj = _unravel(idx[g], Hp, Wp)
             az = z - qz
             a = i - qi
             b = j - qj
