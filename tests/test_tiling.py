@@ -272,6 +272,7 @@ def test_threaded_scheduler_with_threads_per_tile():
         (dict(sigma=-1.0), ValueError, "sigma"),
         (dict(channel_axis=5), ValueError, "channel_axis"),
         (dict(noise="speckle"), ValueError, "speckle"),
+        (dict(noise="rician"), ValueError, "rician.*denoise_nl_bayes tiles Rician"),
         (dict(num_threads=0), ValueError, "num_threads"),
         (dict(num_threads=1.5), TypeError, "num_threads"),
     ],

@@ -77,10 +77,14 @@ def _nl_means_tiled(image, patch_size, patch_distance, h, fast_mode, sigma, pres
     if num_threads is not None:
         num_threads = _check_int(num_threads, "num_threads", 1)
     if name not in ("gaussian",):
+        why = {
+            "rician": "its second-moment correction is scaled by the whole image's maximum; "
+            "denoise_nl_bayes tiles Rician data exactly (noise='rician' or a Rician model)",
+        }.get(name, "the model is estimated from the whole image, and the speckle mode's debiasing needs the "
+                    "mean of the whole result")
         raise ValueError(
-            f"noise={name!r} is not available for dask arrays with non-local means (the model is "
-            "estimated from the whole image, and the speckle mode's debiasing needs the mean of the "
-            "whole result); compute the array, or pass a Gaussian model"
+            f"noise={name!r} is not available for dask arrays with non-local means ({why}); compute the "
+            "array, or pass a Gaussian model"
         )
     if model is not None and sigma == 0:
         sigma = float(np.sqrt(model.a))
