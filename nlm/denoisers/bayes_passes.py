@@ -59,13 +59,16 @@ def tile_margin(prm):
     further along the rows and three along the columns; the last of these
     reads ``r`` positions (and a patch) beyond its cell.  So per pass ``2 B
     + 2 r + p - 2`` rows and ``4 B + 2 r + p - 2`` columns.  Each pass reads
-    the previous one's estimate: the passes' margins add up.  ``prm``: the
-    dict of :func:`nlm.denoisers.bayes_setup._parameters`.
+    the previous one's estimate: the passes' margins add up, the NL-Ridge
+    pass's (with its own patch and radius) included.  ``prm``: the dict of
+    :func:`nlm.denoisers.bayes_setup._parameters`.
     """
     r = prm["radius"]
-    ps = [prm["p1"]] + [prm["p2"]] * (prm["passes"] - 1)
-    rows = sum(2 * _band(r, p) + 2 * r + p - 2 for p in ps)
-    cols = sum(4 * _band(r, p) + 2 * r + p - 2 for p in ps)
+    steps = [(prm["p1"], r)] + [(prm["p2"], r)] * (prm["passes"] - 1)
+    if prm.get("ridge", 0.0) > 0:
+        steps.append((prm["ridge_patch"], prm["ridge_radius"]))  # the NL-Ridge pass: the same cells
+    rows = sum(2 * _band(q, p) + 2 * q + p - 2 for p, q in steps)
+    cols = sum(4 * _band(q, p) + 2 * q + p - 2 for p, q in steps)
     return rows, cols
 
 
@@ -102,6 +105,20 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     valid2 = valid1 if p2 == p1 else _valid_patches(mask, p2)
     rows1, cols1 = _grid_in(Hg, p1, stride, oy, H), _grid_in(Wg, p1, stride, ox, W)
     rows2, cols2 = _grid_in(Hg, p2, stride, oy, H), _grid_in(Wg, p2, stride, ox, W)
+    alpha = float(prm.get("ridge", 0.0))
+
+    def ridge(work, est):
+        # the NL-Ridge pass with ``est`` as its guide, mixed into ``est`` (see denoise_nl_bayes, Notes)
+        from nlm.ops._ridge_kernels import ridge_step
+
+        _check_finite(est, f"pass {prm['ridge_at']}", model)
+        pr, rr = prm["ridge_patch"], prm["ridge_radius"]
+        valid = _valid_patches(mask, pr)
+        rows, cols = _grid_in(Hg, pr, stride, oy, H), _grid_in(Wg, pr, stride, ox, W)
+        lin = ridge_step(work, est, rows, cols, pr, rr, prm["ridge_n"], True, nlf, tmat, 0.0, True, _band(rr, pr),
+                         vmap, valid, oy, ox)
+        return ((1.0 - alpha) * est.astype(np.float64) + alpha * lin).astype(dtype, copy=False)
+
     with _threads(num_threads):
         basic = bayes_step(work, work, rows1, cols1, p1, radius, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
                            float(flat[0]), _band(radius, p1), vmap, valid1, oy, ox)
@@ -109,12 +126,16 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
         band2 = _band(radius, p2)
         final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, n_max, tau, False, nlf, tmat,
                            float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
+        if alpha > 0 and prm["ridge_at"] == 2:
+            final = ridge(work, final)
         if prm["passes"] == 3:
             _check_finite(final, "step 2", model)
             del basic
             basic = final
             final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
                                tmat, float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
+            if alpha > 0 and prm["ridge_at"] == 3:
+                final = ridge(work, final)
     del basic, work
     return _finish(final, prm, unbias, dtype)
 

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 # pass 3's similarity threshold, in units of the mean noise variance
 TAU3 = 0.07
+# the NL-Ridge pass: patch side, group size, search radius (every noise level)
+RIDGE_PATCH = 7
+RIDGE_N = 45
+RIDGE_RADIUS = 8
 
 
 def _colour_transform(C):
@@ -145,7 +149,17 @@ def bayes_parameters(
             flat = (1.05, 0.0)
     third = (multiplicative or s >= 35) if channels == 1 else s >= 45
     passes = 3 if third else 2
-    return dict(patch1=p1, patch2=p2, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes)
+    # the NL-Ridge pass (see Notes): its mixing weight, after which pass, its patch, group and window
+    ridge, ridge_at = 0.0, 2
+    if channels == 1 and not multiplicative:
+        if s < 20:
+            ridge = 0.5
+        elif s < 35:
+            ridge, ridge_at, passes = 0.4, 3, 3
+        else:
+            ridge = 0.5
+    return dict(patch1=p1, patch2=p2, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes,
+                ridge=ridge, ridge_at=ridge_at, ridge_patch=RIDGE_PATCH, ridge_n=RIDGE_N, ridge_radius=RIDGE_RADIUS)
 
 
 def _grid(n, p, stride):
@@ -283,7 +297,7 @@ def _uniform_interp(u, spec):
 
 
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
-                flat=None, passes=None):
+                flat=None, passes=None, ridge=None):
     """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes).
 
     Also scales ``xc`` by a power of two when its magnitude is extreme
@@ -366,10 +380,18 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     tau3 = TAU3 * mean_var
     n_max3 = max(n2, cand)
 
+    # the NL-Ridge pass: after step 2, or after pass 3 when there is one and the table says so
+    alpha = prm["ridge"] if ridge is None else ridge
+    ridge_at = min(prm["ridge_at"], passes)
+    ridge_patch = min(prm["ridge_patch"], _largest_odd(min(H, W)))
+    ridge_radius = max(1, min(prm["ridge_radius"], max(H, W) - 1))
+    ridge_n = max(2, min(prm["ridge_n"], (2 * ridge_radius + 1) ** 2))
+
     return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2,
                 radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
                 n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), sigma255=sigma255,
-                mean_var=mean_var, name=name)
+                mean_var=mean_var, name=name, ridge=float(alpha), ridge_at=ridge_at, ridge_patch=ridge_patch,
+                ridge_radius=ridge_radius, ridge_n=ridge_n)
 
 
 def check_range(prm: dict, lo: float, hi: float) -> None:
@@ -390,6 +412,18 @@ def _check_passes(passes):
     if passes > 3:
         raise ValueError(f"passes must be 2 or 3, got {passes}")
     return passes
+
+
+def _check_ridge(ridge):
+    """``ridge`` argument -> None or a float in [0, 1]."""
+    if ridge is None:
+        return None
+    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real):
+        raise TypeError(f"ridge must be a real number in [0, 1], got {ridge!r}")
+    ridge = float(ridge)
+    if not 0.0 <= ridge <= 1.0:
+        raise ValueError(f"ridge must be in [0, 1] (the NL-Ridge pass's weight), got {ridge}")
+    return ridge
 
 
 def _pair_float(value, name, positive):

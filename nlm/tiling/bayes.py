@@ -52,8 +52,8 @@ __all__ = ["BAYES_BYTES_PER_VALUE", "denoise_nl_bayes", "denoise_nl_bayes_tiled"
 
 
 def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
-                    search_radius, beta, flat, passes=None, stride=2, num_threads=None, return_model=False,
-                    mask=None, work_pixels=None):
+                    search_radius, beta, flat, passes=None, ridge=None, stride=2, num_threads=None,
+                    return_model=False, mask=None, work_pixels=None):
     """:func:`denoise_nl_bayes` of a dask array: model and parameters once, then exact tiles.
 
     The noise model and every derived parameter (patch sizes, group sizes,
@@ -100,6 +100,9 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     beta = _setup._pair_float(beta, "beta", positive=True)
     flat = _setup._pair_float(flat, "flat", positive=False)
     passes = _setup._check_passes(passes)
+    ridge = _setup._check_ridge(ridge)
+    if nd == 3 and ridge:
+        raise ValueError("ridge: the NL-Ridge pass is 2-D only for now; leave ridge unset (or 0) for a volume")
     regions = sample_regions(image, spatial_axes=spatial_axes)
     sample = regions[0] if len(regions) == 1 else np.concatenate(regions, axis=spatial_axes[-1])
     del regions
@@ -107,8 +110,9 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     del sample
     xc = x[None] if axis is None else np.moveaxis(x, axis, 0)
     parameters = _setup._parameters if nd == 2 else _setup._volume_parameters
+    extra = (ridge,) if nd == 2 else ()  # volumes: no NL-Ridge pass
     prm = parameters(xc, image.dtype, noise, sigma, looks, preserve_range, patch_size, n_user, search_radius, beta,
-                     flat, passes)
+                     flat, passes, *extra)
     del x, xc
     prm.pop("xc")
     if math.prod(image.shape[a] for a in spatial_axes) > _blocks.SAMPLE_PIXELS:
@@ -128,7 +132,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         margins = _passes.tile_margin(prm) if nd == 2 else _passes.volume_margin(prm)
     depth = tuple((m, m) for m in margins)
     shape = tuple(image.shape[a] for a in spatial_axes)
-    patch = int(max(np.max(prm["p1"]), np.max(prm["p2"])))
+    patch = int(max(np.max(prm["p1"]), np.max(prm["p2"]), prm["ridge_patch"] if nd == 2 and prm["ridge"] > 0 else 1))
     image, minimum = _bayes_blocks(image, spatial_axes, depth, patch,
                                    _BAYES_WORK_PIXELS if work_pixels is None else work_pixels)
     if num_threads is None:
