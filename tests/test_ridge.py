@@ -127,7 +127,7 @@ def test_table_turns_the_pass_on_for_grey_additive_noise():
     for s in (5, 15, 25, 50, 90):
         prm = bayes_parameters(s)
         assert 0 < prm["ridge"] <= 1 and prm["ridge_at"] in (2, 3)
-    assert bayes_parameters(25, channels=3)["ridge"] == 0
+    assert bayes_parameters(25, channels=3)["ridge"] > 0
     assert bayes_parameters(25, multiplicative=True)["ridge"] == 0
 
 
@@ -196,3 +196,13 @@ def test_bad_ridge(bad, exc):
 def test_ridge_refused_on_volumes():
     with pytest.raises(ValueError, match="ridge"):
         denoise_nl_bayes(np.zeros((4, 12, 12)), sigma=0.1, ridge=0.5)
+
+
+def test_colour_ridge_threads_and_quality():
+    clean = img_as_float(data.astronaut()[::8, ::8])
+    noisy = clean + 0.1 * _rng(6).standard_normal(clean.shape)
+    a = denoise_nl_bayes(noisy, channel_axis=-1, num_threads=1)
+    b = denoise_nl_bayes(noisy, channel_axis=-1, num_threads=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, denoise_nl_bayes(noisy, channel_axis=-1, ridge=0))
+    assert psnr(clean, np.clip(a, 0, 1)) > psnr(clean, noisy) + 5

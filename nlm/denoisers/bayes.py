@@ -147,11 +147,12 @@ def denoise_nl_bayes(
     ridge : float in [0, 1], keyword-only
         Weight of the NL-Ridge pass (see Notes) in the result: the estimate
         becomes ``(1 - ridge) * nl_bayes + ridge * nl_ridge``; 0 turns the
-        pass off.  Default from the noise level (:func:`bayes_parameters`):
-        0.5 (after step 2) below sigma 20 (of 255), 0.4 (after pass 3) below
-        35, 0.5 (after step 2, before pass 3) above, for grey images with
-        additive or Poisson noise; 0 for colour images and the speckle and
-        gamma models.
+        pass off.  Default from the noise level (:func:`bayes_parameters`),
+        for grey images with additive or Poisson noise: 0.5 after step 2
+        below sigma 20 (of 255); 0.4 after pass 3 below 35; 0.5 after step
+        2, before pass 3 (which takes the mix as its guide), from 35; colour
+        images 0.4 after step 2.  0 with the speckle and gamma models (not
+        measured there).
     stride : int >= 1, keyword-only
         Step of the reference grid (default 2).  Positions already estimated
         in a group are skipped as references.
@@ -231,8 +232,8 @@ def denoise_nl_bayes(
 
     NL-Ridge pass (Herbreteau and Kervrann 2022; kernel
     :mod:`nlm.ops._ridge_kernels`).  With an NL-Bayes estimate ``E`` as the
-    guide (after step 2, or after pass 3), groups of the ``ridge_n = 45``
-    patches (7 x 7) nearest on ``E`` in a 17 x 17 window are estimated
+    guide (after step 2, or after pass 3), groups of the 30 patches (5 x 5)
+    nearest on ``E`` in a 13 x 13 window are estimated
     again, each patch a linear combination of the group's noisy patches:
     with ``Y`` (noisy) and ``G`` (guide) the group's patches as rows, both
     centred on their mean patch, and ``Dn = diag(d_i)``, ``d_i`` the summed
@@ -241,11 +242,12 @@ def denoise_nl_bayes(
     patch is aggregated with the weight ``1 / clip(||theta_i||^2, 1/n, 1)``
     (``theta_i``: its row of the combination).  The NL-Ridge image is mixed
     into ``E`` with the weight ``ridge``; the mix is the result, or pass 3's
-    guide.  The two estimators err differently (pixel-space Wiener filter
-    against patch-space combinations), so the mix beats both: measured on
-    Set12 (standard Gaussian protocol, blind) it adds about 0.1 dB to
-    NL-Bayes at sigma 15, 25 and 50 (``benchmarks/beyond_bm3d.py``,
-    docs/nl-bayes.md).
+    guide.  The two estimators err differently (a Wiener filter in the
+    space of a patch's pixels against combinations of the group's
+    patches), so the mix beats both (see :func:`bayes_parameters` and
+    docs/nl-bayes.md for the figures; ``benchmarks/beyond_bm3d.py``).  The
+    NL-Ridge pass is 2-D only (``ridge`` must be unset or 0 for a volume).
+    Cost per group ``O(n^2 d + n^3)`` (``n = 30``, ``d = 25 C``).
 
     Clipped data (a model with ``bounds``, as :func:`nlm.estimate_noise`
     reports when the noise piles up at the data's minimum or maximum: 0 and
