@@ -161,8 +161,9 @@ def test_float32_close_to_float64_and_dtype_rules(camera):
     o8 = denoise_nl_bayes(u8, sigma=0.08)
     assert o8.dtype == np.float64 and o8.max() < 1.5
     raw = denoise_nl_bayes(u8, sigma=0.08 * 255, preserve_range=True)
-    # the same up to the order of exactly tied distances of quantised data
-    assert np.abs(raw / 255 - o8).mean() < 2e-4
+    # the same up to the order of exactly tied distances of quantised data (at this level three
+    # NL-Bayes passes and the NL-Ridge pass search groups: 2.1e-4 measured, 1/20 of a grey level)
+    assert np.abs(raw / 255 - o8).mean() < 3e-4
     assert denoise_nl_bayes(noisy.astype(np.float16), sigma=0.08).dtype == np.float32
 
 
@@ -239,7 +240,8 @@ def test_sar_radiometry_local_means(looks):
 
 def test_parameters_table():
     ipol = bayes_parameters(5, multiplicative=True)
-    assert ipol == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05), passes=3)
+    assert ipol == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05), passes=3,
+                        ridge=0.0, ridge_at=2, ridge_patch=5, ridge_n=30, ridge_radius=6)
     assert bayes_parameters(10)["beta"] == (1.1, 1.0) and bayes_parameters(10)["flat"] == (1.05, 1.05)
     assert bayes_parameters(25)["flat"] == (1.05, 1.05) and bayes_parameters(50)["flat"] == (1.05, 0.0)
     assert bayes_parameters(25, multiplicative=True)["n1"] == 45
@@ -250,8 +252,10 @@ def test_parameters_table():
     assert p["patch1"] == 7 and p["n1"] == 90
     assert bayes_parameters(100)["radius"] == 16
     assert bayes_parameters(25, 3)["patch1"] == 5 and bayes_parameters(25, 3)["patch2"] == 3
-    # the third pass: grey speckle/gamma always, grey additive from sigma 35, colour from 45
-    assert bayes_parameters(25)["passes"] == 2 and bayes_parameters(34.9)["passes"] == 2
+    # the third pass: grey speckle/gamma always, grey additive from sigma 20 (with the NL-Ridge pass after it
+    # below 35), colour from 45
+    assert bayes_parameters(19.9)["passes"] == 2 and bayes_parameters(20)["passes"] == 3
+    assert bayes_parameters(25)["ridge_at"] == 3 and bayes_parameters(35)["ridge_at"] == 2
     assert bayes_parameters(35)["passes"] == 3 and bayes_parameters(50)["passes"] == 3
     assert bayes_parameters(10, multiplicative=True)["passes"] == 3
     assert bayes_parameters(40, 3)["passes"] == 2 and bayes_parameters(40, 3, multiplicative=True)["passes"] == 2

@@ -15,8 +15,9 @@ from nlm.noise import Gamma
 
 # small windows and patches keep the margins (and the tests) small: radius 3,
 # patch 3 -> cells of 9, margins 2 x 25 rows and 2 x 43 columns (dask's
-# overlap makes every chunk at least its axis margin)
-SMALL = dict(search_radius=3, patch_size=3, n_similar=(12, 8))
+# overlap makes every chunk at least its axis margin); two passes and no
+# NL-Ridge pass (its own margin is tested in test_ridge_pass_tiles_exactly)
+SMALL = dict(search_radius=3, patch_size=3, n_similar=(12, 8), passes=2, ridge=0)
 
 
 @pytest.fixture(autouse=True)
@@ -73,10 +74,12 @@ def test_raw_integers_and_given_sigma(preserve_range):
 
 
 def test_default_parameters_and_the_third_pass():
-    """The default table (sigma 25 of 255: radius 11, patch 5) and Gamma noise's three passes."""
+    """The default table (sigma 25 of 255: radius 11, patch 5; two passes, no NL-Ridge pass) and Gamma
+    noise's three passes."""
     image = _noisy((330, 560), seed=3, sigma=25 / 255)
-    ref = in_memory(image, sigma=25 / 255)
-    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(330, 280)), sigma=25 / 255)
+    kw = dict(sigma=25 / 255, passes=2, ridge=0)
+    ref = in_memory(image, **kw)
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(330, 280)), **kw)
     assert _tiles(lazy) == [1, 2]  # margins of 158 rows and 266 columns
     np.testing.assert_array_equal(lazy.compute(), ref)
     speckled = Gamma(4).sample(_clean((270, 280)), seed=4).astype(np.float32)
@@ -84,6 +87,19 @@ def test_default_parameters_and_the_third_pass():
     ref = in_memory(speckled, **kw)
     lazy = nlm.denoise_nl_bayes(da.from_array(speckled, chunks=(45, 45)), **kw)  # margins 75 and 129
     assert min(_tiles(lazy)) >= 2
+    np.testing.assert_array_equal(lazy.compute(), ref)
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_ridge_pass_tiles_exactly(channels):
+    """The NL-Ridge pass (patch 5, radius 6: cells of 17) adds its margin: 2 x 25 + 49 rows, 2 x 43 + 83 columns."""
+    image = _noisy((220, 360), seed=5, channels=channels)
+    axis = -1 if channels else None
+    kw = dict(SMALL, ridge=0.5, channel_axis=axis)
+    prm_rows, prm_cols = 2 * 25 + 49, 2 * 43 + 83
+    ref = in_memory(image, **kw)
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(110, 180) + ((3,) if channels else ())), **kw)
+    assert _tiles(lazy)[:2] == [2, 2], (lazy.chunks, prm_rows, prm_cols)
     np.testing.assert_array_equal(lazy.compute(), ref)
 
 

@@ -142,8 +142,9 @@ def denoise_nl_bayes(
         2: the two steps; 3: step 2 once more, with the step-2 result as
         its guide (see Notes).  Default from the noise level
         (:func:`bayes_parameters`): 3 for grey images with the speckle and
-        gamma models, and with additive or Poisson noise from sigma 35 (of
-        255); for colour images from sigma 45; else 2.
+        gamma models, and with additive or Poisson noise from sigma 20 (of
+        255; with the NL-Ridge pass); for colour images from sigma 45; else
+        2.
     ridge : float in [0, 1], keyword-only
         Weight of the NL-Ridge pass (see Notes) in the result: the estimate
         becomes ``(1 - ridge) * nl_bayes + ridge * nl_ridge``; 0 turns the
