@@ -407,6 +407,8 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
 
     # the NL-Ridge pass: after step 2, or after pass 3 when there is one and the table says so
     alpha = prm["ridge"] if ridge is None else ridge
+    if ridge is None and model.name == "rician":
+        alpha = 0.0  # not measured on magnitude MRI: off unless asked for
     ridge_at = min(prm["ridge_at"], passes)
     ridge_patch = min(prm["ridge_patch"], _largest_odd(min(H, W)))
     ridge_radius = max(1, min(prm["ridge_radius"], max(H, W) - 1))
