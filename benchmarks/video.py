@@ -228,6 +228,8 @@ def table(frames, size=512):
                 rows.append(("ffmpeg nlmeans (spatial)", f"s={s}", frames / t, out))
             else:
                 rows.append(("ffmpeg nlmeans", "n/a", None, None))
+            out, t = _timed(_video_bayes, noisy, None)
+            rows.append(("nlm NL-Bayes (--method bayes)", "blind", frames / t, out))
             for method, param, fps, out in rows:
                 if out is None:
                     print(f"| {name} | {method} | {param} | n/a | n/a |")
@@ -235,6 +237,15 @@ def table(frames, size=512):
                 ps = [psnr(c, o) for c, o in zip(clean, out)]
                 per_frame.append((name, method, ps))
                 print(f"| {name} | {method} | {param} | {'-' if fps is None else f'{fps:.2f}'} | {np.mean(ps):.2f} |")
+    print()
+    best = {}
+    for name, method, ps in per_frame:
+        best.setdefault(name, {})[method] = np.mean(ps)
+    for name, scores in best.items():
+        cv = next(v for k, v in scores.items() if k.startswith("OpenCV"))
+        ours = max(v for k, v in scores.items() if k.startswith("nlm"))
+        print(f"{name}: best nlm {ours:.2f} dB vs OpenCV Multi (oracle h) {cv:.2f} dB: "
+              f"{'met' if ours >= cv else 'NOT met'}")
     print()
     print("PSNR per frame (dB):")
     for name, method, ps in per_frame:
@@ -314,6 +325,217 @@ def memory(counts=(10, 40), size=(1080, 1920)):
     print()
 
 
+# --------------------------------------------------------------------------- #
+# motion clips for video NL-Bayes: panning, hand-held shake, a moving object
+# --------------------------------------------------------------------------- #
+MOTION_KINDS = ("pan", "shake", "object")
+
+
+def _base(colour, H, W, margin):
+    """A still of (H + 2 margin) x (W + 2 margin): scikit-image's camera / coffee, resized."""
+    from skimage import data, transform
+
+    img = data.coffee() if colour else data.camera()
+    out = transform.resize(img, (H + 2 * margin, W + 2 * margin) + img.shape[2:], order=3, anti_aliasing=True)
+    return np.clip(out, 0, 1)
+
+
+def motion_clip(kind, colour, frames=10, H=144, W=176, seed=0):
+    """A clean clip (T, H, W[, 3]) in [0, 1], float64, of one kind of motion.
+
+    ``pan``: the camera pans 2 px right and 1 px down per frame (integer
+    shifts of a still).  ``shake``: hand-held shake: sub-pixel translations
+    of a still (a seeded random walk, steps of up to 1.5 px per axis, plus a
+    slow drift), cubic interpolation.  ``object``: a still background and a
+    textured object (a disc cut from another still, scikit-image's
+    astronaut / coins) moving 3 px right and 2 px down per frame.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    m = 24 + 3 * frames
+    base = _base(colour, H, W, m)
+    out = []
+    if kind == "pan":
+        for t in range(frames):
+            out.append(base[m + t : m + t + H, m + 2 * t - frames : m + 2 * t - frames + W])
+    elif kind == "shake":
+        pos = np.zeros(2)
+        for _ in range(frames):
+            shifted = [ndimage.shift(base[..., c] if colour else base, -pos, order=3, mode="reflect")
+                       for c in range(3 if colour else 1)]
+            a = np.stack(shifted, -1) if colour else shifted[0]
+            out.append(a[m : m + H, m : m + W])
+            pos = np.clip(pos + rng.uniform(-1.5, 1.5, 2) + (0.3, 0.5), -m + 2, m - 2)
+    elif kind == "object":
+        from skimage import data, transform
+
+        src = data.astronaut() / 255.0 if colour else data.coins() / 255.0
+        r = min(H, W) // 4
+        obj = transform.resize(src[60:60 + 200, 150:150 + 200] if colour else src[80:180, 100:200],
+                               (2 * r, 2 * r) + src.shape[2:], order=1, anti_aliasing=True)
+        yy, xx = np.mgrid[-r:r, -r:r]
+        disc = (yy**2 + xx**2) < r**2
+        if colour:
+            disc = disc[..., None]
+        still = base[m : m + H, m : m + W]
+        for t in range(frames):
+            f = still.copy()
+            y0, x0 = 8 + 2 * t, 8 + 3 * t
+            y1, x1 = min(y0 + 2 * r, H), min(x0 + 2 * r, W)
+            win = f[y0:y1, x0:x1]
+            d = disc[: y1 - y0, : x1 - x0]
+            f[y0:y1, x0:x1] = np.where(d, obj[: y1 - y0, : x1 - x0], win)
+            out.append(f)
+    else:
+        raise ValueError(kind)
+    return np.clip(np.stack(out), 0, 1)
+
+
+def noisy8(clean, sigma, seed=0):
+    """(clean uint8, noisy uint8): Gaussian noise of ``sigma`` (0..255) added, rounded and clipped to 8 bits."""
+    rng = np.random.default_rng(seed)
+    c8 = np.clip(np.rint(clean * 255), 0, 255)
+    n8 = np.clip(np.rint(c8 + rng.normal(0, sigma, c8.shape)), 0, 255)
+    return c8.astype(np.uint8), n8.astype(np.uint8)
+
+
+#: the issue's bars for video NL-Bayes (dB on the mean over the clips at a level; per clip; time ratio)
+BAR_VS_FRAME, BAR_VS_NLM, BAR_CLIP, BAR_TIME = 1.0, 1.5, 0.3, 5.0
+LEVELS = (10, 20, 40)
+
+
+def _u8(frames):
+    return np.stack([np.clip(np.rint(f), 0, 255).astype(np.uint8) for f in frames])
+
+
+def _per_frame_bayes(noisy, threads):
+    from nlm import denoise_nl_bayes
+
+    ax = -1 if noisy.ndim == 4 else None
+    return _u8([denoise_nl_bayes(f, channel_axis=ax, preserve_range=True, num_threads=threads) for f in noisy])
+
+
+def _video_nlm(noisy):
+    from nlm.denoisers.video import denoise_frames
+
+    return _u8(denoise_frames(noisy))  # library defaults: h and sigma from the first frame, R from sigma
+
+
+def _video_bayes(noisy, threads):
+    from nlm.denoisers.video_bayes import denoise_frames_bayes
+
+    return _u8(denoise_frames_bayes(noisy, num_threads=threads))
+
+
+def bayes_targets(frames=10, H=144, W=176, threads=2, levels=LEVELS):
+    """Video NL-Bayes (blind) against per-frame 2-D NL-Bayes (blind) and nlm's video NLM (library
+    defaults), on the six motion clips (grey / colour x pan / shake / object), 8-bit, clipped Gaussian noise."""
+    import numba
+
+    numba.set_num_threads(threads)
+    print(f"## Video NL-Bayes: {frames} frames of {W}x{H}, 8-bit, Gaussian noise clipped, blind, {threads} threads")
+    print()
+    print("| sigma | clip | noisy | per-frame NL-Bayes | video NLM | video NL-Bayes | vs per-frame | vs NLM | "
+          "time / per-frame |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    verdicts = []
+    for sigma in levels:
+        gains_f, gains_n, ratios = [], [], []
+        for colour in (False, True):
+            for kind in MOTION_KINDS:
+                clean, noisy = noisy8(motion_clip(kind, colour, frames=frames, H=H, W=W), sigma, seed=sigma)
+                per, tf = _timed(_per_frame_bayes, noisy, threads)
+                nl = _video_nlm(noisy)
+                vb, tv = _timed(_video_bayes, noisy, threads)
+                p = [np.mean([psnr(c, o) for c, o in zip(clean, x)]) for x in (noisy, per, nl, vb)]
+                gains_f.append(p[3] - p[1])
+                gains_n.append(p[3] - p[2])
+                ratios.append(tv / tf)
+                name = f"{'colour' if colour else 'grey'} {kind}"
+                print(f"| {sigma} | {name} | {p[0]:.2f} | {p[1]:.2f} | {p[2]:.2f} | {p[3]:.2f} | "
+                      f"{p[3] - p[1]:+.2f} | {p[3] - p[2]:+.2f} | {tv / tf:.2f}x |")
+        mf, mn, worst = np.mean(gains_f), np.mean(gains_n), min(gains_f)
+        ok = mf >= BAR_VS_FRAME and mn >= BAR_VS_NLM and worst >= BAR_CLIP
+        verdicts.append(f"sigma {sigma}: mean {mf:+.2f} dB vs per-frame NL-Bayes (bar +{BAR_VS_FRAME}), "
+                        f"{mn:+.2f} dB vs video NLM (bar +{BAR_VS_NLM}), worst clip {worst:+.2f} dB "
+                        f"(bar +{BAR_CLIP}): {'met' if ok else 'NOT met'}")
+    print()
+    for v in verdicts:
+        print(v)
+    print()
+
+
+def bayes_speed(frames=8, H=360, W=640, threads=2, sigma=20):
+    """Frames per second at 640x360 grey, sigma 20: video NL-Bayes against per-frame 2-D NL-Bayes (same run)."""
+    import numba
+
+    numba.set_num_threads(threads)
+    clean, noisy = noisy8(motion_clip("pan", False, frames=frames, H=H, W=W), sigma, seed=1)
+    _per_frame_bayes(noisy[:1], threads)  # compile
+    _video_bayes(noisy[:3], threads)
+    per, tf = _timed(_per_frame_bayes, noisy, threads)
+    vb, tv = _timed(_video_bayes, noisy, threads)
+    pf = np.mean([psnr(c, o) for c, o in zip(clean, per)])
+    pv = np.mean([psnr(c, o) for c, o in zip(clean, vb)])
+    print(f"## Speed: {W}x{H} grey pan, sigma {sigma}, {frames} frames, {threads} threads")
+    print()
+    print("| method | frames/s | mean PSNR (dB) |")
+    print("|---|---|---|")
+    print(f"| per-frame 2-D NL-Bayes | {frames / tf:.2f} | {pf:.2f} |")
+    print(f"| video NL-Bayes | {frames / tv:.2f} | {pv:.2f} |")
+    print()
+    verdict = "met" if tv / tf <= BAR_TIME else "NOT met"
+    print(f"time video / per-frame: {tv / tf:.2f}x; bar <= {BAR_TIME:g}x: {verdict}")
+    print()
+
+
+def bayes_memory(counts=(20, 200), H=144, W=176):
+    """Peak RSS of ``nlm denoise clip.mkv out.mkv --method bayes`` in a fresh process per clip length."""
+    import os
+    import subprocess
+    import tempfile
+
+    import av
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        "import sys; from click.testing import CliRunner; import cli; "
+        "r = CliRunner().invoke(cli.main, ['denoise', sys.argv[1], sys.argv[2], '--method', 'bayes', '-q']); "
+        "assert r.exit_code == 0, r.output; "
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
+    )
+    print(f"## Peak memory of video NL-Bayes, {W}x{H} grey pan (FFV1 in and out, sigma 20)")
+    print()
+    print("| frames | seconds | peak RSS (MiB) |")
+    print("|---|---|---|")
+    peaks = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in counts:
+            _, noisy = noisy8(motion_clip("pan", False, frames=n, H=H, W=W), 20, seed=2)
+            src = os.path.join(tmp, f"c{n}.mkv")
+            with av.open(src, "w") as c:
+                st = c.add_stream("ffv1", rate=25)
+                st.width, st.height, st.pix_fmt = W, H, "gray"
+                for i, f in enumerate(noisy):
+                    vf = av.VideoFrame.from_ndarray(f, format="gray")
+                    vf.pts = i
+                    for p in st.encode(vf):
+                        c.mux(p)
+                for p in st.encode(None):
+                    c.mux(p)
+            del noisy
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", code, src, os.path.join(tmp, f"o{n}.mkv")],
+                                 capture_output=True, text=True, cwd=root, check=True)
+            peaks.append(int(out.stdout.split()[-1]) / 1024)
+            print(f"| {n} | {time.perf_counter() - t:.1f} | {peaks[-1]:.0f} |")
+    print()
+    print(f"peak {counts[-1]} frames / {counts[0]} frames: {peaks[-1] / peaks[0]:.3f} "
+          f"({'flat' if peaks[-1] <= 1.05 * peaks[0] else 'NOT flat'})")
+    print()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="the target case only")
@@ -323,11 +545,18 @@ def main(argv=None):
     ap.add_argument("--clip", default=None, help="a real clip to time as well")
     ap.add_argument("--clip-frames", type=int, default=30)
     ap.add_argument("--memory", action="store_true", help="also the peak RSS on 1080p clips of 10 and 40 frames")
+    ap.add_argument("--bayes", action="store_true", help="video NL-Bayes only: its targets, speed and memory")
+    ap.add_argument("--bayes-frames", type=int, default=10, help="frames of the NL-Bayes motion clips")
     args = ap.parse_args(argv)
     import numba
 
     print(f"threads: {numba.get_num_threads()}, numba {numba.__version__}, python {sys.version.split()[0]}")
     print()
+    if args.bayes:
+        bayes_targets(args.bayes_frames)
+        bayes_speed()
+        bayes_memory()
+        return
     target(args.repeat, args.frames, args.size)
     if not args.quick:
         table(args.frames, args.size)

@@ -7,6 +7,8 @@ import itertools
 
 import numpy as np
 
+import nlm.noise.estimate as E
+
 
 def nl_means(x, patch_size, patch_distance, h, sigma):
     """Non-local means of a channel-last map ``x`` of shape (*spatial, C).
@@ -161,3 +163,81 @@ def nl_means_masked(x, patch_size, patch_distance, h, sigma=0.0, sigma_map=None,
             den += w
         out[i] = num / den
     return out
+
+
+def block_stats(y, nd, B, clipped=None):
+    """The whole-image form of :func:`nlm.noise.estimate._block_stats` (``y``: float64), its oracle.
+
+    Per-block mean, detail energy, variance, plateau flag and residual moments, from float64 copies of the
+    whole image (the estimator computes the same values slab by slab).
+
+    The levels (the image's minimum or maximum) found to be noise clipped
+    there are added to the set ``clipped`` as ``(sign, level)``: -1 for a
+    lower bound, +1 for an upper one."""
+    axes = tuple(range(nd))
+    d = E._filter_valid(y, E._DETAIL, axes)
+    core = y[tuple(slice(1, n - 1) for n in y.shape)]
+    box = E._filter_valid(y, np.ones(3), axes)
+    r = core - (box - core) / (3**nd - 1)  # centre minus the mean of its neighbours
+    mu = E._block_reduce(core, B, nd)
+    v = E._block_reduce(d * d, B, nd)
+    # the two halves of every block along its last axis, each with its own
+    # mean and detail energy: a block is ordered by one half and measured
+    # (mean and variance) on the other, whose noise is independent of the
+    # ordering.  Ordering by the measured mean itself would place a block by
+    # its noise (regression dilution, which flattens the level function on a
+    # narrow intensity range) and, for skewed noise (gamma, Poisson), would
+    # tie the variance measured to the ordering.
+    half = (np.arange(core.shape[-1]) % B < B // 2).reshape((1,) * (nd - 1) + (-1,))
+    mu_a = 2.0 * E._block_reduce(np.where(half, core, 0.0), B, nd)
+    mu_b = 2.0 * E._block_reduce(np.where(half, 0.0, core), B, nd)
+    dd = d * d
+    v_a = 2.0 * E._block_reduce(np.where(half, dd, 0.0), B, nd)
+    v_b = 2.0 * E._block_reduce(np.where(half, 0.0, dd), B, nd)
+    v[v <= (64 * np.finfo(np.float64).eps * max(1.0, float(np.abs(core).max()))) ** 2] = 0.0
+    # spread of the sub-block means (scaled to a per-pixel variance): nearly
+    # independent of the detail energy for noise (the detail filter sums to 0
+    # inside a sub-block), large on edges, ramps and texture
+    sub = B // 2 if nd > 1 else B // 4
+    q = E._sub_means(core, B, sub, nd)
+    var = q.var(axis=1, ddof=1) * sub**nd
+    r2 = E._block_reduce(r * r, B, nd)
+    r3 = E._block_reduce(r * r * r, B, nd)
+    lo, hi = float(y.min()), float(y.max())
+    plateau = np.zeros(mu.shape, dtype=bool)
+    rough = None
+    for ext, sign in ((lo, -1.0), (hi, 1.0)):
+        hits = core == ext
+        if not (hits.mean() > 1e-3 or np.count_nonzero(y == ext) > 16):
+            continue
+        touch = E._block_reduce(hits.astype(np.float64), B, nd) > 0
+        if rough is None:
+            rough = np.maximum(E._rough_level(mu, v), 1e-300)
+        # Noise clipped at the level, or a plateau of the signal (an exactly
+        # zero background, a saturated area of the clean image, isolated
+        # black pixels)?  Clipped noise reaches the level from every block
+        # close to it: a block at d noise deviations from it touches it with
+        # probability 1 - (1 - Q(d))^pixels.  Far fewer touching blocks than
+        # that (multiplicative noise near a zero background never reaches 0)
+        # is a plateau.
+        d = sign * (ext - mu) / np.sqrt(rough)
+        near = (d < 3.0) & ((v > 0) | touch)
+        expected = float(np.sum(1.0 - (1.0 - 0.5 * E.erfc(np.maximum(d[near], 0.0) / np.sqrt(2.0))) ** B**nd))
+        if expected >= 2.0 and np.count_nonzero(touch[near]) >= 0.5 * expected:
+            # clipped noise: a block within two noise deviations of the level
+            # has lost variance to the clipping, and one of them that does
+            # not touch it is a biased (low-variance) survivor: the test is
+            # on the block's mean, never on its own variance.  Farther blocks
+            # keep their occasional clipped pixel (the variance lost is < 1 %).
+            plateau |= d < 2.0
+            # reported as clipped data only on the evidence of the blocks
+            # with noise (a constant block at the level, such as an
+            # exactly-zero background, is a plateau of the signal)
+            noisy = near & (v > 0)
+            exp_noisy = float(np.sum(1.0 - (1.0 - 0.5 * E.erfc(np.maximum(d[noisy], 0.0) / np.sqrt(2.0))) ** B**nd))
+            if clipped is not None and exp_noisy >= 2.0 and np.count_nonzero(touch[noisy]) >= 0.5 * exp_noisy:
+                clipped.add((sign, ext))
+        else:
+            # a plateau of the signal: its edges are signal, not noise
+            plateau |= touch
+    return mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, plateau

@@ -123,8 +123,10 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
 
 
 # ------------------------------------------------------------------ volumes (nlm.ops._bayes_volume)
-def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
-    """3-D :func:`search`: (distances, flat positions ``(qz * Hp + qi) * Wp + qj``) of the group."""
+def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau, pvalid=None):
+    """3-D :func:`search`: (distances, flat positions ``(qz * Hp + qi) * Wp + qj``) of the group.
+
+    ``pvalid``: only those patches are candidates."""
     _, Zi, Hi, Wi = guide.shape
     pz, py, px = psz
     Zp, Hp, Wp = Zi - pz + 1, Hi - py + 1, Wi - px + 1
@@ -133,7 +135,7 @@ def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
     for qz in range(max(rz - rad[0], 0), min(rz + rad[0], Zp - 1) + 1):
         for qi in range(max(ri - rad[1], 0), min(ri + rad[1], Hp - 1) + 1):
             for qj in range(max(rj - rad[2], 0), min(rj + rad[2], Wp - 1) + 1):
-                if (qz, qi, qj) == (rz, ri, rj):
+                if (qz, qi, qj) == (rz, ri, rj) or (pvalid is not None and not pvalid[qz, qi, qj]):
                     continue
                 d = np.mean((ref - guide[:c_dist, qz : qz + pz, qi : qi + py, qj : qj + px]) ** 2)
                 others.append((d, (qz * Hp + qi) * Wp + qj))
@@ -145,34 +147,133 @@ def search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau):
 
 
 def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, cell,
-                origin=(0, 0, 0)):
+                origin=(0, 0, 0), vmap=None, pvalid=None):
     """The volume kernel's step, sequentially in its order: cells of ``cell`` positions anchored at the
     volume's origin, by colour ``4 pz + 2 py + px`` (the parities of their global indices), each cell's
-    references in raster order."""
+    references in raster order.
+
+    ``vmap`` (Z, H, W): noise variance map (the group's covariance: the map's mean over its patches per
+    patch voxel); ``pvalid``: the patches without a masked voxel, the only references and members; after
+    a cell's grid, every valid patch of the cell still holding an uncovered voxel (raster order)."""
     C, Zn, H, W = noisy.shape
     pz, py, px = psz
     Hp, Wp = H - py + 1, W - px + 1
+    npos = (Zn - pz + 1, Hp, Wp)
     num = np.zeros((C, Zn, H, W))
     wgt = np.zeros((Zn, H, W))
-    mask = np.zeros((Zn - pz + 1, Hp, Wp), dtype=bool)
+    mask = np.zeros(npos, dtype=bool)
     cap = n_sim if step1 else n_max
-    refs = [(rz, ri, rj) for rz in zs for ri in rows for rj in cols]
-    cellof = [tuple((r[a] + origin[a]) // cell[a] for a in range(3)) for r in refs]
-    colour = [4 * (k[0] % 2) + 2 * (k[1] % 2) + k[2] % 2 for k in cellof]
-    # by colour, then by cell (cells of one colour do not interact), then raster order
-    for n_ref in sorted(range(len(refs)), key=lambda k: (colour[k], cellof[k], refs[k])):
-        rz, ri, rj = refs[n_ref]
-        if mask[rz, ri, rj]:
-            continue
-        _, pos = search3(guide, rz, ri, rj, psz, rad, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau)
+    ranges = [range(origin[a] // cell[a], (origin[a] + npos[a] - 1) // cell[a] + 1) for a in range(3)]
+    cells = [(a, b, c) for a in ranges[0] for b in ranges[1] for c in ranges[2]]
+    # by colour, then by cell (cells of one colour do not interact), then raster order inside
+    cells.sort(key=lambda k: (4 * (k[0] % 2) + 2 * (k[1] % 2) + k[2] % 2, k))
+
+    def group(rz, ri, rj):
+        _, pos = search3(guide, rz, ri, rj, psz, rad, 1 if step1 else C, n_sim, cap, -1.0 if step1 else tau,
+                         pvalid)
         qs = [(q // (Hp * Wp), q // Wp % Hp, q % Wp) for q in pos]
         box = [(slice(None), slice(z, z + pz), slice(i, i + py), slice(j, j + px)) for z, i, j in qs]
         Y = np.array([noisy[s].reshape(-1) for s in box], dtype=np.float64)
         G = np.array([guide[s].reshape(-1) for s in box], dtype=np.float64)
-        X = group_estimate(Y, G, C, pz * py * px, step1, nlf, tmat, beta, flat)
+        pvar = None if vmap is None else np.mean([vmap[s[1:]].reshape(-1) for s in box], axis=0)
+        X = group_estimate(Y, G, C, pz * py * px, step1, nlf, tmat, beta, flat, pvar)
         for g, (s, q) in enumerate(zip(box, qs)):
             mask[q] = True
             num[s] += X[g].reshape(C, pz, py, px)
             wgt[s[1:]] += 1
+
+    for k in cells:
+        lo = [k[a] * cell[a] - origin[a] for a in range(3)]
+        hi = [lo[a] + cell[a] for a in range(3)]
+
+        for r in [(rz, ri, rj) for rz in zs for ri in rows for rj in cols]:
+            if all(lo[a] <= r[a] < hi[a] for a in range(3)) and not mask[r] and (pvalid is None or pvalid[r]):
+                group(*r)
+        if pvalid is not None:
+            for r in np.ndindex(*[max(0, min(hi[a], npos[a]) - max(lo[a], 0)) for a in range(3)]):
+                r = tuple(int(r[a] + max(lo[a], 0)) for a in range(3))
+                box = tuple(slice(r[a], r[a] + psz[a]) for a in range(3))
+                if not mask[r] and pvalid[r] and (wgt[box] == 0).any():
+                    group(*r)
     out = np.where(wgt > 0, num / np.maximum(wgt, 1), noisy)
     return out.astype(noisy.dtype)
+
+
+# ------------------------------------------------------------------ video (nlm.ops._bayes_video)
+def _half_up(v):
+    return int(np.floor(v + 0.5))
+
+
+def chain(fwd, bwd, t, qt, ri, rj, half, reach):
+    """The motion ``(dy, dx)`` from frame ``t`` to ``qt`` of the patch at ``(ri, rj)``: the flow at the
+    patch's centre moved so far (rounded, clamped to the frame), summed frame by frame, rounded, clamped."""
+    S, H, W = fwd.shape[:3]
+    oy = ox = 0.0
+    f = t
+    step = 1 if qt > t else -1
+    while f != qt:
+        y = min(max(_half_up(ri + half + oy), 0), H - 1)
+        x = min(max(_half_up(rj + half + ox), 0), W - 1)
+        flow = fwd[f % S] if step > 0 else bwd[f % S]
+        ox += float(flow[y, x, 0])
+        oy += float(flow[y, x, 1])
+        f += step
+    return (min(max(_half_up(oy), -reach), reach), min(max(_half_up(ox), -reach), reach))
+
+
+def vsearch(guide, fwd, bwd, t, f_lo, f_hi, ri, rj, p, pt, rad, reach, c_dist, n_sim, n_max, tau):
+    """Video :func:`search`: candidates frame by frame in the window around the moved position, raster
+    order; (distances, flat positions ``((qt - f_lo) * Hp + qi) * Wp + qj``) of the group."""
+    _, S, Hi, Wi = guide.shape
+    Hp, Wp = Hi - p + 1, Wi - p + 1
+    g = guide[:c_dist].astype(np.float64)
+
+    def box(f, i, j):
+        return g[:, [(f + a) % S for a in range(pt)], i : i + p, j : j + p]
+
+    ref = box(t, ri, rj)
+    others = []
+    for qt in range(f_lo, f_hi + 1):
+        ci, cj = ri, rj
+        if qt != t:
+            dy, dx = chain(fwd, bwd, t, qt, ri, rj, p // 2, reach)
+            ci, cj = min(max(ri + dy, 0), Hp - 1), min(max(rj + dx, 0), Wp - 1)
+        for qi in range(max(ci - rad, 0), min(ci + rad, Hp - 1) + 1):
+            for qj in range(max(cj - rad, 0), min(cj + rad, Wp - 1) + 1):
+                if (qt, qi, qj) == (t, ri, rj):
+                    continue
+                others.append((np.mean((ref - box(qt, qi, qj)) ** 2), ((qt - f_lo) * Hp + qi) * Wp + qj))
+    close = sum(d <= tau for d, _ in others)
+    n = min(max(n_sim, min(n_max, 1 + close)), len(others) + 1)
+    chosen = sorted(sorted(range(len(others)), key=lambda k: (others[k][0], k))[: n - 1])
+    sel = [(0.0, ((t - f_lo) * Hp + ri) * Wp + rj)] + [others[k] for k in chosen]
+    return np.array([d for d, _ in sel]), np.array([q for _, q in sel], dtype=np.int64)
+
+
+def video_step(noisy, guide, num, wgt, mask, fwd, bwd, t, f_lo, f_hi, rows, cols, p, pt, rad, reach, n_sim, n_max,
+               tau, step1, nlf, tmat, beta, flat):
+    """The video kernel's step on frame ``t``, sequentially in its order (cells of ``max(2 (rad + reach) +
+    p, 8)`` positions by colour, raster order inside), on the ring buffers (updated in place)."""
+    C, S, H, W = noisy.shape
+    Hp, Wp = H - p + 1, W - p + 1
+    band = max(2 * (rad + reach) + p, 8)
+    cap = n_sim if step1 else n_max
+
+    def key(r):
+        b, k = r[0] // band, r[1] // band
+        return (b % 2, k % 2, b, k, r[0], r[1])
+
+    for ri, rj in sorted([(ri, rj) for ri in rows for rj in cols], key=key):
+        if mask[t % S, ri, rj]:
+            continue
+        _, pos = vsearch(guide, fwd, bwd, t, f_lo, f_hi, ri, rj, p, pt, rad, reach, 1 if step1 else C, n_sim, cap,
+                         -1.0 if step1 else tau)
+        qs = [(f_lo + q // (Hp * Wp), q // Wp % Hp, q % Wp) for q in pos]
+        fr = [[(f + a) % S for a in range(pt)] for f, _, _ in qs]
+        Y = np.array([noisy[:, s, i : i + p, j : j + p].reshape(-1) for s, (_, i, j) in zip(fr, qs)], np.float64)
+        G = np.array([guide[:, s, i : i + p, j : j + p].reshape(-1) for s, (_, i, j) in zip(fr, qs)], np.float64)
+        X = group_estimate(Y, G, C, pt * p * p, step1, nlf, tmat, beta, flat)
+        for x, s, (f, i, j) in zip(X, fr, qs):
+            mask[f % S, i, j] = True
+            num[:, s, i : i + p, j : j + p] += x.reshape(C, pt, p, p)
+            wgt[s, i : i + p, j : j + p] += 1

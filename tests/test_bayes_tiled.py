@@ -273,3 +273,137 @@ def test_volume_blocks_within_a_budget_are_exact(monkeypatch):
     out = tiling.denoise_nl_bayes_tiled(da.from_array(vol, chunks=(1, 14, 16)), work_pixels=170 * 14 * 16, **kw)
     assert out.numblocks[0] >= 2
     np.testing.assert_array_equal(out.compute(), ref)
+
+
+# ------------------------------------------------------------------ noise maps and masks (issue 20, items 3-5)
+def _map_and_mask(shape, seed=0):
+    """A noise std ramp along the last axis and a mask with a slab, a block at a corner and a lone pixel."""
+    rng = np.random.default_rng(seed)
+    smap = 0.02 + 0.18 * np.linspace(0, 1, shape[-1]) * np.ones(shape)
+    mask = np.ones(shape, bool)
+    mid = tuple(slice(n // 4, n // 4 + max(2, n // 8)) for n in shape[:-1]) + (slice(3, -5),)
+    mask[mid] = False
+    mask[(slice(-4, None),) * len(shape)] = False
+    mask[tuple(int(rng.integers(0, n)) for n in shape)] = False
+    return smap, mask
+
+
+def _as(kind, a, chunks):
+    return da.from_array(a, chunks=chunks) if kind == "dask" else a
+
+
+@pytest.mark.parametrize("what", ["map", "mask", "both"])
+@pytest.mark.parametrize("kind", ["numpy", "dask"])
+def test_maps_and_masks_tiles_equal_in_memory(what, kind):
+    """2-D, odd chunks: a noise map and/or a mask (NumPy or dask, chunked their own way) give the in-memory
+    result bit for bit; masked pixels (here NaN) come back as given."""
+    shape = (161, 191)
+    smap, mask = _map_and_mask(shape, seed=1)
+    image = (_clean(shape) + smap * np.random.default_rng(2).standard_normal(shape)).astype(np.float32)
+    kw = dict(noise="gaussian", passes=2, **SMALL)  # margins 50 rows, 86 columns
+    if what != "mask":
+        kw["sigma"] = smap
+    if what != "map":
+        kw["mask"] = mask
+        image[~mask] = np.nan
+    ref = in_memory(image, **kw)
+    lazy_kw = {k: (_as(kind, v, (40, 70)) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(53, 95)), **lazy_kw)
+    assert min(_tiles(lazy)) >= 2, lazy.chunks
+    got = lazy.compute()
+    assert got.dtype == ref.dtype
+    np.testing.assert_array_equal(got, ref)
+    if what != "map":
+        assert np.isnan(got[~mask]).all() and np.isfinite(got[mask]).all()
+
+
+def test_colour_uint16_and_mask_tiles_equal_in_memory():
+    shape = (130, 140)
+    _, mask = _map_and_mask(shape, seed=3)
+    image = _noisy(shape, seed=3, channels=3, dtype=np.uint16)
+    image[~mask] = 7
+    kw = dict(mask=mask, channel_axis=-1, **SMALL)
+    ref = in_memory(image, **kw)
+    got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 47, 3)), **kw).compute()
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got[~mask], 7 / 65535)
+
+
+@pytest.mark.parametrize("shape, chunks", [
+    ((10, 12, 300), (10, 12, 151)),  # cut along x (the longest chain)
+    ((90, 12, 14), (45, 12, 14)),  # along z
+])
+def test_volume_maps_and_masks_tiles_equal_in_memory(shape, chunks):
+    smap, mask = _map_and_mask(shape, seed=4)
+    grid = np.indices(shape)
+    clean = np.where(np.sin(grid[2] / 7.0) * np.cos(grid[1] / 5.0 + grid[0] / 4.0) > 0, 0.7, 0.25)
+    vol = (clean + smap * np.random.default_rng(5).standard_normal(shape)).astype(np.float32)
+    vol[~mask] = -9999.0
+    kw = dict(sigma=smap, mask=mask, patch_size=3, search_radius=2, passes=2)
+    ref = in_memory(vol, **kw)
+    lazy = nlm.denoise_nl_bayes(da.from_array(vol, chunks=chunks), **dict(kw, mask=da.from_array(mask, chunks=50)))
+    assert max(lazy.numblocks) >= 2  # margins 42 / 74 / 138 (two passes)
+    got = lazy.compute()
+    np.testing.assert_array_equal(got, ref)
+    assert (got[~mask] == -9999.0).all()
+
+
+def test_large_image_with_lazy_map_and_mask(monkeypatch):
+    """Above the sample budget: the map's RMS from the whole (lazy) map, the data's range from the valid
+    pixels only (a masked -9999 does not count), a NaN at a valid pixel outside the sample refused."""
+    monkeypatch.setattr(tiling.blocks, "SAMPLE_PIXELS", 3000)
+    shape = (150, 170)
+    smap, mask = _map_and_mask(shape, seed=6)
+    image = np.clip(_clean(shape) + smap * np.random.default_rng(7).standard_normal(shape), 0, 1).astype(np.float32)
+    image[~mask] = -9999.0
+    kw = dict(sigma=smap, mask=mask, passes=2, **SMALL)
+    lazy_kw = dict(kw, sigma=da.from_array(smap, chunks=60), mask=da.from_array(mask, chunks=60))
+    got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 57)), **lazy_kw).compute()
+    # valid data in [0, 1] and a given map: the parameters are those of the whole image
+    np.testing.assert_array_equal(got, in_memory(image, **kw))
+    bad = image.copy()
+    bad[mask.nonzero()[0][-1], mask.nonzero()[1][-1]] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        nlm.denoise_nl_bayes(da.from_array(bad, chunks=(50, 57)), **lazy_kw)
+    neg = smap.copy()
+    neg[0, 0] = -1
+    with pytest.raises(ValueError, match=">= 0"):
+        nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 57)), **dict(lazy_kw, sigma=da.from_array(neg)))
+
+
+def test_maps_and_masks_errors_on_dask_arrays():
+    image = da.from_array(_noisy((60, 70)), chunks=30)
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(image, sigma=np.ones((60, 71)))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(image, sigma=da.ones((60, 71)))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(image, sigma=np.ones((60, 70)), noise="gamma")
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_bayes(image, mask=np.ones((60, 71), bool))
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_bayes(image, mask=da.full((60, 70), 2, dtype=np.uint8))
+    with pytest.raises(ValueError, match="every pixel"):
+        nlm.denoise_nl_bayes(image, sigma=0.1, mask=np.zeros((60, 70), bool))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    height=st.integers(100, 150),
+    width=st.integers(160, 220),
+    ch=st.integers(42, 70),
+    cw=st.integers(74, 110),
+    stride=st.sampled_from([1, 2, 4]),  # 4 > patch: the grid leaves gaps that the masked run fills
+    holes=st.floats(0.0, 0.2),
+    seed=st.integers(0, 1000),
+)
+def test_any_chunking_with_map_and_mask_equals_in_memory(height, width, ch, cw, stride, holes, seed):
+    rng = np.random.default_rng(seed)
+    image = _noisy((height, width), seed=seed)
+    smap = 0.03 + 0.1 * rng.random((height, width))
+    mask = rng.random((height, width)) >= holes
+    mask[: height // 3, width // 2 : width // 2 + 9] = False
+    kw = dict(sigma=smap, mask=mask, stride=stride, search_radius=2, patch_size=3, n_similar=(10, 6), passes=2)
+    ref = in_memory(image, **kw)
+    got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(ch, cw)), **kw).compute()
+    np.testing.assert_array_equal(got, ref)

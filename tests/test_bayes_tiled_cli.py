@@ -158,16 +158,113 @@ def test_budget_counts_nl_bayes_working_set(tmp_path):
     _same(tifffile.imread(tmp_path / "b.tif"), _in_memory(tmp_path, src, *SMALL))
 
 
-def test_mask_refused_tile_by_tile(tmp_path):
-    """NL-Bayes takes masks on NumPy arrays only: tile by tile the command says so (exit 1, nothing written)."""
+def _masked_stack(tmp_path, shape=(130, 12, 16)):
+    """A 16-bit stack of many small pages (cut along z, margins of 63 pages), its mask (a slab and a corner),
+    a float32 noise std map (a ramp along z)."""
+    rng = np.random.default_rng(4)
+    z = np.linspace(0, 3, shape[0])[:, None, None]
+    clean = 0.5 + 0.3 * np.sin(z) * np.cos(np.arange(shape[2]) / 5.0)
+    vol = np.rint(np.clip(clean + 0.05 * rng.standard_normal(shape), 0, 1) * 65535).astype(np.uint16)
+    mask = np.ones(shape, np.uint8)
+    mask[40:70, 3:8, 2:12] = 0
+    mask[-3:, -4:, -5:] = 0
+    vol[mask == 0] = 7
+    smap = (0.02 + 0.06 * z * np.ones(shape) / 3) * 65535
+    for name, a in (("stack.tif", vol), ("m.tif", mask), ("sig.tif", smap.astype(np.float32))):
+        tifffile.imwrite(tmp_path / name, a, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "nd.tif", vol, photometric="minisblack", extratags=[(42113, "s", 0, "7", True)])
+    return vol, mask
+
+
+@pytest.mark.parametrize("maps", [(), ("--sigma-map", "sig.tif"), ("--sigma-map", "auto")])
+def test_volume_with_mask_and_maps(tmp_path, blocks, maps):
+    """`--volume --method bayes --mask m.tif` (and a noise map, given or estimated; the map written) on a
+    16-bit stack, tile by tile: the in-memory volume and map, bit for bit; masked voxels unchanged."""
+    vol, mask = _masked_stack(tmp_path)
+    maps = tuple(str(tmp_path / m) if m.endswith(".tif") else m for m in maps)
+    opts = ("--volume", "--method", "bayes", "--patch-size", "3", "--patch-distance", "2", "--mask",
+            tmp_path / "m.tif", *maps)
+    ref = _in_memory(tmp_path, tmp_path / "stack.tif", *opts, "--noise-map-out", tmp_path / "nm_ref.tif")
+    out = tmp_path / "out.tif"
+    r = run("denoise", tmp_path / "stack.tif", out, *opts, "--noise-map-out", tmp_path / "nm.tif", *TILED)
+    assert r.exit_code == 0, r.output
+    assert "processed tile by tile" in r.output and blocks[-1] >= 2
+    got = tifffile.imread(out)
+    _same(got, ref)
+    assert (got[mask == 0] == 7).all()
+    _same(tifffile.imread(tmp_path / "nm.tif"), tifffile.imread(tmp_path / "nm_ref.tif"))
+    if maps and maps[1] != "auto":
+        _same(tifffile.imread(tmp_path / "nm.tif"), tifffile.imread(tmp_path / "sig.tif"))
+    # the map is not overwritten without --overwrite
+    r = run("denoise", tmp_path / "stack.tif", tmp_path / "o2.tif", *opts, "--noise-map-out", tmp_path / "nm.tif",
+            *TILED)
+    assert r.exit_code == 1 and "exists" in r.output and not (tmp_path / "o2.tif").exists()
+
+
+def test_image_with_mask_estimated_map_and_colour(tmp_path, blocks):
+    """2-D, tile by tile: grey uint8 with --mask and --sigma-map auto (the map written), and RGB uint16 with
+    --mask and a given map: the in-memory outputs and maps, bit for bit."""
+    mask = np.ones((330, 200), np.uint8)
+    mask[100:140, 20:180] = 0
+    tifffile.imwrite(tmp_path / "m.tif", mask)
+    tifffile.imwrite(tmp_path / "sig.tif", np.full((330, 200), 0.08 * 65535, np.float32))
+    for k, (shape, dtype, maps) in enumerate([((330, 200), np.uint8, ("--sigma-map", "auto")),
+                                              ((330, 200, 3), np.uint16, ("--sigma-map", tmp_path / "sig.tif"))]):
+        src, d = tmp_path / f"in{k}.tif", tmp_path / f"d{k}"
+        d.mkdir()
+        img = _image(shape, dtype, seed=k)
+        img[mask == 0] = 3
+        tifffile.imwrite(src, img, photometric="rgb" if len(shape) == 3 else "minisblack")
+        opts = (*SMALL, "--mask", tmp_path / "m.tif", *maps)
+        ref = _in_memory(d, src, *opts, "--noise-map-out", d / "nm_ref.tif")
+        r = run("denoise", src, d / "out.tif", *opts, "--noise-map-out", d / "nm.tif", *TILED)
+        assert r.exit_code == 0, r.output
+        assert "processed tile by tile" in r.output and blocks[-1] >= 2
+        got = tifffile.imread(d / "out.tif")
+        _same(got, ref)
+        assert (got[mask == 0] == 3).all()
+        _same(tifffile.imread(d / "nm.tif"), tifffile.imread(d / "nm_ref.tif"))
+
+
+def test_tiff_nodata_and_zarr_nodata(tmp_path, blocks):
+    """The no-data value of a TIFF (GDAL tag) and of a zarr store (its attribute) masks the tiled run too."""
+    vol, mask = _masked_stack(tmp_path)
+    opts = ("--volume", "--method", "bayes", "--patch-size", "3", "--patch-distance", "2")
+    ref = _in_memory(tmp_path, tmp_path / "nd.tif", *opts)
+    assert (ref[mask == 0] == 7).all()
+    out = tmp_path / "out.tif"
+    r = run("denoise", tmp_path / "nd.tif", out, *opts, *TILED)
+    assert r.exit_code == 0, r.output
+    assert blocks[-1] >= 2
+    _same(tifffile.imread(out), ref)
+    # 2-D, from a zarr store with a 'nodata' attribute, against the in-memory TIFF with the GDAL tag
+    img = _image((180, 120), np.uint16)
+    img[30:60, 10:100] = 7
+    tifffile.imwrite(tmp_path / "nd2.tif", img, extratags=[(42113, "s", 0, "7", True)])
+    (tmp_path / "two").mkdir()
+    ref2 = _in_memory(tmp_path / "two", tmp_path / "nd2.tif", *SMALL)
+    z = zarr.create_array(str(tmp_path / "nd.zarr"), shape=img.shape, chunks=(60, 120), dtype=np.uint16)
+    z[:] = img
+    z.attrs["nodata"] = 7
+    r = run("denoise", tmp_path / "nd.zarr", tmp_path / "o.tif", *SMALL, "--tile-size", "64", "-q")
+    assert r.exit_code == 0, r.output
+    assert blocks[-1] >= 2
+    _same(tifffile.imread(tmp_path / "o.tif"), ref2)
+
+
+def test_mask_errors_tile_by_tile(tmp_path):
+    """A mask of the wrong size, every pixel masked: clear errors (exit 1), nothing written."""
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, _image((100, 100)))
-    mask = tmp_path / "mask.tif"
-    tifffile.imwrite(mask, np.ones((100, 100), np.uint8))
+    tifffile.imwrite(tmp_path / "small.tif", np.ones((90, 100), np.uint8))
+    tifffile.imwrite(tmp_path / "none.tif", np.zeros((100, 100), np.uint8))
     out = tmp_path / "o.tif"
-    r = run("denoise", src, out, *SMALL, "--mask", mask, *TILED)
-    assert r.exit_code == 1 and "mask" in r.output and "Traceback" not in r.output
-    assert not out.exists()
+    for m, words in (("small.tif", "input's size"), ("none.tif", "masked")):
+        r = run("denoise", src, out, *SMALL, "--mask", tmp_path / m, *TILED)
+        assert r.exit_code == 1 and words in r.output and "Traceback" not in r.output, r.output
+        assert not out.exists()
+    r = run("denoise", src, out, *SMALL, "--sigma-map", tmp_path / "small.tif", *TILED)
+    assert r.exit_code == 1 and "--sigma-map" in r.output and not out.exists()
 
 
 def test_volume(tmp_path, blocks):

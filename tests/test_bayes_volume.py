@@ -3,12 +3,18 @@
 import naive_bayes as naive
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlm.denoisers.bayes import denoise_nl_bayes, volume_parameters
 from nlm.denoisers.bayes_setup import _colour_transform, _grid, _level_table
 from nlm.metrics import psnr
 from nlm.noise import Gamma, Gaussian
 from nlm.ops import _bayes_volume as V
+
+#: the kernels' "no noise map" and "no mask"
+NOMAP = np.empty((0, 0, 0))
+NOVALID = np.empty((0, 0, 0), dtype=bool)
 
 
 def _rng(seed):
@@ -36,7 +42,7 @@ def test_search3_matches_oracle(dtype, C, c_dist):
                                             ((4, 8, 8), 3, 40, 0.05), ((3, 5, 4), 1, 1, -1.0),
                                             ((2, 4, 5), 500, 500, -1.0)]:
         dist, idx = np.empty(max(n_max, n_sim)), np.empty(max(n_max, n_sim), dtype=np.int64)
-        n = V.search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau, dist, idx, cd, work)
+        n = V.search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau, dist, idx, cd, work, NOVALID)
         want_d, want_i = naive.search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, n_max, tau)
         assert n == want_i.size
         np.testing.assert_array_equal(idx[:n], want_i)
@@ -62,7 +68,7 @@ def test_step3_matches_oracle(C, step1, dtype, clipped):
     for cell, origin in [((5, 8, 8), (0, 0, 0)), ((5, 7, 7), (3, 1, 2)), ((5, 7, 7), (0, 0, 0))]:
         cell, origin = np.array(cell), np.array(origin)
         args = (*grids, psz, rad, 6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, cell, origin)
-        got = V.bayes_step3(noisy, guide, *args)
+        got = V.bayes_step3(noisy, guide, *args, NOMAP, NOVALID)
         want = naive.bayes_step3(noisy, guide, *args)
         assert got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 if dtype == np.float64 else 2e-5)
@@ -77,7 +83,8 @@ def test_step3_isotropic_patch_matches_oracle():
     nlf, tmat = np.array([0.0064, 0.0, 0.0]), _colour_transform(1)
     for flat in (0.0, 1.05, 1e6):
         args = (*grids, psz, rad, 10, 20, 0.002, False, nlf, tmat, 1.0, flat, np.array([7, 8, 8]), np.zeros(3, int))
-        np.testing.assert_allclose(V.bayes_step3(noisy, noisy, *args), naive.bayes_step3(noisy, noisy, *args),
+        np.testing.assert_allclose(V.bayes_step3(noisy, noisy, *args, NOMAP, NOVALID),
+                                   naive.bayes_step3(noisy, noisy, *args),
                                    rtol=0, atol=1e-9)
 
 
@@ -100,7 +107,7 @@ def test_block_with_margin_is_exact(step1):
         sl = (slice(None),) + tuple(slice(a, a + b) for a, b in zip(o, m))
         grids = [_grid_in(shape[a], 1, 2, o[a], m[a]) for a in range(3)]
         return V.bayes_step3(np.ascontiguousarray(noisy[sl]), np.ascontiguousarray(guide[sl]), *grids, psz, rad,
-                             6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, cell, np.array(o))
+                             6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, cell, np.array(o), NOMAP, NOVALID)
 
     whole = run((0, 0, 0), shape)
     o, m = (1, 2, 5), (21, 34, 62)
@@ -213,6 +220,18 @@ def test_volume_parameters_table():
         assert len(prm["patch1"]) == 3 and len(prm["patch2"]) == 3 and len(prm["radius"]) == 3
         assert prm["n1"] >= 2 and prm["n2"] >= 2 and prm["passes"] in (2, 3)
         assert all(p % 2 == 1 for p in prm["patch1"] + prm["patch2"])
+        assert prm["tau_var"] > 0
+
+
+def test_step2_threshold_capped_by_the_noise_variance(phantom):
+    from nlm.denoisers.bayes_setup import _volume_parameters
+
+    # phantom in [0, 1]: the absolute threshold is (4/255)^2; the cap 0.01 sigma^2 is below it up to sigma 0.157
+    for sigma, capped in ((0.02, True), (0.1, True), (0.3, False)):
+        prm = _volume_parameters(phantom[None], np.float64, "auto", sigma, None, False, None, None, None, None,
+                                 None, None)
+        cap = volume_parameters(prm["sigma255"])["tau_var"] * sigma**2
+        assert prm["tau"] == pytest.approx(cap if capped else (4.0 / 255.0) ** 2, rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -260,10 +279,176 @@ def test_rician_volume_keeps_dark_means():
     assert abs(denoise_nl_bayes(flat, noise="rician", sigma=0.05).mean() - 0.1) < 0.001
 
 
-def test_volume_refuses_noise_maps_and_masks_clearly():
-    rng = np.random.default_rng(3)
-    vol = rng.random((5, 12, 13)).astype(np.float32)
-    with pytest.raises(NotImplementedError, match="2-D only"):
-        denoise_nl_bayes(vol, sigma=np.full(vol.shape, 0.1, np.float32))
-    with pytest.raises(NotImplementedError, match="2-D only"):
+# ------------------------------------------------------- noise maps and masks
+def _mask3(shape):
+    """Valid everywhere but a slab cut through the volume, a small box at a corner and one voxel."""
+    mask = np.ones(shape, bool)
+    mask[2:4, 3:6, 1:-2] = False
+    mask[-2:, :2, -3:] = False
+    mask[1, -2, 4] = False
+    return mask
+
+
+@pytest.mark.parametrize("C", [1, 2])
+@pytest.mark.parametrize("step1", [True, False])
+@pytest.mark.parametrize("kind", ["map", "mask", "both"])
+def test_step3_with_map_and_mask_matches_oracle(C, step1, kind):
+    from nlm.denoisers.bayes_passes import _valid_patches
+
+    rng = _rng(21 + C)
+    shape = (7, 9, 10)  # odd and even sides, borders everywhere
+    noisy = np.stack([_phantom(shape) * (1 + 0.1 * c) for c in range(C)]) + 0.05 * rng.standard_normal((C,) + shape)
+    guide = noisy if step1 else noisy + 0.01 * rng.standard_normal(noisy.shape)
+    psz, rad = np.array([3, 1, 3]), np.array([1, 2, 2])
+    vmap = (0.02 + 0.08 * rng.random(shape)) ** 2 if kind != "mask" else None
+    mask = _mask3(shape) if kind != "map" else None
+    pvalid = _valid_patches(mask, psz, 3) if mask is not None else None
+    grids = [_grid(n, int(p), 2) for n, p in zip(shape, psz)]
+    nlf, tmat = _level_table(Gaussian(0.05))[0], _colour_transform(C)
+    for cell, origin in [((5, 5, 7), (0, 0, 0)), ((5, 6, 7), (2, 3, 1))]:
+        args = (*grids, psz, rad, 6, 12, 0.001, step1, nlf, tmat, 1.0, 1.05, np.array(cell), np.array(origin))
+        got = V.bayes_step3(noisy, guide, *args, NOMAP if vmap is None else vmap,
+                            NOVALID if pvalid is None else pvalid)
+        want = naive.bayes_step3(noisy, guide, *args, vmap=vmap, pvalid=pvalid)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        if mask is not None:
+            np.testing.assert_array_equal(got[:, ~mask], noisy[:, ~mask])
+
+
+def test_search3_skips_masked_patches():
+    from nlm.denoisers.bayes_passes import _valid_patches
+
+    rng = _rng(6)
+    guide = rng.random((1, 6, 8, 9))
+    psz, rad = np.array([1, 3, 3]), np.array([2, 2, 2])
+    pvalid = _valid_patches(_mask3((6, 8, 9)), psz, 3)
+    side = int(np.prod(2 * rad + 1))
+    cd, work = np.empty(side), np.empty(side)
+    for (rz, ri, rj), n_sim in [((0, 0, 0), 5), ((4, 4, 5), 500), ((5, 5, 6), 12)]:
+        dist, idx = np.empty(n_sim), np.empty(n_sim, dtype=np.int64)
+        n = V.search3(guide, rz, ri, rj, psz, rad, 1, n_sim, n_sim, -1.0, dist, idx, cd, work, pvalid)
+        want_d, want_i = naive.search3(guide, rz, ri, rj, psz, rad, 1, n_sim, n_sim, -1.0, pvalid)
+        assert n == want_i.size
+        np.testing.assert_array_equal(idx[:n], want_i)
+        assert pvalid.reshape(-1)[idx[1:n]].all()
+
+
+def _ramp_volume(shape=(10, 20, 24), seed=0):
+    rng = _rng(seed)
+    clean = _phantom(shape)
+    smap = 0.02 + 0.18 * np.linspace(0, 1, shape[-1])[None, None, :] * np.ones(shape)
+    return clean, smap, clean + smap * rng.standard_normal(shape)
+
+
+def test_volume_constant_map_equals_scalar_sigma():
+    clean, _, _ = _ramp_volume()
+    noisy = Gaussian(0.08).sample(clean, seed=1)
+    for kw in (dict(), dict(passes=3, channel_axis=None)):
+        a = denoise_nl_bayes(noisy, sigma=0.08, **kw)
+        b = denoise_nl_bayes(noisy, sigma=np.full(clean.shape, 0.08), **kw)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+def test_volume_masks_unchanged_no_leak_and_all_true():
+    clean = _phantom((10, 20, 24))
+    noisy = Gaussian(0.1).sample(clean, seed=2)
+    a = denoise_nl_bayes(noisy, sigma=0.1)
+    np.testing.assert_array_equal(a, denoise_nl_bayes(noisy, sigma=0.1, mask=np.ones(clean.shape, bool)))
+    mask = _mask3(clean.shape)
+    outs = []
+    for fill in (1e6, -3.0, np.nan):
+        y = noisy.copy()
+        y[~mask] = fill
+        for sigma in (0.1, None):
+            out = denoise_nl_bayes(y, noise="gaussian", sigma=sigma, mask=mask)
+            np.testing.assert_array_equal(out[~mask], y[~mask])
+            outs.append(out)
+    for k in range(2, len(outs)):  # what the masked voxels hold never matters
+        np.testing.assert_array_equal(outs[k][mask], outs[k % 2][mask])
+    assert np.isfinite(outs[0][mask]).all()
+    # the voxels next to the mask are denoised (covered), not left noisy (those of slice 1 lie in no
+    # valid 3 x 3 x 3 patch: returned as they are)
+    ring = np.zeros(clean.shape, bool)
+    ring[4, 3:6, 1:-2] = True
+    np.testing.assert_array_equal(outs[0][1, 3:6, 1:-2], noisy[1, 3:6, 1:-2])
+    assert np.abs(outs[0] - clean)[ring].mean() < 0.5 * np.abs(noisy - clean)[ring].mean()
+
+
+@pytest.mark.parametrize("channels", [None, -1])
+def test_constant_volume_with_a_mask_stays_constant(channels):
+    shape = (8, 12, 11) if channels is None else (8, 12, 11, 2)
+    vol = np.full(shape, 0.4)
+    mask = _mask3(shape[:3])
+    vol[~mask] = 7.0
+    for kw in (dict(sigma=0.05), dict(sigma=np.full(shape[:3], 0.05)), dict()):
+        out = denoise_nl_bayes(vol, mask=mask, channel_axis=channels, **kw)
+        np.testing.assert_allclose(out[mask], 0.4, atol=1e-7)
+        np.testing.assert_array_equal(out[~mask], 7.0)
+
+
+def test_volume_map_and_mask_thread_count_independent_and_float32():
+    import numba
+
+    clean, smap, noisy = _ramp_volume((12, 18, 20), seed=4)
+    mask = _mask3(clean.shape)
+    kw = dict(sigma=smap, mask=mask, patch_size=3, search_radius=(1, 3, 3), passes=3)
+    one = denoise_nl_bayes(noisy, num_threads=1, **kw)
+    many = denoise_nl_bayes(noisy, num_threads=numba.config.NUMBA_NUM_THREADS, **kw)
+    np.testing.assert_array_equal(one, many)
+    o32 = denoise_nl_bayes(noisy.astype(np.float32), **kw)
+    assert o32.dtype == np.float32
+    assert np.abs(o32 - one)[mask].mean() < 1e-3
+
+
+def test_volume_map_beats_blind_scalar_on_a_ramp():
+    clean, smap, noisy = _ramp_volume((12, 24, 32), seed=5)
+    blind = denoise_nl_bayes(noisy, noise="gaussian")
+    mapped = denoise_nl_bayes(noisy, sigma=smap)
+    assert psnr(clean, mapped, data_range=1.0) > psnr(clean, blind, data_range=1.0) + 1
+
+
+def test_volume_bad_maps_and_masks():
+    vol = np.random.default_rng(3).random((5, 12, 13)).astype(np.float32)
+    with pytest.raises(ValueError, match="sigma"):
+        denoise_nl_bayes(vol, sigma=np.full((5, 12), 0.1))
+    with pytest.raises(ValueError, match="sigma"):
+        denoise_nl_bayes(vol, sigma=np.full(vol.shape, -0.1))
+    with pytest.raises(ValueError, match="sigma"):
+        denoise_nl_bayes(vol, sigma=np.full(vol.shape, 0.1), noise="gamma")
+    with pytest.raises(ValueError, match="mask"):
+        denoise_nl_bayes(vol, sigma=0.1, mask=np.ones((5, 12, 12), bool))
+    with pytest.raises(ValueError, match="mask"):
+        denoise_nl_bayes(vol, sigma=0.1, mask=np.full(vol.shape, 2))
+    vol[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="valid"):
         denoise_nl_bayes(vol, sigma=0.1, mask=np.ones(vol.shape, bool))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    shape=st.tuples(st.integers(3, 8), st.integers(5, 12), st.integers(5, 12)),
+    holes=st.floats(0.0, 0.3),
+    sigma=st.floats(0.02, 0.3),
+    stride=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_properties_with_maps_and_masks_on_random_small_volumes(shape, holes, sigma, stride, seed):
+    """A constant map is the scalar sigma; masked voxels come back as given and never change the others;
+    a constant volume stays constant with a mask."""
+    rng = np.random.default_rng(seed)
+    x = rng.random(shape)
+    kw = dict(patch_size=3, search_radius=(1, 2, 2), stride=stride, passes=2)
+    a = denoise_nl_bayes(x, sigma=sigma, **kw)
+    np.testing.assert_allclose(denoise_nl_bayes(x, sigma=np.full(shape, sigma), **kw), a, rtol=0, atol=1e-9)
+    mask = rng.random(shape) >= holes
+    if not mask.any():
+        mask[0, 0, 0] = True
+    y = x.copy()
+    y[~mask] = 1e3
+    b = denoise_nl_bayes(y, sigma=sigma, mask=mask, **kw)
+    np.testing.assert_array_equal(b[~mask], y[~mask])
+    y[~mask] = -5.0
+    np.testing.assert_array_equal(denoise_nl_bayes(y, sigma=sigma, mask=mask, **kw)[mask], b[mask])
+    assert np.isfinite(b).all()
+    c = np.where(mask, 0.25, 9.0)
+    np.testing.assert_allclose(denoise_nl_bayes(c, sigma=sigma, mask=mask, **kw)[mask], 0.25, atol=1e-9)

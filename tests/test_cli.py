@@ -133,7 +133,7 @@ RUN_PROBE = textwrap.dedent(
     result = CliRunner().invoke(cli.main, ["denoise", "--quiet", sys.argv[1], sys.argv[2]])
     assert result.exit_code == 0, result.output
     names = ("scipy.linalg", "numpy.f2py", "skimage", "dask", "distributed", "zarr", "nlm.io.tiled", "nlm.tiling",
-             "nlm.denoisers.bayes", "nlm.io.video")
+             "nlm.denoisers.bayes", "nlm.io.video", "numba.cuda", "numba_cuda")
     print("LOADED", sorted(m for m in names if m in sys.modules))
     import numba
     import numpy as np

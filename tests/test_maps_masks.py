@@ -187,35 +187,113 @@ def test_maps_with_channels_and_4d():
         ((90,), (25,), None, 5, 7),
     ],
 )
-def test_dask_maps_and_masks_are_exact(shape, chunks, channel_axis, patch, dist):
+@pytest.mark.parametrize("kind", ["numpy", "dask"])
+def test_dask_maps_and_masks_are_exact(shape, chunks, channel_axis, patch, dist, kind):
+    """Tiled NLM with a map and/or a mask, NumPy or dask (chunked their own way): the in-memory result, bit for bit."""
     da = pytest.importorskip("dask.array")
     rng = np.random.default_rng(len(shape))
     x = rng.random(shape).astype(np.float32)
     spatial = shape if channel_axis is None else shape[:-1]
     smap = 0.05 + 0.1 * rng.random(spatial)
     mask = rng.random(spatial) > 0.2
+
+    def lazy(a):  # chunks of their own, odd
+        return da.from_array(a, chunks=tuple(max(1, (n + 2) // 3) for n in a.shape)) if kind == "dask" else a
+
     for kw in (dict(sigma=smap), dict(mask=mask), dict(sigma=smap, mask=mask), dict(sigma=0.1, mask=mask, h=0.05),
                dict(sigma=smap, h=0.07)):
         want = denoise_nl_means(x, patch, dist, channel_axis=channel_axis, **kw)
-        lazy = nlm.denoise_nl_means(da.from_array(x, chunks=chunks), patch, dist, channel_axis=channel_axis, **kw)
-        got = lazy.compute()
+        kw = {k: lazy(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        out = nlm.denoise_nl_means(da.from_array(x, chunks=chunks), patch, dist, channel_axis=channel_axis, **kw)
+        assert max(out.numblocks) >= 2
+        got = out.compute()
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
 
 
-def test_dask_maps_and_masks_errors():
+@pytest.mark.parametrize("channels", [None, 3])
+def test_large_image_lazy_map_and_mask_are_exact(monkeypatch, channels):
+    """Above the sample budget (a lazy map and mask stay lazy): the map's reference level is summed row by row,
+    so the tiles equal the in-memory result with the same h; NaN at masked pixels come back; colour uint16."""
     da = pytest.importorskip("dask.array")
+    from nlm import tiling
+    from nlm.denoisers.means import map_rms, map_row_sums
+
+    monkeypatch.setattr(tiling.blocks, "SAMPLE_PIXELS", 2000)
+    rng = np.random.default_rng(11)
+    spatial = (83, 97)
+    smap = 0.02 + 0.1 * np.linspace(0, 1, spatial[1])[None, :] * np.ones(spatial)
+    mask = rng.random(spatial) > 0.1
+    if channels is None:
+        x = (0.5 + smap * rng.standard_normal(spatial)).astype(np.float32)
+        x[~mask] = np.nan
+        axis = None
+    else:
+        x = np.clip(0.5 + smap[..., None] * rng.standard_normal(spatial + (channels,)), 0, 1)
+        x = np.rint(x * 65535).astype(np.uint16)
+        axis = -1
+    chunks = (29, 41) + ((channels,) if channels else ())
+    lazy_map, lazy_mask = da.from_array(smap, chunks=(31, 23)), da.from_array(mask, chunks=(19, 50))
+    for h in (0.05, None):
+        want = denoise_nl_means(x, 5, 4, h, sigma=smap, mask=mask, channel_axis=axis)
+        out, used = tiling.denoise_nl_means_tiled(da.from_array(x, chunks=chunks), 5, 4, h, sigma=lazy_map,
+                                                  mask=lazy_mask, channel_axis=axis, return_parameters=True)
+        # the reference level: the in-memory one, bit for bit (rows summed, then an exactly rounded sum)
+        rounded = smap.astype(want.dtype).astype(np.float64)
+        assert used["sigma"] == map_rms(map_row_sums(rounded, mask), int(mask.sum()))
+        assert abs(used["sigma"] - np.sqrt(np.mean(rounded[mask] ** 2))) < 1e-15
+        got = out.compute()
+        if h is not None:
+            np.testing.assert_array_equal(got, want)
+        else:  # h from the sample: close
+            np.testing.assert_allclose(got, want, atol=0.05)
+        if channels is None:
+            assert np.isnan(got[~mask]).all() and np.isfinite(got[mask]).all()
+
+
+def test_reference_level_is_tiling_independent():
+    """nlm.denoisers.means.map_rms of row sums: the same value whether the rows are summed whole or in blocks."""
+    from nlm.denoisers.means import map_rms, map_row_sums
+
+    rng = np.random.default_rng(5)
+    m = rng.random((57, 301)) ** 3
+    mask = rng.random(m.shape) > 0.3
+    whole = map_rms(map_row_sums(m, mask), int(mask.sum()))
+    parts = np.concatenate([map_row_sums(m[a:b], mask[a:b]) for a, b in ((0, 7), (7, 40), (40, 57))])
+    assert map_rms(parts[::-1], int(mask.sum())) == whole
+    assert abs(whole - np.sqrt(np.mean(m[mask] ** 2))) <= 1e-15 * whole
+    assert map_rms(np.zeros(0), 0) == 0.0
+
+
+def test_dask_maps_and_masks_errors(monkeypatch):
+    da = pytest.importorskip("dask.array")
+    from nlm import tiling
+
     x = da.from_array(np.random.default_rng(0).random((16, 16)), chunks=8)
     with pytest.raises(ValueError, match="sigma"):
         nlm.denoise_nl_means(x, 3, 2, sigma=np.ones((15, 16)))
-    with pytest.raises(TypeError, match="sigma"):
-        nlm.denoise_nl_means(x, 3, 2, sigma=da.ones((16, 16)))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_means(x, 3, 2, sigma=da.ones((15, 16)))
     with pytest.raises(ValueError, match="mask"):
         nlm.denoise_nl_means(x, 3, 2, mask=np.ones((16, 16), bool), noise="poisson")
-    with pytest.raises(NotImplementedError, match="mask"):
-        nlm.denoise_nl_bayes(x, mask=np.ones((16, 16), bool))
-    with pytest.raises(NotImplementedError, match="sigma"):
-        nlm.denoise_nl_bayes(x, sigma=np.ones((16, 16)))
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_means(x, 3, 2, mask=da.full((16, 16), 2, dtype=np.uint8))
+    for bad, words in ((np.nan, "NaN"), (-1.0, ">= 0")):
+        smap = np.ones((16, 16))
+        smap[3, 4] = bad
+        with pytest.raises(ValueError, match=words):
+            nlm.denoise_nl_means(x, 3, 2, sigma=da.from_array(smap, chunks=5))
+        monkeypatch.setattr(tiling.blocks, "SAMPLE_PIXELS", 100)  # a lazy map stays lazy: checked in one pass
+        with pytest.raises(ValueError, match=words):
+            nlm.denoise_nl_means(x, 3, 2, sigma=da.from_array(smap, chunks=5))
+        monkeypatch.undo()
+    with pytest.raises(TypeError, match="sigma"):
+        nlm.denoise_nl_means(x, 3, 2, sigma=da.from_array(np.array([["a"] * 16] * 16)))
+    # NL-Bayes takes them on dask arrays too (tests/test_bayes_tiled.py)
+    with pytest.raises(ValueError, match="mask"):
+        nlm.denoise_nl_bayes(x, mask=np.ones((15, 16), bool))
+    with pytest.raises(ValueError, match="sigma"):
+        nlm.denoise_nl_bayes(x, sigma=np.ones((15, 16)))
 
 
 # --------------------------------------------------------------------------
@@ -584,5 +662,36 @@ def test_mask_file_in_the_tiled_cli_run_matches_in_memory(files):
     assert r.exit_code == 0, r.output
     assert "tile" in r.output
     np.testing.assert_array_equal(tifffile.imread(files / "tiled.tif"), tifffile.imread(files / "mem.tif"))
-    r = _run(["denoise", src, str(files / "x.tif"), "--sigma-map", str(files / "sig.tif"), "--memory-limit", "1KiB"])
-    assert r.exit_code == 1 and "tile by tile" in r.output
+    # a noise map (float32 with NaN no-data) tile by tile too: the in-memory output (tests/test_scale_cli.py has more)
+    nan = str(files / "nan.tif")
+    r = _run(["denoise", nan, str(files / "mem_map.tif"), "--sigma-map", str(files / "sig.tif")])
+    assert r.exit_code == 0, r.output
+    r = _run(["denoise", nan, str(files / "tiled_map.tif"), "--sigma-map", str(files / "sig.tif"),
+              "--memory-limit", "1KiB"])
+    assert r.exit_code == 0, r.output
+    assert "tile" in r.output
+    np.testing.assert_array_equal(tifffile.imread(files / "tiled_map.tif"), tifffile.imread(files / "mem_map.tif"))
+
+
+@pytest.mark.parametrize(
+    "shape, chunks, axis",
+    [((200, 230), (37, 61), None), ((150, 170, 3), (50, 40, 3), -1), ((40, 50, 60), (13, 17, 19), None),
+     ((2, 90, 100), (2, 33, 40), 0)],
+)
+def test_noise_map_tiled_equals_the_in_memory_map(shape, chunks, axis):
+    """nlm.tiling.noise.noise_map_tiled: the map of estimate_noise(return_map=True), bit for bit, any chunks."""
+    da = pytest.importorskip("dask.array")
+    from nlm.tiling.noise import noise_map_tiled
+
+    rng = np.random.default_rng(len(shape) + shape[0])
+    x = (0.3 + 0.2 * rng.random(shape) + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    model, want = estimate_noise(x, channel_axis=axis, return_map=True)
+    lazy = noise_map_tiled(da.from_array(x, chunks=chunks), model, channel_axis=axis)
+    assert max(lazy.numblocks) >= 2
+    got = lazy.compute()
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="dask"):
+        noise_map_tiled(x, model)
+    with pytest.raises(TypeError, match="model"):
+        noise_map_tiled(da.from_array(x), "gaussian")

@@ -68,6 +68,129 @@ def test_slabs_do_not_change_the_estimate(shape):
         assert np.array_equal(got, whole)
 
 
+def _block_stats_inputs():
+    rng = np.random.default_rng(5)
+    cases = []
+    for shape, B in [((200,), 32), ((37, 53), 8), ((18, 11), 8), ((21, 14, 17), 4), ((10, 6, 9), 4), ((13, 9), 2),
+                     ((7, 6, 8), 2)]:
+        clean = rng.random(shape).cumsum(axis=-1)
+        clean /= clean.max()
+        noisy = clean + 0.1 * rng.normal(size=shape)
+        cases.append((noisy.astype(np.float32), B))  # float32, no clipping
+        cases.append((np.clip(noisy, 0, 1), B))  # clipped at both ends (plateau / clipped-noise tests)
+        flat = np.clip(noisy, 0, 1)
+        flat[: shape[0] // 2] = 0.0  # a plateau at the minimum
+        cases.append((flat, B))
+        cases.append((1.0 - flat, B))  # ... at the maximum
+        cases.append((np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8), B))
+    return cases
+
+
+@pytest.mark.parametrize("case", range(35))
+def test_block_stats_slabs_equal_the_whole_image(case):
+    # the estimator reads the image in slabs of block rows; every statistic and the clipped levels are those of
+    # the whole float64 image (tests/naive.block_stats), bit for bit, whatever the slab size
+    from nlm.noise.estimate import _block_stats
+    from tests.naive import block_stats
+
+    y, B = _block_stats_inputs()[case]
+    nd = y.ndim
+    want_clipped = set()
+    want = block_stats(np.asarray(y, dtype=np.float64), nd, B, want_clipped)
+    for slab_values in (1, 3 * B ** nd, 1 << 17):
+        got_clipped = set()
+        got = _block_stats(y, nd, B, got_clipped, slab_values=slab_values)
+        assert got_clipped == want_clipped
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and np.array_equal(g, w, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(64, 48, 40), (300, 200)])
+def test_estimate_noise_is_unchanged_by_slabs(shape, monkeypatch):
+    # the whole estimate (model and details) with one block row per slab equals the default slabs
+    import nlm.noise.estimate as E
+    from nlm.noise import estimate_noise
+
+    rng = np.random.default_rng(len(shape))
+    clean = np.clip(np.linspace(0, 1, shape[-1]) + 0 * rng.random(shape), 0, 1)
+    y = np.clip(clean + 0.05 * rng.normal(size=shape), 0, 1).astype(np.float32)
+    want = estimate_noise(y, return_details=True)
+    block_stats = E._block_stats
+    monkeypatch.setattr(E, "_block_stats", lambda *a, **k: block_stats(*a, **k, slab_values=1))
+    got = estimate_noise(y, return_details=True)
+    assert repr(got[0]) == repr(want[0])
+    assert got[1]["clipped"] == want[1]["clipped"] and got[1]["blocks"] == want[1]["blocks"]
+    assert np.array_equal(got[1]["x"], want[1]["x"]) and np.array_equal(got[1]["var"], want[1]["var"])
+
+
+NOISE_PROBE = """
+import json, sys
+import numpy as np
+from nlm import estimate_noise
+
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM'):
+            return int(line.split()[1]) * 1024
+
+shape = (96, 256, 256) if sys.argv[1] == '3d' else (3000, 3000)
+rng = np.random.default_rng(1)
+img = np.linspace(0, 1, shape[-1], dtype=np.float32) + rng.normal(0, 0.05, shape).astype(np.float32)
+estimate_noise(img[:32, :32])
+base = hwm()
+estimate_noise(img)
+print(json.dumps((hwm() - base) / img.nbytes))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@pytest.mark.parametrize("nd", ["2d", "3d"])
+def test_estimate_noise_makes_no_float64_copy(nd):
+    # the block statistics read float64 slabs: the finiteness mask (0.25x), the per-block statistics (10 float64
+    # values per 64 pixels, 0.3x) and a few MB of slabs; whole-image float64 temporaries made it 12x
+    proc = subprocess.run([sys.executable, "-c", NOISE_PROBE, nd], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) < 1.5
+
+
+def test_bayes_chunks_and_shared_buffers_do_not_change_values():
+    # NL-Bayes' elementwise steps by chunks (the colour transform, the clipped / Rician inverse, the unscaling,
+    # the mean noise variance) give the values of one whole-array pass; one channel works on its input itself
+    from nlm.denoisers.bayes_passes import _finish, _mix
+    from nlm.denoisers.bayes_setup import _colour_transform, _level_table, _uniform_interp, _variance_in_place
+    from nlm.noise import Gamma, Gaussian, PoissonGaussian, Rician
+
+    rng = np.random.default_rng(3)
+    for C in (1, 3):
+        tmat = _colour_transform(C)
+        for dtype in (np.float32, np.float64):
+            final = rng.random((C, 5, 7, 9)).astype(dtype)
+            for model, e in ((Gaussian(0.1), 0), (Gaussian(0.1, clip=True), 0), (Rician(0.1), 3), (Gaussian(0.1), -2)):
+                nlf, unbias = _level_table(model, 0.0, 1.0)
+                prm = dict(tmat=tmat, exponent=e, model=model)
+                whole = _mix(tmat.T, final)  # one pass over the image, float64
+                if unbias is not None:
+                    whole = _uniform_interp(whole, unbias)
+                whole = (np.ldexp(whole, -e) if e else whole).astype(dtype)
+                for chunk in (1, 7, 1 << 16):
+                    got = _finish(final, prm, unbias, dtype, chunk=chunk)
+                    assert got.dtype == dtype and np.array_equal(got, whole)
+            work = _mix(tmat, final, dtype)
+            assert work.dtype == dtype
+            if C == 1:
+                assert work is final  # no copy
+                assert _finish(final, dict(tmat=tmat, exponent=0, model=None), None, dtype) is final
+            else:
+                want = _mix(tmat, final).astype(dtype)  # float64, then rounded once
+                assert np.array_equal(work, want)
+    smooth = rng.random((2, 9, 11, 13)) * 2 - 0.2
+    for model in (Gaussian(0.1), PoissonGaussian(0.01, 0.02), Gamma(4), Rician(0.2)):
+        want = model.variance(smooth)
+        for chunk in (1, 100, 1 << 16):
+            got = _variance_in_place(model, smooth.copy(), chunk=chunk)
+            assert np.array_equal(got, want) and float(np.mean(got)) == float(np.mean(want))
+
+
 # --------------------------------------------------------------------------- #
 # the command line's in-memory path: scratch buffer, freed pixels
 # --------------------------------------------------------------------------- #

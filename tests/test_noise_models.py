@@ -153,6 +153,15 @@ def test_small_constant_and_channels():
     assert estimate_noise(sig).sigma == pytest.approx(0.05, rel=0.05)
 
 
+@pytest.mark.parametrize("noise", ["auto", "gaussian", "poisson", "speckle"])
+def test_short_signals_and_small_images_get_an_estimate(noise):
+    # every length and small shape: blocks of 2 samples at the least (1-D of 5 samples divided by zero once)
+    rng = np.random.default_rng(11)
+    for shape in [(n,) for n in range(1, 41)] + [(3, 3), (4, 5), (5, 5), (6, 7), (2, 9, 9)]:
+        est = estimate_noise(rng.uniform(0.2, 0.8, shape), noise)
+        assert np.all(np.isfinite(est.variance(np.full(3, 0.5)))), (shape, est)
+
+
 def test_estimate_noise_errors():
     with pytest.raises(ValueError, match="noise"):
         estimate_noise(np.ones((8, 8)), "laplace")

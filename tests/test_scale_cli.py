@@ -31,7 +31,7 @@ def _image(shape, dtype=np.uint8, seed=0):
 def _same(a, b):
     """Bit-identical: the tiles' kernels add every sum in the whole image's order."""
     assert a.shape == b.shape and a.dtype == b.dtype
-    assert np.array_equal(a, b), float(np.abs(a.astype(np.float64) - b).max())
+    assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), float(np.nanmax(np.abs(a.astype(np.float64) - b)))
 
 
 def _in_memory(tmp_path, src, *opts):
@@ -238,3 +238,149 @@ def test_working_blocks_bounded_by_memory_limit(tmp_path, monkeypatch):
         assert seen[-1] == expected
         assert tiling.blocks.WORK_PIXELS == default  # untouched
     assert len(seen) == 2
+
+
+# --------------------------------------------------------------------------
+# Noise maps and masks with non-local means, tile by tile (issue 20)
+# --------------------------------------------------------------------------
+
+TILED = ("--memory-limit", "1K", "--tile-size", "64")
+
+
+@pytest.fixture
+def means_blocks(monkeypatch):
+    """Working blocks as the chunks (merged only to the margins), and how many the NLM filter got."""
+    from nlm import tiling
+
+    monkeypatch.setattr(tiling.blocks, "MARGIN_WORK", None)
+    seen = []
+    original = tiling.means.map_tiles
+
+    def recording(*args, **kwargs):
+        out = original(*args, **kwargs)
+        seen.append(int(np.prod(out.numblocks)))
+        return out
+
+    monkeypatch.setattr(tiling.means, "map_tiles", recording)
+    return seen
+
+
+def _map_and_mask_files(tmp_path, spatial, scale):
+    """sig.tif (a std ramp along x, in the image's units, float32) and m.tif (a masked rectangle)."""
+    xx = np.linspace(0, 1, spatial[-1])
+    smap = ((0.02 + 0.1 * xx) * scale * np.ones(spatial)).astype(np.float32)
+    mask = np.ones(spatial, np.uint8)
+    mask[..., 20:45, 30:70] = 0
+    tifffile.imwrite(tmp_path / "sig.tif", smap, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "m.tif", mask, photometric="minisblack")
+    return smap, mask
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["u16 map+mask", "u16 rgb map", "u8 png auto+mask", "u8 mask, estimated map written", "f32 nodata map"],
+)
+def test_means_maps_tile_by_tile_equal_in_memory(tmp_path, means_blocks, case):
+    """`nlm denoise` (non-local means) with --sigma-map FILE|auto, --mask, the TIFF no-data value and
+    --noise-map-out, tile by tile (--memory-limit 1K): the in-memory outputs and maps, bit for bit."""
+    spatial = (150, 133)
+    rgb = "rgb" in case
+    dtype = np.uint16 if "u16" in case else np.uint8 if "u8" in case else np.float32
+    scale = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
+    smap, mask = _map_and_mask_files(tmp_path, spatial, scale)
+    img = _image(spatial + ((3,) if rgb else ()), dtype, seed=len(case))
+    src = tmp_path / "in.tif"
+    if "nodata" in case:
+        img[mask == 0] = np.nan
+        tifffile.imwrite(src, img, extratags=[(42113, "s", 0, "nan", True)])
+    else:
+        img[mask == 0] = 3
+        tifffile.imwrite(src, img, photometric="rgb" if rgb else "minisblack")
+    ref_src = src
+    if "png" in case:  # the 8-bit PNG in memory; tile by tile reads TIFF and zarr only: the same pixels as TIFF
+        from PIL import Image
+
+        ref_src = tmp_path / "in.png"
+        Image.fromarray(img).save(ref_src)
+    opts = ("--patch-size", "5", "--patch-distance", "4")
+    if "map" in case and "estimated" not in case:
+        opts += ("--sigma-map", "auto" if "auto" in case else tmp_path / "sig.tif")
+    if "mask" in case:
+        opts += ("--mask", tmp_path / "m.tif")
+    mem, tiled = tmp_path / "mem", tmp_path / "tiled"
+    mem.mkdir()
+    tiled.mkdir()
+    ref = _in_memory(mem, ref_src, *opts, "--noise-map-out", mem / "nm.tif")
+    r = run("denoise", src, tiled / "out.tif", *opts, "--noise-map-out", tiled / "nm.tif", *TILED)
+    assert r.exit_code == 0, r.output
+    assert "processed tile by tile" in r.output and means_blocks[-1] >= 4
+    got = tifffile.imread(tiled / "out.tif")
+    _same(got, ref)
+    _same(tifffile.imread(tiled / "nm.tif"), tifffile.imread(mem / "nm.tif"))
+    if "sig.tif" in map(str, opts):
+        _same(tifffile.imread(tiled / "nm.tif"), smap)
+    if "mask" in case:
+        assert (got[mask == 0] == 3).all()
+    if "nodata" in case:
+        assert np.isnan(got[mask == 0]).all() and np.isfinite(got[mask == 1]).all()
+
+
+@pytest.mark.parametrize("maps", [("--sigma-map", "sig.tif"), ("--sigma-map", "auto")])
+def test_means_volume_with_maps_tile_by_tile(tmp_path, means_blocks, maps):
+    """`--volume` (3-D non-local means) with a mask and a noise map, given or estimated, tile by tile: the
+    in-memory volume and map, bit for bit."""
+    vol = np.stack([_image((70, 90), np.uint16, seed=k) for k in range(6)])
+    smap, mask = _map_and_mask_files(tmp_path, vol.shape, 65535)
+    vol[mask == 0] = 7
+    tifffile.imwrite(tmp_path / "stack.tif", vol, photometric="minisblack")
+    maps = tuple(str(tmp_path / m) if m.endswith(".tif") else m for m in maps)
+    opts = ("--volume", "--patch-size", "3", "--patch-distance", "2", "--mask", tmp_path / "m.tif", *maps)
+    ref = _in_memory(tmp_path, tmp_path / "stack.tif", *opts, "--noise-map-out", tmp_path / "nm_ref.tif")
+    r = run("denoise", tmp_path / "stack.tif", tmp_path / "out.tif", *opts, "--noise-map-out", tmp_path / "nm.tif",
+            *TILED)
+    assert r.exit_code == 0, r.output
+    assert "processed tile by tile" in r.output and means_blocks[-1] >= 2
+    got = tifffile.imread(tmp_path / "out.tif")
+    _same(got, ref)
+    assert (got[mask == 0] == 7).all()
+    _same(tifffile.imread(tmp_path / "nm.tif"), tifffile.imread(tmp_path / "nm_ref.tif"))
+
+
+def test_means_maps_to_zarr_and_errors(tmp_path, means_blocks):
+    """A zarr output (tile by tile whatever the limit) with a given map equals the in-memory TIFF; a map of
+    the wrong size, with a negative value, or an existing --noise-map-out: exit 1, nothing written."""
+    spatial = (100, 120)
+    smap, _ = _map_and_mask_files(tmp_path, spatial, 255)
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, _image(spatial, seed=9))
+    ref = _in_memory(tmp_path, src, "--sigma-map", tmp_path / "sig.tif", "--h", "9")
+    r = run("denoise", src, tmp_path / "out.zarr", "--sigma-map", tmp_path / "sig.tif", "--h", "9", "--tile-size",
+            "64", "-q")
+    assert r.exit_code == 0, r.output
+    _same(np.asarray(zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"]), ref)
+    # above the sample budget (the map and the mask stay lazy, the map's RMS in one pass): the same output
+    from nlm import tiling
+
+    mask = np.ones(spatial, np.uint8)
+    mask[10:30, 40:90] = 0
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    opts = ("--sigma-map", tmp_path / "sig.tif", "--mask", tmp_path / "mask.tif", "--h", "9")
+    (tmp_path / "big").mkdir()
+    ref = _in_memory(tmp_path / "big", src, *opts)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tiling.blocks, "SAMPLE_PIXELS", 2000)
+        r = run("denoise", src, tmp_path / "big.tif", *opts, *TILED)
+    assert r.exit_code == 0, r.output
+    _same(tifffile.imread(tmp_path / "big.tif"), ref)
+    tifffile.imwrite(tmp_path / "small.tif", smap[:90])
+    neg = smap.copy()
+    neg[50, 60] = -1
+    tifffile.imwrite(tmp_path / "neg.tif", neg)
+    out, nm = tmp_path / "o.tif", tmp_path / "nm.tif"
+    for m, words in (("small.tif", "--sigma-map"), ("neg.tif", ">= 0")):
+        r = run("denoise", src, out, "--sigma-map", tmp_path / m, "--noise-map-out", nm, *TILED)
+        assert r.exit_code == 1 and words in r.output and "Traceback" not in r.output, r.output
+        assert not out.exists() and not nm.exists()
+    nm.write_bytes(b"keep")
+    r = run("denoise", src, out, "--noise-map-out", nm, *TILED)
+    assert r.exit_code == 1 and "exists" in r.output and not out.exists() and nm.read_bytes() == b"keep"

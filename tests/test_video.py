@@ -279,7 +279,9 @@ def test_cli_patch_distance_with_temporal_radius_first(tmp_path):
         (("--patch-distance", "1,2,3,4"), 2, "1, 2 (y,x) or 3 (t,y,x)"),
         (("--volume",), 2, "--volume is for image stacks"),
         (("--noise", "speckle"), 2, "gaussian only"),
-        (("--method", "bayes"), 2, "--method means"),
+        (("--method", "bayes", "--patch-size", "3,3,3"), 2, "(step 1, step 2)"),
+        (("--method", "bayes", "--patch-distance", "1,2,3"), 2, "with y = x"),
+        (("--method", "bayes", "--h", "3"), 2, "not used with --method bayes"),
     ],
 )
 def test_cli_usage_errors(tmp_path, args, code, message):

@@ -35,6 +35,8 @@ def denoise_command(paths, params, out, scale, video, cluster):
                 raise click.UsageError("--volume is for image stacks; a video is streamed frame by frame")
             if params.sigma_map or params.mask or params.noise_map_out:
                 raise click.UsageError("--sigma-map, --mask and --noise-map-out are for images, not videos")
+            if params.device == "cuda":
+                raise click.UsageError("--device cuda is for images, not videos")
             denoise_video(paths[0], paths[1], params, video, out)
             return
         if temporal_radius is not None:

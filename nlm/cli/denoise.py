@@ -39,7 +39,7 @@ from nlm.cli.runtime import run_state
 @opts.max_pixels_opt
 @opts.scale_options
 @opts.verbosity_options
-def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, sigma_map, mask, noise_map_out,
+def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, device, sigma_map, mask, noise_map_out,
             output_dir, suffix, ext,
             volume, temporal_radius, time_axis, allow_truncated, overwrite, max_pixels, memory_limit, tile_size,
             scheduler, workers, cluster_timeout, quiet, verbose):
@@ -61,7 +61,7 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, s
 
     --method means (default) is non-local means; --method bayes is
     non-local Bayes (slower, best quality; 2-D images, and volumes with
-    --volume in memory).  Both take every
+    --volume).  Both take every
     --noise model; what is estimated is printed.  The filter works on the
     values as stored (a uint8 image as 0..255), so --sigma and --h are in
     those units.  Without --sigma the noise level is estimated; without --h it
@@ -100,7 +100,12 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, s
         raise click.BadParameter("must be a .tif or .tiff file (a float32 map)", param_hint="'--noise-map-out'")
     if (sigma_map or mask or noise_map_out) and (output_dir is not None or len(paths) != 2):
         raise click.UsageError("--sigma-map, --mask and --noise-map-out take one INPUT OUTPUT pair")
-    maps = dict(sigma_map=sigma_map, mask=mask, noise_map_out=noise_map_out)
+    if device == "cuda" and method == "bayes":
+        raise click.BadParameter("NL-Bayes has no GPU kernel yet: use --method means, or --device cpu/auto",
+                                 param_hint="'--device'")
+    if device == "cuda" and (sigma_map or mask):
+        raise click.UsageError("--device cuda takes no --sigma-map or --mask (they run on the CPU)")
+    maps = dict(sigma_map=sigma_map, mask=mask, noise_map_out=noise_map_out, device=device)
     if method == "bayes":
         params = FilterParams(method=method, noise=noise, patch_size=patch_size, patch_distance=patch_distance,
                               sigma=sigma, looks=looks, **maps)
@@ -139,7 +144,12 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, s
     out = Outputs(output_dir=output_dir, suffix=suffix, ext=ext, volume=volume, overwrite=overwrite, quiet=quiet,
                   verbose=verbose)
     if not quiet and scheduler is None and workers is None:
-        _compile_note(("bayes3d" if volume else "bayes") if method == "bayes" else "nlm3d" if volume else "nlm")
+        from nlm.cli.video_job import is_video_job
+
+        clip = len(paths) == 2 and is_video_job(paths[0], paths[1], time_axis)
+        kind = ("bayesvideo" if clip else "bayes3d" if volume else "bayes") if method == "bayes" else (
+            "nlm3d" if volume else "nlm")
+        _compile_note(kind)
     with Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
         denoise_command(paths, params, out, scale, video, cluster)
 

@@ -218,6 +218,8 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         else:
             from nlm.denoisers.means import denoise_nl_means
 
+            if params.device != "cpu":
+                kwargs["device"] = _device(src, params.device)
             if "noise" in kwargs:  # a transformed model: the filter's input is not `work`
                 result = denoise_nl_means(work, **kwargs)
             else:
@@ -229,6 +231,8 @@ def _denoise_one(src, dst, params, *, volume, overwrite, max_pixels):
         raise click.ClickException(f"{src}: {exc}") from None
     except ImportError as exc:
         raise click.ClickException(f"{src}: this filter mode is not available: {exc}") from None
+    except (RuntimeError, NotImplementedError) as exc:  # the GPU backend (driver, launch) and what it lacks
+        raise click.ClickException(f"{src}: {exc}") from None
     except MemoryError:
         raise click.ClickException(f"{src}: not enough memory to denoise it") from None
     timings["filter"] = time.perf_counter() - t2
@@ -366,3 +370,19 @@ def _given_noise_option(params):
 #: (nlm.cli.tiled_job), which applies it to a sample of the image
 noise_model = _noise_model
 given_noise_option = _given_noise_option
+
+
+def _device(src, device):
+    """``--device`` resolved to "cpu" or "cuda"; which one (and why) on stderr with --verbose."""
+    from nlm.cli.runtime import run_state
+    from nlm.ops._cuda_device import DeviceUnavailableError, cuda_status, resolve_device
+
+    try:
+        chosen = resolve_device(device)
+    except DeviceUnavailableError as exc:
+        raise click.ClickException(f"{src}: {exc}") from None
+    if run_state.get("verbose"):
+        why = cuda_status()[1]
+        click.echo(f"{src}: device {chosen} ({why})" if chosen == "cuda" or device == "auto" else
+                   f"{src}: device {chosen}", err=True)
+    return chosen

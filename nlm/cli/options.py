@@ -25,6 +25,7 @@ __all__ = [
     "noise_mode_opt",
     "method_opt",
     "looks_opt",
+    "device_opt",
     "output_dir_opt",
     "overwrite_opt",
     "patch_distance_opt",
@@ -237,10 +238,22 @@ def map_options(func):
     return func
 
 
+device_opt = _option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    default="cpu",
+    show_default=True,
+    section="Filter",
+    help="Where non-local means runs: cpu, cuda (an NVIDIA GPU through numba-cuda, pip install "
+    "'nlm[gpu]'; in-memory images, 1-3 spatial axes) or auto (the GPU when usable, else the CPU; "
+    "--verbose says which). NL-Bayes runs on the CPU.",
+)
+
+
 def filter_options(func):
-    """All the filter parameters: method, patch size and distance, h, sigma, noise, looks."""
+    """All the filter parameters: method, patch size and distance, h, sigma, noise, looks, device."""
     for decorator in reversed(
-        (method_opt, patch_size_opt, patch_distance_opt, h_opt, sigma_opt, noise_mode_opt, looks_opt)
+        (method_opt, patch_size_opt, patch_distance_opt, h_opt, sigma_opt, noise_mode_opt, looks_opt, device_opt)
     ):
         func = decorator(func)
     return func

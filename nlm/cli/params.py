@@ -28,6 +28,8 @@ class FilterParams:
     sigma_map: str | None = None
     mask: str | None = None
     noise_map_out: str | None = None
+    #: "cpu", "cuda" or "auto" (non-local means on in-memory images; see nlm.ops._cuda_device)
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)

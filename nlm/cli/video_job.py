@@ -39,6 +39,101 @@ def _video_geometry(patch_size, patch_distance, temporal_radius):
     return patch, dist, temporal_radius
 
 
+def _bayes_geometry(patch_size, patch_distance, temporal_radius):
+    """CLI values -> (patch_size, search_radius, temporal_radius) for denoise_frames_bayes."""
+    if isinstance(patch_size, tuple) and len(patch_size) != 2:
+        raise click.BadParameter(
+            f"video NL-Bayes takes 1 value or 2 (step 1, step 2): spatial sides, the patches are 2 frames deep; "
+            f"got {len(patch_size)}",
+            param_hint="'--patch-size'",
+        )
+    dist = patch_distance
+    if isinstance(dist, tuple):
+        if len(dist) != 3 or dist[1] != dist[2]:
+            raise click.BadParameter(
+                "video NL-Bayes takes 1 value (the spatial search radius) or 3 (t,y,x) with y = x",
+                param_hint="'--patch-distance'",
+            )
+        if temporal_radius is not None and temporal_radius != dist[0]:
+            raise click.UsageError(
+                f"--temporal-radius {temporal_radius} contradicts --patch-distance "
+                f"{','.join(map(str, dist))} (its first value is the temporal radius); give one of them"
+            )
+        temporal_radius, dist = dist[0], dist[1]
+    return patch_size, dist, temporal_radius
+
+
+def _bayes_video(src, dst, info, frames, params, patch, dist, radius, work_dtype, dtype, overwrite, quiet, t0):
+    """The video job with --method bayes: :func:`nlm.denoisers.video_bayes.denoise_frames_bayes`, streamed."""
+    from nlm.denoisers.video_bayes import denoise_frames_bayes
+    from nlm.io import ImageIOError, from_float
+    from nlm.io.video import FrameWriter, TruncatedVideoError
+
+    try:
+        writer = FrameWriter(dst, info, overwrite=overwrite)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    used = {}
+    count, t1 = 0, time.perf_counter()
+    total = info.frames if info.frames else None
+    bar = click.progressbar(
+        length=total or 0,
+        label=f"Denoising {src.name} (NL-Bayes)",
+        file=sys.stderr,
+        hidden=quiet or total is None,
+        item_show_func=lambda _: f"{count} frames, {count / max(time.perf_counter() - t1, 1e-9):.2f} fps",
+    )
+    try:
+        with bar:
+            stream = denoise_frames_bayes(frames, noise=params.noise, sigma=params.sigma, looks=params.looks,
+                                          temporal_radius=radius, patch_size=patch, search_radius=dist,
+                                          dtype=work_dtype, info=used)
+            for out in stream:
+                writer.write(from_float(out, dtype))
+                count += 1
+                bar.update(1, count)
+                if total is None and not quiet:
+                    click.echo(f"\r{count} frames, {count / (time.perf_counter() - t1):.2f} fps", nl=False, err=True)
+        if total is None and not quiet:
+            click.echo(err=True)
+        writer.commit()
+    except TruncatedVideoError as exc:
+        writer.abort()
+        raise _truncated(exc) from None
+    except (ImageIOError, ValueError, TypeError, ImportError) as exc:
+        writer.abort()
+        text = str(exc)
+        raise click.ClickException(text if text.startswith((f"{src}:", f"{dst}:")) else f"{src}: {text}") from None
+    except MemoryError:
+        writer.abort()
+        raise click.ClickException(f"{src}: not enough memory") from None
+    except BaseException:
+        writer.abort()
+        raise
+    elapsed = time.perf_counter() - t1
+    if not quiet:
+        given = "given" if params.sigma is not None or params.looks is not None else "estimated on the first frames"
+        lines = [
+            f"{src} ({info.describe()}) -> {dst}",
+            f"  frames          {count} at {float(info.fps):.4g} fps",
+            "  method          NL-Bayes on space-time patches (2 frames deep), search along the motion",
+        ]
+        if "model" in used:
+            lines += [
+                f"  noise           {used['model']!r} ({given}; sigma {fmt_num(used['sigma255'])} of 255)",
+            ]
+        if "patch_size" in used:
+            lines += [
+                f"  temporal radius {used['temporal_radius']} ({2 * used['temporal_radius'] + 1} frames searched)",
+                f"  patch size      {used['patch_size'][0]} / {used['patch_size'][1]} (steps 1 / 2)",
+                f"  search radius   {used['search_radius']} around the motion ({used['motion']})",
+                f"  passes          {used['passes']}",
+            ]
+        lines.append(f"  time            {elapsed:.2f} s filter ({count / max(elapsed, 1e-9):.2f} frames/s), "
+                     f"{time.perf_counter() - t0:.2f} s in all")
+        click.echo("\n".join(lines))
+
+
 def _truncated(exc):
     """The error for a truncated or corrupt clip (nlm.io.video.TruncatedVideoError)."""
     return click.ClickException(f"{exc}; nothing was written (--allow-truncated denoises what decodes)")
@@ -83,9 +178,14 @@ def denoise_video(src_arg, dst_arg, params, video, out):
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
         raise click.BadParameter(f"{dst_arg}: directory {parent} does not exist", param_hint="OUTPUT")
-    if params.noise != "gaussian" or params.method != "means":
-        raise click.UsageError("videos are denoised with --method means --noise gaussian only")
-    patch, dist, radius = _video_geometry(video.patch_size, video.patch_distance, temporal_radius)
+    if params.method == "means" and params.noise != "gaussian":
+        raise click.UsageError(
+            f"videos with --method means take --noise gaussian only; --method bayes takes --noise {params.noise}"
+        )
+    if params.method == "bayes":
+        patch, dist, radius = _bayes_geometry(video.patch_size, video.patch_distance, temporal_radius)
+    else:
+        patch, dist, radius = _video_geometry(video.patch_size, video.patch_distance, temporal_radius)
 
     from nlm.io.video import open_frames
 
@@ -110,6 +210,10 @@ def denoise_video(src_arg, dst_arg, params, video, out):
         )
     dtype = first.dtype
     work = first.astype(np.float64 if dtype.itemsize > 4 else np.float32)
+    if params.method == "bayes":
+        _bayes_video(src, dst, info, itertools.chain([first], frames), params, patch, dist, radius, work.dtype,
+                     dtype, overwrite, quiet, t0)
+        return
     sigma, h = params.sigma, params.h
     sigma_source = "given" if sigma is not None else "estimated on the first frame"
     if sigma is None:

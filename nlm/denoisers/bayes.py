@@ -50,6 +50,21 @@ if TYPE_CHECKING:
 __all__ = ["denoise_nl_bayes", "bayes_parameters", "volume_parameters"]
 
 
+def _cpu_only(device):
+    """The ``device=`` of NL-Bayes: the CPU only, for now (``"auto"`` says so in a log record)."""
+    from nlm.ops._cuda_device import DEVICES, logger
+
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda":
+        raise NotImplementedError(
+            "device='cuda': NL-Bayes has no GPU kernel yet (non-local means has: denoise_nl_means); "
+            "use device='cpu' or 'auto'"
+        )
+    if device == "auto":
+        logger.info("device='auto': NL-Bayes has no GPU kernel yet; running on the CPU")
+
+
 def denoise_nl_bayes(
     image: ArrayLike,
     *,
@@ -69,6 +84,7 @@ def denoise_nl_bayes(
     num_threads: int | None = None,
     return_model: bool = False,
     mask: ArrayLike | None = None,
+    device: str = "cpu",
 ) -> np.ndarray | tuple[np.ndarray, NoiseModel]:
     """Two-step non-local Bayes denoising with a signal-dependent noise model.
 
@@ -103,7 +119,8 @@ def denoise_nl_bayes(
         group's noise covariance is ``diag`` of the map's variance averaged
         over the group's patches at every patch pixel (see Notes); the
         parameters (patch sizes, group sizes, ...) are those of its RMS over
-        the valid pixels.
+        the valid pixels.  Volumes too (per-voxel maps).  With a dask image,
+        a NumPy or dask array.
     looks : float > 0, keyword-only
         Known number of looks of SAR intensity data; implies
         ``noise="gamma"``.
@@ -162,6 +179,23 @@ def denoise_nl_bayes(
         a dask array, per tile (default 1).
     return_model : bool, keyword-only
         Also return the noise model used (estimated or given).
+    mask : array_like of bool or None, keyword-only
+        The image's spatial shape, True = valid.  Only patches without a
+        masked pixel are references or group members, so masked pixels never
+        enter an estimate; they come back unchanged (NaN/Inf allowed there).
+        Valid pixels that no valid patch of the reference grid reached get
+        groups of their own (every valid patch still holding such a pixel
+        becomes a reference); a valid pixel that lies in no valid patch at
+        all (a gap narrower than the patch) is returned as it is.  The noise
+        model is estimated with masked pixels set to the median of the valid
+        ones (constant blocks carry no weight in the estimate).  Volumes too;
+        with a dask image, a NumPy or dask array (the result is the
+        in-memory one bit for bit, see :mod:`nlm.tiling.bayes`).
+    device : {"cpu", "auto"}, keyword-only
+        Where the filter runs.  NL-Bayes has no GPU kernel yet (see
+        docs/gpu.md): ``"auto"`` runs on the CPU and says so in a ``logging``
+        record of the ``"nlm"`` logger; ``"cuda"`` raises
+        ``NotImplementedError``.
 
     Returns
     -------
@@ -177,17 +211,6 @@ def denoise_nl_bayes(
         whole image up to 2^22 pixels, else a sample) and every tile is told
         its origin, so it visits the image's reference grid and cells; its
         margin is :func:`nlm.denoisers.bayes_passes.tile_margin` (see Notes and docs/nl-bayes.md).
-    mask : array_like of bool or None, keyword-only
-        The image's spatial shape, True = valid.  Only patches without a
-        masked pixel are references or group members, so masked pixels never
-        enter an estimate; they come back unchanged (NaN/Inf allowed there).
-        Valid pixels that no valid patch of the reference grid reached get
-        groups of their own (every valid patch still holding such a pixel
-        becomes a reference); a valid pixel that lies in no valid patch at
-        all (a gap narrower than the patch) is returned as it is.  The noise
-        model is estimated with masked pixels set to the median of the valid
-        ones (constant blocks carry no weight in the estimate).
-
     model : NoiseModel
         Only with ``return_model=True``.
 
@@ -208,6 +231,8 @@ def denoise_nl_bayes(
         units); values so large that the estimated variance overflows.
     UnsupportedDimensionError
         Not a 2-D image or 3-D volume (plus channels).
+    NotImplementedError
+        ``device="cuda"`` (no GPU kernel for NL-Bayes yet).
 
     Notes
     -----
@@ -308,8 +333,18 @@ def denoise_nl_bayes(
     does not depend on the thread count, and a block with the margin of
     :func:`nlm.denoisers.bayes_passes.volume_margin` reproduces the volume's values exactly
     (:func:`nlm.denoisers.bayes_passes.run_volume_passes` takes the block's origin).
-    Memory: the working image, the basic estimate, a float64 numerator,
-    a float32 weight image and a mask: about 6 times a float32 grey input.
+    Memory (2-D alike): the blind estimate reads the image in float64
+    slabs (:func:`nlm.estimate_noise`: about 1.4 times a float32 grey
+    input), the noise level a float64 smoothed copy (2 times; 4 while its
+    percentiles are taken, for data outside [0, 1]); a grey input is its
+    own working image, and each step holds the guide, a float64 numerator,
+    its result (whose last channel keeps the weights until it is written)
+    and a mask of the patch positions: about 4.3 times a float32 grey
+    input, 4.5 measured on 128x128x64 (``benchmarks/volumes.py``; colour
+    adds the decorrelated working copy).
+    A noise map adds its float64 variances, a mask one bool array of valid
+    patches per patch size (and a transient int32 count of the masked
+    pixels).
 
     References
     ----------
@@ -337,6 +372,7 @@ def denoise_nl_bayes(
     True
     """
     _refuse_dask(image, "denoise_nl_bayes")
+    _cpu_only(device)
     sigma_map = None
     if is_map(sigma):
         if isinstance(noise, NoiseModel) or noise not in ("auto", "gaussian"):
@@ -364,40 +400,22 @@ def denoise_nl_bayes(
     else:
         axis = _check_axis(channel_axis, image.ndim)
         xc = np.moveaxis(x, axis, 0)
-    if xc.ndim == 4:
-        if sigma_map is not None or mask is not None:
-            raise NotImplementedError(
-                "denoise_nl_bayes: noise maps and masks are 2-D only for now; use denoise_nl_means for a volume "
-                "with a noise map or a mask"
-            )
-        if ridge:
-            raise ValueError("ridge: the NL-Ridge pass is 2-D only for now; leave ridge unset (or 0) for a volume")
-        return _denoise_volume(image.dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
-                               search_radius, beta, flat, passes, stride, num_threads, return_model)
-    if xc.ndim != 3:
+    if xc.ndim not in (3, 4):
         raise UnsupportedDimensionError(
             "denoise_nl_bayes needs a 2-D or 3-D image (plus an optional channel axis), "
             f"got {xc.ndim - 1} spatial dimension(s)"
         )
+    given = xc
+    xc, sigma, sigma_map, mask = _maps_and_masks(xc, sigma, sigma_map, mask)
+    if xc.ndim == 4:
+        if ridge:
+            raise ValueError("ridge: the NL-Ridge pass is 2-D only for now; leave ridge unset (or 0) for a volume")
+        return _denoise_volume(image.dtype, xc, given, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
+                               search_radius, beta, flat, passes, stride, num_threads, return_model, sigma_map,
+                               mask, nodata)
     p_user = _pair(patch_size, "patch_size", odd=True)
     if search_radius is not None:
         search_radius = _check_int(search_radius, "search_radius", 1)
-    spatial = xc.shape[1:]
-    if sigma_map is not None:
-        sigma_map = check_sigma_map(sigma_map, spatial)
-    mask = check_mask(mask, spatial)
-    if mask is not None and mask.all():
-        mask = None
-    given = xc
-    if mask is not None and mask.any():
-        # masked pixels: the median of the valid ones, for the estimators (never used by the groups)
-        fill = np.median(xc[:, mask], axis=1).astype(xc.dtype)
-        xc = np.where(mask[None], xc, fill[:, None, None])
-    if sigma_map is not None:
-        v = sigma_map if mask is None else sigma_map[mask]
-        sigma = float(np.sqrt(np.mean(v**2))) if v.size else 0.0
-        if sigma == 0:
-            sigma_map = None  # a map of zeros: sigma = 0
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                       flat, passes, ridge)
     out = run_passes(prm["xc"], prm, stride, num_threads, sigma_map=sigma_map, mask=mask)
@@ -405,11 +423,55 @@ def denoise_nl_bayes(
     return (out, prm["user_model"]) if return_model else out
 
 
-def _denoise_volume(image_dtype, xc, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
-                    search_radius, beta, flat, passes, stride, num_threads, return_model):
-    """:func:`denoise_nl_bayes` on a channel-first volume ``(C, Z, H, W)`` (arguments checked but the geometry)."""
+def _maps_and_masks(xc, sigma, sigma_map, mask):
+    """The noise map and the mask of a channel-first image: ``(xc, sigma, sigma_map, mask)`` checked.
+
+    The map and the mask have the spatial shape; a mask with every pixel
+    valid is None.  Masked pixels of ``xc`` become the median of the valid
+    ones (per channel), for the noise estimators (the groups never use
+    them).  With a map, ``sigma`` is its RMS over the valid pixels (the
+    parameters' noise level); a map of zeros is ``sigma = 0``.
+    """
+    spatial = xc.shape[1:]
+    if sigma_map is not None:
+        sigma_map = check_sigma_map(sigma_map, spatial)
+    mask = check_mask(mask, spatial)
+    if mask is not None and mask.all():
+        mask = None
+    if mask is not None and mask.any():
+        xc = fill_masked(xc, mask, masked_median(xc, mask))
+    if sigma_map is not None:
+        sigma = map_rms(sigma_map, mask)
+        if sigma == 0:
+            sigma_map = None  # a map of zeros: sigma = 0
+    return xc, sigma, sigma_map, mask
+
+
+def masked_median(xc, mask):
+    """Per channel, the median of the valid pixels of a channel-first ``xc`` (``xc``'s dtype)."""
+    return np.median(xc[:, mask], axis=1).astype(xc.dtype)
+
+
+def fill_masked(xc, mask, fill):
+    """``xc`` (channel-first) with its masked pixels set to ``fill`` (one value per channel)."""
+    return np.where(mask[None], xc, fill.reshape((-1,) + (1,) * mask.ndim))
+
+
+def map_rms(sigma_map, mask):
+    """The root mean square of a noise map over the valid pixels (0 with none)."""
+    v = sigma_map if mask is None else sigma_map[mask]
+    return float(np.sqrt(np.mean(v**2))) if v.size else 0.0
+
+
+def _denoise_volume(image_dtype, xc, given, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
+                    search_radius, beta, flat, passes, stride, num_threads, return_model, sigma_map, mask, nodata):
+    """:func:`denoise_nl_bayes` on a channel-first volume ``(C, Z, H, W)`` (arguments checked but the geometry).
+
+    ``xc``: masked voxels filled (:func:`_maps_and_masks`); ``given``: as
+    given, for the masked voxels of the result.
+    """
     prm = _volume_parameters(xc, image_dtype, noise, sigma, looks, preserve_range, patch_size, n_user,
                              search_radius, beta, flat, passes)
-    out = run_volume_passes(prm["xc"], prm, stride, num_threads)
-    out = out[0] if axis is None else np.moveaxis(out, 0, axis)
+    out = run_volume_passes(prm["xc"], prm, stride, num_threads, sigma_map=sigma_map, mask=mask)
+    out = _restore(out, given, mask, nodata, axis)
     return (out, prm["user_model"]) if return_model else out

@@ -25,16 +25,20 @@ from nlm.denoisers.bayes_setup import _grid_in, _level_table, _uniform_interp
 TILED_DIMS = (2, 3)
 
 
-def _mix(tmat, xc):
-    """``tmat @ xc`` over the channels (float64), pixel by pixel in a fixed order.
+def _mix(tmat, xc, dtype=np.float64):
+    """``tmat @ xc`` over the channels, pixel by pixel in a fixed order, in ``dtype``.
 
-    Elementwise products and sums, not BLAS: a pixel's rounding never depends
-    on its place in the array, so a tile gets the whole image's values.
+    Elementwise products and sums in float64, not BLAS: a pixel's rounding
+    never depends on its place in the array, so a tile gets the whole
+    image's values.  A channel at a time (each rounded once to ``dtype``),
+    so the float64 temporaries are one channel's.  One channel and the
+    identity: ``xc`` itself (contiguous) when it is already in ``dtype``,
+    as the float64 sum would give it.
     """
     C = xc.shape[0]
     if C == 1 and tmat[0, 0] == 1.0:
-        return xc.astype(np.float64)
-    out = np.empty(xc.shape, dtype=np.float64)
+        return np.ascontiguousarray(xc, dtype=dtype)
+    out = np.empty(xc.shape, dtype=dtype)
     for c in range(C):
         acc = float(tmat[c, 0]) * xc[0].astype(np.float64)
         for j in range(1, C):
@@ -95,7 +99,7 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     Hg, Wg = (H, W) if shape is None else (int(shape[0]), int(shape[1]))
     dtype = xc.dtype
 
-    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
+    work = _mix(tmat, xc, dtype)  # xc itself for one channel (the kernels never write it)
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     from nlm.ops._bayes_kernels import bayes_step
 
@@ -140,28 +144,57 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     return _finish(final, prm, unbias, dtype)
 
 
-def _finish(final, prm, unbias, dtype):
+def _finish(final, prm, unbias, dtype, chunk=1 << 16):
     """The last pass's channel-first estimate -> the caller's channels and scale, in ``dtype``.
 
     Back from the decorrelated channels; on clipped data, the inverse of the
     clipped mean (the groups estimate the mean of the clipped observation,
     pulled inside the bounds near them); unscaled by ``prm["exponent"]``.
+    Elementwise, ``chunk`` pixels at a time (float64 temporaries of a chunk,
+    not of the image; the values of one whole-image pass).  One channel,
+    unclipped and unscaled: ``final`` itself (``dtype`` through float64 and back is exact).
     """
-    out = _mix(prm["tmat"].T, final)
-    if unbias is not None:
-        out = _uniform_interp(out, unbias)
-    _check_finite(out, "the last step", prm["model"])
-    if prm["exponent"]:
-        out = np.ldexp(out, -prm["exponent"])
-    return out.astype(dtype, copy=False)
+    tmat, e = prm["tmat"], prm["exponent"]
+    C = final.shape[0]
+    if C == 1 and tmat[0, 0] == 1.0 and unbias is None and not e and final.dtype == dtype:
+        _check_finite(final, "the last step", prm["model"])
+        return final
+    out = np.empty(final.shape, dtype=dtype)
+    src, dst = final.reshape(C, -1), out.reshape(C, -1)
+    for s in range(0, src.shape[1], chunk):
+        part = _mix(tmat.T, src[:, s : s + chunk])
+        if unbias is not None:
+            part = _uniform_interp(part, unbias)
+        _check_finite(part, "the last step", prm["model"])
+        if e:
+            part = np.ldexp(part, -e)
+        dst[:, s : s + chunk] = part
+    return out
 
 
-def _valid_patches(mask, p):
-    """(H - p + 1, W - p + 1) bool: the p x p patches (top-left corners) without a masked pixel; (0, 0) for none."""
+def _valid_patches(mask, p, ndim=2):
+    """The patches (first corners) without a masked pixel: bool of ``n_a - p_a + 1`` per axis.
+
+    ``p``: the patch side (an int: every axis) or one per axis; ``mask``: bool
+    of ``ndim`` axes (True = valid), or None: an empty array of ``ndim`` axes
+    (the kernels' "no mask").  A summed-area table of the masked pixels, so
+    ``O(N)`` whatever the patch.
+    """
     if mask is None:
-        return np.empty((0, 0), dtype=bool)
-    bad = np.pad((~mask).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    box = bad[p:, p:] - bad[:-p, p:] - bad[p:, :-p] + bad[:-p, :-p]
+        return np.empty((0,) * ndim, dtype=bool)
+    nd = mask.ndim
+    ps = (int(p),) * nd if np.ndim(p) == 0 else tuple(int(q) for q in p)
+    it = np.int32 if mask.size < 2**31 else np.int64  # the counts fit: half the memory of int64
+    bad = (~mask).astype(it)
+    for a in range(nd):
+        bad = bad.cumsum(a, dtype=it)
+    bad = np.pad(bad, [(1, 0)] * nd)
+    box = np.zeros(tuple(n - q + 1 for n, q in zip(mask.shape, ps)), dtype=it)
+    # inclusion-exclusion over the 2^nd corners of every box
+    for corner in np.ndindex(*(2,) * nd):
+        sl = tuple(slice(q, None) if c else slice(None, n + 1 - q) for c, q, n in zip(corner, ps, mask.shape))
+        sign = (-1) ** (nd - sum(corner))
+        box += sign * bad[sl]
     return np.ascontiguousarray(box == 0)
 
 
@@ -208,7 +241,7 @@ def volume_margin(prm: dict[str, Any]) -> tuple[int, int, int]:
     return tuple(int(m) for m in out)
 
 
-def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
+def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=None, mask=None):
     """The passes of :func:`nlm.denoisers.bayes.denoise_nl_bayes` on a channel-first float volume or block of one.
 
     ``xc``: ``(C, Z, H, W)``, already scaled by ``prm["exponent"]``
@@ -217,7 +250,10 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
     reference grid and the kernel's cells are the volume's, so the voxels at
     least :func:`volume_margin` inside the block (or at the volume's border)
     are those of the whole volume, bit for bit.  None: the block is the
-    volume.  Returns the channel-first result in ``xc``'s dtype (unscaled).
+    volume.  ``sigma_map``, ``mask``: the block's noise std map (image
+    units) and validity mask (spatial shape), or None (see
+    :func:`nlm.denoisers.bayes.denoise_nl_bayes`).  Returns the
+    channel-first result in ``xc``'s dtype (unscaled).
     """
     e = prm["exponent"]
     if prm["identity"]:
@@ -230,9 +266,13 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
     p1 = np.array(prm["p1"], dtype=np.int64)
     p2 = np.array(prm["p2"], dtype=np.int64)
     dtype = xc.dtype
-    work = np.ascontiguousarray(_mix(tmat, xc).astype(dtype, copy=False))
+    work = _mix(tmat, xc, dtype)  # xc itself for one channel (the kernels never write it)
     nlf, unbias = _level_table(model, prm["lo"], prm["hi"])
     o = np.array(origin, dtype=np.int64)
+    # noise map (variances, working units) and valid patches; empty: none
+    vmap = np.empty((0, 0, 0)) if sigma_map is None else np.ascontiguousarray((sigma_map * 2.0**e) ** 2)
+    valid1 = _valid_patches(mask, p1, 3)
+    valid2 = valid1 if (p2 == p1).all() else _valid_patches(mask, p2, 3)
 
     def grids(p):
         return [_grid_in(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
@@ -241,16 +281,16 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None):
 
     with _threads(num_threads):
         basic = bayes_step3(work, work, *grids(p1), p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
-                            float(beta[0]), float(flat[0]), _cells3(rad, p1), o)
+                            float(beta[0]), float(flat[0]), _cells3(rad, p1), o, vmap, valid1)
         _check_finite(basic, "step 1", model)
         g2, c2 = grids(p2), _cells3(rad, p2)
         final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max"], prm["tau"], False, nlf, tmat,
-                            float(beta[1]), float(flat[1]), c2, o)
+                            float(beta[1]), float(flat[1]), c2, o, vmap, valid2)
         if prm["passes"] == 3:
             _check_finite(final, "step 2", model)
             del basic
             basic = final
             final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
-                                tmat, float(beta[1]), float(flat[1]), c2, o)
+                                tmat, float(beta[1]), float(flat[1]), c2, o, vmap, valid2)
     del basic, work
     return _finish(final, prm, unbias, dtype)

@@ -35,6 +35,8 @@ from nlm._validate import (  # noqa: F401  (re-exported for the modes above)
 from nlm.noise import NOISE_MODELS, NoiseModel, check_model, estimate_noise, estimate_sigma
 from nlm.noise import transforms as _vst
 from nlm.noise.noise_map import residual_sigma
+from nlm.ops._cuda_device import is_gpu_array, resolve_device
+from nlm.ops._cuda_device import logger as _device_log
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
@@ -162,7 +164,7 @@ def _floor_h(h, z, dtype):
 
 def _nl_means_transformed(
     image, *, noise, model, patch_size, patch_distance, h, sigma_t, transform, h_factor,
-    channel_axis, preserve_range,
+    channel_axis, preserve_range, device="cpu",
 ):
     """Non-local means of signal-dependent noise through a stabilising transform.
 
@@ -190,7 +192,7 @@ def _nl_means_transformed(
         if noise == "rician":
             out, more = _nl_means_rician(
                 image, model=model, patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=None,
-                channel_axis=channel_axis, preserve_range=preserve_range,
+                channel_axis=channel_axis, preserve_range=preserve_range, device=device,
             )
             info.update(more, estimated=True)
             return out, info
@@ -202,7 +204,7 @@ def _nl_means_transformed(
         sigma = float(np.sqrt(model.a))
         out = denoise_nl_means(
             xc, size if patch_size is None else patch_size, dist if patch_distance is None else patch_distance,
-            None if h is None else h, sigma=sigma, channel_axis=-1,
+            None if h is None else h, sigma=sigma, channel_axis=-1, device=device,
         )
         info.update(sigma=sigma, h=h if h is not None else max(default_h(sigma), 0.0))
         return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
@@ -222,7 +224,7 @@ def _nl_means_transformed(
             return _nl_means_transformed(
                 image, noise="gaussian", model=model, patch_size=patch_size, patch_distance=patch_distance,
                 h=h, sigma_t=None, transform=None, h_factor=None, channel_axis=channel_axis,
-                preserve_range=preserve_range,
+                preserve_range=preserve_range, device=device,
             )
     if h_factor is None:
         h_factor = H_FACTORS[transform]
@@ -250,10 +252,12 @@ def _nl_means_transformed(
         eps = 1e-3 * max(float(np.abs(z).max()), 1.0) / peak
         stacked = np.concatenate([z, eps * x64], axis=-1).astype(dtype)
         r2 = np.sqrt(2.0)
-        zh = denoise_nl_means(stacked, patch_size, patch_distance, h / r2, sigma=sigma_t / r2, channel_axis=-1)
+        zh = denoise_nl_means(stacked, patch_size, patch_distance, h / r2, sigma=sigma_t / r2, channel_axis=-1,
+                              device=device)
         out = zh[..., c:].astype(np.float64) / eps
     else:
-        zh = denoise_nl_means(z.astype(dtype), patch_size, patch_distance, h, sigma=sigma_t, channel_axis=-1)
+        zh = denoise_nl_means(z.astype(dtype), patch_size, patch_distance, h, sigma=sigma_t, channel_axis=-1,
+                              device=device)
         out = _vst.inverse(zh.astype(np.float64), transform, model=model)
     if transform == "sqrt" or (transform == "log" and not guided):
         # speckle preserves the mean of every channel: restore it
@@ -267,7 +271,8 @@ def _nl_means_transformed(
     return (out[..., 0] if axis is None else np.moveaxis(out, -1, axis)), info
 
 
-def _nl_means_rician(image, *, model, patch_size, patch_distance, h, sigma, channel_axis, preserve_range):
+def _nl_means_rician(image, *, model, patch_size, patch_distance, h, sigma, channel_axis, preserve_range,
+                     device="cpu"):
     """Non-local means of Rician (magnitude) data with the second-moment bias correction.
 
     Weights from the magnitude ``M`` (noise std about ``sigma``, less at
@@ -326,7 +331,8 @@ def _nl_means_rician(image, *, model, patch_size, patch_distance, h, sigma, chan
     eps = 1e-3 * max(float(x64.max()), 1.0) / peak
     stacked = np.concatenate([x64, eps * sq], axis=-1).astype(dtype)
     r2 = np.sqrt(2.0)  # the distance is a mean over channels
-    zh = denoise_nl_means(stacked, patch_size, patch_distance, h_w / r2, sigma=sigma_w / r2, channel_axis=-1)
+    zh = denoise_nl_means(stacked, patch_size, patch_distance, h_w / r2, sigma=sigma_w / r2, channel_axis=-1,
+                          device=device)
     m2 = zh[..., c:].astype(np.float64) / eps
     out = np.sqrt(np.maximum(m2 - 2.0 * sigma_w * sigma_w, 0.0))
     if e:
@@ -363,6 +369,7 @@ def denoise_nl_means(
     noise: str | NoiseModel = "gaussian",
     num_threads: int | None = None,
     mask: ArrayLike | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Non-local means denoising of N-D images (1-D to 4-D and beyond), grey or multichannel.
 
@@ -464,6 +471,24 @@ def denoise_nl_means(
         noise model only.  NaN/Inf are allowed at masked pixels (no-data)
         and come back as they were.
 
+    device : {"cpu", "cuda", "auto"}, keyword-only
+        Where the filter runs.  ``"cpu"`` (default): the Numba CPU kernels.
+        ``"cuda"``: the GPU kernels (``numba-cuda``, the ``gpu`` extra) on
+        the current CUDA device, for 1-D to 3-D images with every noise
+        model (the models' transforms run on the host; the weighted average
+        on the GPU); the result equals the CPU path's to float rounding
+        (tested within 1e-5 of the range).  ``"auto"``: the GPU when one is
+        usable, else the CPU (a ``logging`` record of the ``"nlm"`` logger
+        says which; also the CPU for what the GPU path does not take: noise
+        maps, masks, 4-D and higher).  An image that lives on the GPU
+        (CuPy, a PyTorch CUDA tensor, anything with
+        ``__cuda_array_interface__`` or CUDA DLPack) is filtered there and
+        returned there, as the same kind of array, without a copy to the
+        host (Gaussian noise with ``h`` given; the automatic ``h``/``sigma``
+        and the other noise models copy it to the host and back).  See
+        docs/gpu.md; Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``)
+        counts as a device.
+
     Returns
     -------
     result : ndarray or dask.array.Array
@@ -475,6 +500,10 @@ def denoise_nl_means(
 
     Raises
     ------
+    DeviceUnavailableError
+        ``device="cuda"`` (or a GPU array) without ``numba-cuda`` or a usable
+        GPU/driver (:class:`nlm.ops._cuda_device.DeviceUnavailableError`, a
+        ``RuntimeError``).
     TypeError
         Non-numeric (or complex) ``image``; non-integer
         ``patch_size``/``patch_distance`` (or entries of them); non-real
@@ -597,6 +626,15 @@ def denoise_nl_means(
     >>> bool(np.abs(out - clean).mean() < np.abs(noisy - clean).mean())
     True
     """
+    given_device = device
+    device = resolve_device(device, image)
+    if device == "cuda" and is_gpu_array(image):
+        from nlm.denoisers._means_gpu import nl_means_gpu_array
+
+        return nl_means_gpu_array(
+            denoise_nl_means, _gpu_checks, image, patch_size=patch_size, patch_distance=patch_distance, h=h,
+            sigma=sigma, channel_axis=channel_axis, noise=noise, mask=mask, fast_mode=fast_mode,
+        )
     name, model = _resolve_noise(noise)
     sigma_map = None
     if is_map(sigma):
@@ -617,7 +655,7 @@ def denoise_nl_means(
         with _threads(num_threads):
             return _nl_means_rician(
                 image, model=model, patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=sigma,
-                channel_axis=channel_axis, preserve_range=preserve_range,
+                channel_axis=channel_axis, preserve_range=preserve_range, device=device,
             )[0]
     if name != "gaussian":
         if h is not None:
@@ -628,7 +666,7 @@ def denoise_nl_means(
             return _nl_means_transformed(
                 image, noise=name, model=model, patch_size=patch_size, patch_distance=patch_distance, h=h,
                 sigma_t=None, transform=None, h_factor=None, channel_axis=channel_axis,
-                preserve_range=preserve_range,
+                preserve_range=preserve_range, device=device,
             )[0]
     if model is not None:
         x = _to_float(_as_numeric(image), preserve_range)
@@ -664,6 +702,8 @@ def denoise_nl_means(
         mask = check_mask(mask, spatial)
         if mask is not None and mask.all():
             mask = None  # the same as no mask: the scalar kernel
+    if device == "cuda" and (sigma_map is not None or mask is not None or nd > 3):
+        device = _gpu_refusal(sigma_map, mask, nd, given_device)
     if sigma_map is not None or mask is not None:
         if nd > 3:
             what = "sigma (a noise map)" if sigma_map is not None else "mask"
@@ -681,6 +721,13 @@ def denoise_nl_means(
     from nlm.ops.kernels import PatchEuclideanGaussian
     from nlm.ops.operation import nonlocal_op
 
+    if device == "cuda":
+        from nlm.ops._cuda_nlm import nl_means_cuda
+
+        y = nl_means_cuda(x, sizes, radii, h, sigma, nd)
+        if channel_axis is None:
+            return y[..., 0]
+        return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))
     f = PatchEuclideanGaussian(h, sigma, sizes, spatial_ndim=nd)
     with _threads(num_threads):
         y = nonlocal_op(np.ascontiguousarray(x), f, window=radii)
@@ -689,40 +736,85 @@ def denoise_nl_means(
     return np.moveaxis(y, -1, _check_axis(channel_axis, image.ndim))
 
 
-def mapped_parameters(h, sigma, sigma_map, mask, estimate, peak_of):
-    """``(h, sigma, var_map)`` of the map/mask path: the reference level, the automatic ``h``.
+def _gpu_checks(*args):
+    """The checks the GPU-array path shares: ``(noise) -> name``, or the four filter parameters (defaults filled)."""
+    if len(args) == 1:
+        return _resolve_noise(args[0])[0]
+    patch_size, patch_distance, h, sigma = args
+    size, dist = default_patch("gaussian")
+    return _check_params(size if patch_size is None else patch_size,
+                         dist if patch_distance is None else patch_distance, h, sigma)
 
-    ``sigma_map``: float64 (already rounded to the image's float type) or
-    None; ``estimate()``: the automatic sigma (called only when needed);
-    ``peak_of``: the arrays whose magnitude floors the automatic ``h``.
-    Shared by the in-memory and the tiled paths, so both set the same values.
+
+def _gpu_refusal(sigma_map, mask, nd, given):
+    """What the GPU path does not take: an error for ``device="cuda"``, the CPU (logged) for ``"auto"``."""
+    what = "a noise map (sigma array)" if sigma_map is not None else "a mask" if mask is not None else (
+        f"{nd} spatial axes (the GPU path takes 1 to 3)")
+    if given == "cuda":
+        raise UnsupportedDimensionError(f"device='cuda': not supported with {what}; use device='cpu' or 'auto'")
+    _device_log.info("device='auto': %s runs on the CPU", what)
+    return "cpu"
+
+
+def map_row_sums(sigma_map, mask=None):
+    """Per row (the last axis), the sum of the squared map over the valid pixels: float64, C order.
+
+    ``sigma_map``: float64; ``mask``: bool of its shape or None.  A row's sum
+    is the same number whether the row is summed inside the whole map or
+    inside a block of whole rows (NumPy sums each contiguous row pairwise on
+    its own), so :func:`map_rms` of a dask map, summed block by block,
+    equals the in-memory value.
     """
-    var_map = None
-    if sigma_map is not None:
-        v2 = (sigma_map if mask is None else sigma_map[mask]) ** 2
-        ref = float(np.sqrt(v2.mean())) if v2.size else 0.0
+    v2 = np.square(np.ascontiguousarray(sigma_map, dtype=np.float64))
+    if mask is not None:
+        v2 = np.where(mask, v2, 0.0)
+    return v2.reshape(-1, v2.shape[-1]).sum(axis=-1) if v2.size else np.zeros(0)
+
+
+def map_rms(row_sums, count):
+    """``sqrt(sum / count)`` of :func:`map_row_sums` (exactly rounded sum: independent of the rows' order); 0
+    without valid pixels."""
+    import math
+
+    return math.sqrt(math.fsum(np.asarray(row_sums, np.float64).ravel()) / count) if count else 0.0
+
+
+def mapped_parameters(h, sigma, ref, estimate, peak_of):
+    """``(h, sigma, use_map)`` of the map/mask path: the reference level, the automatic ``h``.
+
+    ``ref``: the map's RMS over the valid pixels (:func:`map_rms`), or None
+    without a map; ``estimate()``: the automatic sigma (called only when
+    needed); ``peak_of``: the arrays whose magnitude floors the automatic
+    ``h``.  Shared by the in-memory and the tiled paths, so both set the same
+    values.  ``use_map`` is False for a map of zeros (then ``sigma = 0``).
+    """
+    use_map = False
+    if ref is not None:
         if ref == 0:
             sigma = 0.0  # a map of zeros: sigma = 0
         else:
-            sigma, var_map = ref, sigma_map**2
+            sigma, use_map = ref, True
     if h is None:
-        if sigma == 0 and var_map is None:
+        if sigma == 0 and not use_map:
             sigma = estimate()
         h = _auto_h(sigma, *peak_of)
-    return h, sigma, var_map
+    return h, sigma, use_map
 
 
 def _nl_means_mapped(x, sizes, radii, h, sigma, sigma_map, mask, channel_axis, ndim, num_threads):
     """:func:`denoise_nl_means` with a noise map and/or a mask (validated, channel-last ``x``)."""
     from nlm.ops._nlm_masked import nl_means_masked
 
+    ref = None
     if sigma_map is not None:
         # the map in the image's float type (float32 stays float32), squared in float64
         sigma_map = sigma_map.astype(x.dtype).astype(np.float64)
-    h, sigma, var_map = mapped_parameters(
-        h, sigma, sigma_map, mask, lambda: residual_sigma(x, mask=mask, channel_axis=-1),
+        ref = map_rms(map_row_sums(sigma_map, mask), sigma_map.size if mask is None else int(mask.sum()))
+    h, sigma, use_map = mapped_parameters(
+        h, sigma, ref, lambda: residual_sigma(x, mask=mask, channel_axis=-1),
         [x if mask is None or not mask.any() else x[mask]],
     )
+    var_map = sigma_map**2 if use_map else None
     nd = x.ndim - 1
     with _threads(num_threads):
         y = nl_means_masked(np.ascontiguousarray(x), sizes, radii, h, sigma, var_map, mask, nd)

@@ -158,8 +158,15 @@ def denoise_frames(
     temporal_radius: int | None = None,
     data_range: float | None = None,
     dtype: DTypeLike = np.float32,
+    method: str = "means",
+    noise: str = "auto",
 ) -> Iterator[np.ndarray]:
     """Denoise a stream of video frames with a temporal search window.
+
+    ``method="means"`` (default): non-local means over the frames and their
+    temporal neighbours.  ``method="bayes"``: space-time NL-Bayes with the
+    search along the motion, :func:`nlm.denoisers.video_bayes.denoise_frames_bayes`
+    (better, slower; see there and docs/video.md).
 
     Parameters
     ----------
@@ -188,6 +195,18 @@ def denoise_frames(
         frames, 65535 for uint16, 1 for floats, else the dtype's maximum.
     dtype : float32 or float64, keyword-only
         Computation and output type (float32 by default, for speed).
+    method : {"means", "bayes"}, keyword-only
+        The filter.  With ``"bayes"``, ``patch_size`` is the spatial patch
+        side (an int, or a pair for steps 1 and 2; the patches are 2 frames
+        deep), ``patch_distance`` the spatial search radius around the
+        motion (an int), ``temporal_radius`` the frames searched either
+        side, ``sigma`` the Gaussian noise std (else the noise is estimated);
+        ``h`` and ``data_range`` are not used.  Their defaults (7, 10) mean
+        the NL-Bayes defaults there.
+    noise : str, keyword-only
+        ``method="bayes"`` only: the noise model (``"auto"``, ``"gaussian"``,
+        ``"poisson"``, ``"speckle"``, ``"gamma"``; see
+        :func:`nlm.denoisers.video_bayes.denoise_frames_bayes`).
 
     Yields
     ------
@@ -221,6 +240,13 @@ def denoise_frames(
     >>> len(out), out[0].shape, out[0].dtype
     (4, (32, 32), dtype('float32'))
     """
+    if method == "bayes":
+        yield from _bayes(frames, patch_size, patch_distance, h, sigma, temporal_radius, dtype, noise)
+        return
+    if method != "means":
+        raise ValueError(f"method must be 'means' or 'bayes', got {method!r}")
+    if noise != "auto":
+        raise ValueError("noise is for method='bayes'; non-local means of video takes sigma (Gaussian noise)")
     from nlm.denoisers.means import default_h, min_h
     from nlm.ops._nlm_kernels import FramePairs, _reflect_index
 
@@ -322,3 +348,18 @@ def denoise_frames(
         i += 1
     for j in sorted(acc):
         yield emit(j)
+
+
+def _bayes(frames, patch_size, patch_distance, h, sigma, temporal_radius, dtype, noise):
+    """:func:`denoise_frames` with ``method="bayes"``: the arguments mapped to ``denoise_frames_bayes``."""
+    from nlm.denoisers.video_bayes import denoise_frames_bayes
+
+    if h is not None:
+        raise ValueError("h is not used by method='bayes' (NL-Bayes has no filter strength)")
+    patch = None if isinstance(patch_size, numbers.Integral) and patch_size == 7 else patch_size
+    radius = None if isinstance(patch_distance, numbers.Integral) and patch_distance == 10 else patch_distance
+    if radius is not None and not isinstance(radius, numbers.Integral):
+        raise TypeError(f"patch_distance must be an int (the spatial search radius) with method='bayes', "
+                        f"got {radius!r}")
+    yield from denoise_frames_bayes(frames, noise=noise, sigma=sigma, temporal_radius=temporal_radius,
+                                    patch_size=patch, search_radius=radius, dtype=dtype)

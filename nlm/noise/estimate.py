@@ -316,49 +316,100 @@ def _rough_level(mu, v):
     return np.interp(mu, xs, vs)
 
 
-def _block_stats(y, nd, B, clipped=None):
+def _block_stats(y, nd, B, clipped=None, slab_values=None):
     """Per-block mean, detail energy, variance, plateau flag and residual moments.
+
+    ``y``: one channel, any real dtype; it is read in slabs of whole block
+    rows along the first axis (about ``slab_values`` values, by default a
+    sixteenth of the image between 2^14 and 2^17, converted to float64 one
+    slab at a time), so the memory is the per-block results and a few
+    slabs, not float64 copies of the image.  Every value is the one
+    the whole float64 image gives, bit for bit (the filters are elementwise
+    along the slab's axis with a one-pixel halo; the block means reduce
+    within a block; tests/naive.py ``block_stats`` is the whole-image form).
 
     The levels (the image's minimum or maximum) found to be noise clipped
     there are added to the set ``clipped`` as ``(sign, level)``: -1 for a
     lower bound, +1 for an upper one."""
     axes = tuple(range(nd))
-    d = _filter_valid(y, _DETAIL, axes)
-    core = y[tuple(slice(1, n - 1) for n in y.shape)]
-    box = _filter_valid(y, np.ones(3), axes)
-    r = core - (box - core) / (3**nd - 1)  # centre minus the mean of its neighbours
-    mu = _block_reduce(core, B, nd)
-    v = _block_reduce(d * d, B, nd)
+    lo, hi = float(y.min()), float(y.max())  # float64(y) is monotone: its extremes are y's
+    inner = (slice(1, -1),) * nd
+    core_shape = tuple(n - 2 for n in y.shape)
+    n0 = core_shape[0] // B
+    if slab_values is None:
+        slab_values = min(1 << 17, max(1 << 14, y.size // 16))
+    kb = max(1, slab_values // (B * int(np.prod(core_shape[1:], dtype=np.int64))))  # block rows per slab
     # the two halves of every block along its last axis, each with its own
     # mean and detail energy: a block is ordered by one half and measured
     # (mean and variance) on the other, whose noise is independent of the
     # ordering.  Ordering by the measured mean itself would place a block by
     # its noise (regression dilution, which flattens the level function on a
     # narrow intensity range) and, for skewed noise (gamma, Poisson), would
-    # tie the variance measured to the ordering.
-    half = (np.arange(core.shape[-1]) % B < B // 2).reshape((1,) * (nd - 1) + (-1,))
-    mu_a = 2.0 * _block_reduce(np.where(half, core, 0.0), B, nd)
-    mu_b = 2.0 * _block_reduce(np.where(half, 0.0, core), B, nd)
-    dd = d * d
-    v_a = 2.0 * _block_reduce(np.where(half, dd, 0.0), B, nd)
-    v_b = 2.0 * _block_reduce(np.where(half, 0.0, dd), B, nd)
-    v[v <= (64 * np.finfo(np.float64).eps * max(1.0, float(np.abs(core).max()))) ** 2] = 0.0
+    # tie the variance measured to the ordering.  (Slabs start at whole
+    # blocks, so an index mod B in a slab is the image's.)
+    def halves(n):
+        return (np.arange(n) % B < B // 2).reshape((1,) * (nd - 1) + (-1,))
+
     # spread of the sub-block means (scaled to a per-pixel variance): nearly
     # independent of the detail energy for noise (the detail filter sums to 0
     # inside a sub-block), large on edges, ramps and texture
-    sub = B // 2 if nd > 1 else B // 4
-    q = _sub_means(core, B, sub, nd)
-    var = q.var(axis=1, ddof=1) * sub**nd
-    r2 = _block_reduce(r * r, B, nd)
-    r3 = _block_reduce(r * r * r, B, nd)
-    lo, hi = float(y.min()), float(y.max())
+    sub = max(1, B // 2 if nd > 1 else B // 4)  # at least a pixel (tiny 1-D signals: B = 2)
+    per_row = int(np.prod([n // B for n in core_shape[1:]], dtype=np.int64))  # blocks per block row
+    cols = [np.empty(n0 * per_row) for _ in range(9)] + [np.empty(n0 * per_row, dtype=bool) for _ in range(2)]
+    amax = 0.0  # max |core|
+    core_hits = [0, 0]  # core pixels at lo, hi
+    y_hits = [0, 0]  # pixels of y at lo, hi
+
+    def extremes(ys, core):
+        nonlocal amax
+        for k, ext in enumerate((lo, hi)):
+            y_hits[k] += int(np.count_nonzero(ys == ext))
+            core_hits[k] += int(np.count_nonzero(core == ext))
+        if core.size:
+            amax = max(amax, float(core.max()), -float(core.min()))
+
+    for b0 in range(0, n0, kb):
+        b1 = min(n0, b0 + kb)
+        ys = np.asarray(y[b0 * B : b1 * B + 2], dtype=np.float64)
+        core = ys[inner]
+        extremes(ys[:-2], core)  # y's rows b0 B .. b1 B - 1 (the slabs and the rest below partition y)
+        d = _filter_valid(ys, _DETAIL, axes)
+        box = _filter_valid(ys, np.ones(3), axes)
+        r = core - (box - core) / (3**nd - 1)  # centre minus the mean of its neighbours
+        del box
+        dd = d * d
+        del d
+        q = _sub_means(core, B, sub, nd)
+        half = halves(core.shape[-1])
+        for col, part in zip(cols, (  # the slab's blocks
+            _block_reduce(core, B, nd),
+            2.0 * _block_reduce(np.where(half, core, 0.0), B, nd),
+            2.0 * _block_reduce(np.where(half, 0.0, core), B, nd),
+            2.0 * _block_reduce(np.where(half, dd, 0.0), B, nd),
+            2.0 * _block_reduce(np.where(half, 0.0, dd), B, nd),
+            _block_reduce(dd, B, nd),
+            q.var(axis=1, ddof=1) * sub**nd,
+            _block_reduce(r * r, B, nd),
+            _block_reduce(r * r * r, B, nd),
+            _block_reduce((core == lo).astype(np.float64), B, nd) > 0,
+            _block_reduce((core == hi).astype(np.float64), B, nd) > 0,
+        )):
+            col[b0 * per_row : b1 * per_row] = part
+        del ys, core, r, dd, q
+    # the rows past the last whole block: only in the extremes
+    ys = np.asarray(y[n0 * B :], dtype=np.float64)
+    extremes(ys, ys[inner])
+    del ys
+    mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, touch_lo, touch_hi = cols
+    del cols
+    v[v <= (64 * np.finfo(np.float64).eps * max(1.0, amax)) ** 2] = 0.0
+    core_size = int(np.prod(core_shape, dtype=np.int64))
     plateau = np.zeros(mu.shape, dtype=bool)
     rough = None
-    for ext, sign in ((lo, -1.0), (hi, 1.0)):
-        hits = core == ext
-        if not (hits.mean() > 1e-3 or np.count_nonzero(y == ext) > 16):
+    for ext, sign, nc, ny, touch in ((lo, -1.0, core_hits[0], y_hits[0], touch_lo),
+                                     (hi, 1.0, core_hits[1], y_hits[1], touch_hi)):
+        if not (nc / core_size > 1e-3 or ny > 16):
             continue
-        touch = _block_reduce(hits.astype(np.float64), B, nd) > 0
         if rough is None:
             rough = np.maximum(_rough_level(mu, v), 1e-300)
         # Noise clipped at the level, or a plateau of the signal (an exactly
@@ -615,7 +666,10 @@ def estimate_noise(
     fall back to the wavelet MAD :func:`estimate_sigma` (Gaussian; a
     requested model gets its parameter from that sigma at the mean
     intensity).  Time
-    ``O(N)``, memory a few float64 copies of the image.
+    ``O(N)``; memory of the model's estimate: the finiteness mask, ten
+    float64 statistics per block (0.3 times a float32 image) and a few
+    float64 slabs of 2^17 values (the image is never copied whole to
+    float64); ``return_map`` adds the map's own.
 
     References
     ----------
@@ -670,7 +724,7 @@ def _estimate(y, nd, noise):
     clipped = set()  # levels at which the noise is clipped
     if all(n - 2 >= B for n in spatial):
         for ch in range(y.shape[-1]):
-            stats.append(_block_stats(np.asarray(y[..., ch], dtype=np.float64), nd, B, clipped))
+            stats.append(_block_stats(y[..., ch], nd, B, clipped))
     # the level function fitted away from the bounds is the unclipped one,
     # and the model says where the data are clipped: at the levels where the
     # noise piles up (0 and 1 for an 8-bit camera converted to float, 0 and
@@ -688,7 +742,10 @@ def _estimate(y, nd, noise):
         ),
     }
     if stats:
-        mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, plateau = (np.concatenate(s) for s in zip(*stats))
+        # one channel: its arrays as they are; several: joined a statistic at a time
+        mu, mu_a, mu_b, v_a, v_b, v, var, r2, r3, plateau = (
+            stats[0] if len(stats) == 1 else [np.concatenate(s) for s in zip(*stats)])
+        del stats
     else:
         mu = np.zeros(0)
     if mu.size:

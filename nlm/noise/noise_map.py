@@ -116,10 +116,25 @@ def residual_sigma(image: ArrayLike, *, mask: ArrayLike | None = None, channel_a
 
 
 def _box_smooth(a, radius):
-    """Mean over a ``(2 radius + 1)`` box on every axis (edges: nearest), float64."""
-    from scipy import ndimage
+    """Mean over a ``(2 radius + 1)`` box on every axis (edges: nearest), float64.
 
-    return ndimage.uniform_filter(a, size=2 * radius + 1, mode="nearest")
+    Axis by axis, the sum of the ``2 radius + 1`` shifted copies in a fixed
+    order (not a running sum): a pixel's rounding does not depend on its
+    place in the array, so a tile of an image gets the image's values
+    (:mod:`nlm.tiling.noise`).
+    """
+    out = np.asarray(a, dtype=np.float64)
+    k = 2 * radius + 1
+    for ax in range(out.ndim):
+        n = out.shape[ax]
+        pad = [(0, 0)] * out.ndim
+        pad[ax] = (radius, radius)
+        p = np.pad(out, pad, mode="edge")
+        acc = np.zeros(out.shape)
+        for s in range(k):
+            acc += p[tuple(slice(s, s + n) if d == ax else slice(None) for d in range(out.ndim))]
+        out = acc / k
+    return out
 
 
 def _noise_map(y, model):

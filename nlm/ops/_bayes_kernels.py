@@ -507,7 +507,8 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     """
     C, H, W = noisy.shape
     num = np.zeros((C, H, W))
-    wgt = np.zeros((H, W), dtype=np.float32)
+    out = np.zeros_like(noisy)
+    wgt = out[C - 1]  # the weights (whole counts: exact in any float) in the result's last channel, written last
     mask = np.zeros((H - p + 1, W - p + 1), dtype=np.bool_)
     # cells of the image (global indices) that reach this block
     b0 = oy // band
@@ -525,9 +526,8 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
             k = k0 + fx + 2 * (order[t] % nx)
             _band(noisy, guide, num, wgt, mask, b * band - oy, (b + 1) * band - oy, rows, cols, p, radius,
                   n_sim, n_max, tau, step1, nlf, tmat, beta, flat, vmap, pvalid, k * band - ox, (k + 1) * band - ox)
-    out = np.empty_like(noisy)
-    for c in prange(C):
-        for i in range(H):
+    for i in prange(H):
+        for c in range(C):  # channel C - 1 (the weights) last: a pixel's weight is read before it is replaced
             for j in range(W):
                 w = wgt[i, j]
                 if w > 0:

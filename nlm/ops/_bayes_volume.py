@@ -40,26 +40,32 @@ def select(cd, m, ref, n_sim, n_max, tau, dist, sel, work):
     ``ref``: the reference's index.  The reference first, then the ``n - 1``
     other nearest (ties: window order) in window order, ``n = max(n_sim,
     min(n_max, 1 + #{others at distance <= tau}))``, at most ``m``.  ``cd``
-    is modified (the reference's entry becomes ``inf``).
+    is modified (the reference's entry becomes ``inf``).  Entries of ``inf``
+    (masked patches, :func:`search3`) are never chosen: ``n`` is at most the
+    number of finite ones.
     """
     close = 0
+    m_ok = m  # candidates (a masked patch's distance is inf: never one)
     for t in range(m):
-        if cd[t] <= tau:
+        d = cd[t]
+        if d <= tau:
             close += 1
+        elif d == np.inf:
+            m_ok -= 1
     if cd[ref] <= tau:
         close -= 1
     cd[ref] = np.inf
     n = max(n_sim, min(n_max, 1 + close))
-    n = min(n, m)
+    n = min(n, m_ok)
     dist[0] = 0.0
     sel[0] = ref
     k = n - 1
     if k == 0:
         return 1
     cnt = 1
-    if k == m - 1:
+    if k == m_ok - 1:
         for t in range(m):
-            if t != ref:
+            if cd[t] < np.inf:
                 dist[cnt] = cd[t]
                 sel[cnt] = t
                 cnt += 1
@@ -81,7 +87,7 @@ def select(cd, m, ref, n_sim, n_max, tau, dist, sel, work):
 
 
 @njit(**JIT)
-def search3(guide, rz, ri, rj, psz, rad, C_dist, n_sim, n_max, tau, dist, idx, cd, work):
+def search3(guide, rz, ri, rj, psz, rad, C_dist, n_sim, n_max, tau, dist, idx, cd, work, pvalid):
     """The group of the reference patch at ``(rz, ri, rj)``: its size; positions in ``idx``.
 
     Distance: mean squared difference over the patch and the first ``C_dist``
@@ -89,6 +95,8 @@ def search3(guide, rz, ri, rj, psz, rad, C_dist, n_sim, n_max, tau, dist, idx, c
     ``tests/naive_bayes.search3``).  ``idx``: flat positions ``(qz * Hp + qi)
     * Wp + qj`` (``Hp, Wp``: patch positions per row / column), the
     reference first, then the others in raster order (see :func:`select`).
+    ``pvalid``: (patch positions per axis) bool, the patches without a
+    masked voxel (only those are candidates), or (0, 0, 0): every patch.
     """
     pz, py, px = psz[0], psz[1], psz[2]
     Zp = guide.shape[1] - pz + 1
@@ -120,6 +128,13 @@ def search3(guide, rz, ri, rj, psz, rad, C_dist, n_sim, n_max, tau, dist, idx, c
                                 cd[base + t] += u * u
     for t in range(m):
         cd[t] *= norm
+    if pvalid.shape[0] > 0:
+        for qz in range(z0, z1 + 1):
+            for qi in range(i0, i1 + 1):
+                base = ((qz - z0) * ni + qi - i0) * nj
+                for t in range(nj):
+                    if not pvalid[qz, qi, j0 + t]:
+                        cd[base + t] = np.inf  # never a candidate
     ref = ((rz - z0) * ni + ri - i0) * nj + rj - j0
     n = select(cd, m, ref, n_sim, n_max, tau, dist, idx, work)
     for g in range(n):
@@ -132,14 +147,16 @@ def search3(guide, rz, ri, rj, psz, rad, C_dist, n_sim, n_max, tau, dist, idx, c
 
 @njit(**JIT)
 def _cell3(noisy, guide, num, wgt, mask, lo, hi, zs, rows, cols, psz, rad, n_sim, n_max, tau,
-           step1, nlf, tmat, beta, flat):
-    """The references of the grid inside the cell ``lo[a] <= r_a < hi[a]``, in raster order."""
+           step1, nlf, tmat, beta, flat, vmap, pvalid):
+    """The references of the grid inside the cell ``lo[a] <= r_a < hi[a]``, in raster order.
+
+    With a mask (``pvalid`` not empty), then every valid patch of the cell
+    still holding a voxel that no group covered, in raster order.
+    """
     C = noisy.shape[0]
     pz, py, px = psz[0], psz[1], psz[2]
     pp = pz * py * px
     D = C * pp
-    Hp = noisy.shape[2] - py + 1
-    Wp = noisy.shape[3] - px + 1
     cap = n_max if not step1 else n_sim
     side = (2 * rad[0] + 1) * (2 * rad[1] + 1) * (2 * rad[2] + 1)
     cd = np.empty(side)
@@ -154,9 +171,9 @@ def _cell3(noisy, guide, num, wgt, mask, lo, hi, zs, rows, cols, psz, rad, n_sim
     dvar = np.empty(D)
     mean = np.empty(D)
     gm = np.empty(D)
-    nomap = np.empty(0)  # no per-pixel noise map (2-D only for now)
+    pvar = np.empty(pp if vmap.shape[0] > 0 else 0)  # empty: D from the level function
     Z = np.empty((dd, cap))
-    c_dist = 1 if step1 else C
+    masked = pvalid.shape[0] > 0
     for rz in zs:
         if rz < lo[0] or rz >= hi[0]:
             continue
@@ -164,59 +181,122 @@ def _cell3(noisy, guide, num, wgt, mask, lo, hi, zs, rows, cols, psz, rad, n_sim
             if ri < lo[1] or ri >= hi[1]:
                 continue
             for rj in cols:
-                if rj < lo[2] or rj >= hi[2] or mask[rz, ri, rj]:
+                if rj < lo[2] or rj >= hi[2] or mask[rz, ri, rj] or (masked and not pvalid[rz, ri, rj]):
                     continue
-                n = search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, cap, tau if not step1 else -1.0,
-                            dist, idx, cd, work)
-                for g in range(n):
-                    q = idx[g]
-                    qj = q % Wp
-                    q //= Wp
-                    qi = q % Hp
-                    qz = q // Hp
-                    for c in range(C):
-                        k = c * pp
-                        for az in range(pz):
-                            for a in range(py):
-                                for b in range(px):
-                                    Y[k, g] = noisy[c, qz + az, qi + a, qj + b]
-                                    if not step1:
-                                        G[k, g] = guide[c, qz + az, qi + a, qj + b]
-                                    k += 1
-                group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X, nomap)
-                for g in range(n):
-                    q = idx[g]
-                    qj = q % Wp
-                    q //= Wp
-                    qi = q % Hp
-                    qz = q // Hp
-                    mask[qz, qi, qj] = True
-                    k = 0
+                _group3(noisy, guide, num, wgt, mask, rz, ri, rj, psz, rad, n_sim, cap, tau, step1, nlf, tmat,
+                        beta, flat, vmap, pvalid, cd, work, dist, idx, Y, G, X, M, dvar, mean, gm, Z, pvar)
+    if masked:
+        # valid voxels that no valid reference of the grid reached (next to
+        # masked ones) get groups of their own: any valid patch still holding
+        # an uncovered voxel becomes a reference, in raster order
+        for rz in range(max(lo[0], 0), min(hi[0], mask.shape[0])):
+            for ri in range(max(lo[1], 0), min(hi[1], mask.shape[1])):
+                for rj in range(max(lo[2], 0), min(hi[2], mask.shape[2])):
+                    if mask[rz, ri, rj] or not pvalid[rz, ri, rj]:
+                        continue
+                    bare = False
                     for az in range(pz):
                         for a in range(py):
                             for b in range(px):
-                                wgt[qz + az, qi + a, qj + b] += 1.0
-                                for c in range(C):
-                                    num[c, qz + az, qi + a, qj + b] += X[c * pp + k, g]
-                                k += 1
+                                if wgt[rz + az, ri + a, rj + b] == 0:
+                                    bare = True
+                    if bare:
+                        _group3(noisy, guide, num, wgt, mask, rz, ri, rj, psz, rad, n_sim, cap, tau, step1, nlf,
+                                tmat, beta, flat, vmap, pvalid, cd, work, dist, idx, Y, G, X, M, dvar, mean, gm, Z,
+                                pvar)
+
+
+@njit(**JIT)
+def _group3(noisy, guide, num, wgt, mask, rz, ri, rj, psz, rad, n_sim, cap, tau, step1, nlf, tmat, beta, flat,
+            vmap, pvalid, cd, work, dist, idx, Y, G, X, M, dvar, mean, gm, Z, pvar):
+    """One reference patch: its group, the group's estimate, the aggregation (see :func:`bayes_step3`)."""
+    C = noisy.shape[0]
+    pz, py, px = psz[0], psz[1], psz[2]
+    pp = pz * py * px
+    Hp = noisy.shape[2] - py + 1
+    Wp = noisy.shape[3] - px + 1
+    c_dist = 1 if step1 else C
+    n = search3(guide, rz, ri, rj, psz, rad, c_dist, n_sim, cap, tau if not step1 else -1.0,
+                dist, idx, cd, work, pvalid)
+    for g in range(n):
+        q = idx[g]
+        qj = q % Wp
+        q //= Wp
+        qi = q % Hp
+        qz = q // Hp
+        for c in range(C):
+            k = c * pp
+            for az in range(pz):
+                for a in range(py):
+                    for b in range(px):
+                        Y[k, g] = noisy[c, qz + az, qi + a, qj + b]
+                        if not step1:
+                            G[k, g] = guide[c, qz + az, qi + a, qj + b]
+                        k += 1
+    if pvar.shape[0] > 0:
+        # the group's noise variance per patch voxel: the map's mean over its patches
+        for k in range(pp):
+            pvar[k] = 0.0
+        for g in range(n):
+            q = idx[g]
+            qj = q % Wp
+            q //= Wp
+            qi = q % Hp
+            qz = q // Hp
+            k = 0
+            for az in range(pz):
+                for a in range(py):
+                    for b in range(px):
+                        pvar[k] += vmap[qz + az, qi + a, qj + b]
+                        k += 1
+        for k in range(pp):
+            pvar[k] /= n
+    group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, gm, Z, X, pvar)
+    for g in range(n):
+        q = idx[g]
+        qj = q % Wp
+        q //= Wp
+        qi = q % Hp
+        qz = q // Hp
+        mask[qz, qi, qj] = True
+        k = 0
+        for az in range(pz):
+            for a in range(py):
+                for b in range(px):
+                    wgt[qz + az, qi + a, qj + b] += 1.0
+                    for c in range(C):
+                        num[c, qz + az, qi + a, qj + b] += X[c * pp + k, g]
+                    k += 1
 
 
 @njit(**JIT_PARALLEL)
 def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, cell,
-                origin):
+                origin, vmap, pvalid):
     """One NL-Bayes step on a volume; returns the aggregated estimate (``noisy``'s dtype).
 
     ``zs``/``rows``/``cols``: the reference grid per axis (sorted, in the
     block's coordinates); ``psz``, ``rad``, ``cell``, ``origin``: patch
     sides, window radii, cell sides (``cell[a] >= 2 rad[a] + psz[a]``) and
     the position of the block's first voxel in the volume, per axis (int64
-    arrays of 3).  Voxels no group covers keep their noisy value.  The cells
+    arrays of 3).  Voxels no group covers keep their noisy value.  Memory:
+    a float64 numerator, the result (whose last channel holds the weights
+    until it is written) and the mask of the positions.  The cells
     (global indices) that reach the block, colour by colour; within a colour
     in parallel, dealt in :func:`nlm.ops._bayes_kernels._spread_order`.
+
+    ``vmap``: (Z, H, W) float64 noise variance map, or (0, 0, 0) (the level
+    function ``nlf`` then gives the covariance; with a map, ``D`` is the
+    map's mean over the group's patches at every patch voxel); ``pvalid``:
+    (Z - pz + 1, H - py + 1, W - px + 1) bool, the patches without a masked
+    voxel, or (0, 0, 0) (no mask).  With a mask, only valid patches are
+    references or group members, and the valid patches still holding a
+    voxel no group covered become references after the grid (in each cell,
+    raster order); masked voxels keep their noisy value.
     """
     C, Zn, H, W = noisy.shape
     num = np.zeros((C, Zn, H, W))
-    wgt = np.zeros((Zn, H, W), dtype=np.float32)
+    out = np.zeros_like(noisy)
+    wgt = out[C - 1]  # the weights (whole counts: exact in any float) in the result's last channel, written last
     npos = np.array([Zn - psz[0] + 1, H - psz[1] + 1, W - psz[2] + 1])
     mask = np.zeros((npos[0], npos[1], npos[2]), dtype=np.bool_)
     k0 = np.empty(3, dtype=np.int64)  # first cell reaching the block, per axis
@@ -243,9 +323,8 @@ def bayes_step3(noisy, guide, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1
                 lo[a] = kk * cell[a] - origin[a]
                 hi[a] = lo[a] + cell[a]
             _cell3(noisy, guide, num, wgt, mask, lo, hi, zs, rows, cols, psz, rad, n_sim, n_max, tau, step1,
-                   nlf, tmat, beta, flat)
-    out = np.empty_like(noisy)
-    for c in range(C):
+                   nlf, tmat, beta, flat, vmap, pvalid)
+    for c in range(C):  # channel C - 1 (the weights) after the others; a voxel's weight read before it is replaced
         for z in prange(Zn):
             for i in range(H):
                 for j in range(W):

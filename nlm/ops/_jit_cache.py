@@ -17,6 +17,7 @@ _KERNELS = {
     "nlm3d": ("nlm.ops._nlm_kernels", ("_nlm_bands", "_nlm_reduce")),
     "bayes": ("nlm.ops._bayes_kernels", ("bayes_step",)),
     "bayes3d": ("nlm.ops._bayes_volume", ("bayes_step3",)),
+    "bayesvideo": ("nlm.ops._bayes_video", ("video_step",)),
 }
 
 

@@ -22,6 +22,8 @@ import numpy as np
 from nlm._validate import (
     _check_chunks,
     _check_dask_chunks,
+    check_mask,
+    check_sigma_map,
     is_dask_array,
 )
 
@@ -106,6 +108,7 @@ def map_tiles(
     dtype: DTypeLike,
     minimum: int | tuple[int, ...] | None = None,
     origin: bool = False,
+    extra: Sequence[da.Array] = (),
 ) -> da.Array:
     """Apply a local filter to a dask array tile by tile, exactly.
 
@@ -131,10 +134,15 @@ def map_tiles(
         smaller chunks are merged with their neighbours
         (:func:`tile_chunks`).
     origin : bool
-        Call ``func(block, origin=...)`` with the position of the block's
+        Call ``func(block, origin)`` with the position of the block's
         first pixel in ``image`` along the spatial axes (a tuple of int, in
         the order of the axes), for filters whose rounding is tied to
         positions in the image.
+    extra : sequence of dask.array.Array, optional
+        Arrays of the image's spatial shape only (a noise map, a mask):
+        cut into the same blocks, with the same margins, and passed after
+        the block (and its origin), ``func(block[, origin], *extra_blocks)``,
+        in the image's axis order, of length 1 along its other axes.
 
     Returns
     -------
@@ -156,6 +164,7 @@ def map_tiles(
     chunks = tile_chunks(image.chunks, spatial_axes, per_axis, minimum)
     if chunks != image.chunks:
         image = image.rechunk(chunks)
+    extra = [_like_image(e, image, spatial_axes) for e in extra]
     # an axis held in one chunk needs no margin (and may be shorter than it)
     depths = {
         ax: (per_axis[spatial_axes.index(ax)] if ax in spatial_axes and len(image.chunks[ax]) > 1 else (0, 0))
@@ -165,16 +174,26 @@ def map_tiles(
     if origin:
         func = _with_origin(func, image.chunks, depths, sorted(spatial_axes))
     if not any(any(d) for d in depths.values()):
-        return image.map_blocks(func, dtype=dtype, meta=np.empty((0,) * image.ndim, dtype))
+        return da.map_blocks(func, image, *extra, dtype=dtype, meta=np.empty((0,) * image.ndim, dtype))
     return da.map_overlap(
         func,
         image,
-        depth=depths,
+        *extra,
+        depth=[depths] * (1 + len(extra)),
         boundary="none",
         trim=True,
         dtype=dtype,
         meta=np.empty((0,) * image.ndim, dtype),
+        align_arrays=False,
     )
+
+
+def _like_image(a, image, spatial_axes):
+    """An array of the image's spatial shape, with the image's axes (length 1 off the spatial ones) and blocks."""
+    index = tuple(slice(None) if ax in spatial_axes else None for ax in range(image.ndim))
+    a = a[index]
+    chunks = tuple(c if ax in spatial_axes else (1,) for ax, c in enumerate(image.chunks))
+    return a if a.chunks == chunks else a.rechunk(chunks)
 
 
 def _margins(depth, n):
@@ -213,20 +232,20 @@ def tile_chunks(
 
 
 def _with_origin(func, chunks, depths, axes):
-    """``func(block, origin=...)`` as a function of ``(block, block_id)`` for dask.
+    """``func(block, origin, *extra)`` as a function of ``(block, *extra, block_id)`` for dask.
 
     With ``boundary="none"`` a block starts ``before`` pixels ahead of its
     chunk, except the first along each axis, which has no margin before it.
     """
     starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int).tolist() for c in chunks]
 
-    def block_func(block, block_id=None):
+    def block_func(block, *extra, block_id=None):
         if block_id is None:  # dask's type inference call
-            return func(block, origin=(0,) * len(axes))
+            return func(block, (0,) * len(axes), *extra)
         origin = tuple(
             starts[ax][block_id[ax]] - (depths[ax][0] if block_id[ax] > 0 else 0) for ax in axes
         )
-        return func(block, origin=origin)
+        return func(block, origin, *extra)
 
     return block_func
 
@@ -282,6 +301,55 @@ def sample_regions(
             index[ax] = slice(s, s + w)
         regions.append(image[tuple(index)])
     return [np.asarray(r) for r in dask.compute(*regions)]
+
+
+def _lazy_map_and_mask(sigma_map, mask, shape, small):
+    """The noise map and the mask of a tiled run, checked: NumPy (checked whole) or dask (shape and dtype).
+
+    A dask map or mask of a small image (the sample is the whole image) is
+    read, so that the parameters are those of the in-memory call; a lazy
+    map's values are checked by every block.  A NumPy mask with every pixel
+    valid is None.
+    """
+    if sigma_map is not None:
+        if is_dask_array(sigma_map) and small:
+            sigma_map = np.asarray(sigma_map)
+        if is_dask_array(sigma_map):
+            _check_dask_chunks(sigma_map)
+            if sigma_map.dtype == object or sigma_map.dtype.kind not in "iuf":
+                raise TypeError(f"sigma: a noise map must be a real numeric array, got dtype {sigma_map.dtype}")
+            if tuple(sigma_map.shape) != shape:
+                raise ValueError(
+                    f"sigma: a noise map must have the image's spatial shape {shape} (channels excluded), got "
+                    f"shape {tuple(sigma_map.shape)}"
+                )
+            sigma_map = sigma_map.astype(np.float64)
+        else:
+            sigma_map = check_sigma_map(sigma_map, shape)
+    if mask is not None:
+        if is_dask_array(mask) and small:
+            mask = np.asarray(mask)
+        if is_dask_array(mask):
+            _check_dask_chunks(mask)
+            if tuple(mask.shape) != shape or mask.dtype != bool:
+                raise ValueError(
+                    f"mask must be a bool array of the image's spatial shape {shape}, got {mask.dtype} "
+                    f"{tuple(mask.shape)}"
+                )
+        else:
+            mask = check_mask(mask, shape)
+            if mask.all():
+                mask = None
+    return sigma_map, mask
+
+
+def _as_dask(a, image, spatial_axes):
+    """A NumPy map or mask as a dask array cut like the image's spatial axes (dask arrays as they are)."""
+    if is_dask_array(a):
+        return a
+    import dask.array as da
+
+    return da.from_array(a, chunks=tuple(image.chunks[ax] for ax in spatial_axes))
 
 
 def _dask_aware(func, tiled):
