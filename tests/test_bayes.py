@@ -240,7 +240,7 @@ def test_sar_radiometry_local_means(looks):
 
 def test_parameters_table():
     ipol = bayes_parameters(5, multiplicative=True)
-    assert ipol == dict(patch1=5, patch2=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05), passes=3,
+    assert ipol == dict(patch1=5, patch2=5, patch3=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05), passes=3,
                         ridge=0.0, ridge_at=2, ridge_patch=5, ridge_n=30, ridge_radius=6)
     assert bayes_parameters(10)["beta"] == (1.1, 1.0) and bayes_parameters(10)["flat"] == (1.05, 1.05)
     assert bayes_parameters(25)["flat"] == (1.05, 1.05) and bayes_parameters(50)["flat"] == (1.05, 0.0)
@@ -248,6 +248,10 @@ def test_parameters_table():
     grey = bayes_parameters(25)
     assert grey["n1"] == 90 and grey["beta"] == (1.1, 1.0) and grey["radius"] == 11
     assert bayes_parameters(50)["patch2"] == 7 and bayes_parameters(50)["n1"] == 120
+    # pass 3's patch: 5 x 5 for grey additive noise from sigma 40, else step 2's
+    assert bayes_parameters(50)["patch3"] == 5 and bayes_parameters(35)["patch3"] == 5
+    assert bayes_parameters(50, multiplicative=True)["patch3"] == bayes_parameters(50, multiplicative=True)["patch2"]
+    assert bayes_parameters(50, 3)["patch3"] == bayes_parameters(50, 3)["patch2"]
     p = bayes_parameters(40, multiplicative=True)
     assert p["patch1"] == 7 and p["n1"] == 90
     assert bayes_parameters(100)["radius"] == 16

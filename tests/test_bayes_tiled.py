@@ -103,6 +103,28 @@ def test_ridge_pass_tiles_exactly(channels):
     np.testing.assert_array_equal(lazy.compute(), ref)
 
 
+def test_third_pass_own_patch_tiles_exactly(monkeypatch):
+    """Pass 3 with a patch of its own (the table's ``patch3``; 5 x 5 after 7 x 7 at sigma 50, here 3 after 5)
+    runs it and adds its own margin: tiles equal the in-memory result."""
+    from nlm.denoisers import bayes_setup
+
+    table = bayes_setup.bayes_parameters
+
+    def small(*args, **kwargs):
+        prm = table(*args, **kwargs)
+        prm.update(patch1=3, patch2=5, patch3=3)
+        return prm
+
+    monkeypatch.setattr(bayes_setup, "bayes_parameters", small)
+    image = _noisy((220, 360), seed=6)
+    kw = dict(sigma=0.08, search_radius=3, n_similar=(12, 8), passes=3, ridge=0)
+    ref = in_memory(image, **kw)
+    assert not np.array_equal(ref, in_memory(image, **dict(kw, patch_size=(3, 5))))  # pass 3 took patch 3
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(110, 180)), **kw)
+    assert _tiles(lazy) == [2, 2]  # margins 25 + 31 + 25 rows, 43 + 53 + 43 columns
+    np.testing.assert_array_equal(lazy.compute(), ref)
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     height=st.integers(150, 220),
@@ -300,7 +322,7 @@ def test_maps_and_masks_tiles_equal_in_memory(what, kind):
     shape = (161, 191)
     smap, mask = _map_and_mask(shape, seed=1)
     image = (_clean(shape) + smap * np.random.default_rng(2).standard_normal(shape)).astype(np.float32)
-    kw = dict(noise="gaussian", passes=2, **SMALL)  # margins 50 rows, 86 columns
+    kw = dict(noise="gaussian", **SMALL)  # margins 50 rows, 86 columns
     if what != "mask":
         kw["sigma"] = smap
     if what != "map":
@@ -356,7 +378,7 @@ def test_large_image_with_lazy_map_and_mask(monkeypatch):
     smap, mask = _map_and_mask(shape, seed=6)
     image = np.clip(_clean(shape) + smap * np.random.default_rng(7).standard_normal(shape), 0, 1).astype(np.float32)
     image[~mask] = -9999.0
-    kw = dict(sigma=smap, mask=mask, passes=2, **SMALL)
+    kw = dict(sigma=smap, mask=mask, **SMALL)
     lazy_kw = dict(kw, sigma=da.from_array(smap, chunks=60), mask=da.from_array(mask, chunks=60))
     got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 57)), **lazy_kw).compute()
     # valid data in [0, 1] and a given map: the parameters are those of the whole image

@@ -68,7 +68,7 @@ def tile_margin(prm):
     :func:`nlm.denoisers.bayes_setup._parameters`.
     """
     r = prm["radius"]
-    steps = [(prm["p1"], r)] + [(prm["p2"], r)] * (prm["passes"] - 1)
+    steps = [(prm["p1"], r), (prm["p2"], r)] + [(prm.get("p3", prm["p2"]), r)] * (prm["passes"] - 2)
     if prm.get("ridge", 0.0) > 0:
         steps.append((prm["ridge_patch"], prm["ridge_radius"]))  # the NL-Ridge pass: the same cells
     rows = sum(2 * _band(q, p) + 2 * q + p - 2 for p, q in steps)
@@ -136,7 +136,12 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
             _check_finite(final, "step 2", model)
             del basic
             basic = final
-            final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
+            p3 = prm.get("p3", p2)
+            if p3 != p2:
+                valid2 = _valid_patches(mask, p3)
+                rows2, cols2 = _grid_in(Hg, p3, stride, oy, H), _grid_in(Wg, p3, stride, ox, W)
+                band2 = _band(radius, p3)
+            final = bayes_step(work, basic, rows2, cols2, p3, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
                                tmat, float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
             if alpha > 0 and prm["ridge_at"] == 3:
                 final = ridge(work, final)

@@ -183,7 +183,9 @@ def bayes_parameters(
             ridge = 0.5
     elif channels > 1:
         ridge = 0.4
-    return dict(patch1=p1, patch2=p2, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes,
+    # pass 3's patch: 5 x 5 for grey additive noise from sigma 40 (see Notes)
+    p3 = 5 if channels == 1 and not multiplicative and s >= 40 else p2
+    return dict(patch1=p1, patch2=p2, patch3=p3, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes,
                 ridge=ridge, ridge_at=ridge_at, ridge_patch=RIDGE_PATCH, ridge_n=RIDGE_N, ridge_radius=RIDGE_RADIUS)
 
 
@@ -397,6 +399,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     sigma255 = 255.0 * np.sqrt(mean_var) / rng
     prm = bayes_parameters(sigma255, C, multiplicative=model.c > 0)
     p1, p2 = p_user if p_user is not None else (prm["patch1"], prm["patch2"])
+    p3 = p2 if p_user is not None else prm["patch3"]  # a patch_size given: pass 3 takes step 2's
     n1, n2 = n_user if n_user is not None else (prm["n1"], prm["n2"])
     radius = prm["radius"] if search_radius is None else search_radius
     # a window wider than the image is the whole image
@@ -410,6 +413,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
         flat = prm["flat"]
     p1 = min(p1, _largest_odd(min(H, W)))
     p2 = min(p2, _largest_odd(min(H, W)))
+    p3 = min(p3, _largest_odd(min(H, W)))
     cand = (2 * radius + 1) ** 2
     n1 = min(n1, cand)
     n2 = min(n2, cand)
@@ -431,7 +435,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     ridge_radius = max(1, min(prm["ridge_radius"], max(H, W) - 1))
     ridge_n = max(2, min(prm["ridge_n"], (2 * ridge_radius + 1) ** 2))
 
-    return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2,
+    return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, p3=p3, n1=n1, n2=n2,
                 radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
                 n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), sigma255=sigma255,
                 mean_var=mean_var, name=name, ridge=float(alpha), ridge_at=ridge_at, ridge_patch=ridge_patch,
