@@ -240,8 +240,8 @@ def test_sar_radiometry_local_means(looks):
 
 def test_parameters_table():
     ipol = bayes_parameters(5, multiplicative=True)
-    assert ipol == dict(patch1=5, patch2=5, patch3=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05), passes=3,
-                        ridge=0.0, ridge_at=2, ridge_patch=5, ridge_n=30, ridge_radius=6)
+    assert ipol == dict(patch1=5, patch2=5, patch3=5, n1=35, n2=15, radius=8, beta=(1.0, 1.0), flat=(1.05, 1.05),
+                        passes=3, ridge=0.0, ridge_at=2, ridge_patch=5, ridge_n=30, ridge_radius=6)
     assert bayes_parameters(10)["beta"] == (1.1, 1.0) and bayes_parameters(10)["flat"] == (1.05, 1.05)
     assert bayes_parameters(25)["flat"] == (1.05, 1.05) and bayes_parameters(50)["flat"] == (1.05, 0.0)
     assert bayes_parameters(25, multiplicative=True)["n1"] == 45
