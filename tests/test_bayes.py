@@ -248,8 +248,8 @@ def test_parameters_table():
     grey = bayes_parameters(25)
     assert grey["n1"] == 90 and grey["beta"] == (1.1, 1.0) and grey["radius"] == 11
     assert bayes_parameters(50)["patch2"] == 7 and bayes_parameters(50)["n1"] == 120
-    # pass 3's patch: 5 x 5 for grey additive noise from sigma 40, else step 2's
-    assert bayes_parameters(50)["patch3"] == 5 and bayes_parameters(35)["patch3"] == 5
+    # pass 3's patch: step 2's (a table entry of its own, see test_third_pass_own_patch_tiles_exactly)
+    assert bayes_parameters(50)["patch3"] == 7 and bayes_parameters(35)["patch3"] == 5
     assert bayes_parameters(50, multiplicative=True)["patch3"] == bayes_parameters(50, multiplicative=True)["patch2"]
     assert bayes_parameters(50, 3)["patch3"] == bayes_parameters(50, 3)["patch2"]
     p = bayes_parameters(40, multiplicative=True)

@@ -132,8 +132,9 @@ def denoise_nl_bayes(
         Integer images: keep the raw values (float64) instead of scaling to
         [0, 1] like scikit-image.
     patch_size : int or (int, int), keyword-only
-        Patch sides of steps 1 and 2 (odd); default from the noise level
-        (:func:`bayes_parameters`).  Volumes: an int (every axis, both
+        Patch sides of steps 1 and 2 (odd); pass 3 takes step 2's.  Default
+        from the noise level (:func:`bayes_parameters`, whose ``patch3``,
+        pass 3's side, is step 2's).  Volumes: an int (every axis, both
         steps), one odd int per axis (``(1, 5, 5)``: 5x5 patches within a
         frame; both steps), or a pair (step 1, step 2) of those; default
         from :func:`volume_parameters`.

@@ -70,7 +70,8 @@ def bayes_parameters(
     Returns
     -------
     dict
-        ``patch1``, ``patch2`` (sides), ``n1``, ``n2`` (group sizes),
+        ``patch1``, ``patch2``, ``patch3`` (sides in steps 1, 2 and pass
+        3), ``n1``, ``n2`` (group sizes),
         ``radius`` (search-window radius, both steps), ``beta`` (noise
         correction factors of steps 1 and 2, a pair), ``flat`` (flat-area
         thresholds of steps 1 and 2, a pair), ``passes`` (2, or 3: step 2
@@ -99,7 +100,13 @@ def bayes_parameters(
     basic group's covariance keeps gentle gradients that the group's mean
     flattens: +0.29 dB at 50; +0.03 dB at 25 too, but at 1.2 times the
     time, which the speed bar at 25 cannot afford); a 7 x 7 step-2 patch
-    from sigma 40 (+0.12 dB at 50, 1.6 times the time).  The search window
+    from sigma 40 (+0.12 dB at 50, 1.6 times the time), in pass 3 too
+    (``patch3``, step 2's: 5 x 5 there, with the NL-Ridge pass, blind at
+    sigma 50, made pass 3 2.4 times faster and the whole run at 50 1.16
+    times, but cost 0.03 dB on BSD68's first 10 images, 0.002 on Set12,
+    0.025 on the public set with clipped noise; 5 x 5 in step 2 too:
+    Set12 -0.025 dB, public set -0.08 dB, brick -0.21; in step 1 as well:
+    Set12 -0.095 dB).  The search window
     is the IPOL one (wider: better on brick, worse on moon), except that its
     first step (radius 8 -> 11) is at sigma 5 with ``n1``'s instead of 10.
 
@@ -134,7 +141,16 @@ def bayes_parameters(
     of astronaut, coffee, chelsea; against ``bm3d.bm3d_rgb``): NL-Bayes
     -0.29 / -0.49 dB at sigma 25 / 50, with the NL-Ridge pass after step 2
     (weight 0.3 / 0.5) -0.13 / -0.34 (0.4 in the table).  Not measured with
-    the speckle and gamma models: off there.
+    the speckle and gamma models: off there.  Tried and not kept (same four
+    Set12 images, against the table's mix): LIChI-like iteration, a second
+    NL-Ridge pass guided by the mix (groups searched again on it) and mixed
+    in again, -0.01 to -0.16 dB at sigma 25 (the NL-Ridge image guided by
+    the mix is 0.16 dB worse than the one guided by NL-Bayes: the mix is
+    smoother than the signal, and ``G G^T`` then under-estimates it); three
+    NL-Ridge images (5 x 5 / 30 / 13 x 13, 7 x 7 / 45 / 17 x 17, 3 x 3 / 20 /
+    13 x 13) averaged with NL-Bayes: -0.01 to -0.10 at 25, +0.005 at 15, at
+    up to twice the time; an NL-Bayes pass with 7 x 7 patches added to the
+    average: -0.01.
     """
     if ndim == 3:
         return volume_parameters(sigma255, channels, multiplicative)
@@ -183,8 +199,8 @@ def bayes_parameters(
             ridge = 0.5
     elif channels > 1:
         ridge = 0.4
-    # pass 3's patch: 5 x 5 for grey additive noise from sigma 40 (see Notes)
-    p3 = 5 if channels == 1 and not multiplicative and s >= 40 else p2
+    # pass 3's patch: step 2's (5 x 5 after 7 x 7 measured faster but not better; see Notes)
+    p3 = p2
     return dict(patch1=p1, patch2=p2, patch3=p3, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes,
                 ridge=ridge, ridge_at=ridge_at, ridge_patch=RIDGE_PATCH, ridge_n=RIDGE_N, ridge_radius=RIDGE_RADIUS)
 
