@@ -5,14 +5,17 @@ The command line itself lives in the package ``nlm/cli/``: one module per job
 (``denoise``, ``noise``, ``psnr``, ``bench``), the shared options
 (``options``), path handling (``paths``), the cluster (``cluster``) and the
 run's state (``runtime``); ``docs/cli.md`` is the user documentation.
+``main`` is the click group (what tests drive); ``run`` is the installed
+script (``main`` with Python's garbage collector paused, see
+:func:`nlm.cli.app.run`).
 
 Exit codes: 0 success; 1 a data or library error; 2 a usage error.  No output
 file is left behind by a failed run.
 """
 
-from nlm.cli.app import main
+from nlm.cli.app import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
-    main(prog_name="nlm")
+    run()

@@ -1,5 +1,5 @@
 """``python -m nlm``: the same command line as the ``nlm`` script."""
 
-from nlm.cli.app import main
+from nlm.cli.app import run
 
-main(prog_name="nlm")
+run()

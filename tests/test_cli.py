@@ -133,7 +133,7 @@ RUN_PROBE = textwrap.dedent(
     result = CliRunner().invoke(cli.main, ["denoise", "--quiet", sys.argv[1], sys.argv[2]])
     assert result.exit_code == 0, result.output
     names = ("scipy.linalg", "numpy.f2py", "skimage", "dask", "distributed", "zarr", "nlm.io.tiled", "nlm.tiling",
-             "nlm.denoisers.bayes", "nlm.io.video", "numba.cuda", "numba_cuda")
+             "nlm.denoisers.bayes", "nlm.io.video", "numba.cuda", "numba_cuda", "nlm.ops._nlm_volume")
     print("LOADED", sorted(m for m in names if m in sys.modules))
     import numba
     import numpy as np
@@ -150,7 +150,7 @@ RUN_PROBE = textwrap.dedent(
 
 def test_a_run_on_a_png_loads_only_what_it_uses(noisy_png, tmp_path):
     """The warm command's import budget (issue 19): no SciPy linear algebra (Numba's eager BLAS probe is
-    answered without it, nlm._config.defer_blas_probe), no dask, no tiled reader, no NL-Bayes or video code."""
+    answered without it, nlm._config.defer_blas_probe), no dask, no tiled reader, no NL-Bayes, video or volume code."""
     src = noisy_png[0]
     proc = subprocess.run([sys.executable, "-c", RUN_PROBE, str(src), str(tmp_path / "out.png")], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

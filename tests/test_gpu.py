@@ -16,6 +16,7 @@ import sys
 import naive
 import numpy as np
 import pytest
+from gpu_fakes import FakeGpuArray
 
 from nlm.denoisers.means import denoise_nl_means
 from nlm.ops import _cuda_device as dev
@@ -38,18 +39,6 @@ def gpu(monkeypatch):
     sys.setswitchinterval(1e-5)  # the simulator's threads meet at barriers: switch quickly
     yield _cuda_nlm
     sys.setswitchinterval(old)
-
-
-class FakeGpuArray:
-    """An array "on the GPU" for the simulator: only ``__cuda_array_interface__`` (host memory)."""
-
-    def __init__(self, a):
-        self.a = a
-
-    @property
-    def __cuda_array_interface__(self):
-        return {"shape": self.a.shape, "typestr": self.a.dtype.str, "data": (self.a.ctypes.data, False),
-                "strides": self.a.strides, "version": 3}
 
 
 # ---------------------------------------------------------------- the kernel against its oracle

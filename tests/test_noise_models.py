@@ -245,6 +245,7 @@ LAYERS = (
     ("nlm.denoisers", "nlm.nn"),
     ("nlm.tiling",),
     ("nlm.cli", "nlm.__main__"),
+    ("nlm.napari",),
 )
 
 
@@ -346,6 +347,43 @@ def test_poisson_gaussian_parameters(name):
     assert est.name == "poisson" and est.gain == pytest.approx(0.01, rel=0.1)
     xs = np.linspace(0.1, 1.0, 10)
     np.testing.assert_allclose(est.variance(xs), true.variance(xs), rtol=0.1)
+
+
+def _saturating_level(seed):
+    """A dark background (most smooth blocks at 0.05), a 0.05 -> 0.15 ramp over which the noise variance
+    rises, then saturates (0.0004 -> 0.0007, as the Rician level does away from the air), and a small flat
+    area at 0.8: one bin far above all the others."""
+    rng = np.random.default_rng(seed)
+    x = np.full((256, 256), 0.05)
+    x[144:240] = np.linspace(0.05, 0.15, 256)[None, :]
+    x[240:] = 0.8
+    var = np.minimum(0.0004 + 0.003 * (x - 0.05), 0.0007)
+    return x + np.sqrt(var) * rng.standard_normal(x.shape)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_slope_carried_by_one_bin_apart_is_not_taken(seed, monkeypatch):
+    # the slope of a + b x comes from one bin far above the rest: extrapolated to 0.8 it would give a std
+    # of 0.05 where the noise has 0.026; auto answers Gaussian (without the rule: Poisson-Gaussian)
+    from nlm.noise import _fits
+
+    y = _saturating_level(seed)
+    model, details = estimate_noise(y, return_details=True)
+    assert model.name == "gaussian" and details.get("one_bin_apart")
+    assert model.sigma == pytest.approx(0.02, rel=0.1)
+    monkeypatch.setattr(_fits, "_APART", np.inf)
+    assert estimate_noise(y).name == "poisson"
+
+
+def test_one_bin_apart():
+    from nlm.noise._fits import _one_bin_apart
+
+    cluster = np.linspace(0.005, 0.007, 12)
+    assert _one_bin_apart(np.r_[cluster, 0.0074 + 0.05])  # 50 x the others' span above them
+    assert _one_bin_apart(np.r_[-0.05, cluster])  # the same below
+    assert not _one_bin_apart(np.r_[cluster, 0.015])  # 4 x the span: not apart
+    assert not _one_bin_apart(np.linspace(0.1, 0.9, 24))  # bins spread over the range
+    assert not _one_bin_apart(np.array([0.1, 0.9]))  # two bins: nothing to compare with
 
 
 def test_third_cumulant_tells_poisson_from_speckle():

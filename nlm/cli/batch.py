@@ -11,6 +11,7 @@ from nlm.cli.cluster import BatchLost, remove_leftovers
 from nlm.cli.image_job import denoise_file
 from nlm.cli.paths import batch_jobs, check_input_file, check_output_file
 from nlm.cli.report import describe_model, fmt_num, input_notes, report_lines
+from nlm.cli.runtime import resume_gc
 from nlm.cli.tiled_job import denoise_any, denoise_tiled, needs_tiles
 from nlm.cli.video_job import denoise_video, is_video_job
 
@@ -37,6 +38,7 @@ def denoise_command(paths, params, out, scale, video, cluster):
                 raise click.UsageError("--sigma-map, --mask and --noise-map-out are for images, not videos")
             if params.device == "cuda":
                 raise click.UsageError("--device cuda is for images, not videos")
+            resume_gc()  # a video: a run that may be long
             denoise_video(paths[0], paths[1], params, video, out)
             return
         if temporal_radius is not None:
@@ -57,6 +59,7 @@ def denoise_command(paths, params, out, scale, video, cluster):
             "--temporal-radius, --time-axis and --allow-truncated take one INPUT OUTPUT pair, not -o OUTDIR"
         )
     jobs = batch_jobs(paths, output_dir, suffix, ext, overwrite)
+    resume_gc()  # a batch: long
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:

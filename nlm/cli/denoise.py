@@ -9,7 +9,7 @@ from nlm.cli import options as opts
 from nlm.cli.batch import denoise_command
 from nlm.cli.cluster import Cluster
 from nlm.cli.params import FilterParams, Outputs, ScaleParams, VideoParams
-from nlm.cli.runtime import run_state
+from nlm.cli.runtime import resume_gc, run_state
 
 
 @click.command(cls=opts.SectionedCommand, short_help="Denoise images (non-local means or non-local Bayes).")
@@ -150,6 +150,8 @@ def denoise(paths, method, patch_size, patch_distance, h, sigma, noise, looks, d
         kind = ("bayesvideo" if clip else "bayes3d" if volume else "bayes") if method == "bayes" else (
             "nlm3d" if volume else "nlm")
         _compile_note(kind)
+    if scale.cluster:
+        resume_gc()  # a cluster run: dask's objects come and go for as long as it runs
     with Cluster(scheduler, workers, memory_limit, cluster_timeout, verbose) as cluster:
         denoise_command(paths, params, out, scale, video, cluster)
 

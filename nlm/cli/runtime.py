@@ -104,3 +104,20 @@ def unexpected_error(exc):
     raise click.ClickException(
         f"unexpected {type(exc).__name__}: {reason} (please report it; NLM_DEBUG=1 shows the traceback)"
     ) from None
+
+
+
+
+def resume_gc():
+    """Python's collector back on, for a run that may be long (a batch, tiles, a video, a cluster).
+
+    :func:`nlm.cli.app.run` (the ``nlm`` script) starts with the collector
+    off; a command that may run for hours calls this as it starts, so that
+    its cyclic garbage is collected.  It does nothing where the collector
+    was not turned off by ``run`` (the command run in-process by a test).
+    """
+    if run_state.get("gc_paused"):
+        import gc
+
+        run_state["gc_paused"] = False
+        gc.enable()

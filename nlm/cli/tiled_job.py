@@ -8,6 +8,7 @@ import click
 
 from nlm.cli.image_job import check_patch_fits, denoise_file, given_noise_option, noise_model
 from nlm.cli.report import make_record
+from nlm.cli.runtime import resume_gc
 
 #: NL-Bayes in memory peaks at about 7.5 working-float copies of the image
 #: (docs/large-images.md), the budget's estimate (in_memory_bytes) counts 5
@@ -351,40 +352,33 @@ def _write_noise_map(path, out_map, image, tile, overwrite, src):
         raise click.ClickException(f"{src}: cannot estimate the noise map: {exc}") from None
 
 
+def _lazy_plane(path, image, tile, option):
+    """A one-channel image of the input's size, read tile by tile (a lazy array), for ``option``."""
+    from nlm.io import ImageIOError
+    from nlm.io import tiled as bigio
+
+    try:
+        m = bigio.open_lazy(path, tile=tile, volume=image.stack)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    if m.mode != "L" or tuple(m.spatial_shape) != tuple(image.spatial_shape):
+        raise click.ClickException(
+            f"{path}: {option} must be a one-channel image of the input's size "
+            f"{'x'.join(map(str, image.spatial_shape))}, got {m.describe()}"
+        )
+    return m.data
+
+
 def _lazy_sigma_map(path, image, tile):
     """``--sigma-map FILE`` read tile by tile (float64): a one-channel image of the input's size."""
     import numpy as np
 
-    from nlm.io import ImageIOError
-    from nlm.io import tiled as bigio
-
-    try:
-        m = bigio.open_lazy(path, tile=tile, volume=image.stack)
-    except ImageIOError as exc:
-        raise click.ClickException(str(exc)) from None
-    if m.mode != "L" or tuple(m.spatial_shape) != tuple(image.spatial_shape):
-        raise click.ClickException(
-            f"{path}: --sigma-map must be a one-channel image of the input's size "
-            f"{'x'.join(map(str, image.spatial_shape))}, got {m.describe()}"
-        )
-    return m.data.astype(np.float64)
+    return _lazy_plane(path, image, tile, "--sigma-map").astype(np.float64)
 
 
 def _lazy_mask(path, image, tile):
     """``--mask FILE`` read tile by tile: non-zero = valid (a one-channel image of the input's size)."""
-    from nlm.io import ImageIOError
-    from nlm.io import tiled as bigio
-
-    try:
-        m = bigio.open_lazy(path, tile=tile, volume=image.stack)
-    except ImageIOError as exc:
-        raise click.ClickException(str(exc)) from None
-    if m.mode != "L" or tuple(m.spatial_shape) != tuple(image.spatial_shape):
-        raise click.ClickException(
-            f"{path}: --mask must be a one-channel image of the input's size "
-            f"{'x'.join(map(str, image.spatial_shape))}, got {m.describe()}"
-        )
-    return m.data != 0
+    return _lazy_plane(path, image, tile, "--mask") != 0
 
 
 def nodata_mask(work, nodata, channel_axis):
@@ -435,5 +429,6 @@ def _masked_parameters(work, mask, sigma, h, nspatial):
 
 def denoise_any(src, dst, params, *, volume, overwrite, scale, quiet):
     if needs_tiles(src, dst, scale, params.method):
+        resume_gc()  # tiles: a run that may be long
         return denoise_tiled(src, dst, params, volume=volume, overwrite=overwrite, scale=scale, quiet=quiet)
     return denoise_file(src, dst, params, volume=volume, overwrite=overwrite, max_pixels=scale.max_pixels)

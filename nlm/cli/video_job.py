@@ -66,51 +66,16 @@ def _bayes_geometry(patch_size, patch_distance, temporal_radius):
 def _bayes_video(src, dst, info, frames, params, patch, dist, radius, work_dtype, dtype, overwrite, quiet, t0):
     """The video job with --method bayes: :func:`nlm.denoisers.video_bayes.denoise_frames_bayes`, streamed."""
     from nlm.denoisers.video_bayes import denoise_frames_bayes
-    from nlm.io import ImageIOError, from_float
-    from nlm.io.video import FrameWriter, TruncatedVideoError
 
-    try:
-        writer = FrameWriter(dst, info, overwrite=overwrite)
-    except ImageIOError as exc:
-        raise click.ClickException(str(exc)) from None
     used = {}
-    count, t1 = 0, time.perf_counter()
-    total = info.frames if info.frames else None
-    bar = click.progressbar(
-        length=total or 0,
-        label=f"Denoising {src.name} (NL-Bayes)",
-        file=sys.stderr,
-        hidden=quiet or total is None,
-        item_show_func=lambda _: f"{count} frames, {count / max(time.perf_counter() - t1, 1e-9):.2f} fps",
-    )
-    try:
-        with bar:
-            stream = denoise_frames_bayes(frames, noise=params.noise, sigma=params.sigma, looks=params.looks,
-                                          temporal_radius=radius, patch_size=patch, search_radius=dist,
-                                          dtype=work_dtype, info=used)
-            for out in stream:
-                writer.write(from_float(out, dtype))
-                count += 1
-                bar.update(1, count)
-                if total is None and not quiet:
-                    click.echo(f"\r{count} frames, {count / (time.perf_counter() - t1):.2f} fps", nl=False, err=True)
-        if total is None and not quiet:
-            click.echo(err=True)
-        writer.commit()
-    except TruncatedVideoError as exc:
-        writer.abort()
-        raise _truncated(exc) from None
-    except (ImageIOError, ValueError, TypeError, ImportError) as exc:
-        writer.abort()
-        text = str(exc)
-        raise click.ClickException(text if text.startswith((f"{src}:", f"{dst}:")) else f"{src}: {text}") from None
-    except MemoryError:
-        writer.abort()
-        raise click.ClickException(f"{src}: not enough memory") from None
-    except BaseException:
-        writer.abort()
-        raise
-    elapsed = time.perf_counter() - t1
+
+    def stream():
+        return denoise_frames_bayes(frames, noise=params.noise, sigma=params.sigma, looks=params.looks,
+                                    temporal_radius=radius, patch_size=patch, search_radius=dist,
+                                    dtype=work_dtype, info=used)
+
+    count, elapsed = _write_frames(src, dst, info, stream, dtype, label=f"Denoising {src.name} (NL-Bayes)",
+                                   overwrite=overwrite, quiet=quiet)
     if not quiet:
         given = "given" if params.sigma is not None or params.looks is not None else "estimated on the first frames"
         lines = [
@@ -134,6 +99,56 @@ def _bayes_video(src, dst, info, frames, params, patch, dist, radius, work_dtype
         click.echo("\n".join(lines))
 
 
+def _write_frames(src, dst, info, stream, dtype, *, label, overwrite, quiet):
+    """Write the float frames of ``stream()`` into ``dst`` as ``dtype``, with a progress bar.
+
+    Returns (frames written, seconds).  The output is written atomically: on
+    any error (a truncated clip, a library error, no memory, a signal) the
+    writer is aborted and nothing is left.
+    """
+    from nlm.io import ImageIOError, from_float
+    from nlm.io.video import FrameWriter, TruncatedVideoError
+
+    try:
+        writer = FrameWriter(dst, info, overwrite=overwrite)
+    except ImageIOError as exc:
+        raise click.ClickException(str(exc)) from None
+    count, t1 = 0, time.perf_counter()
+    total = info.frames if info.frames else None
+    bar = click.progressbar(
+        length=total or 0,
+        label=label,
+        file=sys.stderr,
+        hidden=quiet or total is None,
+        item_show_func=lambda _: f"{count} frames, {count / max(time.perf_counter() - t1, 1e-9):.2f} fps",
+    )
+    try:
+        with bar:
+            for out in stream():
+                writer.write(from_float(out, dtype))
+                count += 1
+                bar.update(1, count)
+                if total is None and not quiet:
+                    click.echo(f"\r{count} frames, {count / (time.perf_counter() - t1):.2f} fps", nl=False, err=True)
+        if total is None and not quiet:
+            click.echo(err=True)
+        writer.commit()
+    except TruncatedVideoError as exc:
+        writer.abort()
+        raise _truncated(exc) from None
+    except (ImageIOError, ValueError, TypeError, ImportError) as exc:
+        writer.abort()
+        text = str(exc)
+        raise click.ClickException(text if text.startswith((f"{src}:", f"{dst}:")) else f"{src}: {text}") from None
+    except MemoryError:
+        writer.abort()
+        raise click.ClickException(f"{src}: not enough memory") from None
+    except BaseException:
+        writer.abort()
+        raise
+    return count, time.perf_counter() - t1
+
+
 def _truncated(exc):
     """The error for a truncated or corrupt clip (nlm.io.video.TruncatedVideoError)."""
     return click.ClickException(f"{exc}; nothing was written (--allow-truncated denoises what decodes)")
@@ -151,8 +166,8 @@ def denoise_video(src_arg, dst_arg, params, video, out):
 
     import nlm
     from nlm.denoisers.video import MAX_TEMPORAL_RADIUS, default_temporal_radius, denoise_frames, frame_sigma
-    from nlm.io import ImageIOError, from_float
-    from nlm.io.video import FrameWriter, TruncatedVideoError, check_frames_output, output_kind
+    from nlm.io import ImageIOError
+    from nlm.io.video import TruncatedVideoError, check_frames_output, output_kind
 
     temporal_radius, time_axis = video.temporal_radius, video.time_axis
     overwrite, quiet = out.overwrite, out.quiet
@@ -227,48 +242,12 @@ def denoise_video(src_arg, dst_arg, params, video, out):
     radius_source = "given" if radius is not None else "from the noise level"
     if radius is None:
         radius = default_temporal_radius(sigma, data_range)
-    try:
-        writer = FrameWriter(dst, info, overwrite=overwrite)
-    except ImageIOError as exc:
-        raise click.ClickException(str(exc)) from None
-    count, t1 = 0, time.perf_counter()
-    total = info.frames if info.frames else None
-    bar = click.progressbar(
-        length=total or 0,
-        label=f"Denoising {src.name}",
-        file=sys.stderr,
-        hidden=quiet or total is None,
-        item_show_func=lambda _: f"{count} frames, {count / max(time.perf_counter() - t1, 1e-9):.2f} fps",
-    )
-    try:
-        with bar:
-            stream = denoise_frames(
-                itertools.chain([first], frames), patch, dist, h, sigma, temporal_radius=radius,
-                dtype=work.dtype,
-            )
-            for out in stream:
-                writer.write(from_float(out, dtype))
-                count += 1
-                bar.update(1, count)
-                if total is None and not quiet:
-                    click.echo(f"\r{count} frames, {count / (time.perf_counter() - t1):.2f} fps", nl=False, err=True)
-        if total is None and not quiet:
-            click.echo(err=True)
-        writer.commit()
-    except TruncatedVideoError as exc:
-        writer.abort()
-        raise _truncated(exc) from None
-    except (ImageIOError, ValueError, TypeError) as exc:
-        writer.abort()
-        text = str(exc)
-        raise click.ClickException(text if text.startswith((f"{src}:", f"{dst}:")) else f"{src}: {text}") from None
-    except MemoryError:
-        writer.abort()
-        raise click.ClickException(f"{src}: not enough memory") from None
-    except BaseException:
-        writer.abort()
-        raise
-    elapsed = time.perf_counter() - t1
+    def stream():
+        return denoise_frames(itertools.chain([first], frames), patch, dist, h, sigma, temporal_radius=radius,
+                              dtype=work.dtype)
+
+    count, elapsed = _write_frames(src, dst, info, stream, dtype, label=f"Denoising {src.name}",
+                                   overwrite=overwrite, quiet=quiet)
     if not quiet:
         lines = [
             f"{src} ({info.describe()}) -> {dst}",

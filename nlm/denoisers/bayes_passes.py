@@ -146,7 +146,7 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
             if alpha > 0 and prm["ridge_at"] == 3:
                 final = ridge(work, final)
     del basic, work
-    return _finish(final, prm, unbias, dtype)
+    return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
 
 
 def _finish(final, prm, unbias, dtype, chunk=1 << 16):
@@ -174,6 +174,19 @@ def _finish(final, prm, unbias, dtype, chunk=1 << 16):
         if e:
             part = np.ldexp(part, -e)
         dst[:, s : s + chunk] = part
+    return out
+
+
+def _keep_zeros(out, xc, prm):
+    """SAR gamma speckle: the exact zeros of the data stay exact zeros of the result (``out``, modified).
+
+    ``y = x s`` with ``s ~ Gamma(L, 1/L) > 0``, so ``y = 0`` exactly where
+    ``x = 0``: such a value is known, not noisy, and the groups that mix it
+    with its non-zero neighbours must not lift it.  Per channel and pixel,
+    so tiles get the whole image's values.  Other models: ``out`` as it is.
+    """
+    if prm["model"].name == "gamma":
+        out[xc == 0] = 0
     return out
 
 
@@ -298,4 +311,4 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sig
             final = bayes_step3(work, basic, *g2, p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
                                 tmat, float(beta[1]), float(flat[1]), c2, o, vmap, valid2)
     del basic, work
-    return _finish(final, prm, unbias, dtype)
+    return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)

@@ -354,6 +354,25 @@ def _variance_in_place(model, a, chunk=1 << 16):
     return a
 
 
+def _mean_noise_variance(model, smooth, xc):
+    """The mean noise variance over an image ``xc`` (channel-first), from its float64 3 x 3 smoothed copy
+    ``smooth`` (overwritten).
+
+    With SAR gamma speckle (``y = x s``, ``s > 0``, never clipped) an exact
+    zero of the data is a zero of the clean image, which carries no noise:
+    pixels that are 0 in every channel are left out, so that a large
+    exactly-zero background (an MRI slice, a masked scene) does not pull
+    the noise level, and with it the parameters, down to that of a fraction
+    of the image.  All zero: 0.  Other models: the mean over every pixel.
+    """
+    var = _variance_in_place(model, smooth)
+    if model.name == "gamma":
+        pos = np.broadcast_to((xc != 0).any(axis=0), var.shape)
+        n = int(np.count_nonzero(pos))
+        return float(np.sum(var, where=pos) / n) if n else 0.0
+    return float(np.mean(var))
+
+
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
                 flat=None, passes=None, ridge=None):
     """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes).
@@ -401,7 +420,7 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     else:
         rng = max(float(np.percentile(smooth, 99.5)) - min(float(np.percentile(smooth, 0.5)), 0.0), 1e-300)
     tmat = _colour_transform(C)
-    mean_var = float(np.mean(_variance_in_place(model, smooth)))
+    mean_var = _mean_noise_variance(model, smooth, xc)
     del smooth
     grid = np.linspace(max(lo, 0.0), max(hi, 0.0), 65)
     max_var = max(float(np.max(model.variance(grid))), float(model.variance(lo)))

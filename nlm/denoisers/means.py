@@ -231,12 +231,25 @@ def _nl_means_transformed(
     dtype = xc.dtype
     x64 = xc.astype(np.float64)
     floor = _vst.LOG_FLOOR * max(float(x64.max()), np.finfo(np.float64).tiny)
-    z = _vst.forward(x64, transform, floor=floor, model=model)
+    if noise == "gamma":
+        # SAR intensity spans decades and is never clipped: the log is floored
+        # relative to the local mean, not at peak / 256, which (the peak being
+        # a bright area's speckle) flattened the dark tail of every darker
+        # area and biased its mean (see nlm.noise.transforms.gamma_log)
+        floor = _vst.gamma_floor(x64, floor)
+    z = _vst.forward(x64, transform, floor=floor, model=model) if noise != "gamma" or transform != "log" else None
+    if noise == "gamma" and transform == "log":
+        z = _vst.gamma_log(x64, floor)
     if sigma_t is None:
         if transform == "anscombe":
             sigma_t = 1.0
         else:
-            sigma_t = float(estimate_sigma(z, channel_axis=-1, average_sigmas=True))
+            # measured from log(y / floor) when flooring: the exact zeros of
+            # SAR data (a masked or zero background) give exactly-zero
+            # coefficients there, which the estimator leaves out; from log y,
+            # their round-off made the estimate 0 and the filter the identity
+            zs = z - np.log(floor) if noise == "gamma" and transform == "log" else z
+            sigma_t = float(estimate_sigma(zs, channel_axis=-1, average_sigmas=True))
     if h is None:
         h = h_factor * sigma_t
     h = _floor_h(h, z, dtype)
@@ -255,6 +268,11 @@ def _nl_means_transformed(
         zh = denoise_nl_means(stacked, patch_size, patch_distance, h / r2, sigma=sigma_t / r2, channel_axis=-1,
                               device=device)
         out = zh[..., c:].astype(np.float64) / eps
+        if noise == "gamma":
+            # y = x s with s > 0: an exact zero of the data is a zero of the
+            # clean image, not noise; it stays 0 (patches straddling a zero
+            # background would otherwise lift it)
+            out[x64 == 0] = 0.0
     else:
         zh = denoise_nl_means(z.astype(dtype), patch_size, patch_distance, h, sigma=sigma_t, channel_axis=-1,
                               device=device)
@@ -441,8 +459,10 @@ def denoise_nl_means(
         transform), ``"speckle"`` (scikit-image's multiplicative speckle,
         through a square root: :func:`nlm.denoisers.speckle.denoise_speckle`),
         ``"gamma"`` (SAR intensity speckle: weights from the logarithm,
-        average of the intensities, so that homogeneous areas keep their
-        mean; Poisson-Gaussian likewise with the Anscombe transform),
+        floored at the smallest positive value, average of the intensities,
+        so that homogeneous areas keep their mean; exact zeros, which gamma
+        speckle never makes from a positive value, stay zero;
+        Poisson-Gaussian likewise with the Anscombe transform),
         ``"rician"`` (magnitude MRI: weights from the magnitude ``M``, average
         of ``M^2``, then ``sqrt(max(. - 2 sigma^2, 0))``, so that low-SNR
         areas are not lifted by the Rician bias; ``sigma`` is the noise std

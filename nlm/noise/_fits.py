@@ -138,3 +138,29 @@ def _rician_sigma(x, v, n, sigma0, scale):
         if np.count_nonzero(bg) >= 2 and np.count_nonzero(bg) >= 0.5 * np.count_nonzero(near):
             return float(np.median(x[bg])) / _RAYLEIGH_MEAN, "background"
     return _fit_rician(x, v, n, sigma0, scale)[0], "level function"
+
+
+#: a bin farther from its neighbour than this many times the span of all the others is apart
+_APART = 4.0
+
+
+def _one_bin_apart(x):
+    """Whether the bin at either end of the intensity range stands apart from all the others (``noise="auto"``).
+
+    ``x``: the bins' intensities.  True when the gap between the brightest
+    bin and the next exceeds ``_APART`` times the span of the others (or
+    the same for the darkest).  A slope fitted then is a line through a
+    cluster of bins and one bin far from it: its evidence is that one bin,
+    the level function between the two is never seen, and above the bins
+    the slope is extrapolated to every brighter intensity.  Volumes whose
+    smooth blocks are nearly all at one level (the air around a head in an
+    MRI volume, whose Rician-like level rises near the background and then
+    flattens) give exactly that; signal-dependent noise on an image with
+    smooth areas at many levels spreads the bins over the range.
+    """
+    if x.size < 3:
+        return False
+    xs = np.sort(x)
+    top = xs[-1] - xs[-2] > _APART * (xs[-2] - xs[0])
+    bottom = xs[1] - xs[0] > _APART * (xs[-1] - xs[1])
+    return bool(top or bottom)

@@ -21,7 +21,7 @@ from nlm._validate import (
     _check_spatial,
     _refuse_dask,
 )
-from nlm.noise._fits import _fit, _fit_rician, _rician_sigma, _tukey_loss
+from nlm.noise._fits import _fit, _fit_rician, _one_bin_apart, _rician_sigma, _tukey_loss
 from nlm.noise._special import erfc
 from nlm.noise.models import NOISE_MODELS, Gamma, Gaussian, PoissonGaussian, Rician, Speckle
 from nlm.noise.noise_map import _noise_map, residual_sigma
@@ -608,8 +608,11 @@ def estimate_noise(
     sampling scale and the full model's residual MAD, plus ``p log K``)
     and takes a richer model only on strong evidence (a BIC lower by 6):
     ``a + b x`` over ``a`` when, also, it changes the noise std by more
-    than 5 % on the observed range; ``c x^2`` when it beats both ``a`` and
-    ``a + b x``.  When the data lean multiplicative without that evidence,
+    than 5 % on the observed range, and not when the bin at either end of
+    the range stands apart from all the others (its gap to the next is
+    more than four times their span: the slope would be that one bin's,
+    extrapolated to every intensity beyond it); ``c x^2`` when it beats
+    both ``a`` and ``a + b x``.  When the data lean multiplicative without that evidence,
     the answer is the ``a + b x`` fit, the choice whose error costs least
     (measured with NL-Bayes: Gaussian noise taken for speckle loses 1.3-5
     dB, speckle taken for Gaussian 0.4-1.8 dB, the ``a + b x`` fit at most
@@ -846,6 +849,9 @@ def _estimate(y, nd, noise):
             a, b, c = fits["full"][0]
             xm = float(np.median(mu))
             kind = "multiplicative" if c * xm * xm > a + b * xm else "poisson"
+        if kind == "poisson" and _one_bin_apart(x):
+            kind = "gaussian"
+            details["one_bin_apart"] = True
     else:
         kind = {"gaussian": "gaussian", "poisson": "poisson"}.get(noise, "multiplicative")
 

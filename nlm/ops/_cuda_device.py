@@ -1,6 +1,6 @@
 """Choosing the device and moving arrays to and from it (private; the GPU backend).
 
-The GPU kernels (:mod:`nlm.ops._cuda_nlm`, :mod:`nlm.ops._cuda_bayes`) are
+The GPU kernels (:mod:`nlm.ops._cuda_nlm`) are
 written with ``numba-cuda``, the CUDA target of Numba (the ``gpu`` extra).
 Nothing here imports ``numba.cuda`` at module level: importing :mod:`nlm` and
 the CPU path never loads it.

@@ -14,7 +14,7 @@ _KERNELS = {
     # 1-D, 2-D and N-D images, video: the row-streaming kernel
     "nlm": ("nlm.ops._nlm_kernels", ("_rows_band",)),
     # volumes
-    "nlm3d": ("nlm.ops._nlm_kernels", ("_nlm_bands", "_nlm_reduce")),
+    "nlm3d": ("nlm.ops._nlm_volume", ("_nlm_bands", "_nlm_reduce")),
     "bayes": ("nlm.ops._bayes_kernels", ("bayes_step",)),
     "bayes3d": ("nlm.ops._bayes_volume", ("bayes_step3",)),
     "bayesvideo": ("nlm.ops._bayes_video", ("video_step",)),

@@ -54,7 +54,6 @@ import numpy as np
 from numba import njit
 
 from nlm._config import JIT, defer_blas_probe
-from nlm.ops._nlm_volume import _band_rows, _nlm_bands, _nlm_reduce  # noqa: F401 - the volume path
 from nlm.ops._simd import INV_LN2, _exp2_neg, _fma, _wide_vectors  # noqa: F401 - re-exported
 from nlm.ops._threads import parallel_for
 from nlm.ops.scratch import borrow as borrow_scratch
@@ -848,6 +847,9 @@ def nl_means_windowed(x, patch_size, window, h, sigma, spatial_ndim, origin=None
             acc=acc,
         )
         return np.moveaxis(out.reshape((C,) + tuple(spatial)), 0, -1)
+    # the volume kernels: imported here, so that a 2-D run does not load them (issue 19)
+    from nlm.ops._nlm_volume import _band_rows, _nlm_bands, _nlm_reduce
+
     img = np.ascontiguousarray(np.moveaxis(x, -1, 0).reshape((C,) + pad3), dtype=dtype)
     padded = np.pad(img, [(0, 0)] + [(p, p) for p in radii], mode="reflect")
     offsets = _half_offsets(win)

@@ -1,0 +1,181 @@
+"""The model ``estimate_noise(noise="auto")`` chooses on the 2-D test sets, before and after a change.
+
+Run from the repository root (Set12 / BSD68 in ``../shared/data``, or
+``--images DIR``)::
+
+    python -m benchmarks.noise_choice --save before.json      # record the choices of this checkout
+    python -m benchmarks.noise_choice --save after.json       # ... after the change
+    python -m benchmarks.noise_choice --compare before.json after.json   # count changes, PSNR of the changed
+
+Every clean grey image (``/ 255``) gets seeded noise of each condition below
+(Gaussian unclipped and clipped, Poisson-Gaussian unclipped and clipped,
+scikit-image's speckle, gamma speckle; one draw per image and condition,
+seed = the image's index) and the estimator's choice is recorded: the model's
+name and parameters.  ``--compare`` counts the choices that changed (name, or
+a parameter by more than 1e-9 relative) and, for each changed case, denoises
+the noisy image with :func:`nlm.denoise_nl_bayes` under both recorded models
+(the models passed explicitly, so one checkout scores both) and prints the
+PSNR of each (clean range 1, output clipped to [0, 1]) and the mean
+difference.  The estimator is ``O(N)``: recording ~1000 choices takes a few
+minutes on 2 cores; only the changed cases are denoised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data")
+
+
+def conditions():
+    """name -> model of the noise added (unclipped Gaussian as ``Gaussian(s)``, the test sets' protocol)."""
+    from nlm.noise import Gamma, Gaussian, PoissonGaussian, Speckle
+
+    out = {}
+    for s in (5, 15, 25, 50):
+        out[f"gauss{s}"] = Gaussian(s / 255)
+    for s in (15, 50):
+        out[f"gauss{s}-clip"] = Gaussian(s / 255, clip=True)
+    out["pg0.01-0"] = PoissonGaussian(0.01, 0.0)
+    out["pg0.003-0.02"] = PoissonGaussian(0.003, 0.02)
+    out["pg0.01-0.01-clip"] = PoissonGaussian(0.01, 0.01, clip=True)
+    for v in (0.01, 0.04, 0.1):
+        out[f"speckle{v:g}"] = Speckle(v)
+    out["gamma4"] = Gamma(4)
+    return out
+
+
+def images(dirs):
+    import imageio.v3 as iio
+
+    paths = []
+    for d in dirs:
+        paths += sorted(glob.glob(os.path.join(d, "*.png")))
+    for p in paths:
+        img = iio.imread(p)
+        if img.ndim == 3:
+            img = img[..., :3].mean(axis=-1)
+        yield os.path.relpath(p, os.path.dirname(os.path.dirname(p))), np.asarray(img, np.float64) / 255.0
+
+
+def _describe(model):
+    return {"name": model.name, "a": float(model.a), "b": float(model.b), "c": float(model.c),
+            "repr": repr(model), "model": _params(model)}
+
+
+def _params(model):
+    d = {"class": type(model).__name__}
+    for k in ("sigma", "gain", "var", "looks"):
+        if hasattr(model, k):
+            d[k] = float(getattr(model, k))
+    d["bounds"] = None if model.bounds is None else [float(b) for b in model.bounds]
+    return d
+
+
+def _rebuild(p):
+    from nlm.noise import Gamma, Gaussian, PoissonGaussian, Rician, Speckle
+
+    clip = False if p["bounds"] is None else tuple(None if not np.isfinite(b) else b for b in p["bounds"])
+    cls = p["class"]
+    if cls == "Gaussian":
+        return Gaussian(p["sigma"], clip=clip)
+    if cls == "PoissonGaussian":
+        return PoissonGaussian(p["gain"], p["sigma"], clip=clip)
+    if cls == "Speckle":
+        return Speckle(p["var"], clip=clip)
+    if cls == "Gamma":
+        return Gamma(p["looks"])
+    return Rician(p["sigma"])
+
+
+def noisy(clean, model, seed):
+    return model.sample(clean, seed=seed)
+
+
+def record(dirs, out):
+    from nlm.noise import estimate_noise
+
+    conds = conditions()
+    rows = {}
+    t = time.perf_counter()
+    for i, (name, clean) in enumerate(images(dirs)):
+        for cname, model in conds.items():
+            y = noisy(clean, model, i)
+            rows[f"{name}|{cname}"] = _describe(estimate_noise(y)) | {"index": i}
+    with open(out, "w") as f:
+        json.dump(rows, f, indent=0)
+    print(f"{len(rows)} choices recorded in {time.perf_counter() - t:.0f} s -> {out}")
+
+
+def _same(a, b):
+    if a["name"] != b["name"]:
+        return False
+    return all(abs(a[k] - b[k]) <= 1e-9 * max(abs(a[k]), abs(b[k]), 1e-300) for k in ("a", "b", "c"))
+
+
+def compare(before, after, dirs, threads=2):
+    from nlm import denoise_nl_bayes
+    from nlm.metrics import psnr
+
+    with open(before) as f:
+        b = json.load(f)
+    with open(after) as f:
+        a = json.load(f)
+    keys = [k for k in b if k in a]
+    changed = [k for k in keys if not _same(b[k], a[k])]
+    names = {}
+    for k in keys:
+        names.setdefault(b[k]["name"] + " -> " + a[k]["name"], 0)
+        names[b[k]["name"] + " -> " + a[k]["name"]] += 1
+    print(f"{len(changed)} of {len(keys)} choices changed; name transitions: "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(names.items())))
+    if not changed:
+        return
+    conds = conditions()
+    clean_of = dict(images(dirs))
+    diffs = []
+    for k in changed:
+        img, cname = k.split("|")
+        clean = clean_of[img]
+        y = noisy(clean, conds[cname], b[k]["index"])
+        ps = []
+        for rec in (b[k], a[k]):
+            out = denoise_nl_bayes(y, noise=_rebuild(rec["model"]), num_threads=threads)
+            ps.append(psnr(clean, np.clip(out, 0.0, 1.0), data_range=1.0))
+        diffs.append(ps[1] - ps[0])
+        print(f"  {k}: {b[k]['repr']} {ps[0]:.2f} dB -> {a[k]['repr']} {ps[1]:.2f} dB ({ps[1] - ps[0]:+.3f})",
+              flush=True)
+    d = np.array(diffs)
+    print(f"changed cases: PSNR after - before: mean {d.mean():+.3f} dB, min {d.min():+.3f}, max {d.max():+.3f}, "
+          f"{np.count_nonzero(d < -0.005)} worse by > 0.005 dB")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", nargs="+", default=[os.path.join(DATA, "Set12"), os.path.join(DATA, "BSD68")],
+                    help="folders of grey PNGs (default: Set12 and BSD68 in ../shared/data)")
+    ap.add_argument("--save", help="record this checkout's choices to a JSON file")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two recordings")
+    args = ap.parse_args(argv)
+    if not any(os.path.isdir(d) for d in args.images):
+        print(f"no image folder found ({args.images})")
+        return 0
+    if args.save:
+        record(args.images, args.save)
+    if args.compare:
+        compare(*args.compare, args.images)
+    if not (args.save or args.compare):
+        ap.error("give --save FILE and/or --compare BEFORE AFTER")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
