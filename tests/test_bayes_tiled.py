@@ -74,13 +74,13 @@ def test_raw_integers_and_given_sigma(preserve_range):
 
 
 def test_default_parameters_and_the_third_pass():
-    """The default table (sigma 25 of 255: radius 11, patch 5; two passes, no NL-Ridge pass) and Gamma
-    noise's three passes."""
-    image = _noisy((330, 560), seed=3, sigma=25 / 255)
+    """The default table (sigma 25 of 255: radius 11 in step 1, 24 in step 2, patch 5; two passes, no
+    NL-Ridge pass) and Gamma noise's three passes."""
+    image = _noisy((330, 1000), seed=3, sigma=25 / 255)
     kw = dict(sigma=25 / 255, passes=2, ridge=0)
     ref = in_memory(image, **kw)
-    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(330, 280)), **kw)
-    assert _tiles(lazy) == [1, 2]  # margins of 158 rows and 266 columns
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(330, 500)), **kw)
+    assert _tiles(lazy) == [1, 2]  # margins of 236 rows and 396 columns
     np.testing.assert_array_equal(lazy.compute(), ref)
     speckled = Gamma(4).sample(_clean((270, 280)), seed=4).astype(np.float32)
     kw = dict(looks=4, search_radius=3, patch_size=3)

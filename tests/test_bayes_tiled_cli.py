@@ -81,10 +81,10 @@ def test_out_of_core_bayes_equals_in_memory(tmp_path, shape, dtype, opts, blocks
 
 
 def test_default_parameters(tmp_path, blocks):
-    """The default table (sigma about 20 of 255: radius 11, patch 5, three passes and the NL-Ridge pass:
-    margins 286 rows and 482 columns)."""
+    """The default table (sigma about 20 of 255: radius 11 then 24, patch 5, three passes and the NL-Ridge
+    pass: margins 442 rows and 742 columns)."""
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, _image((720, 200), seed=1))
+    tifffile.imwrite(src, _image((1100, 120), seed=1))
     ref = _in_memory(tmp_path, src, "--method", "bayes")
     out = tmp_path / "out.tif"
     r = run("denoise", src, out, "--method", "bayes", *TILED, "-q")

@@ -68,7 +68,8 @@ def tile_margin(prm):
     :func:`nlm.denoisers.bayes_setup._parameters`.
     """
     r = prm["radius"]
-    steps = [(prm["p1"], r), (prm["p2"], r)] + [(prm.get("p3", prm["p2"]), r)] * (prm["passes"] - 2)
+    r2, r3 = prm.get("radius2", r), prm.get("radius3", r)
+    steps = [(prm["p1"], r), (prm["p2"], r2)] + [(prm.get("p3", prm["p2"]), r3)] * (prm["passes"] - 2)
     if prm.get("ridge", 0.0) > 0:
         steps.append((prm["ridge_patch"], prm["ridge_radius"]))  # the NL-Ridge pass: the same cells
     rows = sum(2 * _band(q, p) + 2 * q + p - 2 for p, q in steps)
@@ -107,8 +108,9 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     vmap = np.empty((0, 0)) if sigma_map is None else np.ascontiguousarray((sigma_map * 2.0**e) ** 2)
     valid1 = _valid_patches(mask, p1)
     valid2 = valid1 if p2 == p1 else _valid_patches(mask, p2)
+    s2 = stride + prm.get("stride_add", 0)  # step 2 and pass 3 (see bayes_parameters)
     rows1, cols1 = _grid_in(Hg, p1, stride, oy, H), _grid_in(Wg, p1, stride, ox, W)
-    rows2, cols2 = _grid_in(Hg, p2, stride, oy, H), _grid_in(Wg, p2, stride, ox, W)
+    rows2, cols2 = _grid_in(Hg, p2, s2, oy, H), _grid_in(Wg, p2, s2, ox, W)
     alpha = float(prm.get("ridge", 0.0))
 
     def ridge(work, est):
@@ -127,8 +129,9 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
         basic = bayes_step(work, work, rows1, cols1, p1, radius, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
                            float(flat[0]), _band(radius, p1), vmap, valid1, oy, ox)
         _check_finite(basic, "step 1", model)
-        band2 = _band(radius, p2)
-        final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, n_max, tau, False, nlf, tmat,
+        radius2, radius3 = prm.get("radius2", radius), prm.get("radius3", radius)  # volumes: none
+        band2 = _band(radius2, p2)
+        final = bayes_step(work, basic, rows2, cols2, p2, radius2, n2, n_max, tau, False, nlf, tmat,
                            float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
         if alpha > 0 and prm["ridge_at"] == 2:
             final = ridge(work, final)
@@ -139,9 +142,9 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
             p3 = prm.get("p3", p2)
             if p3 != p2:
                 valid2 = _valid_patches(mask, p3)
-                rows2, cols2 = _grid_in(Hg, p3, stride, oy, H), _grid_in(Wg, p3, stride, ox, W)
-                band2 = _band(radius, p3)
-            final = bayes_step(work, basic, rows2, cols2, p3, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
+                rows2, cols2 = _grid_in(Hg, p3, s2, oy, H), _grid_in(Wg, p3, s2, ox, W)
+            band2 = _band(radius3, p3)
+            final = bayes_step(work, basic, rows2, cols2, p3, radius3, n2, prm["n_max3"], prm["tau3"], False, nlf,
                                tmat, float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
             if alpha > 0 and prm["ridge_at"] == 3:
                 final = ridge(work, final)

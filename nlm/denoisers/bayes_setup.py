@@ -72,7 +72,12 @@ def bayes_parameters(
     dict
         ``patch1``, ``patch2``, ``patch3`` (sides in steps 1, 2 and pass
         3), ``n1``, ``n2`` (group sizes),
-        ``radius`` (search-window radius, both steps), ``beta`` (noise
+        ``radius`` (search-window radius of step 1, and of the later
+        passes unless ``radius2`` / ``radius3`` say otherwise),
+        ``radius2``, ``radius3`` (the search-window radii of step 2 and pass
+        3), ``nmax2`` (step 2's cap on its group, patches closer than its
+        threshold included; None: ``2 n1``), ``stride_add`` (added to
+        ``stride`` in step 2 and pass 3), ``beta`` (noise
         correction factors of steps 1 and 2, a pair), ``flat`` (flat-area
         thresholds of steps 1 and 2, a pair), ``passes`` (2, or 3: step 2
         repeated on its own result, see :func:`nlm.denoisers.bayes.denoise_nl_bayes`),
@@ -192,7 +197,7 @@ def bayes_parameters(
     ridge, ridge_at = 0.0, 2
     if channels == 1 and not multiplicative:
         if s < 20:
-            ridge = 0.5
+            ridge, ridge_at, passes = 0.5, 3, 3
         elif s < 35:
             ridge, ridge_at, passes = 0.4, 3, 3
         else:
@@ -201,7 +206,20 @@ def bayes_parameters(
         ridge = 0.4
     # pass 3's patch: step 2's (5 x 5 after 7 x 7 measured faster but not better; see Notes)
     p3 = p2
-    return dict(patch1=p1, patch2=p2, patch3=p3, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes,
+    # the later passes' windows, step 2's group cap and stride (grey, additive or Poisson noise; see Notes)
+    radius2 = radius3 = radius
+    nmax2 = None
+    stride_add = 0
+    if channels == 1 and not multiplicative:
+        if s < 20:
+            n2, radius2, radius3 = 20, 24, 24
+        elif s < 35:
+            radius2 = radius3 = 24
+            nmax2 = 60
+        else:
+            radius2, nmax2, stride_add = 22, 60, 1
+    return dict(patch1=p1, patch2=p2, patch3=p3, n1=n1, n2=n2, radius=radius, radius2=radius2, radius3=radius3,
+                nmax2=nmax2, stride_add=stride_add, beta=beta, flat=flat, passes=passes,
                 ridge=ridge, ridge_at=ridge_at, ridge_patch=RIDGE_PATCH, ridge_n=RIDGE_N, ridge_radius=RIDGE_RADIUS)
 
 
@@ -437,8 +455,12 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     p3 = p2 if p_user is not None else prm["patch3"]  # a patch_size given: pass 3 takes step 2's
     n1, n2 = n_user if n_user is not None else (prm["n1"], prm["n2"])
     radius = prm["radius"] if search_radius is None else search_radius
+    radius2 = prm["radius2"] if search_radius is None else search_radius
+    radius3 = prm["radius3"] if search_radius is None else search_radius
     # a window wider than the image is the whole image
     radius = max(1, min(radius, max(H, W) - 1))
+    radius2 = max(1, min(radius2, max(H, W) - 1))
+    radius3 = max(1, min(radius3, max(H, W) - 1))
     if beta is None:
         # D from the group's mean underestimates the mean variance of its
         # patches for multiplicative noise (E[c x^2] >= c E[x]^2): measured
@@ -450,16 +472,19 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     p2 = min(p2, _largest_odd(min(H, W)))
     p3 = min(p3, _largest_odd(min(H, W)))
     cand = (2 * radius + 1) ** 2
+    cand2 = (2 * radius2 + 1) ** 2
+    cand3 = (2 * radius3 + 1) ** 2
     n1 = min(n1, cand)
-    n2 = min(n2, cand)
-    n_max = max(n2, min(2 * n1, cand))
+    n2 = min(n2, cand, cand2, cand3)
+    nmax2 = prm["nmax2"] if n_user is None and prm["nmax2"] is not None else 2 * n1
+    n_max = max(n2, min(nmax2, cand2))
     tau = (4.0 / 255.0 * rng) ** 2
     if passes is None:
         passes = prm["passes"]
     # pass 3: every patch closer than TAU3 times the mean noise variance, up
     # to the whole window (see denoise_nl_bayes)
     tau3 = TAU3 * mean_var
-    n_max3 = max(n2, cand)
+    n_max3 = max(n2, cand3)
 
     # the NL-Ridge pass: after step 2, or after pass 3 when there is one and the table says so
     alpha = prm["ridge"] if ridge is None else ridge
@@ -471,7 +496,8 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     ridge_n = max(2, min(prm["ridge_n"], (2 * ridge_radius + 1) ** 2))
 
     return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, p3=p3, n1=n1, n2=n2,
-                radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
+                radius=radius, radius2=radius2, radius3=radius3, stride_add=int(prm["stride_add"]), beta=beta,
+                n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
                 n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), sigma255=sigma255,
                 mean_var=mean_var, name=name, ridge=float(alpha), ridge_at=ridge_at, ridge_patch=ridge_patch,
                 ridge_radius=ridge_radius, ridge_n=ridge_n)
