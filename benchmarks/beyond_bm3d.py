@@ -204,6 +204,22 @@ def summarise(rows, published=True):
     return ok
 
 
+def _limits(text):
+    """``--limit``: None, ``N`` (every set) or ``SET=N,...`` -> {set or None: N}."""
+    if text is None:
+        return {}
+    out = {}
+    for part in str(text).split(","):
+        if not part.strip():
+            continue
+        name, _, n = part.rpartition("=")
+        try:
+            out[name.strip() or None] = int(n)
+        except ValueError:
+            raise SystemExit(f"beyond_bm3d: --limit wants N or SET=N,..., got {text!r}") from None
+    return out
+
+
 def build_parser():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -213,7 +229,8 @@ def build_parser():
     ap.add_argument("--sigmas", default="15,25,50")
     ap.add_argument("--colour", action="store_true", help="also the colour images at sigma 25 / 50")
     ap.add_argument("--colour-sigmas", default="25,50")
-    ap.add_argument("--limit", type=int, default=None, help="the first N images of each set")
+    ap.add_argument("--limit", default=None,
+                    help="the first N images of each set: N, or per set SET=N,... (e.g. BSD68=10; colour=N too)")
     ap.add_argument("--methods", default="blind,known,off",
                     help="nlm variants besides bm3d: blind, known (true sigma), off (ridge=0)")
     ap.add_argument("--threads", type=int, default=2)
@@ -231,6 +248,7 @@ def main(argv=None):
     except ImportError:
         print("beyond_bm3d: the bm3d package is missing (pip install -e '.[bench]'); skipped")
         return 0
+    limits = _limits(args.limit)
     sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
     which = {w.strip() for w in args.methods.split(",") if w.strip()}
     # warm-up: Numba compiled or loaded from its cache, outside the timings
@@ -258,10 +276,10 @@ def main(argv=None):
         if not os.path.isdir(folder):
             print(f"beyond_bm3d: {folder} is absent; {st} skipped")
             continue
-        rows += run_set(st, _load_set(folder, args.limit), sigmas, args.threads, which, cache=cache)
+        rows += run_set(st, _load_set(folder, limits.get(st, limits.get(None))), sigmas, args.threads, which, cache=cache)
     if args.colour:
         cs = [float(s) for s in args.colour_sigmas.split(",") if s.strip()]
-        rows += run_set("colour", _load_colour(args.limit), cs, args.threads, which, colour=True, cache=cache)
+        rows += run_set("colour", _load_colour(limits.get("colour", limits.get(None))), cs, args.threads, which, colour=True, cache=cache)
     if not rows:
         print("beyond_bm3d: nothing was run")
         return 0

@@ -266,7 +266,7 @@ def test_parameters_table():
     # the later passes' windows, step 2's group cap and stride (grey additive; issue 22's benchmark)
     assert [bayes_parameters(s)["radius2"] for s in (15, 25, 50)] == [24, 24, 22]
     assert [bayes_parameters(s)["radius3"] for s in (15, 25, 50)] == [24, 24, 16]
-    assert [bayes_parameters(s)["nmax2"] for s in (15, 25, 50)] == [None, 60, 60]
+    assert [bayes_parameters(s)["nmax2"] for s in (15, 25, 50)] == [None, 60, 120]
     assert [bayes_parameters(s)["stride_add"] for s in (15, 25, 50)] == [0, 0, 1]
     assert bayes_parameters(15)["n2"] == 20 and bayes_parameters(15, multiplicative=True)["n2"] == 15
     for s in (15, 25, 50):

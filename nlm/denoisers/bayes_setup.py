@@ -156,6 +156,30 @@ def bayes_parameters(
     13 x 13) averaged with NL-Bayes: -0.01 to -0.10 at 25, +0.005 at 15, at
     up to twice the time; an NL-Bayes pass with 7 x 7 patches added to the
     average: -0.01.
+
+    The later passes' windows, groups and stride (grey, additive or Poisson
+    noise; issue 22's benchmark: Set12's 12 images and BSD68's first 10,
+    blind, against ``bm3d.bm3d`` on the same noise, Set12 / BSD68 in dB):
+    step 2 and pass 3 search wider windows than step 1, whose pilot is
+    noisier.  Below sigma 20: step 2's window 49 x 49 (radius 24; 16 / 20 /
+    28 / 32 measured +0.02..+0.05 on Set12 at rising time), ``n2`` 20
+    (15: -0.017 / -0.002; 25 and more worse on BSD68) and a third pass with
+    the same window (+0.016 / +0.011 at 1.46 times the time; the worst
+    Set12 image, house, -0.22 -> -0.17): +0.075 / +0.045 in all.  From 20
+    to 35: steps 2 and 3 at radius 24 (20 / 28: +0.05 / +0.04 and +0.07 /
+    +0.05 against 11) and step 2's group capped at 60 (every patch closer
+    than its threshold up to ``2 n1`` before): +0.073 / +0.055 in all.  From
+    35: step 2's window radius 22 (pass 3's staying 16: 22 there too +0.02
+    / -0.004 at 1.1 times the time), its group capped at 120 (60: +0.005 /
+    +0.021 against 240 before the other changes, -0.003 / +0.010 against
+    120 after them, but on the public set at sigma 50 moon -0.14 and brick
+    -0.05 against 120) and the reference grid of steps 2 and 3
+    one coarser (``stride_add``: stride 3, 0.85 times the time for -0.002
+    / -0.004; 4: -0.014 more; stride 3 in step 1 or in the NL-Ridge pass
+    cost more, and below 35 stride 3 in steps 2 and 3 cost 0.01-0.02):
+    +0.019 / +0.017 in all at about 0.95 times the time.  Narrower windows in the
+    later passes at sigma 50 (radius 11 in steps 2 and 3) cost 0.07 on
+    Set12's first 7 images.
     """
     if ndim == 3:
         return volume_parameters(sigma255, channels, multiplicative)
@@ -217,7 +241,7 @@ def bayes_parameters(
             radius2 = radius3 = 24
             nmax2 = 60
         else:
-            radius2, nmax2, stride_add = 22, 60, 1
+            radius2, nmax2, stride_add = 22, 120, 1
     return dict(patch1=p1, patch2=p2, patch3=p3, n1=n1, n2=n2, radius=radius, radius2=radius2, radius3=radius3,
                 nmax2=nmax2, stride_add=stride_add, beta=beta, flat=flat, passes=passes,
                 ridge=ridge, ridge_at=ridge_at, ridge_patch=RIDGE_PATCH, ridge_n=RIDGE_N, ridge_radius=RIDGE_RADIUS)
