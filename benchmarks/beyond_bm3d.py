@@ -276,10 +276,12 @@ def main(argv=None):
         if not os.path.isdir(folder):
             print(f"beyond_bm3d: {folder} is absent; {st} skipped")
             continue
-        rows += run_set(st, _load_set(folder, limits.get(st, limits.get(None))), sigmas, args.threads, which, cache=cache)
+        images = _load_set(folder, limits.get(st, limits.get(None)))
+        rows += run_set(st, images, sigmas, args.threads, which, cache=cache)
     if args.colour:
         cs = [float(s) for s in args.colour_sigmas.split(",") if s.strip()]
-        rows += run_set("colour", _load_colour(limits.get("colour", limits.get(None))), cs, args.threads, which, colour=True, cache=cache)
+        images = _load_colour(limits.get("colour", limits.get(None)))
+        rows += run_set("colour", images, cs, args.threads, which, colour=True, cache=cache)
     if not rows:
         print("beyond_bm3d: nothing was run")
         return 0
