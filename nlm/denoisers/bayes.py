@@ -141,7 +141,10 @@ def denoise_nl_bayes(
     n_similar : int or (int, int), keyword-only
         Group sizes of steps 1 and 2; default from the noise level.
     search_radius : int or (int, int, int), keyword-only
-        Search window radius (both steps); default ``n1 / 4``, at most 16.
+        Search window radius (every pass); default from the noise level
+        (:func:`bayes_parameters`: ``n1 / 4``, at most 16, in step 1; grey
+        images with additive or Poisson noise search wider in step 2 and
+        pass 3: radius 24 below sigma 35 of 255, 22 in step 2 from 35).
         Volumes: an int >= 1 or one int >= 0 per axis (``(1, 4, 4)``: one
         frame either side); default from :func:`volume_parameters`.
     beta : float > 0 or (float, float), keyword-only
@@ -159,22 +162,23 @@ def denoise_nl_bayes(
     passes : {2, 3}, keyword-only
         2: the two steps; 3: step 2 once more, with the step-2 result as
         its guide (see Notes).  Default from the noise level
-        (:func:`bayes_parameters`): 3 for grey images with the speckle and
-        gamma models, and with additive or Poisson noise from sigma 20 (of
-        255; with the NL-Ridge pass); for colour images from sigma 45; else
-        2.
+        (:func:`bayes_parameters`): 3 for grey images (with additive or
+        Poisson noise followed or preceded by the NL-Ridge pass); for colour
+        images from sigma 45 (of 255); else 2.
     ridge : float in [0, 1], keyword-only
         Weight of the NL-Ridge pass (see Notes) in the result: the estimate
         becomes ``(1 - ridge) * nl_bayes + ridge * nl_ridge``; 0 turns the
         pass off.  Default from the noise level (:func:`bayes_parameters`),
-        for grey images with additive or Poisson noise: 0.5 after step 2
+        for grey images with additive or Poisson noise: 0.5 after pass 3
         below sigma 20 (of 255); 0.4 after pass 3 below 35; 0.5 after step
         2, before pass 3 (which takes the mix as its guide), from 35; colour
         images 0.4 after step 2.  0 with the speckle, gamma and Rician models
         (not measured there).
     stride : int >= 1, keyword-only
         Step of the reference grid (default 2).  Positions already estimated
-        in a group are skipped as references.
+        in a group are skipped as references.  Grey images with additive or
+        Poisson noise from sigma 35 (of 255) use ``stride + 1`` in step 2
+        and pass 3 (``stride_add`` of :func:`bayes_parameters`).
     num_threads : int >= 1, keyword-only
         Numba threads for this call (the result does not depend on it); for
         a dask array, per tile (default 1).

@@ -1,4 +1,4 @@
-"""Private Numba kernel of the NL-Ridge step (no validation; see :mod:`nlm.denoisers.ridge`).
+"""Private Numba kernel of the NL-Ridge step (no validation; see :mod:`nlm.denoisers.bayes_passes`).
 
 NL-Ridge (Herbreteau and Kervrann, ICIP 2022) re-estimates every patch of a
 group of similar patches as a linear combination of the group's noisy
