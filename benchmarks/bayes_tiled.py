@@ -99,7 +99,8 @@ def main(argv=None):
     base = statistics.median(wall["in memory"])
     print(f"NL-Bayes {args.size}x{args.size} float32, sigma {args.sigma:g}, {args.threads} threads, "
           f"{args.repeat} rounds; margins {margins[0]} rows / {margins[1]} columns per side "
-          f"(radius {prm['radius']}, patches {prm['p1']}/{prm['p2']}, {prm['passes']} passes); "
+          f"(radius {prm['radius']}, later passes {prm['radius2']}/{prm['radius3']}, "
+          f"patches {prm['p1']}/{prm['p2']}, {prm['passes']} passes); "
           f"PSNR {psnr(clean, ref, data_range=1.0):.2f} dB")
     print(f"{'run':>12} {'blocks':>8} {'wall s':>8} {'cpu s':>8} {'x in-memory':>12} {'max |diff|':>11}")
     worst = 0.0

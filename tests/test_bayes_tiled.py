@@ -15,8 +15,9 @@ from nlm.noise import Gamma
 
 # small windows and patches keep the margins (and the tests) small: radius 3,
 # patch 3 -> cells of 9, margins 2 x 25 rows and 2 x 43 columns (dask's
-# overlap makes every chunk at least its axis margin)
-SMALL = dict(search_radius=3, patch_size=3, n_similar=(12, 8))
+# overlap makes every chunk at least its axis margin); two passes and no
+# NL-Ridge pass (its own margin is tested in test_ridge_pass_tiles_exactly)
+SMALL = dict(search_radius=3, patch_size=3, n_similar=(12, 8), passes=2, ridge=0)
 
 
 @pytest.fixture(autouse=True)
@@ -73,17 +74,54 @@ def test_raw_integers_and_given_sigma(preserve_range):
 
 
 def test_default_parameters_and_the_third_pass():
-    """The default table (sigma 25 of 255: radius 11, patch 5) and Gamma noise's three passes."""
-    image = _noisy((330, 560), seed=3, sigma=25 / 255)
-    ref = in_memory(image, sigma=25 / 255)
-    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(330, 280)), sigma=25 / 255)
-    assert _tiles(lazy) == [1, 2]  # margins of 158 rows and 266 columns
+    """The default table (sigma 25 of 255: radius 11 in step 1, 24 in step 2, patch 5; two passes, no
+    NL-Ridge pass) and Gamma noise's three passes."""
+    image = _noisy((330, 1000), seed=3, sigma=25 / 255)
+    kw = dict(sigma=25 / 255, passes=2, ridge=0)
+    ref = in_memory(image, **kw)
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(330, 500)), **kw)
+    assert _tiles(lazy) == [1, 2]  # margins of 236 rows and 396 columns
     np.testing.assert_array_equal(lazy.compute(), ref)
     speckled = Gamma(4).sample(_clean((270, 280)), seed=4).astype(np.float32)
     kw = dict(looks=4, search_radius=3, patch_size=3)
     ref = in_memory(speckled, **kw)
     lazy = nlm.denoise_nl_bayes(da.from_array(speckled, chunks=(45, 45)), **kw)  # margins 75 and 129
     assert min(_tiles(lazy)) >= 2
+    np.testing.assert_array_equal(lazy.compute(), ref)
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_ridge_pass_tiles_exactly(channels):
+    """The NL-Ridge pass (patch 5, radius 6: cells of 17) adds its margin: 2 x 25 + 49 rows, 2 x 43 + 83 columns."""
+    image = _noisy((220, 360), seed=5, channels=channels)
+    axis = -1 if channels else None
+    kw = dict(SMALL, ridge=0.5, channel_axis=axis)
+    prm_rows, prm_cols = 2 * 25 + 49, 2 * 43 + 83
+    ref = in_memory(image, **kw)
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(110, 180) + ((3,) if channels else ())), **kw)
+    assert _tiles(lazy)[:2] == [2, 2], (lazy.chunks, prm_rows, prm_cols)
+    np.testing.assert_array_equal(lazy.compute(), ref)
+
+
+def test_third_pass_own_patch_tiles_exactly(monkeypatch):
+    """Pass 3 with a patch of its own (the table's ``patch3``; 5 x 5 after 7 x 7 at sigma 50, here 3 after 5)
+    runs it and adds its own margin: tiles equal the in-memory result."""
+    from nlm.denoisers import bayes_setup
+
+    table = bayes_setup.bayes_parameters
+
+    def small(*args, **kwargs):
+        prm = table(*args, **kwargs)
+        prm.update(patch1=3, patch2=5, patch3=3)
+        return prm
+
+    monkeypatch.setattr(bayes_setup, "bayes_parameters", small)
+    image = _noisy((220, 360), seed=6)
+    kw = dict(sigma=0.08, search_radius=3, n_similar=(12, 8), passes=3, ridge=0)
+    ref = in_memory(image, **kw)
+    assert not np.array_equal(ref, in_memory(image, **dict(kw, patch_size=(3, 5))))  # pass 3 took patch 3
+    lazy = nlm.denoise_nl_bayes(da.from_array(image, chunks=(110, 180)), **kw)
+    assert _tiles(lazy) == [2, 2]  # margins 25 + 31 + 25 rows, 43 + 53 + 43 columns
     np.testing.assert_array_equal(lazy.compute(), ref)
 
 
@@ -284,7 +322,7 @@ def test_maps_and_masks_tiles_equal_in_memory(what, kind):
     shape = (161, 191)
     smap, mask = _map_and_mask(shape, seed=1)
     image = (_clean(shape) + smap * np.random.default_rng(2).standard_normal(shape)).astype(np.float32)
-    kw = dict(noise="gaussian", passes=2, **SMALL)  # margins 50 rows, 86 columns
+    kw = dict(noise="gaussian", **SMALL)  # margins 50 rows, 86 columns
     if what != "mask":
         kw["sigma"] = smap
     if what != "map":
@@ -340,7 +378,7 @@ def test_large_image_with_lazy_map_and_mask(monkeypatch):
     smap, mask = _map_and_mask(shape, seed=6)
     image = np.clip(_clean(shape) + smap * np.random.default_rng(7).standard_normal(shape), 0, 1).astype(np.float32)
     image[~mask] = -9999.0
-    kw = dict(sigma=smap, mask=mask, passes=2, **SMALL)
+    kw = dict(sigma=smap, mask=mask, **SMALL)
     lazy_kw = dict(kw, sigma=da.from_array(smap, chunks=60), mask=da.from_array(mask, chunks=60))
     got = nlm.denoise_nl_bayes(da.from_array(image, chunks=(50, 57)), **lazy_kw).compute()
     # valid data in [0, 1] and a given map: the parameters are those of the whole image

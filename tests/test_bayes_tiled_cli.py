@@ -37,8 +37,8 @@ def blocks(monkeypatch):
 
 @pytest.mark.parametrize(
     "shape, dtype, opts",
-    [((330, 200), np.uint8, ()), ((200, 330, 3), np.uint16, ()), ((330, 200), np.float32, ("--sigma", "0.08")),
-     ((200, 330), np.uint8, ("--noise", "poisson")), ((330, 200), np.uint8, ("--looks", "4"))],
+    [((330, 200), np.uint8, ()), ((260, 330, 3), np.uint16, ()), ((330, 200), np.float32, ("--sigma", "0.08")),
+     ((260, 330), np.uint8, ("--noise", "poisson")), ((330, 200), np.uint8, ("--looks", "4"))],
 )
 def test_out_of_core_bayes_equals_in_memory(tmp_path, shape, dtype, opts, blocks):
     src = tmp_path / "in.tif"
@@ -53,9 +53,10 @@ def test_out_of_core_bayes_equals_in_memory(tmp_path, shape, dtype, opts, blocks
 
 
 def test_default_parameters(tmp_path, blocks):
-    """The default table (sigma about 20 of 255: radius 11, patch 5, margins 158 and 266)."""
+    """The default table (sigma about 20 of 255: radius 11 then 24, patch 5, three passes and the NL-Ridge
+    pass: margins 442 rows and 742 columns)."""
     src = tmp_path / "in.tif"
-    tifffile.imwrite(src, _image((200, 600), seed=1))
+    tifffile.imwrite(src, _image((1100, 120), seed=1))
     ref = _in_memory(tmp_path, src, "--method", "bayes")
     out = tmp_path / "out.tif"
     r = run("denoise", src, out, "--method", "bayes", *TILED, "-q")
@@ -209,12 +210,12 @@ def test_tiff_nodata_and_zarr_nodata(tmp_path, blocks):
     assert blocks[-1] >= 2
     _same(tifffile.imread(out), ref)
     # 2-D, from a zarr store with a 'nodata' attribute, against the in-memory TIFF with the GDAL tag
-    img = _image((180, 120), np.uint16)
+    img = _image((300, 260), np.uint16)  # tall and wide enough to tile with the NL-Ridge pass's margin
     img[30:60, 10:100] = 7
     tifffile.imwrite(tmp_path / "nd2.tif", img, extratags=[(42113, "s", 0, "7", True)])
     (tmp_path / "two").mkdir()
     ref2 = _in_memory(tmp_path / "two", tmp_path / "nd2.tif", *SMALL)
-    z = zarr.create_array(str(tmp_path / "nd.zarr"), shape=img.shape, chunks=(60, 120), dtype=np.uint16)
+    z = zarr.create_array(str(tmp_path / "nd.zarr"), shape=img.shape, chunks=(60, 130), dtype=np.uint16)
     z[:] = img
     z.attrs["nodata"] = 7
     r = run("denoise", tmp_path / "nd.zarr", tmp_path / "o.tif", *SMALL, "--tile-size", "64", "-q")

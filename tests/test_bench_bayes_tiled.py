@@ -11,5 +11,6 @@ def test_bayes_tiled_smoke(tmp_path, capsys):
     Image.fromarray(data.moon()[:256, :256]).save(tmp_path / "moon.png")
     bayes_tiled.main(["--data", str(tmp_path), "--size", "320", "--chunks", "160", "--repeat", "1"])
     out = capsys.readouterr().out
-    assert "margins 158 rows / 266 columns" in out
+    # three passes (radius 11, then 24) and the NL-Ridge pass at sigma 25
+    assert "margins 442 rows / 742 columns" in out and "later passes 24/24" in out
     assert "bar: tiles bit-identical to the in-memory result: met" in out

@@ -252,7 +252,9 @@ def test_cells_by_colour_are_the_cpu_cells(gpu):
 @pytest.mark.parametrize(
     "shape, axis, dtype, kwargs",
     [
-        ((12, 14), None, np.float32, dict(sigma=0.08)),  # grey, the default parameters
+        ((12, 14), None, np.float32, dict(sigma=0.08)),  # grey, the default parameters (NL-Ridge after pass 3)
+        ((12, 14), None, np.float32, dict(sigma=0.2)),  # NL-Ridge between steps 2 and 3, wider later windows
+        ((13, 11), None, np.float64, dict(sigma=0.2, patch_size=3, search_radius=2)),  # ... the grid 1 coarser
         ((12, 14, 3), -1, np.float64, dict()),  # colour, blind (the model estimated on the host)
         ((13, 9), None, np.float32, dict(sigma=0.08, patch_size=3, search_radius=3, passes=3)),  # odd, pass 3
         ((12, 14), None, np.float64, dict(noise="poisson", patch_size=3, search_radius=2)),  # Poisson

@@ -33,6 +33,7 @@ from nlm.denoisers.bayes_passes import (
 )
 from nlm.denoisers.bayes_setup import (
     _check_passes,
+    _check_ridge,
     _pair,
     _pair_float,
     _parameters,
@@ -100,6 +101,7 @@ def denoise_nl_bayes(
     beta: float | tuple[float, float] | None = None,
     flat: float | tuple[float, float] | None = None,
     passes: int | None = None,
+    ridge: float | None = None,
     stride: int = 2,
     num_threads: int | None = None,
     return_model: bool = False,
@@ -152,15 +154,19 @@ def denoise_nl_bayes(
         Integer images: keep the raw values (float64) instead of scaling to
         [0, 1] like scikit-image.
     patch_size : int or (int, int), keyword-only
-        Patch sides of steps 1 and 2 (odd); default from the noise level
-        (:func:`bayes_parameters`).  Volumes: an int (every axis, both
+        Patch sides of steps 1 and 2 (odd); pass 3 takes step 2's.  Default
+        from the noise level (:func:`bayes_parameters`, whose ``patch3``,
+        pass 3's side, is step 2's).  Volumes: an int (every axis, both
         steps), one odd int per axis (``(1, 5, 5)``: 5x5 patches within a
         frame; both steps), or a pair (step 1, step 2) of those; default
         from :func:`volume_parameters`.
     n_similar : int or (int, int), keyword-only
         Group sizes of steps 1 and 2; default from the noise level.
     search_radius : int or (int, int, int), keyword-only
-        Search window radius (both steps); default ``n1 / 4``, at most 16.
+        Search window radius (every pass); default from the noise level
+        (:func:`bayes_parameters`: ``n1 / 4``, at most 16, in step 1; grey
+        images with additive or Poisson noise search wider in step 2 and
+        pass 3: radius 24 below sigma 35 of 255, 22 in step 2 from 35).
         Volumes: an int >= 1 or one int >= 0 per axis (``(1, 4, 4)``: one
         frame either side); default from :func:`volume_parameters`.
     beta : float > 0 or (float, float), keyword-only
@@ -178,12 +184,23 @@ def denoise_nl_bayes(
     passes : {2, 3}, keyword-only
         2: the two steps; 3: step 2 once more, with the step-2 result as
         its guide (see Notes).  Default from the noise level
-        (:func:`bayes_parameters`): 3 for grey images with the speckle and
-        gamma models, and with additive or Poisson noise from sigma 35 (of
-        255); for colour images from sigma 45; else 2.
+        (:func:`bayes_parameters`): 3 for grey images (with additive or
+        Poisson noise followed or preceded by the NL-Ridge pass); for colour
+        images from sigma 45 (of 255); else 2.
+    ridge : float in [0, 1], keyword-only
+        Weight of the NL-Ridge pass (see Notes) in the result: the estimate
+        becomes ``(1 - ridge) * nl_bayes + ridge * nl_ridge``; 0 turns the
+        pass off.  Default from the noise level (:func:`bayes_parameters`),
+        for grey images with additive or Poisson noise: 0.5 after pass 3
+        below sigma 20 (of 255); 0.4 after pass 3 below 35; 0.5 after step
+        2, before pass 3 (which takes the mix as its guide), from 35; colour
+        images 0.4 after step 2.  0 with the speckle, gamma and Rician models
+        (not measured there).
     stride : int >= 1, keyword-only
         Step of the reference grid (default 2).  Positions already estimated
-        in a group are skipped as references.
+        in a group are skipped as references.  Grey images with additive or
+        Poisson noise from sigma 35 (of 255) use ``stride + 1`` in step 2
+        and pass 3 (``stride_add`` of :func:`bayes_parameters`).
     num_threads : int >= 1, keyword-only
         Numba threads for this call (the result does not depend on it); for
         a dask array, per tile (default 1).
@@ -210,8 +227,10 @@ def denoise_nl_bayes(
         the device (:mod:`nlm.ops._cuda_bayes`, the CPU's cells, colours and
         order), so the result equals the CPU path's (to rounding under the
         simulator; within 1e-4 of the range on a device, see the module's
-        Notes).  An image on the GPU (CuPy, PyTorch CUDA tensor, anything
-        with ``__cuda_array_interface__`` or CUDA DLPack) is copied to the
+        Notes).  The NL-Ridge pass (``ridge``) has no GPU kernel yet: it runs
+        on the host between two device steps (one copy each way).  An image
+        on the GPU (CuPy, PyTorch CUDA tensor, anything with
+        ``__cuda_array_interface__`` or CUDA DLPack) is copied to the
         host for the setup and its result comes back on the GPU as the
         input's kind of array; NumPy in, NumPy out.  ``"auto"``: the GPU when
         there is one (or the image is on it), else the CPU, said in a
@@ -277,6 +296,25 @@ def denoise_nl_bayes(
     noise variance over the image), up to the whole search window.  Larger
     groups give a better estimated covariance (figures in
     :func:`bayes_parameters`).
+
+    NL-Ridge pass (Herbreteau and Kervrann 2022; kernel
+    :mod:`nlm.ops._ridge_kernels`).  With an NL-Bayes estimate ``E`` as the
+    guide (after step 2, or after pass 3), groups of the 30 patches (5 x 5)
+    nearest on ``E`` in a 13 x 13 window are estimated
+    again, each patch a linear combination of the group's noisy patches:
+    with ``Y`` (noisy) and ``G`` (guide) the group's patches as rows, both
+    centred on their mean patch, and ``Dn = diag(d_i)``, ``d_i`` the summed
+    noise variance of patch ``i`` (the level function at the guide's values,
+    or the noise map), ``X = m_Y + G G^T (G G^T + Dn)^-1 (Y - m_Y)``.  Each
+    patch is aggregated with the weight ``1 / clip(||theta_i||^2, 1/n, 1)``
+    (``theta_i``: its row of the combination).  The NL-Ridge image is mixed
+    into ``E`` with the weight ``ridge``; the mix is the result, or pass 3's
+    guide.  The two estimators err differently (a Wiener filter in the
+    space of a patch's pixels against combinations of the group's
+    patches), so the mix beats both (see :func:`bayes_parameters` and
+    docs/nl-bayes.md for the figures; ``benchmarks/beyond_bm3d.py``).  The
+    NL-Ridge pass is 2-D only (``ridge`` must be unset or 0 for a volume).
+    Cost per group ``O(n^2 d + n^3)`` (``n = 30``, ``d = 25 C``).
 
     Clipped data (a model with ``bounds``, as :func:`nlm.estimate_noise`
     reports when the noise piles up at the data's minimum or maximum: 0 and
@@ -411,6 +449,7 @@ def denoise_nl_bayes(
     beta = _pair_float(beta, "beta", positive=True)
     n_user = _pair(n_similar, "n_similar", minimum=2)
     passes = _check_passes(passes)
+    ridge = _check_ridge(ridge)
 
     x = _to_float(image, preserve_range)
     if channel_axis is None:
@@ -427,6 +466,8 @@ def denoise_nl_bayes(
     given = xc
     xc, sigma, sigma_map, mask = _maps_and_masks(xc, sigma, sigma_map, mask)
     if xc.ndim == 4:
+        if ridge:
+            raise ValueError("ridge: the NL-Ridge pass is 2-D only for now; leave ridge unset (or 0) for a volume")
         return _denoise_volume(image.dtype, xc, given, axis, noise, sigma, looks, preserve_range, patch_size, n_user,
                                search_radius, beta, flat, passes, stride, num_threads, return_model, sigma_map,
                                mask, nodata, device)
@@ -434,7 +475,7 @@ def denoise_nl_bayes(
     if search_radius is not None:
         search_radius = _check_int(search_radius, "search_radius", 1)
     prm = _parameters(xc, image.dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
-                      flat, passes)
+                      flat, passes, ridge)
     out = run_passes(prm["xc"], prm, stride, num_threads, sigma_map=sigma_map, mask=mask, device=device)
     out = _restore(out, given, mask, nodata, axis)
     return (out, prm["user_model"]) if return_model else out

@@ -63,13 +63,17 @@ def tile_margin(prm):
     further along the rows and three along the columns; the last of these
     reads ``r`` positions (and a patch) beyond its cell.  So per pass ``2 B
     + 2 r + p - 2`` rows and ``4 B + 2 r + p - 2`` columns.  Each pass reads
-    the previous one's estimate: the passes' margins add up.  ``prm``: the
-    dict of :func:`nlm.denoisers.bayes_setup._parameters`.
+    the previous one's estimate: the passes' margins add up, the NL-Ridge
+    pass's (with its own patch and radius) included.  ``prm``: the dict of
+    :func:`nlm.denoisers.bayes_setup._parameters`.
     """
     r = prm["radius"]
-    ps = [prm["p1"]] + [prm["p2"]] * (prm["passes"] - 1)
-    rows = sum(2 * _band(r, p) + 2 * r + p - 2 for p in ps)
-    cols = sum(4 * _band(r, p) + 2 * r + p - 2 for p in ps)
+    r2, r3 = prm.get("radius2", r), prm.get("radius3", r)
+    steps = [(prm["p1"], r), (prm["p2"], r2)] + [(prm.get("p3", prm["p2"]), r3)] * (prm["passes"] - 2)
+    if prm.get("ridge", 0.0) > 0:
+        steps.append((prm["ridge_patch"], prm["ridge_radius"]))  # the NL-Ridge pass: the same cells
+    rows = sum(2 * _band(q, p) + 2 * q + p - 2 for p, q in steps)
+    cols = sum(4 * _band(q, p) + 2 * q + p - 2 for p, q in steps)
     return rows, cols
 
 
@@ -107,32 +111,73 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
     vmap = np.empty((0, 0)) if sigma_map is None else np.ascontiguousarray((sigma_map * 2.0**e) ** 2)
     valid1 = _valid_patches(mask, p1)
     valid2 = valid1 if p2 == p1 else _valid_patches(mask, p2)
+    s2 = stride + prm.get("stride_add", 0)  # step 2 and pass 3 (see bayes_parameters)
     rows1, cols1 = _grid_in(Hg, p1, stride, oy, H), _grid_in(Wg, p1, stride, ox, W)
-    rows2, cols2 = _grid_in(Hg, p2, stride, oy, H), _grid_in(Wg, p2, stride, ox, W)
+    rows2, cols2 = _grid_in(Hg, p2, s2, oy, H), _grid_in(Wg, p2, s2, ox, W)
+    alpha = float(prm.get("ridge", 0.0))
+
+    def ridge(work, est):
+        # the NL-Ridge pass with ``est`` as its guide, mixed into ``est`` (see denoise_nl_bayes, Notes)
+        from nlm.ops._ridge_kernels import ridge_step
+
+        _check_finite(est, f"pass {prm['ridge_at']}", model)
+        pr, rr = prm["ridge_patch"], prm["ridge_radius"]
+        valid = _valid_patches(mask, pr)
+        rows, cols = _grid_in(Hg, pr, stride, oy, H), _grid_in(Wg, pr, stride, ox, W)
+        lin = ridge_step(work, est, rows, cols, pr, rr, prm["ridge_n"], True, nlf, tmat, 0.0, True, _band(rr, pr),
+                         vmap, valid, oy, ox)
+        return ((1.0 - alpha) * est.astype(np.float64) + alpha * lin).astype(dtype, copy=False)
+
     if device == "cuda":
+        # the CPU's passes step for step on the GPU (a volume of one slice); the NL-Ridge pass, which has
+        # no GPU kernel yet, runs here on the host between two device steps (one copy each way)
         zero = np.zeros(1, dtype=np.int64)
         as3 = (lambda v: None if v is None or v.size == 0 else v[None])  # noqa: E731 - (H, W) -> (1, H, W)
-        final = _device_passes(
-            work[:, None], prm, nlf, as3(vmap), as3(valid1), as3(valid2),
-            steps=[(zero, rows1, cols1), (zero, rows2, cols2)],
-            p1=(1, p1, p1), p2=(1, p2, p2), rad=(0, radius, radius),
-            cells=[(8, _band(radius, p1), _band(radius, p1)), (8, _band(radius, p2), _band(radius, p2))],
-            origin=(0, oy, ox))[:, 0]
+        radius2, radius3, p3 = prm.get("radius2", radius), prm.get("radius3", radius), prm.get("p3", p2)
+
+        def spec(p, r, s, valid, *args):
+            grid = (zero, _grid_in(Hg, p, s, oy, H), _grid_in(Wg, p, s, ox, W))
+            return grid, (1, p, p), (0, r, r), (8, _band(r, p), _band(r, p)), as3(valid), args
+
+        steps = [spec(p1, radius, stride, valid1, n1, n1, 0.0, True, beta[0], flat[0]),
+                 spec(p2, radius2, s2, valid2, n2, n_max, tau, False, beta[1], flat[1])]
+        if prm["passes"] == 3:
+            valid3 = valid2 if p3 == p2 else _valid_patches(mask, p3)
+            steps.append(spec(p3, radius3, s2, valid3, n2, prm["n_max3"], prm["tau3"], False, beta[1], flat[1]))
+        after = None
+        if alpha > 0:
+            def after(k, est, work=work):
+                if k != prm["ridge_at"]:
+                    return None
+                with _threads(num_threads):
+                    return ridge(work, est[:, 0])[:, None]
+
+        final = _device_passes(work[:, None], prm, nlf, as3(vmap), steps, origin=(0, oy, ox), after=after)[:, 0]
         del work
         return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
     with _threads(num_threads):
         basic = bayes_step(work, work, rows1, cols1, p1, radius, n1, n1, 0.0, True, nlf, tmat, float(beta[0]),
                            float(flat[0]), _band(radius, p1), vmap, valid1, oy, ox)
         _check_finite(basic, "step 1", model)
-        band2 = _band(radius, p2)
-        final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, n_max, tau, False, nlf, tmat,
+        radius2, radius3 = prm.get("radius2", radius), prm.get("radius3", radius)  # volumes: none
+        band2 = _band(radius2, p2)
+        final = bayes_step(work, basic, rows2, cols2, p2, radius2, n2, n_max, tau, False, nlf, tmat,
                            float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
+        if alpha > 0 and prm["ridge_at"] == 2:
+            final = ridge(work, final)
         if prm["passes"] == 3:
             _check_finite(final, "step 2", model)
             del basic
             basic = final
-            final = bayes_step(work, basic, rows2, cols2, p2, radius, n2, prm["n_max3"], prm["tau3"], False, nlf,
+            p3 = prm.get("p3", p2)
+            if p3 != p2:
+                valid2 = _valid_patches(mask, p3)
+                rows2, cols2 = _grid_in(Hg, p3, s2, oy, H), _grid_in(Wg, p3, s2, ox, W)
+            band2 = _band(radius3, p3)
+            final = bayes_step(work, basic, rows2, cols2, p3, radius3, n2, prm["n_max3"], prm["tau3"], False, nlf,
                                tmat, float(beta[1]), float(flat[1]), band2, vmap, valid2, oy, ox)
+            if alpha > 0 and prm["ridge_at"] == 3:
+                final = ridge(work, final)
     del basic, work
     return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
 
@@ -178,42 +223,44 @@ def _keep_zeros(out, xc, prm):
     return out
 
 
-def _device_passes(work, prm, nlf, vmap, valid1, valid2, *, steps, p1, p2, rad, cells, origin):
-    """The passes of :func:`run_volume_passes` on the GPU; the channel-first host result of the last one.
+def _device_passes(work, prm, nlf, vmap, steps, *, origin, after=None):
+    """The passes of :func:`run_passes` / :func:`run_volume_passes` on the GPU; the channel-first host result.
 
     ``work``: the ``(C, Z, H, W)`` working image (host), copied to the device
     once; each step's estimate stays there as the next one's guide, and only
-    the last comes back.  ``vmap``, ``valid1``, ``valid2``: ``(Z, H, W)``
-    host arrays or None; ``steps``: the grids ``(zs, rows, cols)`` of step 1
-    and of the later steps; ``cells``: the cell sides of the two patch sizes.
+    the last comes back.  ``vmap``: the ``(Z, H, W)`` host noise map or None.
+    ``steps``: per step ``(grid, patch, radius, cell, valid, args)``: the
+    grids ``(zs, rows, cols)``, the patch sides, the window radii and the cell
+    sides (three each), the ``(Z, H, W)`` host valid patches or None, and
+    ``(n, n_max, tau, step1, beta, flat)``.  ``after(k, est)``: called with
+    the host copy of step ``k``'s estimate (1-based) when not None; a host
+    array it returns replaces the estimate (the NL-Ridge pass), None keeps it.
     """
     from numba import cuda
 
     from nlm.ops._cuda_bayes import all_finite, bayes_step_cuda
 
-    model, tmat, beta, flat = prm["model"], prm["tmat"], prm["beta"], prm["flat"]
+    model, tmat = prm["model"], prm["tmat"]
     dev = cuda.to_device(np.ascontiguousarray(work))
     vm = None if vmap is None else cuda.to_device(np.ascontiguousarray(vmap, dtype=np.float64))
-    v1 = None if valid1 is None else cuda.to_device(np.ascontiguousarray(valid1))
-    v2 = v1 if valid2 is valid1 else None if valid2 is None else cuda.to_device(np.ascontiguousarray(valid2))
-    p1, p2, rad = (np.asarray(v, dtype=np.int64) for v in (p1, p2, rad))
     origin = np.asarray(origin, dtype=np.int64)
-
-    def check(a, where):
-        if not all_finite(a):
-            _nonfinite(where, model)
-
-    basic = bayes_step_cuda(dev, dev, *steps[0], p1, rad, prm["n1"], prm["n1"], 0.0, True, nlf, tmat,
-                            float(beta[0]), float(flat[0]), cells[0], origin, vm, v1)
-    check(basic, "step 1")
-    final = bayes_step_cuda(dev, basic, *steps[1], p2, rad, prm["n2"], prm["n_max"], prm["tau"], False, nlf, tmat,
-                            float(beta[1]), float(flat[1]), cells[1], origin, vm, v2)
-    if prm["passes"] == 3:
-        check(final, "step 2")
-        basic = final
-        final = bayes_step_cuda(dev, basic, *steps[1], p2, rad, prm["n2"], prm["n_max3"], prm["tau3"], False, nlf,
-                                tmat, float(beta[1]), float(flat[1]), cells[1], origin, vm, v2)
-    return final.copy_to_host()
+    valid_dev = {}  # one device copy per distinct host mask
+    guide = dev
+    for k, (grid, patch, rad, cell, valid, (n, n_max, tau, step1, beta, flat)) in enumerate(steps, start=1):
+        if valid is not None and id(valid) not in valid_dev:
+            valid_dev[id(valid)] = cuda.to_device(np.ascontiguousarray(valid))
+        est = bayes_step_cuda(dev, guide, *grid, np.asarray(patch, dtype=np.int64), np.asarray(rad, dtype=np.int64),
+                              n, n_max, tau, step1, nlf, tmat, float(beta), float(flat),
+                              np.asarray(cell, dtype=np.int64), origin, vm,
+                              None if valid is None else valid_dev[id(valid)])
+        if after is not None:
+            mixed = after(k, est.copy_to_host())
+            if mixed is not None:
+                est = cuda.to_device(np.ascontiguousarray(mixed))
+        if k < len(steps) and not all_finite(est):
+            _nonfinite(f"step {k}", model)
+        guide = est
+    return guide.copy_to_host()
 
 
 def _valid_patches(mask, p, ndim=2):
@@ -329,10 +376,15 @@ def run_volume_passes(xc, prm, stride, num_threads, origin=None, shape=None, sig
         return [_grid_in(shape[a], int(p[a]), stride, origin[a], block[a]) for a in range(3)]
 
     if device == "cuda":
-        final = _device_passes(
-            work, prm, nlf, None if vmap.size == 0 else vmap, None if valid1.size == 0 else valid1,
-            None if valid2.size == 0 else valid2, steps=[grids(p1), grids(p2)], p1=p1, p2=p2, rad=rad,
-            cells=[_cells3(rad, p1), _cells3(rad, p2)], origin=o)
+        v1 = None if valid1.size == 0 else valid1
+        v2 = None if valid2.size == 0 else valid2
+        steps = [(grids(p1), p1, rad, _cells3(rad, p1), v1, (prm["n1"], prm["n1"], 0.0, True, beta[0], flat[0])),
+                 (grids(p2), p2, rad, _cells3(rad, p2), v2,
+                  (prm["n2"], prm["n_max"], prm["tau"], False, beta[1], flat[1]))]
+        if prm["passes"] == 3:
+            steps.append((grids(p2), p2, rad, _cells3(rad, p2), v2,
+                          (prm["n2"], prm["n_max3"], prm["tau3"], False, beta[1], flat[1])))
+        final = _device_passes(work, prm, nlf, None if vmap.size == 0 else vmap, steps, origin=o)
         del work
         return _keep_zeros(_finish(final, prm, unbias, dtype), xc, prm)
     from nlm.ops._bayes_volume import bayes_step3

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 # pass 3's similarity threshold, in units of the mean noise variance
 TAU3 = 0.07
+# the NL-Ridge pass: patch side, group size, search radius (every noise level)
+RIDGE_PATCH = 5
+RIDGE_N = 30
+RIDGE_RADIUS = 6
 
 
 def _colour_transform(C):
@@ -66,11 +70,20 @@ def bayes_parameters(
     Returns
     -------
     dict
-        ``patch1``, ``patch2`` (sides), ``n1``, ``n2`` (group sizes),
-        ``radius`` (search-window radius, both steps), ``beta`` (noise
+        ``patch1``, ``patch2``, ``patch3`` (sides in steps 1, 2 and pass
+        3), ``n1``, ``n2`` (group sizes),
+        ``radius`` (search-window radius of step 1, and of the later
+        passes unless ``radius2`` / ``radius3`` say otherwise),
+        ``radius2``, ``radius3`` (the search-window radii of step 2 and pass
+        3), ``nmax2`` (step 2's cap on its group, patches closer than its
+        threshold included; None: ``2 n1``), ``stride_add`` (added to
+        ``stride`` in step 2 and pass 3), ``beta`` (noise
         correction factors of steps 1 and 2, a pair), ``flat`` (flat-area
         thresholds of steps 1 and 2, a pair), ``passes`` (2, or 3: step 2
-        repeated on its own result, see :func:`nlm.denoisers.bayes.denoise_nl_bayes`).
+        repeated on its own result, see :func:`nlm.denoisers.bayes.denoise_nl_bayes`),
+        ``ridge`` (the NL-Ridge pass's weight, 0: none), ``ridge_at`` (the
+        pass it follows: 2 or 3), ``ridge_patch``, ``ridge_n``,
+        ``ridge_radius`` (its patch side, group size and window radius).
 
     Notes
     -----
@@ -92,13 +105,20 @@ def bayes_parameters(
     basic group's covariance keeps gentle gradients that the group's mean
     flattens: +0.29 dB at 50; +0.03 dB at 25 too, but at 1.2 times the
     time, which the speed bar at 25 cannot afford); a 7 x 7 step-2 patch
-    from sigma 40 (+0.12 dB at 50, 1.6 times the time).  The search window
+    from sigma 40 (+0.12 dB at 50, 1.6 times the time), in pass 3 too
+    (``patch3``, step 2's: 5 x 5 there, with the NL-Ridge pass, blind at
+    sigma 50, made pass 3 2.4 times faster and the whole run at 50 1.16
+    times, but cost 0.03 dB on BSD68's first 10 images, 0.002 on Set12,
+    0.025 on the public set with clipped noise; 5 x 5 in step 2 too:
+    Set12 -0.025 dB, public set -0.08 dB, brick -0.21; in step 1 as well:
+    Set12 -0.095 dB).  The search window
     is the IPOL one (wider: better on brick, worse on moon), except that its
     first step (radius 8 -> 11) is at sigma 5 with ``n1``'s instead of 10.
 
     A third pass (``passes=3``) for grey images: with the speckle and gamma
     models at every level, with additive or Poisson noise from sigma 35
-    (below, the speed bar at sigma 25 cannot afford its time); for colour
+    (from 20 with the NL-Ridge pass, see below; at 25 on Set12 pass 3 adds
+    0.07 dB); for colour
     from sigma 45 with every model (half-size astronaut, coffee, chelsea,
     rocket: Gaussian sigma 50 +0.13..+0.34 dB, gamma L = 4 +0.08..+0.35 dB;
     at sigma 35 +0.06..+0.15 dB, but -0.15..-0.04 dB with speckle var 0.01
@@ -108,6 +128,58 @@ def bayes_parameters(
     Gaussian sigma 50 +0.30 dB (brick +0.13..+0.90, text -0.05..+0.47).
     Pass 3's threshold (0.07 times the mean noise variance) was chosen on
     the same set (0.05..0.2 and absolute thresholds tried).
+
+    The NL-Ridge pass (grey images, additive or Poisson noise; chosen on
+    four Set12 images, 01 / 02 / 05 / 07, blind, standard Gaussian protocol,
+    against ``bm3d.bm3d`` at the true sigma on the same noise, in dB):
+    NL-Bayes as before +0.09 / +0.07 / +0.28 at sigma 15 / 25 / 50; pass 3
+    at 15 -0.04, at 25 +0.07; the NL-Ridge image alone (two NL-Ridge steps
+    as in the paper) -0.06 at 25, but mixed with NL-Bayes: at 15 after
+    step 2 (weight 0.5) +0.07; at 25 after pass 3 (0.4) +0.06, after step 2
+    and before pass 3 +0.05; at 50 after pass 3 -0.01 to -0.1, after step 2
+    and before pass 3 (0.5) +0.04.  Centring the group on its mean patch:
+    +0.005 at 25 (and constants stay constant).  Patches 5 / 7 / 9, groups
+    20..90, windows 13..17: 7 x 7, 45 and 17 x 17 measured best by <= 0.01
+    dB at twice the time of 5 x 5, 30 and 13 x 13 (the table).  The stride
+    of the reference grid (2..4) changed neither the result nor the time
+    (positions already in a group are skipped).  Colour (256 x 256 centres
+    of astronaut, coffee, chelsea; against ``bm3d.bm3d_rgb``): NL-Bayes
+    -0.29 / -0.49 dB at sigma 25 / 50, with the NL-Ridge pass after step 2
+    (weight 0.3 / 0.5) -0.13 / -0.34 (0.4 in the table).  Not measured with
+    the speckle and gamma models: off there.  Tried and not kept (same four
+    Set12 images, against the table's mix): LIChI-like iteration, a second
+    NL-Ridge pass guided by the mix (groups searched again on it) and mixed
+    in again, -0.01 to -0.16 dB at sigma 25 (the NL-Ridge image guided by
+    the mix is 0.16 dB worse than the one guided by NL-Bayes: the mix is
+    smoother than the signal, and ``G G^T`` then under-estimates it); three
+    NL-Ridge images (5 x 5 / 30 / 13 x 13, 7 x 7 / 45 / 17 x 17, 3 x 3 / 20 /
+    13 x 13) averaged with NL-Bayes: -0.01 to -0.10 at 25, +0.005 at 15, at
+    up to twice the time; an NL-Bayes pass with 7 x 7 patches added to the
+    average: -0.01.
+
+    The later passes' windows, groups and stride (grey, additive or Poisson
+    noise; issue 22's benchmark: Set12's 12 images and BSD68's first 10,
+    blind, against ``bm3d.bm3d`` on the same noise, Set12 / BSD68 in dB):
+    step 2 and pass 3 search wider windows than step 1, whose pilot is
+    noisier.  Below sigma 20: step 2's window 49 x 49 (radius 24; 16 / 20 /
+    28 / 32 measured +0.02..+0.05 on Set12 at rising time), ``n2`` 20
+    (15: -0.017 / -0.002; 25 and more worse on BSD68) and a third pass with
+    the same window (+0.016 / +0.011 at 1.46 times the time; the worst
+    Set12 image, house, -0.22 -> -0.17): +0.075 / +0.045 in all.  From 20
+    to 35: steps 2 and 3 at radius 24 (20 / 28: +0.05 / +0.04 and +0.07 /
+    +0.05 against 11) and step 2's group capped at 60 (every patch closer
+    than its threshold up to ``2 n1`` before): +0.073 / +0.055 in all.  From
+    35: step 2's window radius 22 (pass 3's staying 16: 22 there too +0.02
+    / -0.004 at 1.1 times the time), its group capped at 120 (60: +0.005 /
+    +0.021 against 240 before the other changes, -0.003 / +0.010 against
+    120 after them, but on the public set at sigma 50 moon -0.14 and brick
+    -0.05 against 120) and the reference grid of steps 2 and 3
+    one coarser (``stride_add``: stride 3, 0.85 times the time for -0.002
+    / -0.004; 4: -0.014 more; stride 3 in step 1 or in the NL-Ridge pass
+    cost more, and below 35 stride 3 in steps 2 and 3 cost 0.01-0.02):
+    +0.019 / +0.017 in all at about 0.95 times the time.  Narrower windows in the
+    later passes at sigma 50 (radius 11 in steps 2 and 3) cost 0.07 on
+    Set12's first 7 images.
     """
     if ndim == 3:
         return volume_parameters(sigma255, channels, multiplicative)
@@ -145,7 +217,34 @@ def bayes_parameters(
             flat = (1.05, 0.0)
     third = (multiplicative or s >= 35) if channels == 1 else s >= 45
     passes = 3 if third else 2
-    return dict(patch1=p1, patch2=p2, n1=n1, n2=n2, radius=radius, beta=beta, flat=flat, passes=passes)
+    # the NL-Ridge pass (see Notes): its mixing weight, after which pass, its patch, group and window
+    ridge, ridge_at = 0.0, 2
+    if channels == 1 and not multiplicative:
+        if s < 20:
+            ridge, ridge_at, passes = 0.5, 3, 3
+        elif s < 35:
+            ridge, ridge_at, passes = 0.4, 3, 3
+        else:
+            ridge = 0.5
+    elif channels > 1:
+        ridge = 0.4
+    # pass 3's patch: step 2's (5 x 5 after 7 x 7 measured faster but not better; see Notes)
+    p3 = p2
+    # the later passes' windows, step 2's group cap and stride (grey, additive or Poisson noise; see Notes)
+    radius2 = radius3 = radius
+    nmax2 = None
+    stride_add = 0
+    if channels == 1 and not multiplicative:
+        if s < 20:
+            n2, radius2, radius3 = 20, 24, 24
+        elif s < 35:
+            radius2 = radius3 = 24
+            nmax2 = 60
+        else:
+            radius2, nmax2, stride_add = 22, 120, 1
+    return dict(patch1=p1, patch2=p2, patch3=p3, n1=n1, n2=n2, radius=radius, radius2=radius2, radius3=radius3,
+                nmax2=nmax2, stride_add=stride_add, beta=beta, flat=flat, passes=passes,
+                ridge=ridge, ridge_at=ridge_at, ridge_patch=RIDGE_PATCH, ridge_n=RIDGE_N, ridge_radius=RIDGE_RADIUS)
 
 
 def _grid(n, p, stride):
@@ -317,7 +416,7 @@ def _mean_noise_variance(model, smooth, xc):
 
 
 def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_user, search_radius, beta,
-                flat=None, passes=None):
+                flat=None, passes=None, ridge=None):
     """Noise model and algorithm parameters of a channel-first float image (see denoise_nl_bayes).
 
     Also scales ``xc`` by a power of two when its magnitude is extreme
@@ -377,10 +476,15 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
     sigma255 = 255.0 * np.sqrt(mean_var) / rng
     prm = bayes_parameters(sigma255, C, multiplicative=model.c > 0)
     p1, p2 = p_user if p_user is not None else (prm["patch1"], prm["patch2"])
+    p3 = p2 if p_user is not None else prm["patch3"]  # a patch_size given: pass 3 takes step 2's
     n1, n2 = n_user if n_user is not None else (prm["n1"], prm["n2"])
     radius = prm["radius"] if search_radius is None else search_radius
+    radius2 = prm["radius2"] if search_radius is None else search_radius
+    radius3 = prm["radius3"] if search_radius is None else search_radius
     # a window wider than the image is the whole image
     radius = max(1, min(radius, max(H, W) - 1))
+    radius2 = max(1, min(radius2, max(H, W) - 1))
+    radius3 = max(1, min(radius3, max(H, W) - 1))
     if beta is None:
         # D from the group's mean underestimates the mean variance of its
         # patches for multiplicative noise (E[c x^2] >= c E[x]^2): measured
@@ -390,22 +494,37 @@ def _parameters(xc, image_dtype, noise, sigma, looks, preserve_range, p_user, n_
         flat = prm["flat"]
     p1 = min(p1, _largest_odd(min(H, W)))
     p2 = min(p2, _largest_odd(min(H, W)))
+    p3 = min(p3, _largest_odd(min(H, W)))
     cand = (2 * radius + 1) ** 2
+    cand2 = (2 * radius2 + 1) ** 2
+    cand3 = (2 * radius3 + 1) ** 2
     n1 = min(n1, cand)
-    n2 = min(n2, cand)
-    n_max = max(n2, min(2 * n1, cand))
+    n2 = min(n2, cand, cand2, cand3)
+    nmax2 = prm["nmax2"] if n_user is None and prm["nmax2"] is not None else 2 * n1
+    n_max = max(n2, min(nmax2, cand2))
     tau = (4.0 / 255.0 * rng) ** 2
     if passes is None:
         passes = prm["passes"]
     # pass 3: every patch closer than TAU3 times the mean noise variance, up
     # to the whole window (see denoise_nl_bayes)
     tau3 = TAU3 * mean_var
-    n_max3 = max(n2, cand)
+    n_max3 = max(n2, cand3)
 
-    return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, n1=n1, n2=n2,
-                radius=radius, beta=beta, n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
+    # the NL-Ridge pass: after step 2, or after pass 3 when there is one and the table says so
+    alpha = prm["ridge"] if ridge is None else ridge
+    if ridge is None and model.name == "rician":
+        alpha = 0.0  # not measured on magnitude MRI: off unless asked for
+    ridge_at = min(prm["ridge_at"], passes)
+    ridge_patch = min(prm["ridge_patch"], _largest_odd(min(H, W)))
+    ridge_radius = max(1, min(prm["ridge_radius"], max(H, W) - 1))
+    ridge_n = max(2, min(prm["ridge_n"], (2 * ridge_radius + 1) ** 2))
+
+    return dict(model=model, user_model=user_model, estimated=estimated, tmat=tmat, p1=p1, p2=p2, p3=p3, n1=n1, n2=n2,
+                radius=radius, radius2=radius2, radius3=radius3, stride_add=int(prm["stride_add"]), beta=beta,
+                n_max=n_max, tau=tau, flat=flat, passes=passes, tau3=tau3,
                 n_max3=n_max3, xc=xc, exponent=e, lo=lo, hi=hi, identity=bool(identity), sigma255=sigma255,
-                mean_var=mean_var, name=name)
+                mean_var=mean_var, name=name, ridge=float(alpha), ridge_at=ridge_at, ridge_patch=ridge_patch,
+                ridge_radius=ridge_radius, ridge_n=ridge_n)
 
 
 def check_range(prm: dict, lo: float, hi: float) -> None:
@@ -426,6 +545,18 @@ def _check_passes(passes):
     if passes > 3:
         raise ValueError(f"passes must be 2 or 3, got {passes}")
     return passes
+
+
+def _check_ridge(ridge):
+    """``ridge`` argument -> None or a float in [0, 1]."""
+    if ridge is None:
+        return None
+    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real):
+        raise TypeError(f"ridge must be a real number in [0, 1], got {ridge!r}")
+    ridge = float(ridge)
+    if not 0.0 <= ridge <= 1.0:
+        raise ValueError(f"ridge must be in [0, 1] (the NL-Ridge pass's weight), got {ridge}")
+    return ridge
 
 
 def _pair_float(value, name, positive):

@@ -56,8 +56,8 @@ __all__ = ["BAYES_BYTES_PER_VALUE", "denoise_nl_bayes", "denoise_nl_bayes_tiled"
 
 
 def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range, patch_size, n_similar,
-                    search_radius, beta, flat, passes=None, stride=2, num_threads=None, return_model=False,
-                    mask=None, device="cpu", work_pixels=None):
+                    search_radius, beta, flat, passes=None, ridge=None, stride=2, num_threads=None,
+                    return_model=False, mask=None, device="cpu", work_pixels=None):
     """:func:`denoise_nl_bayes` of a dask array: model and parameters once, then exact tiles.
 
     The noise model and every derived parameter (patch sizes, group sizes,
@@ -112,6 +112,9 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     beta = _setup._pair_float(beta, "beta", positive=True)
     flat = _setup._pair_float(flat, "flat", positive=False)
     passes = _setup._check_passes(passes)
+    ridge = _setup._check_ridge(ridge)
+    if nd == 3 and ridge:
+        raise ValueError("ridge: the NL-Ridge pass is 2-D only for now; leave ridge unset (or 0) for a volume")
     shape = tuple(image.shape[a] for a in spatial_axes)
     small = math.prod(shape) <= _blocks.SAMPLE_PIXELS
     sigma_map, mask = _lazy_map_and_mask(sigma_map, mask, shape, small)
@@ -137,8 +140,9 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
         if sigma == 0:
             sigma_map = None  # a map of zeros: sigma = 0
     parameters = _setup._parameters if nd == 2 else _setup._volume_parameters
+    extra = (ridge,) if nd == 2 else ()  # volumes: no NL-Ridge pass
     prm = parameters(xc, image.dtype, noise, sigma, looks, preserve_range, patch_size, n_user, search_radius, beta,
-                     flat, passes)
+                     flat, passes, *extra)
     del x, xc
     prm.pop("xc")
     if not small:
@@ -161,7 +165,7 @@ def _nl_bayes_tiled(image, *, noise, sigma, looks, channel_axis, preserve_range,
     else:
         margins = _passes.tile_margin(prm) if nd == 2 else _passes.volume_margin(prm)
     depth = tuple((m, m) for m in margins)
-    patch = int(max(np.max(prm["p1"]), np.max(prm["p2"])))
+    patch = int(max(np.max(prm["p1"]), np.max(prm["p2"]), prm["ridge_patch"] if nd == 2 and prm["ridge"] > 0 else 1))
     # a map and a mask cost about one more value per pixel (the map and its variances in float64, the
     # mask's valid patches)
     more = int(sigma_map is not None or mask is not None)

@@ -1,0 +1,315 @@
+"""Private Numba kernel of the NL-Ridge step (no validation; see :mod:`nlm.denoisers.bayes_passes`).
+
+NL-Ridge (Herbreteau and Kervrann, ICIP 2022) re-estimates every patch of a
+group of similar patches as a linear combination of the group's noisy
+patches, ``x_i = sum_j theta_ij y_j``, with the weights of a ridge
+regression whose regulariser is each patch's noise variance.  With the
+group's noisy patches ``Y`` and guide patches ``G`` as the rows of ``n x
+d`` matrices and ``Dn = diag(d_1 .. d_n)`` the summed noise variance of
+each patch:
+
+* from the noisy group (``oracle=False``, step 1):
+  ``Q = Y Y^T + eps Dn`` and ``Theta = I - (1 + eps) Dn Q^-1``;
+* with a guide (``oracle=True``, an earlier estimate):
+  ``Q = G G^T + Dn`` and ``Theta = G G^T Q^-1 = I - Dn Q^-1``,
+
+both written ``Theta = I - f Dn Q^-1`` and applied to the noisy group:
+``X = Y - f Dn Q^-1 Y``.  Each estimated patch ``i`` is aggregated with the
+weight ``1 / clip(||theta_i||^2, 1/n, 1)`` (the inverse of its noise
+amplification).
+
+The geometry is that of :func:`nlm.ops._bayes_kernels.bayes_step`
+(channel-first images in the working colour space, patches by their top-left
+corner, a reference grid visited in ``band x band`` cells by colour so the
+result does not depend on the thread count, positions already estimated as
+members of a group skipped as references, tiles exact within
+:func:`nlm.denoisers.bayes_passes.tile_margin`-like margins); the patch
+search is that kernel's :func:`~nlm.ops._bayes_kernels.search`.  The oracle
+of this kernel is ``tests/naive_ridge.py``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
+from nlm.ops._bayes_kernels import _spread_order, cholesky, level, search
+
+defer_blas_probe()
+
+
+@njit(**JIT)
+def patch_variances(Y, G, n, C, pp, oracle, nlf, tmat, dpix, gm, dv):
+    """Summed noise variance ``dv[i]`` of every patch of the group (oracle: ``tests/naive_ridge``).
+
+    Per pixel and working channel ``c``: ``sum_j tmat[c, j]^2 level(u_j)``
+    with ``u_j`` the input channel ``j`` (``tmat^T`` of the working values)
+    at the guide patch's pixel (``oracle``) or at the group's mean patch
+    (from the noisy group: a signal-dependent variance at a noisy value is
+    biased).  ``dpix``: (pp,) or (0,): a noise variance map's values at the
+    patch pixels are used instead, added up per patch in ``dv`` by the
+    caller (then this function does nothing).
+    """
+    D = C * pp
+    if not oracle:
+        for k in range(D):
+            s = 0.0
+            for i in range(n):
+                s += Y[i, k]
+            gm[k] = s / n
+        tot = 0.0
+        for q in range(pp):
+            for c in range(C):
+                v = 0.0
+                for j in range(C):
+                    u = 0.0
+                    for cc in range(C):
+                        u += tmat[cc, j] * gm[cc * pp + q]
+                    v += tmat[c, j] * tmat[c, j] * level(u, nlf)
+                tot += v
+        for i in range(n):
+            dv[i] = tot
+        return
+    for i in range(n):
+        tot = 0.0
+        for q in range(pp):
+            for c in range(C):
+                v = 0.0
+                for j in range(C):
+                    u = 0.0
+                    for cc in range(C):
+                        u += tmat[cc, j] * G[i, cc * pp + q]
+                    v += tmat[c, j] * tmat[c, j] * level(u, nlf)
+                tot += v
+        dv[i] = tot
+
+
+@njit(**JIT)
+def ridge_estimate(Y, G, n, D, oracle, eps, centre, dv, Q, Li, Z, X, w, my, mg):
+    """The NL-Ridge estimate of one group (oracle: ``tests/naive_ridge.ridge_estimate``).
+
+    ``Y``, ``G``: (n_max, D) noisy and guide patches as rows (rows ``:n``);
+    ``dv``: (n,) summed noise variance of each patch; ``eps``: the step-1
+    regulariser.  Writes the estimated patches to ``X`` and their
+    aggregation weights to ``w``.  ``Q``, ``Li``, ``Z``: scratch.
+
+    ``Q`` gets a tiny ridge (``1e-10`` of its mean diagonal plus ``1e-300``)
+    so that a group of identical noise-free patches stays factorisable; a
+    patch without noise (``dv[i] = 0``) is its own estimate.
+    """
+    src = G if oracle else Y
+    if centre:
+        # deviations from the group's mean patch (noisy: mean of Y; guide: mean of G); the mean of Y is added back
+        for k in range(D):
+            s = 0.0
+            t = 0.0
+            for i in range(n):
+                s += Y[i, k]
+                t += G[i, k]
+            my[k] = s / n
+            mg[k] = t / n
+        for i in range(n):
+            for k in range(D):
+                Y[i, k] -= my[k]
+                if oracle:
+                    G[i, k] -= mg[k]
+    tr = 0.0
+    for i in range(n):
+        for j in range(i + 1):
+            s = 0.0
+            for k in range(D):
+                s += src[i, k] * src[j, k]
+            Q[i, j] = s
+            Q[j, i] = s
+        tr += Q[i, i]
+    reg = 1.0 if oracle else eps
+    f = 1.0 if oracle else 1.0 + eps
+    dsum = 0.0
+    for i in range(n):
+        Q[i, i] += reg * dv[i]
+        dsum += dv[i]
+    ridge = 1e-10 * (tr + reg * dsum) / n + 1e-300
+    for i in range(n):
+        Q[i, i] += ridge
+    cholesky(Q, n)
+    # Li <- L^-1 (lower triangular), then Q <- Q^-1 = L^-T L^-1 (full, symmetric)
+    for j in range(n):
+        Li[j, j] = 1.0 / Q[j, j]
+        for i in range(j + 1, n):
+            s = 0.0
+            for k in range(j, i):
+                s += Q[i, k] * Li[k, j]
+            Li[i, j] = -s / Q[i, i]
+    for i in range(n):
+        for j in range(i + 1):
+            s = 0.0
+            for k in range(i, n):
+                s += Li[k, i] * Li[k, j]
+            Q[i, j] = s
+            Q[j, i] = s
+    # Z <- Q^-1 Y; X = Y - f dv_i Z_i; weight from ||theta_i||^2, theta_i = e_i - f dv_i Q^-1_i
+    lo = 1.0 / n
+    for i in range(n):
+        for k in range(D):
+            Z[i, k] = 0.0
+        s2 = 0.0
+        for j in range(n):
+            qij = Q[i, j]
+            s2 += qij * qij
+            for k in range(D):
+                Z[i, k] += qij * Y[j, k]
+        g = f * dv[i]
+        for k in range(D):
+            X[i, k] = Y[i, k] - g * Z[i, k]
+            if centre:
+                X[i, k] += my[k]
+        t = 1.0 - 2.0 * g * Q[i, i] + g * g * s2
+        if t < lo:
+            t = lo
+        elif t > 1.0:
+            t = 1.0
+        w[i] = 1.0 / t
+
+
+@njit(**JIT)
+def _group(noisy, guide, num, wgt, mark, ri, rj, p, radius, n_sim, tau, oracle, nlf, tmat, eps, centre, vmap, pvalid,
+           c_dist, cd, work, dist, idx, Y, G, X, Q, Li, Z, w, dv, gm, dpix, my, mg):
+    """One reference patch: its group, the group's estimate, the weighted aggregation."""
+    C = noisy.shape[0]
+    pp = p * p
+    Wp = noisy.shape[2] - p + 1
+    n = search(guide, ri, rj, p, radius, c_dist, n_sim, n_sim, tau, dist, idx, cd, work, pvalid)
+    for g in range(n):
+        qi = idx[g] // Wp
+        qj = idx[g] % Wp
+        for c in range(C):
+            for a in range(p):
+                for b in range(p):
+                    k = c * pp + a * p + b
+                    Y[g, k] = noisy[c, qi + a, qj + b]
+                    if oracle:
+                        G[g, k] = guide[c, qi + a, qj + b]
+    if vmap.shape[0] > 0:
+        # a noise map: each patch's own summed variance (the same in every working channel)
+        for g in range(n):
+            qi = idx[g] // Wp
+            qj = idx[g] % Wp
+            s = 0.0
+            for a in range(p):
+                for b in range(p):
+                    s += vmap[qi + a, qj + b]
+            dv[g] = C * s
+    else:
+        patch_variances(Y, G, n, C, pp, oracle, nlf, tmat, dpix, gm, dv)
+    ridge_estimate(Y, G, n, C * pp, oracle, eps, centre, dv, Q, Li, Z, X, w, my, mg)
+    for g in range(n):
+        qi = idx[g] // Wp
+        qj = idx[g] % Wp
+        mark[qi, qj] = True
+        wg = w[g]
+        for a in range(p):
+            for b in range(p):
+                wgt[qi + a, qj + b] += wg
+                for c in range(C):
+                    num[c, qi + a, qj + b] += wg * X[g, c * pp + a * p + b]
+
+
+@njit(**JIT)
+def _cell(noisy, guide, num, wgt, mark, r0, r1, c0, c1, rows, cols, p, radius, n_sim, tau, oracle, nlf, tmat, eps,
+          centre, vmap, pvalid):
+    C = noisy.shape[0]
+    pp = p * p
+    D = C * pp
+    side = 2 * radius + 1
+    cd = np.empty(side * side)
+    work = np.empty(side * side)
+    dist = np.empty(n_sim)
+    idx = np.empty(n_sim, dtype=np.int64)
+    Y = np.empty((n_sim, D))
+    G = np.empty((n_sim, D))
+    X = np.empty((n_sim, D))
+    Z = np.empty((n_sim, D))
+    Q = np.empty((n_sim, n_sim))
+    Li = np.empty((n_sim, n_sim))
+    w = np.empty(n_sim)
+    dv = np.empty(n_sim)
+    gm = np.empty(D)
+    dpix = np.empty(0)
+    my = np.empty(D)
+    mg = np.empty(D)
+    c_dist = C if oracle else 1
+    masked = pvalid.shape[0] > 0
+    for ri in rows:
+        if ri < r0 or ri >= r1:
+            continue
+        for rj in cols:
+            if rj < c0 or rj >= c1 or mark[ri, rj] or (masked and not pvalid[ri, rj]):
+                continue
+            _group(noisy, guide, num, wgt, mark, ri, rj, p, radius, n_sim, tau, oracle, nlf, tmat, eps, centre, vmap,
+                   pvalid, c_dist, cd, work, dist, idx, Y, G, X, Q, Li, Z, w, dv, gm, dpix, my, mg)
+    if masked:
+        # valid pixels no valid reference of the grid reached get groups of their own (raster order)
+        for ri in range(max(r0, 0), min(r1, mark.shape[0])):
+            for rj in range(max(c0, 0), min(c1, mark.shape[1])):
+                if not pvalid[ri, rj]:
+                    continue
+                bare = False
+                for a in range(p):
+                    for b in range(p):
+                        if wgt[ri + a, rj + b] == 0:
+                            bare = True
+                if bare:
+                    _group(noisy, guide, num, wgt, mark, ri, rj, p, radius, n_sim, tau, oracle, nlf, tmat, eps,
+                           centre, vmap, pvalid, c_dist, cd, work, dist, idx, Y, G, X, Q, Li, Z, w, dv, gm, dpix,
+                           my, mg)
+
+
+@njit(**JIT_PARALLEL)
+def ridge_step(noisy, guide, rows, cols, p, radius, n_sim, oracle, nlf, tmat, eps, centre, band, vmap, pvalid, oy=0,
+               ox=0):
+    """One NL-Ridge step; returns the aggregated estimate (``noisy``'s dtype).
+
+    ``noisy``, ``guide``: (C, H, W) in the working colour space (``guide``:
+    the earlier estimate with ``oracle``; else ignored but for its shape,
+    pass ``noisy``).  Groups: the ``n_sim`` patches nearest to the
+    reference (mean squared difference on ``guide``'s channels with
+    ``oracle``, on the first working channel of ``noisy`` without) in the
+    window of ``radius``.  ``nlf``/``tmat``: the level function (or clipped
+    table) and colour transform of :func:`nlm.ops._bayes_kernels.group_estimate`;
+    ``vmap``: (H, W) noise variance map or (0, 0); ``pvalid``: the valid
+    patches or (0, 0).  ``rows``/``cols``/``band``/``oy``/``ox``: the
+    reference grid and the cells, as in
+    :func:`nlm.ops._bayes_kernels.bayes_step` (same order, same
+    thread-count independence).  Pixels no group covers keep their noisy
+    value.
+    """
+    C, H, W = noisy.shape
+    num = np.zeros((C, H, W))
+    wgt = np.zeros((H, W))
+    mark = np.zeros((H - p + 1, W - p + 1), dtype=np.bool_)
+    src = guide if oracle else noisy
+    b0 = oy // band
+    nb = (oy + H - p) // band + 1 - b0
+    k0 = ox // band
+    nk = (ox + W - p) // band + 1 - k0
+    for colour in range(4):
+        fy = (colour // 2 - b0) % 2
+        fx = (colour % 2 - k0) % 2
+        nx = (nk - fx + 1) // 2
+        ncell = ((nb - fy + 1) // 2) * nx
+        order = _spread_order(ncell)
+        for t in prange(ncell):
+            b = b0 + fy + 2 * (order[t] // nx)
+            k = k0 + fx + 2 * (order[t] % nx)
+            _cell(noisy, src, num, wgt, mark, b * band - oy, (b + 1) * band - oy, k * band - ox,
+                  (k + 1) * band - ox, rows, cols, p, radius, n_sim, -1.0, oracle, nlf, tmat, eps, centre, vmap, pvalid)
+    out = np.empty_like(noisy)
+    for c in prange(C):
+        for i in range(H):
+            for j in range(W):
+                wv = wgt[i, j]
+                if wv > 0:
+                    out[c, i, j] = num[c, i, j] / wv
+                else:
+                    out[c, i, j] = noisy[c, i, j]
+    return out
+
