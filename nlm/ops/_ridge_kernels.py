@@ -56,31 +56,28 @@ def patch_variances(Y, G, n, C, pp, oracle, nlf, tmat, dpix, gm, dv):
             for i in range(n):
                 s += Y[i, k]
             gm[k] = s / n
-        tot = 0.0
-        for q in range(pp):
-            for c in range(C):
-                v = 0.0
-                for j in range(C):
-                    u = 0.0
-                    for cc in range(C):
-                        u += tmat[cc, j] * gm[cc * pp + q]
-                    v += tmat[c, j] * tmat[c, j] * level(u, nlf)
-                tot += v
+        tot = _summed_level(gm, C, pp, nlf, tmat)
         for i in range(n):
             dv[i] = tot
         return
     for i in range(n):
-        tot = 0.0
-        for q in range(pp):
-            for c in range(C):
-                v = 0.0
-                for j in range(C):
-                    u = 0.0
-                    for cc in range(C):
-                        u += tmat[cc, j] * G[i, cc * pp + q]
-                    v += tmat[c, j] * tmat[c, j] * level(u, nlf)
-                tot += v
-        dv[i] = tot
+        dv[i] = _summed_level(G[i], C, pp, nlf, tmat)
+
+
+@njit(**JIT)
+def _summed_level(m, C, pp, nlf, tmat):
+    """``sum`` over the patch's pixels and working channels of ``sum_j tmat[c, j]^2 level(u_j)`` at patch ``m``."""
+    tot = 0.0
+    for q in range(pp):
+        for c in range(C):
+            v = 0.0
+            for j in range(C):
+                u = 0.0
+                for cc in range(C):
+                    u += tmat[cc, j] * m[cc * pp + q]
+                v += tmat[c, j] * tmat[c, j] * level(u, nlf)
+            tot += v
+    return tot
 
 
 @njit(**JIT)
