@@ -132,18 +132,21 @@ def run_passes(xc, prm, stride, num_threads, origin=None, shape=None, sigma_map=
         # the CPU's passes step for step on the GPU (a volume of one slice); the NL-Ridge pass, which has
         # no GPU kernel yet, runs here on the host between two device steps (one copy each way)
         zero = np.zeros(1, dtype=np.int64)
-        as3 = (lambda v: None if v is None or v.size == 0 else v[None])  # noqa: E731 - (H, W) -> (1, H, W)
+        as3 = (lambda v: None if v.size == 0 else v[None])  # noqa: E731 - (H, W) -> (1, H, W); empty: none
         radius2, radius3, p3 = prm.get("radius2", radius), prm.get("radius3", radius), prm.get("p3", p2)
+        v1 = as3(valid1)
+        v2 = v1 if valid2 is valid1 else as3(valid2)
 
-        def spec(p, r, s, valid, *args):
-            grid = (zero, _grid_in(Hg, p, s, oy, H), _grid_in(Wg, p, s, ox, W))
-            return grid, (1, p, p), (0, r, r), (8, _band(r, p), _band(r, p)), as3(valid), args
+        def spec(rows, cols, p, r, valid, *args):
+            return (zero, rows, cols), (1, p, p), (0, r, r), (8, _band(r, p), _band(r, p)), valid, args
 
-        steps = [spec(p1, radius, stride, valid1, n1, n1, 0.0, True, beta[0], flat[0]),
-                 spec(p2, radius2, s2, valid2, n2, n_max, tau, False, beta[1], flat[1])]
+        steps = [spec(rows1, cols1, p1, radius, v1, n1, n1, 0.0, True, beta[0], flat[0]),
+                 spec(rows2, cols2, p2, radius2, v2, n2, n_max, tau, False, beta[1], flat[1])]
         if prm["passes"] == 3:
-            valid3 = valid2 if p3 == p2 else _valid_patches(mask, p3)
-            steps.append(spec(p3, radius3, s2, valid3, n2, prm["n_max3"], prm["tau3"], False, beta[1], flat[1]))
+            if p3 != p2:
+                v2 = as3(_valid_patches(mask, p3))
+                rows2, cols2 = _grid_in(Hg, p3, s2, oy, H), _grid_in(Wg, p3, s2, ox, W)
+            steps.append(spec(rows2, cols2, p3, radius3, v2, n2, prm["n_max3"], prm["tau3"], False, beta[1], flat[1]))
         after = None
         if alpha > 0:
             def after(k, est, work=work):
