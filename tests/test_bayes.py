@@ -262,7 +262,7 @@ def test_parameters_table():
     assert bayes_parameters(19.9)["passes"] == 3 and bayes_parameters(20)["passes"] == 3
     assert bayes_parameters(15)["ridge_at"] == 3 and bayes_parameters(25)["ridge_at"] == 3
     assert bayes_parameters(35)["ridge_at"] == 2
-    assert bayes_parameters(19.9, 3)["passes"] == 2
+    assert bayes_parameters(19.9, 3)["passes"] == 3 and bayes_parameters(19.9, 3)["ridge_at"] == 2
     # the later passes' windows, step 2's group cap and stride (grey additive; issue 22's benchmark)
     assert [bayes_parameters(s)["radius2"] for s in (15, 25, 50)] == [24, 24, 22]
     assert [bayes_parameters(s)["radius3"] for s in (15, 25, 50)] == [24, 24, 16]
@@ -270,11 +270,17 @@ def test_parameters_table():
     assert [bayes_parameters(s)["stride_add"] for s in (15, 25, 50)] == [0, 0, 1]
     assert bayes_parameters(15)["n2"] == 20 and bayes_parameters(15, multiplicative=True)["n2"] == 15
     for s in (15, 25, 50):
-        for other in (bayes_parameters(s, 3), bayes_parameters(s, multiplicative=True)):
-            assert other["radius2"] == other["radius3"] == other["radius"] and other["stride_add"] == 0
+        other = bayes_parameters(s, multiplicative=True)
+        assert other["radius2"] == other["radius3"] == other["radius"] and other["stride_add"] == 0
+        # colour with additive noise: 49 x 49 later windows, larger groups, no flat-area rule in step 2
+        c = bayes_parameters(s, 3)
+        assert c["radius2"] == c["radius3"] == 24 and c["stride_add"] == 0 and c["flat"] == (1.05, 0.0)
+        assert c["n1"] >= 90 and c["n2"] >= 40 and c["passes"] == 3
+        cm = bayes_parameters(s, 3, multiplicative=True)
+        assert cm["radius2"] == cm["radius3"] == cm["radius"] and cm["flat"] == (1.05, 1.05)
     assert bayes_parameters(35)["passes"] == 3 and bayes_parameters(50)["passes"] == 3
     assert bayes_parameters(10, multiplicative=True)["passes"] == 3
-    assert bayes_parameters(40, 3)["passes"] == 2 and bayes_parameters(40, 3, multiplicative=True)["passes"] == 2
+    assert bayes_parameters(5, 3)["passes"] == 3 and bayes_parameters(40, 3, multiplicative=True)["passes"] == 2
     assert bayes_parameters(45, 3)["passes"] == 3 and bayes_parameters(60, 3, multiplicative=True)["passes"] == 3
 
 
