@@ -185,8 +185,9 @@ def denoise_nl_bayes(
         2: the two steps; 3: step 2 once more, with the step-2 result as
         its guide (see Notes).  Default from the noise level
         (:func:`bayes_parameters`): 3 for grey images (with additive or
-        Poisson noise followed or preceded by the NL-Ridge pass); for colour
-        images from sigma 45 (of 255); else 2.
+        Poisson noise followed or preceded by the NL-Ridge pass) and for
+        colour images with additive or Poisson noise; for colour images
+        with the speckle and gamma models from sigma 45 (of 255); else 2.
     ridge : float in [0, 1], keyword-only
         Weight of the NL-Ridge pass (see Notes) in the result: the estimate
         becomes ``(1 - ridge) * nl_bayes + ridge * nl_ridge``; 0 turns the
