@@ -129,6 +129,9 @@ def test_table_turns_the_pass_on_for_grey_additive_noise():
         assert 0 < prm["ridge"] <= 1 and prm["ridge_at"] in (2, 3)
     assert bayes_parameters(25, channels=3)["ridge"] > 0
     assert bayes_parameters(25, multiplicative=True)["ridge"] == 0
+    # colour with speckle or gamma noise: only at weak noise (measured: see bayes_parameters' Notes)
+    assert bayes_parameters(30, channels=3, multiplicative=True)["ridge"] > 0
+    assert bayes_parameters(60, channels=3, multiplicative=True)["ridge"] == 0
 
 
 def test_ridge_improves_and_can_be_turned_off():

@@ -195,8 +195,9 @@ def denoise_nl_bayes(
         for grey images with additive or Poisson noise: 0.5 after pass 3
         below sigma 20 (of 255); 0.4 after pass 3 below 35; 0.5 after step
         2, before pass 3 (which takes the mix as its guide), from 35; colour
-        images 0.4 after step 2.  0 with the speckle, gamma and Rician models
-        (not measured there).
+        images 0.4 after step 2 (with the speckle and gamma models only
+        below sigma 40).  0 for grey images with the speckle, gamma and
+        Rician models (not measured there).
     stride : int >= 1, keyword-only
         Step of the reference grid (default 2).  Positions already estimated
         in a group are skipped as references.  Grey images with additive or
