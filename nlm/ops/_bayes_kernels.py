@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
+from nlm.ops._simd import _wide_vectors
 
 defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
@@ -301,6 +302,7 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
     ``pvalid``: (patch rows, patch columns) bool, the patches without a
     masked pixel (only those are candidates), or (0, 0): every patch.
     """
+    _wide_vectors()
     H = guide.shape[1] - p + 1
     W = guide.shape[2] - p + 1
     i0 = max(ri - radius, 0)
@@ -311,17 +313,20 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
     m = (i1 - i0 + 1) * nj
     norm = 1.0 / (C_dist * p * p)
     for qi in range(i0, i1 + 1):
-        base = (qi - i0) * nj
+        # one window row: every candidate's sum in the fixed order (c, a, b), the
+        # candidates side by side; through views indexed from 0, so that LLVM,
+        # without index wraparound to check, vectorises the loop over them
+        acc = cd[(qi - i0) * nj:(qi - i0 + 1) * nj]
         for t in range(nj):
-            cd[base + t] = 0.0
+            acc[t] = 0.0
         for c in range(C_dist):
             for a in range(p):
-                row = guide[c, qi + a]
                 for b in range(p):
                     r = guide[c, ri + a, rj + b]
+                    row = guide[c, qi + a, j0 + b:j0 + b + nj]
                     for t in range(nj):
-                        u = r - row[j0 + t + b]
-                        cd[base + t] += u * u
+                        u = r - row[t]
+                        acc[t] += u * u
     close = 0
     masked = pvalid.shape[0] > 0
     m_ok = m
