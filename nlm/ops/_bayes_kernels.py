@@ -103,8 +103,9 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
     ----------
     Y : (C * pp, n_max) float64
         Noisy patches as columns (columns ``:n``), channel-major rows.
-    G : (C * pp, n_max) float64
-        Guide patches (step 2: the basic estimate; step 1: ignored).
+    G : (C * pp, n_max) float64, C-contiguous
+        Guide patches (step 2: the basic estimate; step 1: ignored);
+        overwritten (scratch of the covariance).
     step1 : bool
         Step 1: every channel on its own (``d = pp``), covariance of the noisy
         group ``C_Y``, ``X = m + (C_Y - beta D) C_Y^-1 (Y - m)``.  Step 2: all
@@ -198,14 +199,27 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
             else:
                 for i in range(n):
                     Z[k, i] = G[o + k, i] - gm[o + k]
+        # covariance: row k of the lower triangle summed over the patches i in
+        # order, the pairs l <= k side by side (vectorised), from the centred
+        # group transposed into G's storage (no longer needed)
+        Zt = G.reshape(G.size)[:n * d].reshape((n, d))
+        for i in range(n):
+            for k in range(d):
+                Zt[i, k] = Z[k, i]
         inv = 1.0 / (n - 1)
         for k in range(d):
+            mk = M[k, :k + 1]
             for l in range(k + 1):
-                s = 0.0
-                for i in range(n):
-                    s += Z[k, i] * Z[l, i]
-                M[k, l] = s * inv
-                M[l, k] = s * inv
+                mk[l] = 0.0
+            for i in range(n):
+                zik = Zt[i, k]
+                zi = Zt[i, :k + 1]
+                for l in range(k + 1):
+                    mk[l] += zik * zi[l]
+            for l in range(k + 1):
+                s = mk[l] * inv
+                M[k, l] = s
+                M[l, k] = s
         if not step1:
             for k in range(d):
                 M[k, k] += beta * dvar[o + k]
