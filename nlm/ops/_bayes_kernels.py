@@ -300,6 +300,37 @@ def kth_smallest(vals, m, k, work):
 
 
 @njit(**JIT)
+def kth_select(vals, m, k, work):
+    """The ``k``-th smallest (0-based) of ``vals[:m]`` (:func:`kth_smallest`'s value), faster for small ``k``.
+
+    When ``k`` is small against ``m``, a threshold comes from a sample (every
+    8th value; its rank chosen so that about ``2 (k + 1)`` values are
+    expected at or below it); when at least ``k + 1`` values are at or below
+    it, they are a prefix of the sorted values, so their ``k``-th smallest is
+    the answer, found by quickselect among them only.  Otherwise (or for a
+    large ``k``): quickselect on all ``m`` values.  ``work``: scratch of
+    ``m`` values.
+    """
+    if m >= 512 and 16 * (k + 1) <= m:
+        ms = 0
+        for i in range(0, m, 8):
+            work[ms] = vals[i]
+            ms += 1
+        thr = kth_smallest(work, ms, min(ms - 1, (k + 1) // 4 + 2), work)
+        cnt = 0
+        for i in range(m):  # branch-free: vectorised
+            cnt += vals[i] <= thr
+        if cnt > k:
+            c = 0
+            for i in range(m):
+                if vals[i] <= thr:
+                    work[c] = vals[i]
+                    c += 1
+            return kth_smallest(work, c, k, work)
+    return kth_smallest(vals, m, k, work)
+
+
+@njit(**JIT)
 def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, work, pvalid):
     """The group of the reference patch at ``(ri, rj)``: its size, positions and distances.
 
@@ -344,13 +375,18 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
     close = 0
     masked = pvalid.shape[0] > 0
     m_ok = m
-    for t in range(m):
-        cd[t] *= norm
-        if masked and not pvalid[i0 + t // nj, j0 + t % nj]:
-            cd[t] = np.inf  # never a candidate
-            m_ok -= 1
-        if cd[t] <= tau:
-            close += 1
+    if masked:
+        for t in range(m):
+            cd[t] *= norm
+            if not pvalid[i0 + t // nj, j0 + t % nj]:
+                cd[t] = np.inf  # never a candidate
+                m_ok -= 1
+            if cd[t] <= tau:
+                close += 1
+    else:
+        for t in range(m):  # branch-free: vectorised
+            cd[t] *= norm
+            close += cd[t] <= tau
     ref = (ri - i0) * nj + (rj - j0)
     if cd[ref] <= tau:
         close -= 1
@@ -370,11 +406,10 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
                 idx[cnt] = (i0 + t // nj) * W + j0 + t % nj
                 cnt += 1
         return n
-    v = kth_smallest(cd, m, k - 1, work)
+    v = kth_select(cd, m, k - 1, work)
     ties = k
-    for t in range(m):
-        if cd[t] < v:
-            ties -= 1
+    for t in range(m):  # branch-free: vectorised
+        ties -= cd[t] < v
     for t in range(m):
         d = cd[t]
         if d < v or (d == v and ties > 0):
