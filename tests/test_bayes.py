@@ -97,6 +97,39 @@ def test_search_matches_oracle(dtype, C, c_dist):
         np.testing.assert_allclose(dist[:n], wd, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_search_large_window_matches_oracle(dtype):
+    # windows of at least 512 patches and small groups: the sampled threshold of kth_select
+    rng = _rng(8)
+    guide = rng.random((1, 44, 47)).astype(dtype)
+    guide[:, 20:26, :] = 0.25  # exact ties and distances of 0
+    p, radius = 3, 14
+    side = 2 * radius + 1
+    for ri, rj, n_sim, n_max, tau in [(20, 22, 10, 10, -1.0), (0, 0, 25, 25, -1.0), (21, 3, 5, 40, 0.0),
+                                      (30, 30, 8, 60, 0.03), (22, 22, 30, 30, -1.0), (41, 44, 2, 2, -1.0)]:
+        dist, idx = np.empty(n_max), np.empty(n_max, dtype=np.int64)
+        n = K.search(guide, ri, rj, p, radius, 1, n_sim, n_max, tau, dist, idx, np.empty(side * side),
+                     np.empty(side * side), _NO_MASK)
+        wd, wi = naive.search(guide.astype(np.float64), ri, rj, p, radius, 1, n_sim, n_max, tau)
+        assert n == len(wi)
+        np.testing.assert_array_equal(idx[:n], wi)
+        np.testing.assert_allclose(dist[:n], wd, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("m", [512, 700, 2401])
+def test_kth_select_is_kth_smallest(m):
+    # the sampled threshold (small k) and the fallback to quickselect on all values (a sample that
+    # misleads: sorted values, ties, infinities) give the k-th smallest
+    rng = _rng(m)
+    ramp = np.arange(m, dtype=np.float64)
+    cases = [rng.random(m), rng.integers(0, 3, m).astype(np.float64), np.zeros(m), ramp, ramp[::-1].copy(),
+             np.where(rng.random(m) < 0.5, np.inf, rng.random(m)), np.where(ramp % 8 == 0, 0.0, 1.0 + ramp)]
+    for vals in cases:
+        want = np.sort(vals)
+        for k in sorted({0, 1, 2, 7, 19, 30, m // 16 - 1, m // 16, m // 2, m - 1}):
+            assert K.kth_select(vals, m, k, np.empty(m)) == want[k]
+
+
 @pytest.mark.parametrize("m", [1, 2, 3, 10, 57])
 def test_kth_smallest(m):
     rng = _rng(m)

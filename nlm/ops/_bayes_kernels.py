@@ -35,9 +35,11 @@ whole image does.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
+from nlm._config import JIT, defer_blas_probe
+from nlm.ops._simd import _wide_vectors
+from nlm.ops._threads import parallel_for
 
 defer_blas_probe()  # before any kernel runs: Numba's NumPy support without SciPy (see nlm._config)
 
@@ -102,8 +104,9 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
     ----------
     Y : (C * pp, n_max) float64
         Noisy patches as columns (columns ``:n``), channel-major rows.
-    G : (C * pp, n_max) float64
-        Guide patches (step 2: the basic estimate; step 1: ignored).
+    G : (C * pp, n_max) float64, C-contiguous
+        Guide patches (step 2: the basic estimate; step 1: ignored);
+        overwritten (scratch of the covariance).
     step1 : bool
         Step 1: every channel on its own (``d = pp``), covariance of the noisy
         group ``C_Y``, ``X = m + (C_Y - beta D) C_Y^-1 (Y - m)``.  Step 2: all
@@ -197,14 +200,27 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
             else:
                 for i in range(n):
                     Z[k, i] = G[o + k, i] - gm[o + k]
+        # covariance: row k of the lower triangle summed over the patches i in
+        # order, the pairs l <= k side by side (vectorised), from the centred
+        # group transposed into G's storage (no longer needed)
+        Zt = G.reshape(G.size)[:n * d].reshape((n, d))
+        for i in range(n):
+            for k in range(d):
+                Zt[i, k] = Z[k, i]
         inv = 1.0 / (n - 1)
         for k in range(d):
+            mk = M[k, :k + 1]
             for l in range(k + 1):
-                s = 0.0
-                for i in range(n):
-                    s += Z[k, i] * Z[l, i]
-                M[k, l] = s * inv
-                M[l, k] = s * inv
+                mk[l] = 0.0
+            for i in range(n):
+                zik = Zt[i, k]
+                zi = Zt[i, :k + 1]
+                for l in range(k + 1):
+                    mk[l] += zik * zi[l]
+            for l in range(k + 1):
+                s = mk[l] * inv
+                M[k, l] = s
+                M[l, k] = s
         if not step1:
             for k in range(d):
                 M[k, k] += beta * dvar[o + k]
@@ -285,6 +301,37 @@ def kth_smallest(vals, m, k, work):
 
 
 @njit(**JIT)
+def kth_select(vals, m, k, work):
+    """The ``k``-th smallest (0-based) of ``vals[:m]`` (:func:`kth_smallest`'s value), faster for small ``k``.
+
+    When ``k`` is small against ``m``, a threshold comes from a sample (every
+    8th value; its rank chosen so that about ``2 (k + 1)`` values are
+    expected at or below it); when at least ``k + 1`` values are at or below
+    it, they are a prefix of the sorted values, so their ``k``-th smallest is
+    the answer, found by quickselect among them only.  Otherwise (or for a
+    large ``k``): quickselect on all ``m`` values.  ``work``: scratch of
+    ``m`` values.
+    """
+    if m >= 512 and 16 * (k + 1) <= m:
+        ms = 0
+        for i in range(0, m, 8):
+            work[ms] = vals[i]
+            ms += 1
+        thr = kth_smallest(work, ms, min(ms - 1, (k + 1) // 4 + 2), work)
+        cnt = 0
+        for i in range(m):  # branch-free: vectorised
+            cnt += vals[i] <= thr
+        if cnt > k:
+            c = 0
+            for i in range(m):
+                if vals[i] <= thr:
+                    work[c] = vals[i]
+                    c += 1
+            return kth_smallest(work, c, k, work)
+    return kth_smallest(vals, m, k, work)
+
+
+@njit(**JIT)
 def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, work, pvalid):
     """The group of the reference patch at ``(ri, rj)``: its size, positions and distances.
 
@@ -301,6 +348,7 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
     ``pvalid``: (patch rows, patch columns) bool, the patches without a
     masked pixel (only those are candidates), or (0, 0): every patch.
     """
+    _wide_vectors()
     H = guide.shape[1] - p + 1
     W = guide.shape[2] - p + 1
     i0 = max(ri - radius, 0)
@@ -311,27 +359,35 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
     m = (i1 - i0 + 1) * nj
     norm = 1.0 / (C_dist * p * p)
     for qi in range(i0, i1 + 1):
-        base = (qi - i0) * nj
+        # one window row: every candidate's sum in the fixed order (c, a, b), the
+        # candidates side by side; through views indexed from 0, so that LLVM,
+        # without index wraparound to check, vectorises the loop over them
+        acc = cd[(qi - i0) * nj:(qi - i0 + 1) * nj]
         for t in range(nj):
-            cd[base + t] = 0.0
+            acc[t] = 0.0
         for c in range(C_dist):
             for a in range(p):
-                row = guide[c, qi + a]
                 for b in range(p):
                     r = guide[c, ri + a, rj + b]
+                    row = guide[c, qi + a, j0 + b:j0 + b + nj]
                     for t in range(nj):
-                        u = r - row[j0 + t + b]
-                        cd[base + t] += u * u
+                        u = r - row[t]
+                        acc[t] += u * u
     close = 0
     masked = pvalid.shape[0] > 0
     m_ok = m
-    for t in range(m):
-        cd[t] *= norm
-        if masked and not pvalid[i0 + t // nj, j0 + t % nj]:
-            cd[t] = np.inf  # never a candidate
-            m_ok -= 1
-        if cd[t] <= tau:
-            close += 1
+    if masked:
+        for t in range(m):
+            cd[t] *= norm
+            if not pvalid[i0 + t // nj, j0 + t % nj]:
+                cd[t] = np.inf  # never a candidate
+                m_ok -= 1
+            if cd[t] <= tau:
+                close += 1
+    else:
+        for t in range(m):  # branch-free: vectorised
+            cd[t] *= norm
+            close += cd[t] <= tau
     ref = (ri - i0) * nj + (rj - j0)
     if cd[ref] <= tau:
         close -= 1
@@ -351,11 +407,10 @@ def search(guide, ri, rj, p, radius, C_dist, n_sim, n_max, tau, dist, idx, cd, w
                 idx[cnt] = (i0 + t // nj) * W + j0 + t % nj
                 cnt += 1
         return n
-    v = kth_smallest(cd, m, k - 1, work)
+    v = kth_select(cd, m, k - 1, work)
     ties = k
-    for t in range(m):
-        if cd[t] < v:
-            ties -= 1
+    for t in range(m):  # branch-free: vectorised
+        ties -= cd[t] < v
     for t in range(m):
         d = cd[t]
         if d < v or (d == v and ties > 0):
@@ -480,7 +535,6 @@ def _spread_order(n):
     return out
 
 
-@njit(**JIT_PARALLEL)
 def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat, beta, flat, band,
                vmap, pvalid, oy=0, ox=0):
     """One NL-Bayes step; returns the aggregated estimate (``noisy``'s dtype).
@@ -503,7 +557,12 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     other: two cells processed at once are a cell apart, so the groups of
     one never reach the pixels or the mask the other writes, and the result
     does not depend on the order or the thread count.  Within a colour the
-    cells are dealt in :func:`_spread_order`.
+    cells are dealt in :func:`_spread_order`, one at a time to whichever
+    thread is free (:func:`nlm.ops._threads.parallel_for`: the compiled
+    :func:`_band` releases the GIL): cells differ in work (flat or textured,
+    whole or cut by the border), and a 256 x 256 image has only 4 to 9 cells
+    of a colour in steps 2 and 3, so a fixed split (``prange``) left one of
+    two threads idle for 10-15 % of such a step.
     """
     C, H, W = noisy.shape
     num = np.zeros((C, H, W))
@@ -521,12 +580,24 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
         nx = (nk - fx + 1) // 2
         ncell = ((nb - fy + 1) // 2) * nx
         order = _spread_order(ncell)
-        for t in prange(ncell):
-            b = b0 + fy + 2 * (order[t] // nx)
-            k = k0 + fx + 2 * (order[t] % nx)
+
+        def cell(t, fy=fy, fx=fx, nx=nx, order=order):
+            b = b0 + fy + 2 * (int(order[t]) // nx)
+            k = k0 + fx + 2 * (int(order[t]) % nx)
             _band(noisy, guide, num, wgt, mask, b * band - oy, (b + 1) * band - oy, rows, cols, p, radius,
                   n_sim, n_max, tau, step1, nlf, tmat, beta, flat, vmap, pvalid, k * band - ox, (k + 1) * band - ox)
-    for i in prange(H):
+
+        parallel_for(cell, ncell)
+    _normalise(noisy, num, out)
+    return out
+
+
+@njit(**JIT)
+def _normalise(noisy, num, out):
+    """``out = num / weight`` where a pixel has a weight, else the noisy value; the weight is ``out``'s last channel."""
+    C, H, W = noisy.shape
+    wgt = out[C - 1]
+    for i in range(H):
         for c in range(C):  # channel C - 1 (the weights) last: a pixel's weight is read before it is replaced
             for j in range(W):
                 w = wgt[i, j]
@@ -534,4 +605,3 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
                     out[c, i, j] = num[c, i, j] / w
                 else:
                     out[c, i, j] = noisy[c, i, j]
-    return out

@@ -15,7 +15,7 @@ _KERNELS = {
     "nlm": ("nlm.ops._nlm_kernels", ("_rows_band",)),
     # volumes
     "nlm3d": ("nlm.ops._nlm_volume", ("_nlm_bands", "_nlm_reduce")),
-    "bayes": ("nlm.ops._bayes_kernels", ("bayes_step",)),
+    "bayes": ("nlm.ops._bayes_kernels", ("_band", "_normalise")),
     "bayes3d": ("nlm.ops._bayes_volume", ("bayes_step3",)),
     "bayesvideo": ("nlm.ops._bayes_video", ("video_step",)),
 }
