@@ -175,7 +175,12 @@ def block_stats(y, nd, B, clipped=None):
     there are added to the set ``clipped`` as ``(sign, level)``: -1 for a
     lower bound, +1 for an upper one."""
     axes = tuple(range(nd))
-    d = E._filter_valid(y, E._DETAIL, axes)
+    # the 4-tap detail at core pixel i reads y[i - 1 .. i + 2]; the last core pixel of an axis (no y[i + 2])
+    # takes its neighbour's value, the filter read on y[i - 2 .. i + 1]
+    d = y
+    for ax in axes:
+        d = E._filter_valid(d, E._DETAIL, (ax,))
+        d = np.concatenate([d, np.take(d, [-1], axis=ax)], axis=ax)
     core = y[tuple(slice(1, n - 1) for n in y.shape)]
     box = E._filter_valid(y, np.ones(3), axes)
     r = core - (box - core) / (3**nd - 1)  # centre minus the mean of its neighbours
