@@ -6,6 +6,7 @@ Run from the repository root (Set12 / BSD68 in ``../shared/data``, or
     python -m benchmarks.noise_choice --save before.json      # record the choices of this checkout
     python -m benchmarks.noise_choice --save after.json       # ... after the change
     python -m benchmarks.noise_choice --compare before.json after.json   # count changes, PSNR of the changed
+    python -m benchmarks.noise_choice --accuracy before.json after.json  # per condition: models, std ratios
 
 Every clean grey image (``/ 255``) gets seeded noise of each condition below
 (Gaussian unclipped and clipped, Poisson-Gaussian unclipped and clipped,
@@ -16,7 +17,11 @@ a parameter by more than 1e-9 relative) and, for each changed case, denoises
 the noisy image with :func:`nlm.denoise_nl_bayes` under both recorded models
 (the models passed explicitly, so one checkout scores both) and prints the
 PSNR of each (clean range 1, output clipped to [0, 1]) and the mean
-difference.  The estimator is ``O(N)``: recording ~1000 choices takes a few
+difference.  ``--accuracy`` prints, per condition and recording, the
+models chosen (counts) and the ratio of the estimated to the true noise std
+at intensities 0.2, 0.5 and 0.8 (the unclipped level functions ``a + b x +
+c x^2``; mean, median, min and max over the images at 0.5, and the RMS of
+the log ratio over all three).  The estimator is ``O(N)``: recording ~1000 choices takes a few
 minutes on 2 cores; only the changed cases are denoised.
 """
 
@@ -159,13 +164,48 @@ def compare(before, after, dirs, threads=2):
           f"{np.count_nonzero(d < -0.005)} worse by > 0.005 dB")
 
 
+def accuracy(paths):
+    """Per condition and recording: the models chosen and the estimated / true std at x = 0.2, 0.5, 0.8."""
+    conds = conditions()
+    xs = np.array([0.2, 0.5, 0.8])
+    for path in paths:
+        with open(path) as f:
+            rec = json.load(f)
+        for folder in sorted({k.split("|")[0].split("/")[0] for k in rec}):
+            print(f"{path}: {folder}")
+            _accuracy_rows({k: v for k, v in rec.items() if k.split("|")[0].split("/")[0] == folder}, conds, xs)
+
+
+def _accuracy_rows(rec, conds, xs):
+    """One line per condition: the models chosen in ``rec`` and the estimated / true std."""
+    for cname, model in conds.items():
+        rows = [v for k, v in rec.items() if k.split("|")[-1] == cname]
+        if not rows:
+            continue
+        true = model.a + model.b * xs + model.c * xs * xs
+        r = np.array([np.sqrt(np.maximum(v["a"] + v["b"] * xs + v["c"] * xs * xs, 0.0) / true) for v in rows])
+        names = {}
+        for v in rows:
+            names[v["name"]] = names.get(v["name"], 0) + 1
+        with np.errstate(divide="ignore"):
+            rms = float(np.sqrt(np.mean(np.log(r) ** 2)))
+        print(f"  {cname:17s} {model.name:9s} " + ", ".join(f"{k} {n}" for k, n in sorted(names.items()))
+              + f" | std ratio at 0.5: mean {r[:, 1].mean():.4f} median {np.median(r[:, 1]):.4f} "
+              f"min {r[:, 1].min():.3f} max {r[:, 1].max():.3f} | RMS log ratio {rms:.4f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", nargs="+", default=[os.path.join(DATA, "Set12"), os.path.join(DATA, "BSD68")],
                     help="folders of grey PNGs (default: Set12 and BSD68 in ../shared/data)")
     ap.add_argument("--save", help="record this checkout's choices to a JSON file")
     ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two recordings")
+    ap.add_argument("--accuracy", nargs="+", metavar="FILE",
+                    help="per condition: models chosen and estimated / true std of each recording")
     args = ap.parse_args(argv)
+    if args.accuracy and not (args.save or args.compare):
+        accuracy(args.accuracy)
+        return 0
     if not any(os.path.isdir(d) for d in args.images):
         print(f"no image folder found ({args.images})")
         return 0
@@ -173,8 +213,10 @@ def main(argv=None):
         record(args.images, args.save)
     if args.compare:
         compare(*args.compare, args.images)
-    if not (args.save or args.compare):
-        ap.error("give --save FILE and/or --compare BEFORE AFTER")
+    if args.accuracy:
+        accuracy(args.accuracy)
+    if not (args.save or args.compare or args.accuracy):
+        ap.error("give --save FILE, --compare BEFORE AFTER and/or --accuracy FILE ...")
     return 0
 
 

@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 
-import nlm.noise.estimate as E
+import nlm.noise._blocks as NB
 
 
 def nl_means(x, patch_size, patch_distance, h, sigma):
@@ -175,12 +175,17 @@ def block_stats(y, nd, B, clipped=None):
     there are added to the set ``clipped`` as ``(sign, level)``: -1 for a
     lower bound, +1 for an upper one."""
     axes = tuple(range(nd))
-    d = E._filter_valid(y, E._DETAIL, axes)
+    # the 4-tap detail at core pixel i reads y[i - 1 .. i + 2]; the last core pixel of an axis (no y[i + 2])
+    # takes its neighbour's value, the filter read on y[i - 2 .. i + 1]
+    d = y
+    for ax in axes:
+        d = NB._filter_valid(d, NB._DETAIL, (ax,))
+        d = np.concatenate([d, np.take(d, [-1], axis=ax)], axis=ax)
     core = y[tuple(slice(1, n - 1) for n in y.shape)]
-    box = E._filter_valid(y, np.ones(3), axes)
+    box = NB._filter_valid(y, np.ones(3), axes)
     r = core - (box - core) / (3**nd - 1)  # centre minus the mean of its neighbours
-    mu = E._block_reduce(core, B, nd)
-    v = E._block_reduce(d * d, B, nd)
+    mu = NB._block_reduce(core, B, nd)
+    v = NB._block_reduce(d * d, B, nd)
     # the two halves of every block along its last axis, each with its own
     # mean and detail energy: a block is ordered by one half and measured
     # (mean and variance) on the other, whose noise is independent of the
@@ -189,20 +194,20 @@ def block_stats(y, nd, B, clipped=None):
     # narrow intensity range) and, for skewed noise (gamma, Poisson), would
     # tie the variance measured to the ordering.
     half = (np.arange(core.shape[-1]) % B < B // 2).reshape((1,) * (nd - 1) + (-1,))
-    mu_a = 2.0 * E._block_reduce(np.where(half, core, 0.0), B, nd)
-    mu_b = 2.0 * E._block_reduce(np.where(half, 0.0, core), B, nd)
+    mu_a = 2.0 * NB._block_reduce(np.where(half, core, 0.0), B, nd)
+    mu_b = 2.0 * NB._block_reduce(np.where(half, 0.0, core), B, nd)
     dd = d * d
-    v_a = 2.0 * E._block_reduce(np.where(half, dd, 0.0), B, nd)
-    v_b = 2.0 * E._block_reduce(np.where(half, 0.0, dd), B, nd)
+    v_a = 2.0 * NB._block_reduce(np.where(half, dd, 0.0), B, nd)
+    v_b = 2.0 * NB._block_reduce(np.where(half, 0.0, dd), B, nd)
     v[v <= (64 * np.finfo(np.float64).eps * max(1.0, float(np.abs(core).max()))) ** 2] = 0.0
     # spread of the sub-block means (scaled to a per-pixel variance): nearly
     # independent of the detail energy for noise (the detail filter sums to 0
     # inside a sub-block), large on edges, ramps and texture
     sub = B // 2 if nd > 1 else B // 4
-    q = E._sub_means(core, B, sub, nd)
+    q = NB._sub_means(core, B, sub, nd)
     var = q.var(axis=1, ddof=1) * sub**nd
-    r2 = E._block_reduce(r * r, B, nd)
-    r3 = E._block_reduce(r * r * r, B, nd)
+    r2 = NB._block_reduce(r * r, B, nd)
+    r3 = NB._block_reduce(r * r * r, B, nd)
     lo, hi = float(y.min()), float(y.max())
     plateau = np.zeros(mu.shape, dtype=bool)
     rough = None
@@ -210,9 +215,9 @@ def block_stats(y, nd, B, clipped=None):
         hits = core == ext
         if not (hits.mean() > 1e-3 or np.count_nonzero(y == ext) > 16):
             continue
-        touch = E._block_reduce(hits.astype(np.float64), B, nd) > 0
+        touch = NB._block_reduce(hits.astype(np.float64), B, nd) > 0
         if rough is None:
-            rough = np.maximum(E._rough_level(mu, v), 1e-300)
+            rough = np.maximum(NB._rough_level(mu, v), 1e-300)
         # Noise clipped at the level (the noisy blocks near it touch it about
         # as often as Gaussian noise of the rough level would) or a plateau of
         # the signal (an exactly zero background, a saturated area, isolated
@@ -221,7 +226,7 @@ def block_stats(y, nd, B, clipped=None):
         # touch it whatever the noise is.
         d = sign * (ext - mu) / np.sqrt(rough)
         near = (d < 3.0) & (v > 0)
-        expected = float(np.sum(1.0 - (1.0 - 0.5 * E.erfc(np.maximum(d[near], 0.0) / np.sqrt(2.0))) ** B**nd))
+        expected = float(np.sum(1.0 - (1.0 - 0.5 * NB.erfc(np.maximum(d[near], 0.0) / np.sqrt(2.0))) ** B**nd))
         if expected >= 2.0 and np.count_nonzero(touch[near]) >= 0.5 * expected:
             # clipped: every block within two deviations of the level is dropped
             plateau |= d < 2.0

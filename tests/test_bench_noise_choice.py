@@ -35,6 +35,10 @@ def test_record_and_compare(tmp_path, capsys):
     assert f"1 of {len(rows)} choices changed" in out and key in out and "changed cases: PSNR" in out
     assert noise_choice.main(["--images", imgs, "--compare", before, before]) == 0
     assert f"0 of {len(rows)} choices changed" in capsys.readouterr().out
+    # accuracy: per folder and condition, the models chosen and the std ratio to the truth
+    assert noise_choice.main(["--accuracy", before]) == 0
+    out = capsys.readouterr().out
+    assert "imgs" in out and all(c in out for c in noise_choice.conditions()) and "std ratio at 0.5" in out
 
 
 def test_models_round_trip():
