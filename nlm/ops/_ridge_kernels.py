@@ -29,10 +29,12 @@ of this kernel is ``tests/naive_ridge.py``.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from nlm._config import JIT, JIT_PARALLEL, defer_blas_probe
+from nlm._config import JIT, defer_blas_probe
 from nlm.ops._bayes_kernels import _spread_order, cholesky, level, search
+from nlm.ops._simd import _wide_vectors
+from nlm.ops._threads import parallel_for
 
 defer_blas_probe()
 
@@ -93,30 +95,52 @@ def ridge_estimate(Y, G, n, D, oracle, eps, centre, dv, Q, Li, Z, X, w, my, mg):
     so that a group of identical noise-free patches stays factorisable; a
     patch without noise (``dv[i] = 0``) is its own estimate.
     """
+    _wide_vectors()
     src = G if oracle else Y
     if centre:
-        # deviations from the group's mean patch (noisy: mean of Y; guide: mean of G); the mean of Y is added back
+        # deviations from the group's mean patch (noisy: mean of Y; guide: mean of G); the mean of Y is added back.
+        # Every sum in the order of the patches; the loops over the patch values inner (vectorised)
         for k in range(D):
-            s = 0.0
-            t = 0.0
-            for i in range(n):
-                s += Y[i, k]
-                t += G[i, k]
-            my[k] = s / n
-            mg[k] = t / n
+            my[k] = 0.0
+            mg[k] = 0.0
         for i in range(n):
+            yi = Y[i, :D]
             for k in range(D):
-                Y[i, k] -= my[k]
-                if oracle:
-                    G[i, k] -= mg[k]
+                my[k] += yi[k]
+            if oracle:
+                gi = G[i, :D]
+                for k in range(D):
+                    mg[k] += gi[k]
+        for k in range(D):
+            my[k] = my[k] / n
+            mg[k] = mg[k] / n
+        for i in range(n):
+            yi = Y[i, :D]
+            for k in range(D):
+                yi[k] -= my[k]
+            if oracle:
+                gi = G[i, :D]
+                for k in range(D):
+                    gi[k] -= mg[k]
+    # Gram matrix: row i of the lower triangle summed over the values k in order, the pairs j <= i side by
+    # side (vectorised), from the group transposed into Z's storage (free until Z = Q^-1 Y)
+    St = Z.reshape(Z.size)[:D * n].reshape((D, n))
+    for i in range(n):
+        si = src[i, :D]
+        for k in range(D):
+            St[k, i] = si[k]
     tr = 0.0
     for i in range(n):
+        qi = Q[i, :i + 1]
         for j in range(i + 1):
-            s = 0.0
-            for k in range(D):
-                s += src[i, k] * src[j, k]
-            Q[i, j] = s
-            Q[j, i] = s
+            qi[j] = 0.0
+        for k in range(D):
+            a = St[k, i]
+            sk = St[k, :i + 1]
+            for j in range(i + 1):
+                qi[j] += a * sk[j]
+        for j in range(i + 1):
+            Q[j, i] = qi[j]
         tr += Q[i, i]
     reg = 1.0 if oracle else eps
     f = 1.0 if oracle else 1.0 + eps
@@ -127,38 +151,56 @@ def ridge_estimate(Y, G, n, D, oracle, eps, centre, dv, Q, Li, Z, X, w, my, mg):
     ridge = 1e-10 * (tr + reg * dsum) / n + 1e-300
     for i in range(n):
         Q[i, i] += ridge
-    cholesky(Q, n)
-    # Li <- L^-1 (lower triangular), then Q <- Q^-1 = L^-T L^-1 (full, symmetric)
-    for j in range(n):
-        Li[j, j] = 1.0 / Q[j, j]
-        for i in range(j + 1, n):
-            s = 0.0
-            for k in range(j, i):
-                s += Q[i, k] * Li[k, j]
-            Li[i, j] = -s / Q[i, i]
+    cholesky(Q, n)  # left-looking (measured: faster here than a vectorised right-looking one)
+    # Li <- L^-1 (lower triangular), row by row: Li[i, j] = -sum_{k=j}^{i-1} L[i, k] Li[k, j] / L[i, i],
+    # the sums over k in order, the columns j side by side
     for i in range(n):
+        li = Li[i, :i + 1]
+        for j in range(i):
+            li[j] = 0.0
+        for k in range(i):
+            lik = Q[i, k]
+            lk = Li[k, :k + 1]
+            for j in range(k + 1):
+                li[j] += lik * lk[j]
+        dii = Q[i, i]
+        for j in range(i):
+            li[j] = -li[j] / dii
+        li[i] = 1.0 / dii
+    # Q <- Q^-1 = L^-T L^-1 (full, symmetric): Q[i, j] = sum_{k=i}^{n-1} Li[k, i] Li[k, j], j <= i, the sums over
+    # k in order, the columns j side by side (Q's factor is no longer read)
+    for i in range(n):
+        qi = Q[i, :i + 1]
         for j in range(i + 1):
-            s = 0.0
-            for k in range(i, n):
-                s += Li[k, i] * Li[k, j]
-            Q[i, j] = s
-            Q[j, i] = s
+            qi[j] = 0.0
+        for k in range(i, n):
+            lki = Li[k, i]
+            lk = Li[k, :i + 1]
+            for j in range(i + 1):
+                qi[j] += lki * lk[j]
+        for j in range(i):
+            Q[j, i] = qi[j]
     # Z <- Q^-1 Y; X = Y - f dv_i Z_i; weight from ||theta_i||^2, theta_i = e_i - f dv_i Q^-1_i
     lo = 1.0 / n
     for i in range(n):
+        zi = Z[i, :D]
         for k in range(D):
-            Z[i, k] = 0.0
+            zi[k] = 0.0
         s2 = 0.0
         for j in range(n):
             qij = Q[i, j]
             s2 += qij * qij
+            yj = Y[j, :D]
             for k in range(D):
-                Z[i, k] += qij * Y[j, k]
+                zi[k] += qij * yj[k]
         g = f * dv[i]
+        xi = X[i, :D]
+        yi = Y[i, :D]
         for k in range(D):
-            X[i, k] = Y[i, k] - g * Z[i, k]
-            if centre:
-                X[i, k] += my[k]
+            xi[k] = yi[k] - g * zi[k]
+        if centre:
+            for k in range(D):
+                xi[k] += my[k]
         t = 1.0 - 2.0 * g * Q[i, i] + g * g * s2
         if t < lo:
             t = lo
@@ -175,16 +217,22 @@ def _group(noisy, guide, num, wgt, mark, ri, rj, p, radius, n_sim, tau, oracle, 
     pp = p * p
     Wp = noisy.shape[2] - p + 1
     n = search(guide, ri, rj, p, radius, c_dist, n_sim, n_sim, tau, dist, idx, cd, work, pvalid)
+    # the patches' rows through views indexed from 0 (no index wraparound to check)
     for g in range(n):
         qi = idx[g] // Wp
         qj = idx[g] % Wp
         for c in range(C):
             for a in range(p):
+                o = c * pp + a * p
+                yr = Y[g, o:o + p]
+                src = noisy[c, qi + a, qj:qj + p]
                 for b in range(p):
-                    k = c * pp + a * p + b
-                    Y[g, k] = noisy[c, qi + a, qj + b]
-                    if oracle:
-                        G[g, k] = guide[c, qi + a, qj + b]
+                    yr[b] = src[b]
+                if oracle:
+                    gr = G[g, o:o + p]
+                    src = guide[c, qi + a, qj:qj + p]
+                    for b in range(p):
+                        gr[b] = src[b]
     if vmap.shape[0] > 0:
         # a noise map: each patch's own summed variance (the same in every working channel)
         for g in range(n):
@@ -203,11 +251,18 @@ def _group(noisy, guide, num, wgt, mark, ri, rj, p, radius, n_sim, tau, oracle, 
         qj = idx[g] % Wp
         mark[qi, qj] = True
         wg = w[g]
+        # each pixel gets one term per patch: the loops' order does not change any sum's order
         for a in range(p):
+            wr = wgt[qi + a, qj:qj + p]
             for b in range(p):
-                wgt[qi + a, qj + b] += wg
-                for c in range(C):
-                    num[c, qi + a, qj + b] += wg * X[g, c * pp + a * p + b]
+                wr[b] += wg
+        for c in range(C):
+            for a in range(p):
+                o = c * pp + a * p
+                nr = num[c, qi + a, qj:qj + p]
+                xr = X[g, o:o + p]
+                for b in range(p):
+                    nr[b] += wg * xr[b]
 
 
 @njit(**JIT)
@@ -260,7 +315,6 @@ def _cell(noisy, guide, num, wgt, mark, r0, r1, c0, c1, rows, cols, p, radius, n
                            my, mg)
 
 
-@njit(**JIT_PARALLEL)
 def ridge_step(noisy, guide, rows, cols, p, radius, n_sim, oracle, nlf, tmat, eps, centre, band, vmap, pvalid, oy=0,
                ox=0):
     """One NL-Ridge step; returns the aggregated estimate (``noisy``'s dtype).
@@ -276,8 +330,10 @@ def ridge_step(noisy, guide, rows, cols, p, radius, n_sim, oracle, nlf, tmat, ep
     patches or (0, 0).  ``rows``/``cols``/``band``/``oy``/``ox``: the
     reference grid and the cells, as in
     :func:`nlm.ops._bayes_kernels.bayes_step` (same order, same
-    thread-count independence).  Pixels no group covers keep their noisy
-    value.
+    thread-count independence; the cells of a colour dealt one at a time to
+    whichever thread is free, :func:`nlm.ops._threads.parallel_for`, the
+    compiled :func:`_cell` releasing the GIL).  Pixels no group covers keep
+    their noisy value.
     """
     C, H, W = noisy.shape
     num = np.zeros((C, H, W))
@@ -294,13 +350,25 @@ def ridge_step(noisy, guide, rows, cols, p, radius, n_sim, oracle, nlf, tmat, ep
         nx = (nk - fx + 1) // 2
         ncell = ((nb - fy + 1) // 2) * nx
         order = _spread_order(ncell)
-        for t in prange(ncell):
-            b = b0 + fy + 2 * (order[t] // nx)
-            k = k0 + fx + 2 * (order[t] % nx)
+
+        def cell(t, fy=fy, fx=fx, nx=nx, order=order):
+            b = b0 + fy + 2 * (int(order[t]) // nx)
+            k = k0 + fx + 2 * (int(order[t]) % nx)
             _cell(noisy, src, num, wgt, mark, b * band - oy, (b + 1) * band - oy, k * band - ox,
-                  (k + 1) * band - ox, rows, cols, p, radius, n_sim, -1.0, oracle, nlf, tmat, eps, centre, vmap, pvalid)
+                  (k + 1) * band - ox, rows, cols, p, radius, n_sim, -1.0, oracle, nlf, tmat, eps, centre, vmap,
+                  pvalid)
+
+        parallel_for(cell, ncell)
     out = np.empty_like(noisy)
-    for c in prange(C):
+    _ridge_normalise(noisy, num, wgt, out)
+    return out
+
+
+@njit(**JIT)
+def _ridge_normalise(noisy, num, wgt, out):
+    """``out = num / wgt`` where a pixel has a weight, else the noisy value."""
+    C, H, W = noisy.shape
+    for c in range(C):
         for i in range(H):
             for j in range(W):
                 wv = wgt[i, j]
@@ -308,5 +376,3 @@ def ridge_step(noisy, guide, rows, cols, p, radius, n_sim, oracle, nlf, tmat, ep
                     out[c, i, j] = num[c, i, j] / wv
                 else:
                     out[c, i, j] = noisy[c, i, j]
-    return out
-
