@@ -853,3 +853,13 @@ def test_compile_pending_reads_numba_cache(tmp_path):
                            "print('PENDING', compile_pending('nlm'))"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert "PENDING False" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+def test_compile_pending_bayes_counts_the_ridge_kernels(monkeypatch):
+    # the NL-Ridge pass runs by default after the NL-Bayes steps: its kernel uncompiled is a pending compile too
+    from nlm.ops import _jit_cache, _ridge_kernels
+
+    monkeypatch.setattr(_jit_cache, "_cached", lambda d: d is not _ridge_kernels._cell)
+    assert _jit_cache.compile_pending("bayes") is True
+    monkeypatch.setattr(_jit_cache, "_cached", lambda d: True)
+    assert _jit_cache.compile_pending("bayes") is False

@@ -183,7 +183,7 @@ method_opt = _option(
     show_default=True,
     section="Filter",
     help="means: non-local means (fastest); bayes: non-local Bayes with an NL-Ridge pass (best quality, "
-    "above BM3D and 3-4x faster on grey images; 2-D images, and volumes with --volume in memory).",
+    "above BM3D and about 5x faster; 2-D images, and volumes with --volume in memory).",
 )
 
 looks_opt = _option(

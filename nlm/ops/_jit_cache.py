@@ -9,15 +9,16 @@ first call, which takes seconds; the command line says so beforehand.
 
 import importlib
 
-#: the kernels each kind of filter call compiles first, by module
+#: the kernels each kind of filter call compiles first: (module, names) pairs
 _KERNELS = {
     # 1-D, 2-D and N-D images, video: the row-streaming kernel
-    "nlm": ("nlm.ops._nlm_kernels", ("_rows_band",)),
+    "nlm": (("nlm.ops._nlm_kernels", ("_rows_band",)),),
     # volumes
-    "nlm3d": ("nlm.ops._nlm_volume", ("_nlm_bands", "_nlm_reduce")),
-    "bayes": ("nlm.ops._bayes_kernels", ("_band", "_normalise")),
-    "bayes3d": ("nlm.ops._bayes_volume", ("bayes_step3",)),
-    "bayesvideo": ("nlm.ops._bayes_video", ("video_step",)),
+    "nlm3d": (("nlm.ops._nlm_volume", ("_nlm_bands", "_nlm_reduce")),),
+    # 2-D NL-Bayes and its NL-Ridge pass (on by default for grey and colour images with additive noise)
+    "bayes": (("nlm.ops._bayes_kernels", ("_band", "_normalise")), ("nlm.ops._ridge_kernels", ("_cell",))),
+    "bayes3d": (("nlm.ops._bayes_volume", ("bayes_step3",)),),
+    "bayesvideo": (("nlm.ops._bayes_video", ("video_step",)),),
 }
 
 
@@ -37,6 +38,8 @@ def _cached(dispatcher):
 
 def compile_pending(kind="nlm"):
     """True when a filter call of ``kind`` (a key of ``_KERNELS``: ``"nlm"``, ``"bayes3d"``, ...) will compile first."""
-    module, names = _KERNELS[kind]
-    mod = importlib.import_module(module)
-    return not all(_cached(getattr(mod, name)) for name in names)
+    for module, names in _KERNELS[kind]:
+        mod = importlib.import_module(module)
+        if not all(_cached(getattr(mod, name)) for name in names):
+            return True
+    return False
