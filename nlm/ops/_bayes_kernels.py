@@ -75,6 +75,25 @@ def level(u, nlf):
 
 
 @njit(**JIT)
+def lower_gram(A, rows, cols, out):
+    """``out[k, l] = sum_i A[i, k] A[i, l]`` for ``l <= k < cols`` (the lower triangle of ``A^T A``).
+
+    The sums run over the rows ``i < rows`` in order, the pairs ``l`` of a
+    row side by side through views indexed from 0 (LLVM vectorises them).
+    The upper triangle is left as it was.
+    """
+    for k in range(cols):
+        ok = out[k, :k + 1]
+        for l in range(k + 1):
+            ok[l] = 0.0
+        for i in range(rows):
+            a = A[i, k]
+            ai = A[i, :k + 1]
+            for l in range(k + 1):
+                ok[l] += a * ai[l]
+
+
+@njit(**JIT)
 def cholesky(A, d):
     """In-place lower Cholesky factor of the leading ``d x d`` block of ``A``.
 
@@ -208,15 +227,9 @@ def group_estimate(Y, G, n, C, pp, step1, nlf, tmat, beta, flat, M, dvar, mean, 
             for k in range(d):
                 Zt[i, k] = Z[k, i]
         inv = 1.0 / (n - 1)
+        lower_gram(Zt, n, d, M)
         for k in range(d):
             mk = M[k, :k + 1]
-            for l in range(k + 1):
-                mk[l] = 0.0
-            for i in range(n):
-                zik = Zt[i, k]
-                zi = Zt[i, :k + 1]
-                for l in range(k + 1):
-                    mk[l] += zik * zi[l]
             for l in range(k + 1):
                 s = mk[l] * inv
                 M[k, l] = s

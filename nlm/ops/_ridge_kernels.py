@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from nlm._config import JIT, defer_blas_probe
-from nlm.ops._bayes_kernels import _spread_order, cholesky, level, search
+from nlm.ops._bayes_kernels import _spread_order, cholesky, level, lower_gram, search
 from nlm.ops._simd import _wide_vectors
 from nlm.ops._threads import parallel_for
 
@@ -130,15 +130,9 @@ def ridge_estimate(Y, G, n, D, oracle, eps, centre, dv, Q, Li, Z, X, w, my, mg):
         for k in range(D):
             St[k, i] = si[k]
     tr = 0.0
+    lower_gram(St, D, n, Q)
     for i in range(n):
         qi = Q[i, :i + 1]
-        for j in range(i + 1):
-            qi[j] = 0.0
-        for k in range(D):
-            a = St[k, i]
-            sk = St[k, :i + 1]
-            for j in range(i + 1):
-                qi[j] += a * sk[j]
         for j in range(i + 1):
             Q[j, i] = qi[j]
         tr += Q[i, i]
