@@ -582,8 +582,29 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
     out = np.zeros_like(noisy)
     wgt = out[C - 1]  # the weights (whole counts: exact in any float) in the result's last channel, written last
     mask = np.zeros((H - p + 1, W - p + 1), dtype=np.bool_)
-    # cells of the image (global indices) that reach this block
-    b0 = oy // band
+
+    def cell(r0, r1, c0, c1):
+        _band(noisy, guide, num, wgt, mask, r0, r1, rows, cols, p, radius, n_sim, n_max, tau, step1, nlf, tmat,
+              beta, flat, vmap, pvalid, c0, c1)
+
+    deal_cells(H, W, p, band, oy, ox, cell)
+    _normalise(noisy, num, out)
+    return out
+
+
+def deal_cells(H, W, p, band, oy, ox, cell):
+    """Run ``cell(r0, r1, c0, c1)`` on every ``band x band`` cell of reference positions that reaches the block.
+
+    The cells are the image's (``oy``, ``ox``: the block's origin in it;
+    bounds in the block's indices, possibly outside it), in four colours by
+    row and column parity; the cells of one colour, which never touch the
+    same pixels, are dealt in :func:`_spread_order`, one at a time to
+    whichever thread is free (:func:`nlm.ops._threads.parallel_for`: ``cell``
+    should release the GIL), and a colour starts when the previous one is
+    done.  Shared by :func:`bayes_step` and
+    :func:`nlm.ops._ridge_kernels.ridge_step`.
+    """
+    b0 = oy // band  # cells of the image (global indices) that reach this block
     nb = (oy + H - p) // band + 1 - b0
     k0 = ox // band
     nk = (ox + W - p) // band + 1 - k0
@@ -594,15 +615,12 @@ def bayes_step(noisy, guide, rows, cols, p, radius, n_sim, n_max, tau, step1, nl
         ncell = ((nb - fy + 1) // 2) * nx
         order = _spread_order(ncell)
 
-        def cell(t, fy=fy, fx=fx, nx=nx, order=order):
+        def one(t, fy=fy, fx=fx, nx=nx, order=order):
             b = b0 + fy + 2 * (int(order[t]) // nx)
             k = k0 + fx + 2 * (int(order[t]) % nx)
-            _band(noisy, guide, num, wgt, mask, b * band - oy, (b + 1) * band - oy, rows, cols, p, radius,
-                  n_sim, n_max, tau, step1, nlf, tmat, beta, flat, vmap, pvalid, k * band - ox, (k + 1) * band - ox)
+            cell(b * band - oy, (b + 1) * band - oy, k * band - ox, (k + 1) * band - ox)
 
-        parallel_for(cell, ncell)
-    _normalise(noisy, num, out)
-    return out
+        parallel_for(one, ncell)
 
 
 @njit(**JIT)

@@ -32,9 +32,8 @@ import numpy as np
 from numba import njit
 
 from nlm._config import JIT, defer_blas_probe
-from nlm.ops._bayes_kernels import _spread_order, cholesky, level, lower_gram, search
+from nlm.ops._bayes_kernels import cholesky, deal_cells, level, lower_gram, search
 from nlm.ops._simd import _wide_vectors
-from nlm.ops._threads import parallel_for
 
 defer_blas_probe()
 
@@ -324,9 +323,9 @@ def ridge_step(noisy, guide, rows, cols, p, radius, n_sim, oracle, nlf, tmat, ep
     patches or (0, 0).  ``rows``/``cols``/``band``/``oy``/``ox``: the
     reference grid and the cells, as in
     :func:`nlm.ops._bayes_kernels.bayes_step` (same order, same
-    thread-count independence; the cells of a colour dealt one at a time to
-    whichever thread is free, :func:`nlm.ops._threads.parallel_for`, the
-    compiled :func:`_cell` releasing the GIL).  Pixels no group covers keep
+    thread-count independence: the cells dealt by
+    :func:`nlm.ops._bayes_kernels.deal_cells`, the compiled :func:`_cell`
+    releasing the GIL).  Pixels no group covers keep
     their noisy value.
     """
     C, H, W = noisy.shape
@@ -334,25 +333,12 @@ def ridge_step(noisy, guide, rows, cols, p, radius, n_sim, oracle, nlf, tmat, ep
     wgt = np.zeros((H, W))
     mark = np.zeros((H - p + 1, W - p + 1), dtype=np.bool_)
     src = guide if oracle else noisy
-    b0 = oy // band
-    nb = (oy + H - p) // band + 1 - b0
-    k0 = ox // band
-    nk = (ox + W - p) // band + 1 - k0
-    for colour in range(4):
-        fy = (colour // 2 - b0) % 2
-        fx = (colour % 2 - k0) % 2
-        nx = (nk - fx + 1) // 2
-        ncell = ((nb - fy + 1) // 2) * nx
-        order = _spread_order(ncell)
 
-        def cell(t, fy=fy, fx=fx, nx=nx, order=order):
-            b = b0 + fy + 2 * (int(order[t]) // nx)
-            k = k0 + fx + 2 * (int(order[t]) % nx)
-            _cell(noisy, src, num, wgt, mark, b * band - oy, (b + 1) * band - oy, k * band - ox,
-                  (k + 1) * band - ox, rows, cols, p, radius, n_sim, -1.0, oracle, nlf, tmat, eps, centre, vmap,
-                  pvalid)
+    def cell(r0, r1, c0, c1):
+        _cell(noisy, src, num, wgt, mark, r0, r1, c0, c1, rows, cols, p, radius, n_sim, -1.0, oracle, nlf, tmat,
+              eps, centre, vmap, pvalid)
 
-        parallel_for(cell, ncell)
+    deal_cells(H, W, p, band, oy, ox, cell)
     out = np.empty_like(noisy)
     _ridge_normalise(noisy, num, wgt, out)
     return out
